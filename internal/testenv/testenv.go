@@ -1,0 +1,52 @@
+// Package testenv starts the real peers postie's tests talk to (Dovecot,
+// command-line POP3 clients) and decides whether a missing peer skips a test
+// or fails it: under CI (CI=true) or with POSTIE_REQUIRE_PEERS=1 a missing
+// peer is a failure, never a silent skip.
+package testenv
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+)
+
+// Required reports whether missing peers must fail tests.
+func Required() bool {
+	return os.Getenv("CI") == "true" || os.Getenv("POSTIE_REQUIRE_PEERS") == "1"
+}
+
+// Missing skips the test, or fails it when peers are required.
+func Missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if Required() {
+		t.Fatalf("required peer missing: "+format, args...)
+	}
+	t.Skipf("peer missing: "+format, args...)
+}
+
+// LookPath finds a peer program or calls Missing.
+func LookPath(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		Missing(t, "%s not installed (./test.sh installs it)", name)
+	}
+	return p
+}
+
+// FreePort returns a loopback port that was free a moment ago, for peers
+// whose configuration needs a port number rather than a listener.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Itoa is strconv.Itoa, for test tables.
+func Itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,113 @@
+package pop3server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/postie-mail/postie/store"
+)
+
+// Authenticator checks credentials. The server never learns whether a user
+// exists: a wrong password and an unknown user are both ok == false.
+type Authenticator interface {
+	// Authenticate checks user and password. It returns the canonical
+	// user name (the maildrop to open) and ok == true on success,
+	// ok == false when the credentials are wrong, and a non-nil error
+	// only for system trouble (the client is then told [SYS/TEMP]).
+	Authenticate(ctx context.Context, user, password string) (canonical string, ok bool, err error)
+}
+
+// AuthenticatorFunc adapts a function to Authenticator.
+type AuthenticatorFunc func(ctx context.Context, user, password string) (string, bool, error)
+
+// Authenticate calls f.
+func (f AuthenticatorFunc) Authenticate(ctx context.Context, user, password string) (string, bool, error) {
+	return f(ctx, user, password)
+}
+
+// Limits bound what one client can cost the server. Zero values take the
+// defaults given with each field.
+type Limits struct {
+	// MaxConns caps concurrent connections (default 10000). Connections
+	// over the cap are greeted with -ERR [SYS/TEMP] and closed.
+	MaxConns int
+	// MaxConnsPerIP caps concurrent connections from one address
+	// (default 50).
+	MaxConnsPerIP int
+	// IdleTimeout is the autologout timer after login (default 10m; RFC
+	// 1939 §3 asks for at least 10 minutes).
+	IdleTimeout time.Duration
+	// AuthTimeout is the idle timeout before login (default 60s).
+	AuthTimeout time.Duration
+	// WriteTimeout bounds each write to a client that does not read
+	// (default 60s).
+	WriteTimeout time.Duration
+	// MaxBadCommands is how many bad commands in a row close the
+	// connection (default 20 after login; before login at most 10).
+	MaxBadCommands int
+	// AuthFailDelay is how long a failed login waits before its reply
+	// (default 2s; negative means none, for tests).
+	AuthFailDelay time.Duration
+	// LoginDelay, when set, is advertised as LOGIN-DELAY in CAPA
+	// (seconds, RFC 2449 §6.8).
+	LoginDelay time.Duration
+	// Expire, when non-nil, is advertised as EXPIRE in CAPA: days, or
+	// -1 for NEVER (RFC 2449 §6.7).
+	Expire *int
+}
+
+// Options configure a Server. Store and Authenticator are required.
+type Options struct {
+	Logger        *slog.Logger // default slog.Default()
+	Store         store.Store
+	Authenticator Authenticator
+	// TLSConfig enables STLS when non-nil (implicit TLS is the caller
+	// wrapping the listener).
+	TLSConfig *tls.Config
+	// Hostname appears in the greeting (default "postie").
+	Hostname string
+	// Implementation is the IMPLEMENTATION capability; empty hides it.
+	Implementation string
+	Limits         Limits
+}
+
+func (o *Options) setDefaults() error {
+	if o.Store == nil {
+		return errors.New("pop3server: Options.Store is required")
+	}
+	if o.Authenticator == nil {
+		return errors.New("pop3server: Options.Authenticator is required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Hostname == "" {
+		o.Hostname = "postie"
+	}
+	l := &o.Limits
+	if l.MaxConns <= 0 {
+		l.MaxConns = 10000
+	}
+	if l.MaxConnsPerIP <= 0 {
+		l.MaxConnsPerIP = 50
+	}
+	if l.IdleTimeout <= 0 {
+		l.IdleTimeout = 10 * time.Minute
+	}
+	if l.AuthTimeout <= 0 {
+		l.AuthTimeout = 60 * time.Second
+	}
+	if l.WriteTimeout <= 0 {
+		l.WriteTimeout = 60 * time.Second
+	}
+	if l.MaxBadCommands <= 0 {
+		l.MaxBadCommands = 20
+	}
+	if l.AuthFailDelay == 0 {
+		l.AuthFailDelay = 2 * time.Second
+	}
+	return nil
+}

@@ -1,0 +1,206 @@
+// Package pop3server is postie's POP3 protocol engine (RFC 1939, with CAPA
+// and response codes of RFC 2449 and RFC 3206, and STLS of RFC 2595). It
+// owns the session states, the commands, limits and timeouts; it takes a
+// store.Store for maildrops and an Authenticator for credentials and knows
+// nothing of configuration files or concrete backends.
+//
+// The lifecycle follows net/http.Server: New, Serve(ln) per listener,
+// Shutdown(ctx) to drain, Close to stop at once.
+package pop3server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("pop3server: server closed")
+
+// Server serves POP3 sessions. Its methods are safe for concurrent use.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+
+	ctx    context.Context // canceled by Close: interrupts waits and store calls
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*session]struct{}
+	perIP     map[netip.Addr]int
+	closing   bool
+	wg        sync.WaitGroup // one per session goroutine
+
+	nextID atomic.Uint64
+}
+
+// New validates opts and returns a Server.
+func New(opts Options) (*Server, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		opts:      opts,
+		log:       opts.Logger,
+		ctx:       ctx,
+		cancel:    cancel,
+		listeners: map[net.Listener]struct{}{},
+		conns:     map[*session]struct{}{},
+		perIP:     map[netip.Addr]int{},
+	}, nil
+}
+
+// Serve accepts connections on ln and serves each in its own goroutine
+// until Shutdown or Close, when it returns ErrServerClosed. Serve closes ln.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// Out of file descriptors and the like: back off, keep serving.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "delay", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		s.accept(c)
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// accept registers c, enforces connection caps and starts its session.
+func (s *Server) accept(c net.Conn) {
+	addr := remoteAddr(c)
+	ss := newSession(s, c, addr)
+
+	s.mu.Lock()
+	var refuse string
+	switch {
+	case s.closing:
+		refuse = "-ERR [SYS/TEMP] server shutting down\r\n"
+	case len(s.conns) >= s.opts.Limits.MaxConns:
+		refuse = "-ERR [SYS/TEMP] too many connections, try again later\r\n"
+	case s.perIP[addr] >= s.opts.Limits.MaxConnsPerIP:
+		refuse = "-ERR [SYS/TEMP] too many connections from your address\r\n"
+	default:
+		s.conns[ss] = struct{}{}
+		s.perIP[addr]++
+		s.wg.Add(1)
+	}
+	s.mu.Unlock()
+	if refuse != "" {
+		s.log.Warn("connection refused", "remote", c.RemoteAddr().String(), "reason", refuse[len("-ERR [SYS/TEMP] "):len(refuse)-2])
+		go func() {
+			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			c.Write([]byte(refuse))
+			c.Close()
+		}()
+		return
+	}
+	go func() {
+		defer s.wg.Done()
+		defer s.forget(ss, addr)
+		ss.serve()
+	}()
+}
+
+func (s *Server) forget(ss *session, addr netip.Addr) {
+	s.mu.Lock()
+	delete(s.conns, ss)
+	if s.perIP[addr]--; s.perIP[addr] <= 0 {
+		delete(s.perIP, addr)
+	}
+	s.mu.Unlock()
+}
+
+func remoteAddr(c net.Conn) netip.Addr {
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// Shutdown stops accepting, lets sessions end on their own until ctx is
+// done, then closes the rest. A session closed this way is not in UPDATE
+// and deletes nothing. It returns ctx.Err() if sessions had to be closed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopAccepting()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		return ctx.Err()
+	}
+}
+
+// Close stops accepting and closes every connection at once; it returns
+// when all session goroutines have ended. Sessions in UPDATE finish their
+// deletions first (they no longer read from the client).
+func (s *Server) Close() error {
+	s.stopAccepting()
+	s.cancel()
+	s.mu.Lock()
+	for ss := range s.conns {
+		ss.abort()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) stopAccepting() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closing = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+}
+
+// Sessions returns the number of open sessions.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}

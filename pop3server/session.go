@@ -1,0 +1,324 @@
+package pop3server
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/postie-mail/postie/internal/wire"
+	"github.com/postie-mail/postie/pop3"
+	"github.com/postie-mail/postie/store"
+)
+
+// session is one client connection, from greeting to close.
+type session struct {
+	srv    *Server
+	conn   net.Conn // the current transport (a *tls.Conn after STLS)
+	raw    net.Conn // the accepted connection
+	id     string
+	remote netip.Addr
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	dw     deadlineWriter
+	args   []string // reused by the tokenizer
+	start  time.Time
+
+	state    pop3.State
+	tls      bool
+	userArg  string // from USER, waiting for PASS
+	user     string // the authenticated (canonical) user
+	bad      int    // bad commands in a row
+	authFail int    // failed logins on this connection
+
+	md      store.Maildrop
+	msgs    []store.MessageInfo
+	deleted []bool
+	ndel    int   // messages marked deleted
+	delSize int64 // their total size
+	total   int64 // size of the whole snapshot
+	last    int   // highest message number accessed (RFC 1460 LAST)
+
+	retr, top, dele int
+	retrBytes       int64
+	endReason       string
+
+	closeOnce sync.Once
+}
+
+// deadlineWriter sets a write deadline before every write, so a client
+// that stops reading costs at most WriteTimeout, however long the message.
+type deadlineWriter struct {
+	c       net.Conn
+	timeout time.Duration
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	d.c.SetWriteDeadline(time.Now().Add(d.timeout))
+	return d.c.Write(p)
+}
+
+const (
+	readBufSize  = 1024
+	writeBufSize = 4096
+	// Pre-login sessions get at most this many bad commands in a row.
+	maxBadBeforeLogin = 10
+	maxAuthFailures   = 3
+)
+
+// bigWriters are the large output buffers used while a message streams,
+// pooled so that idle sessions stay small.
+var bigWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+func newSession(srv *Server, c net.Conn, remote netip.Addr) *session {
+	ss := &session{
+		srv:    srv,
+		conn:   c,
+		raw:    c,
+		remote: remote,
+		start:  time.Now(),
+		id:     strconv.FormatUint(srv.nextID.Add(1), 36),
+	}
+	if _, ok := c.(*tls.Conn); ok {
+		ss.tls = true
+	}
+	ss.dw = deadlineWriter{c: c, timeout: srv.opts.Limits.WriteTimeout}
+	ss.br = bufio.NewReaderSize(c, readBufSize)
+	ss.bw = bufio.NewWriterSize(&ss.dw, writeBufSize)
+	return ss
+}
+
+// abort closes the connection from another goroutine (server Close).
+func (ss *session) abort() {
+	ss.closeOnce.Do(func() { ss.raw.Close() })
+}
+
+func (ss *session) serve() {
+	defer ss.finish()
+	if tc, ok := ss.conn.(*tls.Conn); ok {
+		tc.SetDeadline(time.Now().Add(ss.srv.opts.Limits.AuthTimeout))
+		if err := tc.HandshakeContext(ss.srv.ctx); err != nil {
+			ss.endReason = "tls handshake failed"
+			ss.srv.log.Info("tls handshake failed", "session", ss.id, "remote", ss.remote.String(), "err", err)
+			return
+		}
+		tc.SetDeadline(time.Time{})
+	}
+	ss.bw.WriteString("+OK " + ss.srv.opts.Hostname + " POP3 server ready\r\n")
+	if !ss.flush() {
+		return
+	}
+	for {
+		timeout := ss.srv.opts.Limits.AuthTimeout
+		if ss.state == pop3.StateTransaction {
+			timeout = ss.srv.opts.Limits.IdleTimeout
+		}
+		ss.conn.SetReadDeadline(time.Now().Add(timeout))
+		line, err := wire.ReadLine(ss.br, pop3.MaxCommandLine)
+		if err != nil {
+			if errors.Is(err, wire.ErrLineTooLong) {
+				ss.reply("-ERR line too long\r\n")
+				if !ss.badCommand() || !ss.flushIfIdle() {
+					return
+				}
+				continue
+			}
+			ss.endOnReadError(err)
+			return
+		}
+		cmd, ok := wire.ParseCommand(line, ss.args)
+		if !ok {
+			ss.reply("-ERR unknown command\r\n")
+			if !ss.badCommand() || !ss.flushIfIdle() {
+				return
+			}
+			continue
+		}
+		ss.args = cmd.Args
+		if !ss.dispatch(&cmd) {
+			ss.flush()
+			return
+		}
+		if !ss.flushIfIdle() {
+			return
+		}
+	}
+}
+
+// endOnReadError records why the session ended and, on an idle timeout,
+// tells the client (RFC 1939 §3 autologout; no UPDATE state).
+func (ss *session) endOnReadError(err error) {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout() && errors.Is(err, os.ErrDeadlineExceeded):
+		ss.endReason = "idle timeout"
+		ss.reply("-ERR autologout: idle for too long\r\n")
+		ss.flush()
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		ss.endReason = "client disconnected"
+	default:
+		ss.endReason = "connection error"
+	}
+}
+
+// dispatch runs one command. It returns false when the session must end.
+func (ss *session) dispatch(c *wire.Command) bool {
+	if ss.state == pop3.StateAuthorization {
+		switch c.Verb {
+		case "USER":
+			return ss.cmdUser(c)
+		case "PASS":
+			return ss.cmdPass(c)
+		case "APOP":
+			return ss.fail("-ERR APOP not enabled\r\n")
+		case "AUTH":
+			return ss.fail("-ERR no SASL mechanisms available\r\n")
+		case "STLS":
+			return ss.cmdSTLS(c)
+		case "CAPA":
+			return ss.cmdCapa(c)
+		case "QUIT":
+			return ss.cmdQuitAuth(c)
+		case "STAT", "LIST", "RETR", "DELE", "NOOP", "RSET", "TOP", "UIDL", "LAST":
+			return ss.fail("-ERR command not valid before login\r\n")
+		}
+		return ss.fail("-ERR unknown command\r\n")
+	}
+	switch c.Verb {
+	case "STAT":
+		return ss.cmdStat(c)
+	case "LIST":
+		return ss.cmdList(c)
+	case "UIDL":
+		return ss.cmdUidl(c)
+	case "RETR":
+		return ss.cmdRetr(c)
+	case "TOP":
+		return ss.cmdTop(c)
+	case "DELE":
+		return ss.cmdDele(c)
+	case "RSET":
+		return ss.cmdRset(c)
+	case "NOOP":
+		return ss.cmdNoop(c)
+	case "LAST":
+		return ss.cmdLast(c)
+	case "CAPA":
+		return ss.cmdCapa(c)
+	case "QUIT":
+		return ss.cmdQuit(c)
+	case "USER", "PASS", "APOP", "AUTH", "STLS":
+		return ss.fail("-ERR already logged in\r\n")
+	}
+	return ss.fail("-ERR unknown command\r\n")
+}
+
+// reply queues a response line (or lines) for the client.
+func (ss *session) reply(s string) { ss.bw.WriteString(s) }
+
+// ok answers a good command and resets the bad-command count.
+func (ss *session) ok(s string) bool {
+	ss.bad = 0
+	ss.reply(s)
+	return true
+}
+
+// fail answers a bad command (unknown, wrong state, bad syntax) and
+// counts it; too many in a row end the session.
+func (ss *session) fail(s string) bool {
+	ss.reply(s)
+	return ss.badCommand()
+}
+
+// refuse answers a well-formed command that cannot be carried out (no
+// such message, …). It does not count as a bad command.
+func (ss *session) refuse(s string) bool {
+	ss.bad = 0
+	ss.reply(s)
+	return true
+}
+
+func (ss *session) badCommand() bool {
+	ss.bad++
+	limit := ss.srv.opts.Limits.MaxBadCommands
+	if ss.state == pop3.StateAuthorization {
+		limit = min(limit, maxBadBeforeLogin)
+	}
+	if ss.bad >= limit {
+		ss.reply("-ERR too many bad commands, closing connection\r\n")
+		ss.endReason = "too many bad commands"
+		return false
+	}
+	return true
+}
+
+// flushIfIdle flushes once the client's pipelined commands are all
+// answered (RFC 2449 §6.6 PIPELINING): one write per batch, not per line.
+func (ss *session) flushIfIdle() bool {
+	if ss.br.Buffered() > 0 {
+		return true
+	}
+	return ss.flush()
+}
+
+func (ss *session) flush() bool {
+	if err := ss.bw.Flush(); err != nil {
+		if ss.endReason == "" {
+			ss.endReason = "write failed"
+		}
+		return false
+	}
+	return true
+}
+
+// finish releases the maildrop (deleting nothing unless QUIT committed),
+// closes the connection and logs the one line per session.
+func (ss *session) finish() {
+	if ss.md != nil {
+		if err := ss.md.Close(); err != nil {
+			ss.srv.log.Error("closing maildrop", "session", ss.id, "user", ss.user, "err", err)
+		}
+		ss.md = nil
+	}
+	ss.abort()
+	if ss.endReason == "" {
+		ss.endReason = "closed"
+	}
+	ss.srv.log.Info("session end",
+		"session", ss.id,
+		"remote", ss.remote.String(),
+		"user", ss.user,
+		"tls", ss.tls,
+		"retr", ss.retr,
+		"retr_bytes", ss.retrBytes,
+		"top", ss.top,
+		"dele", ss.dele,
+		"duration", time.Since(ss.start).Round(time.Millisecond).String(),
+		"reason", ss.endReason,
+	)
+}
+
+// sleep waits d unless the server is closing; it reports whether the full
+// time passed.
+func (ss *session) sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,77 @@
+// Package store defines the storage contract every postie maildrop backend
+// implements, and the domain types that cross it. It imports nothing but the
+// standard library; the behaviour every backend must show is pinned down by
+// the suite in store/storetest.
+//
+// Messages are stored as delivered (LF or CRLF line ends). The size a backend
+// reports is the wire size: the octets of the message with every line ended
+// by CRLF and a final line end supplied when missing, before dot-stuffing
+// (RFC 1939 §11). internal/wire computes and produces exactly that form.
+package store
+
+import (
+	"context"
+	"errors"
+	"io"
+)
+
+// Errors a backend returns; callers test them with errors.Is.
+var (
+	// ErrInUse: the maildrop is locked by another session.
+	ErrInUse = errors.New("store: maildrop in use")
+	// ErrNoSuchUser: the user has no maildrop and none can be made.
+	ErrNoSuchUser = errors.New("store: no such user")
+	// ErrBadUser: the user name cannot name a maildrop (path separators,
+	// "..", control characters, empty).
+	ErrBadUser = errors.New("store: invalid user name")
+	// ErrMessageGone: a message of the snapshot was removed or changed
+	// behind the session's back.
+	ErrMessageGone = errors.New("store: message no longer available")
+	// ErrClosed: the maildrop was already closed.
+	ErrClosed = errors.New("store: maildrop closed")
+)
+
+// MessageInfo describes one message of a snapshot.
+type MessageInfo struct {
+	// UID is the message's unique id listing: 1–70 octets in 0x21–0x7E,
+	// unique in the maildrop, stable across sessions, never reused.
+	UID string
+	// Size is the wire size in octets (CRLF line ends, final line end
+	// included, before dot-stuffing).
+	Size int64
+}
+
+// DeliveryInfo describes a message just delivered.
+type DeliveryInfo struct {
+	UID  string
+	Size int64 // wire size
+}
+
+// Store is a collection of maildrops, one per user.
+type Store interface {
+	// Open locks the user's maildrop exclusively and takes its snapshot.
+	// A second Open of the same maildrop fails with ErrInUse until the
+	// first is closed (or its process dies).
+	Open(ctx context.Context, user string) (Maildrop, error)
+	// Deliver writes one message durably into the user's maildrop; it
+	// returns only once the message is safe on disk. It never waits for
+	// the maildrop lock: a delivery during a session shows up in the next.
+	Deliver(ctx context.Context, user string, r io.Reader) (DeliveryInfo, error)
+}
+
+// Maildrop is one user's locked maildrop, as of the snapshot taken at Open.
+// Message indexes are 0-based positions in Messages().
+type Maildrop interface {
+	// Messages returns the snapshot, oldest first. It never changes
+	// during the session. The caller must not modify the slice.
+	Messages() []MessageInfo
+	// Open returns the stored bytes of message i (LF or CRLF ends).
+	// If the message vanished it returns an error wrapping ErrMessageGone.
+	Open(ctx context.Context, i int) (io.ReadCloser, error)
+	// Commit removes the given messages (RFC 1939 UPDATE state). Each
+	// removal is atomic; when some fail, Commit returns an error and the
+	// messages not removed stay intact.
+	Commit(ctx context.Context, deleted []int) error
+	// Close releases the lock. It removes nothing.
+	Close() error
+}
