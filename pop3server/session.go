@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -104,6 +105,15 @@ func (ss *session) abort() {
 
 func (ss *session) serve() {
 	defer ss.finish()
+	defer func() {
+		// A bug in one session must not take the server down with it.
+		if r := recover(); r != nil {
+			ss.srv.log.Error("session panic", "session", ss.id, "remote", ss.remote.String(), "panic", r, "stack", string(debug.Stack()))
+			ss.endReason = "internal error"
+			ss.reply("-ERR [SYS/TEMP] internal server error\r\n")
+			ss.flush()
+		}
+	}()
 	if tc, ok := ss.conn.(*tls.Conn); ok {
 		tc.SetDeadline(time.Now().Add(ss.srv.opts.Limits.AuthTimeout))
 		if err := tc.HandshakeContext(ss.srv.ctx); err != nil {

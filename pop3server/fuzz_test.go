@@ -1,0 +1,151 @@
+package pop3server_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/postie-mail/postie/pop3server"
+)
+
+// panicCatcher is a slog handler that remembers error records, so a
+// recovered session panic still fails the fuzz run.
+type panicCatcher struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (p *panicCatcher) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
+func (p *panicCatcher) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "session panic" {
+		var b strings.Builder
+		r.Attrs(func(a slog.Attr) bool { b.WriteString(a.String() + " "); return true })
+		p.mu.Lock()
+		p.msgs = append(p.msgs, b.String())
+		p.mu.Unlock()
+	}
+	return nil
+}
+func (p *panicCatcher) WithAttrs([]slog.Attr) slog.Handler { return p }
+func (p *panicCatcher) WithGroup(string) slog.Handler      { return p }
+
+// FuzzSession plays arbitrary client bytes from each session state —
+// AUTHORIZATION, after USER, and TRANSACTION — against a real server over
+// loopback, and checks that the server never panics, answers only with
+// +OK/-ERR status lines or multi-line data, ends the session when the
+// client is done, and loses no message unless the input itself QUITs.
+func FuzzSession(f *testing.F) {
+	seeds := []string{
+		"CAPA\r\nQUIT\r\n",
+		"STAT\r\nLIST\r\nUIDL\r\nRETR 1\r\nTOP 2 1\r\nDELE 3\r\nRSET\r\nNOOP\r\nLAST\r\nQUIT\r\n",
+		"LIST 0\r\nLIST 99999999999\r\nRETR -1\r\nTOP 1\r\nDELE x\r\n",
+		"\x00\xff\r\n\r\n\n",
+		"USER a\r\nPASS b\r\nPASS c\r\n",
+		"STLS\r\nAUTH PLAIN\r\nAPOP a b\r\n",
+		strings.Repeat("A", 300) + "\r\nNOOP\r\n",
+		"DELE 1\r\nDELE 1\r\nQUIT\r\n",
+	}
+	for _, s := range seeds {
+		for state := range 3 {
+			f.Add(uint8(state), []byte(s))
+		}
+	}
+	pc := &panicCatcher{}
+	s := startPostie(f, func(o *pop3server.Options) {
+		o.Logger = slog.New(pc)
+		o.Limits.AuthTimeout = 2 * time.Second
+		o.Limits.IdleTimeout = 2 * time.Second
+	})
+	s.deliverCorpus(f, "user1")
+	prefixes := []string{"", "USER user1\r\n", "USER user1\r\nPASS pass1\r\n"}
+
+	f.Fuzz(func(t *testing.T, state uint8, input []byte) {
+		prefix := prefixes[int(state)%len(prefixes)]
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		go func() {
+			c.Write([]byte(prefix))
+			c.Write(input)
+			c.(*net.TCPConn).CloseWrite()
+		}()
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		out, err := io.ReadAll(c)
+		if err != nil && !strings.Contains(err.Error(), "reset") {
+			t.Fatalf("session did not end: %v (output %q)", err, out)
+		}
+		pc.mu.Lock()
+		if len(pc.msgs) > 0 {
+			t.Fatalf("session panicked: %s", pc.msgs[0])
+		}
+		pc.mu.Unlock()
+		checkReplies(t, out)
+		// Every session is over (the lock is free) before the next.
+		waitSessions(t, s, 0)
+		md, err := s.store.Open(context.Background(), "user1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := len(md.Messages())
+		md.Close()
+		if n < len(corpus) && !bytes.Contains(bytes.ToUpper(input), []byte("QUIT")) {
+			t.Fatalf("%d messages left without a QUIT", n)
+		}
+		for n < len(corpus) {
+			s.store.Deliver(context.Background(), "user1", strings.NewReader(corpus[n].stored))
+			n++
+		}
+	})
+}
+
+// checkReplies holds the output to the reply grammar: every line ends in
+// CRLF, and is a status line or part of a multi-line response.
+func checkReplies(t *testing.T, out []byte) {
+	br := bufio.NewReader(bytes.NewReader(out))
+	inMulti := false
+	for {
+		l, err := br.ReadString('\n')
+		if err == io.EOF {
+			if l != "" {
+				t.Fatalf("unterminated output line %q", l)
+			}
+			return
+		}
+		if !strings.HasSuffix(l, "\r\n") {
+			t.Fatalf("line without CRLF: %q", l)
+		}
+		if inMulti {
+			if l == ".\r\n" {
+				inMulti = false
+			}
+			continue
+		}
+		switch {
+		case strings.HasPrefix(l, "+OK"):
+			inMulti = isMultiLineStart(l)
+		case strings.HasPrefix(l, "-ERR"):
+		default:
+			t.Fatalf("not a status line: %q", l)
+		}
+	}
+}
+
+func isMultiLineStart(l string) bool {
+	for _, p := range []string{"+OK capability list follows", "+OK unique-id listing follows", "+OK top of message follows"} {
+		if strings.HasPrefix(l, p) {
+			return true
+		}
+	}
+	// "+OK n octets" (RETR) and "+OK n messages (m octets)" (LIST).
+	return strings.HasSuffix(l, " octets\r\n") && !strings.Contains(l, "logged in") && !strings.Contains(l, "maildrop has") ||
+		strings.HasSuffix(l, " octets)\r\n") && strings.Contains(l, " messages (") && !strings.Contains(l, "logged in") && !strings.Contains(l, "maildrop has")
+}
