@@ -1,0 +1,56 @@
+// Package deptest holds the import rules of DESIGN.md as a test, so the
+// layering stays true as the code grows: the protocol engine never names a
+// concrete store or reads config, the storage contract and the framing
+// layer import only the standard library.
+package deptest
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/postie-mail/postie"
+
+func deps(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", module+"/"+pkg).Output()
+	if err != nil {
+		t.Fatalf("go list %s: %v", pkg, err)
+	}
+	var d []string
+	for _, l := range strings.Fields(string(out)) {
+		if l != module+"/"+pkg {
+			d = append(d, l)
+		}
+	}
+	return d
+}
+
+func TestLayering(t *testing.T) {
+	rules := []struct {
+		pkg     string
+		allowed []string // import-path prefixes (within or outside the module)
+	}{
+		{"pop3", nil},
+		{"store", nil},
+		{"internal/wire", nil},
+		{"config", []string{"github.com/BurntSushi/toml"}},
+		{"pop3server", []string{module + "/pop3", module + "/internal/wire", module + "/store", module + "/sasl"}},
+		{"store/maildir", []string{module + "/store", module + "/internal/wire"}},
+		{"auth", []string{"golang.org/x/crypto", "golang.org/x/sys", "github.com/GehirnInc/crypt"}},
+	}
+	for _, r := range rules {
+		for _, d := range deps(t, r.pkg) {
+			ok := false
+			for _, a := range r.allowed {
+				if d == a || strings.HasPrefix(d, a+"/") {
+					ok = true
+				}
+			}
+			if !ok {
+				t.Errorf("%s imports %s, which the layering does not allow", r.pkg, d)
+			}
+		}
+	}
+}
