@@ -7,10 +7,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -403,3 +405,68 @@ func TestSTLS(t *testing.T) {
 }
 
 func itoa(n int) string { return testenv.Itoa(n) }
+
+// syncBuf is a goroutine-safe log sink.
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// The log has one line per session end with the counters, and never a
+// password or message text, even at debug level.
+func TestSessionLog(t *testing.T) {
+	var logs syncBuf
+	s := startPostie(t, func(o *pop3server.Options) {
+		o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	s.deliverCorpus(t, "user1")
+	cl := dial(t, s.addr)
+	cl.cmd("USER user1", "+OK send PASS")
+	cl.cmd("PASS s3cret-wrong", "-ERR [AUTH] invalid user name or password")
+	cl.login("user1", "pass1")
+	cl.send("RETR 1")
+	for l, _ := cl.line(); l != "."; l, _ = cl.line() {
+	}
+	cl.send("TOP 2 0")
+	for l, _ := cl.line(); l != "."; l, _ = cl.line() {
+	}
+	cl.cmd("DELE 3", "+OK message 3 deleted")
+	cl.cmd("QUIT", "+OK bye, 1 messages deleted")
+	cl.expectClosed()
+	waitSessions(t, s, 0)
+	out := logs.String()
+	for _, secret := range []string{"s3cret-wrong", "pass1", "Hello", "Subject: one"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("log contains %q:\n%s", secret, out)
+		}
+	}
+	var end string
+	for l := range strings.SplitSeq(out, "\n") {
+		if strings.Contains(l, `msg="session end"`) {
+			if end != "" {
+				t.Fatalf("two session end lines:\n%s", out)
+			}
+			end = l
+		}
+	}
+	for _, f := range []string{"user=user1", "remote=127.0.0.1", "retr=1", "retr_bytes=" + itoa(wireSize(0)), "top=1", "dele=1", "duration=", "reason=quit"} {
+		if !strings.Contains(end, f) {
+			t.Errorf("session end line lacks %q: %s", f, end)
+		}
+	}
+	if !strings.Contains(out, `msg="authentication failed"`) {
+		t.Errorf("no authentication failure line:\n%s", out)
+	}
+}
