@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/postie-mail/postie/internal/wire"
@@ -11,8 +12,32 @@ import (
 	"github.com/postie-mail/postie/store"
 )
 
+// cleartextOK reports whether a password may travel on this connection:
+// over TLS, from a trusted network, or anywhere when the operator allowed
+// it (RFC 2595 §2.2, RFC 8314 §4).
+func (ss *session) cleartextOK() bool {
+	if ss.tls || ss.srv.opts.AllowCleartext {
+		return true
+	}
+	return ss.trusted()
+}
+
+func (ss *session) trusted() bool {
+	for _, p := range ss.srv.opts.TrustedNets {
+		if p.Contains(ss.remote) {
+			return true
+		}
+	}
+	return false
+}
+
+const errCleartext = "-ERR [AUTH] cleartext login refused on an unencrypted connection; use STLS or the TLS port\r\n"
+
 // RFC 1939 §7 USER. The reply is the same whether or not the user exists.
 func (ss *session) cmdUser(c *wire.Command) bool {
+	if !ss.cleartextOK() {
+		return ss.fail(errCleartext)
+	}
 	if c.Rest == "" {
 		return ss.fail("-ERR missing user name\r\n")
 	}
@@ -23,38 +48,74 @@ func (ss *session) cmdUser(c *wire.Command) bool {
 // RFC 1939 §7 PASS. The whole rest of the line is the password: it may
 // hold spaces.
 func (ss *session) cmdPass(c *wire.Command) bool {
+	if !ss.cleartextOK() {
+		return ss.fail(errCleartext)
+	}
 	if ss.userArg == "" {
 		return ss.fail("-ERR send USER first\r\n")
 	}
 	user := ss.userArg
 	ss.userArg = ""
-	return ss.login(user, c.Rest)
+	canonical, ok, err := ss.srv.opts.Authenticator.Authenticate(ss.srv.ctx, user, c.Rest)
+	return ss.afterAuth(user, canonical, ok, err, "-ERR [AUTH] invalid user name or password\r\n")
 }
 
-// login checks credentials, then locks and snapshots the maildrop.
-func (ss *session) login(user, password string) bool {
-	ctx := ss.srv.ctx
-	lim := ss.srv.opts.Limits
-	canonical, ok, err := ss.srv.opts.Authenticator.Authenticate(ctx, user, password)
+// RFC 1939 §7 APOP name digest.
+func (ss *session) cmdAPOP(c *wire.Command) bool {
+	if !ss.srv.opts.APOP {
+		return ss.fail("-ERR APOP not enabled\r\n")
+	}
+	if len(c.Args) != 2 {
+		return ss.fail("-ERR usage: APOP name digest\r\n")
+	}
+	a := ss.srv.opts.Authenticator.(APOPAuthenticator)
+	canonical, ok, err := a.AuthenticateAPOP(ss.srv.ctx, c.Args[0], ss.timestamp, c.Args[1])
+	return ss.afterAuth(c.Args[0], canonical, ok, err, "-ERR [AUTH] invalid user name or password\r\n")
+}
+
+// afterAuth finishes any login attempt: the failure path (logged for
+// fail2ban, delayed, counted) or the maildrop.
+func (ss *session) afterAuth(typed, canonical string, ok bool, err error, failure string) bool {
 	if err != nil {
 		ss.srv.log.Error("authentication backend failed", "session", ss.id, "remote", ss.remote.String(), "err", err)
 		return ss.refuse("-ERR [SYS/TEMP] authentication temporarily unavailable\r\n")
 	}
 	if !ok {
-		ss.authFail++
-		// The user name as typed is logged for fail2ban-style matching;
-		// the password never is.
-		ss.srv.log.Warn("authentication failed", "session", ss.id, "remote", ss.remote.String(), "user", user)
-		if !ss.sleep(ctx, lim.AuthFailDelay) {
-			ss.endReason = "server closing"
-			return false
-		}
-		ss.reply("-ERR [AUTH] invalid user name or password\r\n")
-		if ss.authFail >= maxAuthFailures {
-			ss.endReason = "too many authentication failures"
-			return false
-		}
-		return ss.badCommand()
+		return ss.authFailed(typed, failure)
+	}
+	ss.srv.penalties.success(ss.remote, typed)
+	return ss.openMaildrop(canonical)
+}
+
+// authFailed answers a failed login after the penalty delay. The typed
+// user name is logged for fail2ban-style matching
+// (`authentication failed .* remote=<HOST>`); the password never is.
+func (ss *session) authFailed(typed, reply string) bool {
+	ss.authFail++
+	lim := &ss.srv.opts.Limits
+	delay, banned := ss.srv.penalties.failure(ss.remote, typed, ss.trusted(), lim, time.Now())
+	ss.srv.log.Warn("authentication failed", "session", ss.id, "remote", ss.remote.String(), "user", typed, "delay", delay.String())
+	if banned {
+		ss.srv.log.Warn("address banned after repeated authentication failures", "remote", ss.remote.String(), "for", lim.BanDuration.String())
+	}
+	if !ss.sleep(ss.srv.ctx, delay) {
+		ss.endReason = "server closing"
+		return false
+	}
+	ss.reply(reply)
+	if ss.authFail >= maxAuthFailures || banned {
+		ss.endReason = "too many authentication failures"
+		return false
+	}
+	return ss.badCommand()
+}
+
+// openMaildrop locks and snapshots the maildrop of an authenticated user.
+func (ss *session) openMaildrop(canonical string) bool {
+	ctx := ss.srv.ctx
+	if d := ss.srv.opts.Limits.LoginDelay; d > 0 && !ss.srv.loginTimes.allow(canonical, d, time.Now()) {
+		ss.srv.log.Info("login too soon", "session", ss.id, "remote", ss.remote.String(), "user", canonical)
+		return ss.refuse("-ERR [LOGIN-DELAY] minimum time between logins not yet passed\r\n")
 	}
 	md, err := ss.srv.opts.Store.Open(ctx, canonical)
 	if err != nil {
@@ -73,7 +134,7 @@ func (ss *session) login(user, password string) bool {
 		ss.total += m.Size
 	}
 	ss.state = pop3.StateTransaction
-	ss.srv.log.Info("login", "session", ss.id, "remote", ss.remote.String(), "user", canonical, "messages", len(ss.msgs))
+	ss.srv.log.Info("login", "session", ss.id, "remote", ss.remote.String(), "user", canonical, "tls", ss.tls, "messages", len(ss.msgs))
 	return ss.ok("+OK logged in, " + strconv.Itoa(len(ss.msgs)) + " messages (" + strconv.FormatInt(ss.total, 10) + " octets)\r\n")
 }
 
@@ -107,6 +168,7 @@ func (ss *session) cmdSTLS(c *wire.Command) bool {
 	tc.SetDeadline(time.Time{})
 	ss.conn = tc
 	ss.tls = true
+	ss.saslConn = nil
 	ss.userArg = ""
 	ss.dw.c = tc
 	ss.br.Reset(tc)
@@ -131,9 +193,19 @@ func (ss *session) cmdCapa(c *wire.Command) bool {
 		return ss.fail("-ERR CAPA takes no arguments\r\n")
 	}
 	lim := ss.srv.opts.Limits
-	ss.reply("+OK capability list follows\r\nTOP\r\nUSER\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n")
-	if ss.state == pop3.StateAuthorization && !ss.tls && ss.srv.opts.TLSConfig != nil {
-		ss.reply("STLS\r\n")
+	ss.reply("+OK capability list follows\r\nTOP\r\n")
+	// USER is offered only where it will be honoured (RFC 2595 §2.2).
+	if ss.state != pop3.StateAuthorization || ss.cleartextOK() {
+		ss.reply("USER\r\n")
+	}
+	ss.reply("UIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n")
+	if ss.state == pop3.StateAuthorization {
+		if !ss.tls && ss.srv.opts.TLSConfig != nil {
+			ss.reply("STLS\r\n")
+		}
+		if names := ss.saslNames(); len(names) > 0 {
+			ss.reply("SASL " + strings.Join(names, " ") + "\r\n")
+		}
 	}
 	if lim.LoginDelay > 0 {
 		ss.reply("LOGIN-DELAY " + strconv.Itoa(int(lim.LoginDelay/time.Second)) + "\r\n")

@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"time"
 
+	"github.com/postie-mail/postie/sasl"
 	"github.com/postie-mail/postie/store"
 )
 
@@ -18,6 +20,14 @@ type Authenticator interface {
 	// ok == false when the credentials are wrong, and a non-nil error
 	// only for system trouble (the client is then told [SYS/TEMP]).
 	Authenticate(ctx context.Context, user, password string) (canonical string, ok bool, err error)
+}
+
+// APOPAuthenticator checks an APOP digest: the hex MD5 of the greeting's
+// timestamp followed by the user's plaintext-equivalent secret (RFC 1939
+// §7). ok is false for a wrong digest, an unknown user, or a user whose
+// stored password cannot serve APOP.
+type APOPAuthenticator interface {
+	AuthenticateAPOP(ctx context.Context, user, timestamp, digest string) (canonical string, ok bool, err error)
 }
 
 // AuthenticatorFunc adapts a function to Authenticator.
@@ -51,8 +61,18 @@ type Limits struct {
 	// AuthFailDelay is how long a failed login waits before its reply
 	// (default 2s; negative means none, for tests).
 	AuthFailDelay time.Duration
-	// LoginDelay, when set, is advertised as LOGIN-DELAY in CAPA
-	// (seconds, RFC 2449 §6.8).
+	// MaxAuthFailDelay caps the failure delay, which doubles with each
+	// recent failure from the same address or for the same user (default
+	// 15s).
+	MaxAuthFailDelay time.Duration
+	// BanAfter, when positive, refuses connections from an address for
+	// BanDuration (default 15m) once it has failed this many logins in a
+	// row. Trusted networks are never banned.
+	BanAfter    int
+	BanDuration time.Duration
+	// LoginDelay, when set, is advertised as LOGIN-DELAY in CAPA and
+	// enforced: a user logging in again sooner is refused with
+	// [LOGIN-DELAY] (RFC 2449 §6.8, §8.1.2).
 	LoginDelay time.Duration
 	// Expire, when non-nil, is advertised as EXPIRE in CAPA: days, or
 	// -1 for NEVER (RFC 2449 §6.7).
@@ -65,8 +85,24 @@ type Options struct {
 	Store         store.Store
 	Authenticator Authenticator
 	// TLSConfig enables STLS when non-nil (implicit TLS is the caller
-	// wrapping the listener).
+	// wrapping the listener with tls.NewListener).
 	TLSConfig *tls.Config
+	// SASL enables AUTH (RFC 5034) with the mechanisms it offers.
+	SASL *sasl.Config
+	// APOP enables the APOP command (RFC 1939 §7); Authenticator must
+	// then implement APOPAuthenticator. APOP is weak (MD5 over a
+	// plaintext-equivalent secret): off unless the operator needs it.
+	APOP bool
+	// TrustedNets are the networks from which cleartext logins (USER/PASS,
+	// AUTH PLAIN/LOGIN without TLS) are accepted, and whose failed logins
+	// are never penalised beyond AuthFailDelay. Nil means loopback only.
+	TrustedNets []netip.Prefix
+	// AllowCleartext accepts cleartext logins from anywhere (insecure:
+	// for networks protected by other means).
+	AllowCleartext bool
+	// ClientCertUser maps a verified TLS client certificate to a user for
+	// SASL EXTERNAL; nil disables EXTERNAL.
+	ClientCertUser func(cs *tls.ConnectionState) string
 	// Hostname appears in the greeting (default "postie").
 	Hostname string
 	// Implementation is the IMPLEMENTATION capability; empty hides it.
@@ -108,6 +144,20 @@ func (o *Options) setDefaults() error {
 	}
 	if l.AuthFailDelay == 0 {
 		l.AuthFailDelay = 2 * time.Second
+	}
+	if l.MaxAuthFailDelay <= 0 {
+		l.MaxAuthFailDelay = 15 * time.Second
+	}
+	if l.BanDuration <= 0 {
+		l.BanDuration = 15 * time.Minute
+	}
+	if o.TrustedNets == nil {
+		o.TrustedNets = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	}
+	if o.APOP {
+		if _, ok := o.Authenticator.(APOPAuthenticator); !ok {
+			return errors.New("pop3server: Options.APOP needs an Authenticator that implements APOPAuthenticator")
+		}
 	}
 	return nil
 }

@@ -37,7 +37,9 @@ type Server struct {
 	closing   bool
 	wg        sync.WaitGroup // one per session goroutine
 
-	nextID atomic.Uint64
+	nextID     atomic.Uint64
+	penalties  *penalties
+	loginTimes loginTimes
 }
 
 // New validates opts and returns a Server.
@@ -54,6 +56,7 @@ func New(opts Options) (*Server, error) {
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*session]struct{}{},
 		perIP:     map[netip.Addr]int{},
+		penalties: newPenalties(),
 	}, nil
 }
 
@@ -119,6 +122,8 @@ func (s *Server) accept(c net.Conn) {
 		refuse = "-ERR [SYS/TEMP] too many connections, try again later\r\n"
 	case s.perIP[addr] >= s.opts.Limits.MaxConnsPerIP:
 		refuse = "-ERR [SYS/TEMP] too many connections from your address\r\n"
+	case s.opts.Limits.BanAfter > 0 && s.penalties.banned(addr, time.Now()):
+		refuse = "-ERR [SYS/TEMP] too many failed logins from your address, try again later\r\n"
 	default:
 		s.conns[ss] = struct{}{}
 		s.perIP[addr]++

@@ -470,3 +470,5 @@ func TestSessionLog(t *testing.T) {
 		t.Errorf("no authentication failure line:\n%s", out)
 	}
 }
+
+func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/postie-mail/postie/internal/wire"
 	"github.com/postie-mail/postie/pop3"
+	"github.com/postie-mail/postie/sasl"
 	"github.com/postie-mail/postie/store"
 )
 
@@ -32,12 +33,14 @@ type session struct {
 	args   []string // reused by the tokenizer
 	start  time.Time
 
-	state    pop3.State
-	tls      bool
-	userArg  string // from USER, waiting for PASS
-	user     string // the authenticated (canonical) user
-	bad      int    // bad commands in a row
-	authFail int    // failed logins on this connection
+	state     pop3.State
+	tls       bool
+	userArg   string // from USER, waiting for PASS
+	timestamp string // the APOP timestamp of the greeting, when enabled
+	saslConn  *sasl.Conn
+	user      string // the authenticated (canonical) user
+	bad       int    // bad commands in a row
+	authFail  int    // failed logins on this connection
 
 	md      store.Maildrop
 	msgs    []store.MessageInfo
@@ -123,7 +126,13 @@ func (ss *session) serve() {
 		}
 		tc.SetDeadline(time.Time{})
 	}
-	ss.bw.WriteString("+OK " + ss.srv.opts.Hostname + " POP3 server ready\r\n")
+	if ss.srv.opts.APOP {
+		// RFC 1939 §7: unique per greeting, msg-id syntax.
+		ss.timestamp = "<" + strconv.Itoa(os.Getpid()) + "." + ss.id + "." + strconv.FormatInt(time.Now().UnixNano(), 36) + "@" + ss.srv.opts.Hostname + ">"
+		ss.bw.WriteString("+OK " + ss.srv.opts.Hostname + " POP3 server ready " + ss.timestamp + "\r\n")
+	} else {
+		ss.bw.WriteString("+OK " + ss.srv.opts.Hostname + " POP3 server ready\r\n")
+	}
 	if !ss.flush() {
 		return
 	}
@@ -189,9 +198,9 @@ func (ss *session) dispatch(c *wire.Command) bool {
 		case "PASS":
 			return ss.cmdPass(c)
 		case "APOP":
-			return ss.fail("-ERR APOP not enabled\r\n")
+			return ss.cmdAPOP(c)
 		case "AUTH":
-			return ss.fail("-ERR no SASL mechanisms available\r\n")
+			return ss.cmdAuth(c)
 		case "STLS":
 			return ss.cmdSTLS(c)
 		case "CAPA":

@@ -220,7 +220,7 @@ var transcripts = []transcript{
 		"C: USER {user}\nS: +OK send PASS\nC: PASS {pass}\nS: +OK logged in, 3 messages ({total} octets)\n" +
 		"C: CAPA\nS: +OK capability list follows\nD: TOP\nD: USER\nD: UIDL\nD: RESP-CODES\nD: AUTH-RESP-CODE\nD: PIPELINING\nD: IMPLEMENTATION postie\nD: .\nC: QUIT\nS: +OK bye, 0 messages deleted\nE:",
 		dovecot: "Dovecot's capability list differs (SASL, STLS, no IMPLEMENTATION)"},
-	{name: "STLS and SASL not configured", script: greet + "C: STLS\nS: -ERR STLS not available\nC: AUTH PLAIN\nS: -ERR no SASL mechanisms available\nC: APOP u d\nS: -ERR APOP not enabled\nC: QUIT\nS: +OK bye\nE:",
+	{name: "STLS and SASL not configured", script: greet + "C: STLS\nS: -ERR STLS not available\nC: AUTH PLAIN\nS: -ERR unrecognized authentication type\nC: APOP u d\nS: -ERR APOP not enabled\nC: QUIT\nS: +OK bye\nE:",
 		dovecot: "the Dovecot under test has TLS and SASL configured"},
 }
 

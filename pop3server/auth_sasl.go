@@ -1,0 +1,186 @@
+package pop3server
+
+import (
+	"bufio"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+
+	"github.com/postie-mail/postie/internal/wire"
+	"github.com/postie-mail/postie/sasl"
+)
+
+// maxSASLLine bounds a SASL continuation line: OAuth tokens run to several
+// KB and some clients send them only as a continuation (RFC 5034 §4 sets
+// no limit on responses; 255 octets applies to the AUTH line itself).
+const maxSASLLine = 16 << 10
+
+// conn describes this connection to the mechanisms.
+func (ss *session) conninfo() sasl.Conn {
+	if ss.saslConn != nil {
+		return *ss.saslConn
+	}
+	c := sasl.Conn{TLS: ss.tls, AllowCleartext: ss.cleartextOK()}
+	if tc, ok := ss.conn.(interface{ ConnectionState() tls.ConnectionState }); ok {
+		cs := tc.ConnectionState()
+		c.ChannelBinding = sasl.ChannelBindingFromTLS(&cs)
+		if f := ss.srv.opts.ClientCertUser; f != nil && len(cs.VerifiedChains) > 0 {
+			c.ExternalIdentity = f(&cs)
+		}
+	}
+	ss.saslConn = &c
+	return c
+}
+
+func (ss *session) saslNames() []string {
+	if ss.srv.opts.SASL == nil {
+		return nil
+	}
+	return ss.srv.opts.SASL.Names(ss.conninfo())
+}
+
+// RFC 5034 AUTH mechanism [initial-response]. Without arguments it lists
+// the mechanisms, as many clients (fetchmail among them) probe that way.
+func (ss *session) cmdAuth(c *wire.Command) bool {
+	names := ss.saslNames()
+	if len(c.Args) == 0 {
+		ss.reply("+OK\r\n")
+		for _, n := range names {
+			ss.reply(n + "\r\n")
+		}
+		return ss.ok(".\r\n")
+	}
+	if len(c.Args) > 2 {
+		return ss.fail("-ERR usage: AUTH mechanism [initial-response]\r\n")
+	}
+	if ss.srv.opts.SASL == nil {
+		return ss.fail("-ERR unrecognized authentication type\r\n")
+	}
+	mech, err := ss.srv.opts.SASL.New(c.Args[0], ss.conninfo())
+	if err != nil {
+		// A cleartext mechanism refused on this connection gets the
+		// reason; anything else is simply unknown.
+		for _, m := range sasl.Mechanisms() {
+			if m.Cleartext && equalFold(m.Name, c.Args[0]) && !ss.cleartextOK() {
+				return ss.fail(errCleartext)
+			}
+		}
+		return ss.fail("-ERR unrecognized authentication type\r\n")
+	}
+	var resp []byte // nil: no initial response
+	if len(c.Args) == 2 {
+		if resp, err = decodeResponse(c.Args[1]); err != nil {
+			return ss.fail("-ERR invalid base64 in initial response\r\n")
+		}
+	}
+	ctx := ss.srv.ctx
+	for step := 0; ; step++ {
+		if step > 10 {
+			return ss.fail("-ERR [AUTH] authentication exchange too long\r\n")
+		}
+		challenge, done, err := mech.Next(ctx, resp)
+		if err != nil {
+			if errors.Is(err, sasl.ErrAuthFailed) || errors.Is(err, sasl.ErrMalformed) {
+				return ss.authFailed(c.Args[0], "-ERR [AUTH] authentication failed\r\n")
+			}
+			ss.srv.log.Error("sasl backend failed", "session", ss.id, "remote", ss.remote.String(), "mech", c.Args[0], "err", err)
+			return ss.refuse("-ERR [SYS/TEMP] authentication temporarily unavailable\r\n")
+		}
+		if done && challenge == nil {
+			ss.srv.penalties.success(ss.remote, mech.User())
+			return ss.openMaildrop(mech.User())
+		}
+		// A challenge; or additional data with success, which POP3 sends
+		// as a challenge answered by an empty response (RFC 5034 §4).
+		ss.reply("+ " + base64.StdEncoding.EncodeToString(challenge) + "\r\n")
+		if !ss.flush() {
+			return false
+		}
+		line, err := readLongLine(ss.br, maxSASLLine)
+		if err != nil {
+			if errors.Is(err, wire.ErrLineTooLong) {
+				return ss.fail("-ERR authentication response too long\r\n")
+			}
+			ss.endOnReadError(err)
+			return false
+		}
+		if string(line) == "*" {
+			return ss.fail("-ERR authentication canceled\r\n")
+		}
+		if resp, err = decodeResponse(string(line)); err != nil {
+			return ss.fail("-ERR invalid base64 in authentication response\r\n")
+		}
+		if done {
+			if len(resp) != 0 {
+				return ss.authFailed(c.Args[0], "-ERR [AUTH] authentication failed\r\n")
+			}
+			ss.srv.penalties.success(ss.remote, mech.User())
+			return ss.openMaildrop(mech.User())
+		}
+	}
+}
+
+// decodeResponse decodes a base64 client response; "=" is the empty
+// response (RFC 5034 §4).
+func decodeResponse(s string) ([]byte, error) {
+	if s == "=" {
+		return []byte{}, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, err
+	}
+	if b == nil {
+		b = []byte{}
+	}
+	return b, nil
+}
+
+// readLongLine reads a line of up to max octets, which may exceed the
+// reader's buffer (RFC 5034 continuation lines carry OAuth tokens).
+func readLongLine(br *bufio.Reader, max int) ([]byte, error) {
+	var acc []byte
+	for {
+		frag, err := br.ReadSlice('\n')
+		if len(acc)+len(frag) > max {
+			for errors.Is(err, bufio.ErrBufferFull) {
+				_, err = br.ReadSlice('\n')
+			}
+			if err != nil {
+				return nil, err
+			}
+			return nil, wire.ErrLineTooLong
+		}
+		acc = append(acc, frag...)
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		acc = acc[:len(acc)-1]
+		if n := len(acc); n > 0 && acc[n-1] == '\r' {
+			acc = acc[:n-1]
+		}
+		return acc, nil
+	}
+}
+
+func equalFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'a' <= x && x <= 'z' {
+			x -= 'a' - 'A'
+		}
+		if 'a' <= y && y <= 'z' {
+			y -= 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,210 @@
+package pop3server_test
+
+import (
+	"context"
+	"encoding/base64"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xdg-go/scram"
+
+	"github.com/postie-mail/postie/internal/testenv"
+	"github.com/postie-mail/postie/pop3server"
+	"github.com/postie-mail/postie/sasl"
+)
+
+type scramUsers struct{}
+
+func (scramUsers) SCRAMCredentials(_ context.Context, user, mech string) (sasl.SCRAMCredentials, string, bool, error) {
+	if user != "user1" {
+		return sasl.SCRAMCredentials{}, "", false, nil
+	}
+	c, err := sasl.NewSCRAMCredentials(mech, "pass1", 4096)
+	return c, user, err == nil, err
+}
+
+type tokens struct{}
+
+func (tokens) ValidateToken(_ context.Context, user, token string) (string, bool, error) {
+	return user, user == "user1" && token == strings.Repeat("t", 4000), nil
+}
+
+func withSASL(o *pop3server.Options) {
+	o.SASL = &sasl.Config{Passwords: users, SCRAM: scramUsers{}, SCRAMSecret: []byte("k"), Tokens: tokens{}}
+}
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+func TestAuthPlainTranscripts(t *testing.T) {
+	s := startPostie(t, withSASL)
+	s.deliverCorpus(t, "user1")
+	loggedIn := "S: +OK logged in, 3 messages ({total} octets)\n"
+	for _, script := range []string{
+		// initial response on the AUTH line
+		greet + "C: AUTH PLAIN " + b64("\x00user1\x00pass1") + "\n" + loggedIn + "C: QUIT\nS: +OK bye, 0 messages deleted\nE:",
+		// no initial response: empty challenge, then the response
+		greet + "C: AUTH plain\nS: + \nC: " + b64("\x00user1\x00pass1") + "\n" + loggedIn + "C: QUIT\nS: +OK bye, 0 messages deleted\nE:",
+		// cancel, bad base64, unknown mechanism, wrong password
+		greet + "C: AUTH PLAIN\nS: + \nC: *\nS: -ERR authentication canceled\n" +
+			"C: AUTH PLAIN !!!\nS: -ERR invalid base64 in initial response\n" +
+			"C: AUTH CRAM-MD5\nS: -ERR unrecognized authentication type\n" +
+			"C: AUTH PLAIN " + b64("\x00user1\x00nope") + "\nS: -ERR [AUTH] authentication failed\nC: QUIT\nS: +OK bye\nE:",
+		// LOGIN
+		greet + "C: AUTH LOGIN\nS: + " + b64("Username:") + "\nC: " + b64("user1") + "\nS: + " + b64("Password:") + "\nC: " + b64("pass1") + "\n" + loggedIn + "C: QUIT\nS: +OK bye, 0 messages deleted\nE:",
+		// the mechanism list, and CAPA's SASL line
+		greet + "C: AUTH\nS: +OK\nD: SCRAM-SHA-256\nD: SCRAM-SHA-1\nD: OAUTHBEARER\nD: XOAUTH2\nD: PLAIN\nD: LOGIN\nD: .\n" +
+			"C: CAPA\nS: +OK capability list follows\nD: TOP\nD: USER\nD: UIDL\nD: RESP-CODES\nD: AUTH-RESP-CODE\nD: PIPELINING\nD: SASL SCRAM-SHA-256 SCRAM-SHA-1 OAUTHBEARER XOAUTH2 PLAIN LOGIN\nD: IMPLEMENTATION postie\nD: .\nC: QUIT\nS: +OK bye\nE:",
+		// an XOAUTH2 token of 4 KB sent only as a continuation line
+		greet + "C: AUTH XOAUTH2\nS: + \nC: " + b64("user=user1\x01auth=Bearer "+strings.Repeat("t", 4000)+"\x01\x01") + "\n" + loggedIn + "C: QUIT\nS: +OK bye, 0 messages deleted\nE:",
+	} {
+		runScript(t, s.addr, testenv.Exact, expand(script, "user1", nil))
+	}
+}
+
+// SCRAM-SHA-256 with an independent client implementation (xdg-go/scram).
+func TestAuthSCRAM(t *testing.T) {
+	s := startPostie(t, withSASL)
+	s.deliverCorpus(t, "user1")
+	for _, tc := range []struct {
+		mech string
+		hash scram.HashGeneratorFcn
+		pass string
+		ok   bool
+	}{{"SCRAM-SHA-256", scram.SHA256, "pass1", true}, {"SCRAM-SHA-1", scram.SHA1, "pass1", true}, {"SCRAM-SHA-256", scram.SHA256, "wrong", false}} {
+		cl := dial(t, s.addr)
+		client, err := tc.hash.NewClient("user1", tc.pass, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		conv := client.NewConversation()
+		first, _ := conv.Step("")
+		cl.send("AUTH " + tc.mech + " " + b64(first))
+		line, _ := cl.line()
+		if !strings.HasPrefix(line, "+ ") {
+			t.Fatalf("%s: %q", tc.mech, line)
+		}
+		serverFirst, _ := base64.StdEncoding.DecodeString(line[2:])
+		final, err := conv.Step(string(serverFirst))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl.send(b64(final))
+		line, _ = cl.line()
+		if !tc.ok {
+			if line != "-ERR [AUTH] authentication failed" {
+				t.Fatalf("%s wrong password: %q", tc.mech, line)
+			}
+			continue
+		}
+		// Server-final with its signature comes as a challenge the
+		// client verifies, then an empty response (RFC 5034 §4).
+		serverFinal, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(line, "+ "))
+		if _, err := conv.Step(string(serverFinal)); err != nil || !conv.Valid() {
+			t.Fatalf("%s: server signature not valid: %q %v", tc.mech, line, err)
+		}
+		cl.send("")
+		l, _ := cl.line()
+		if !strings.HasPrefix(l, "+OK logged in") {
+			t.Fatalf("%s: %q", tc.mech, l)
+		}
+		cl.cmd("QUIT", "+OK bye, 0 messages deleted")
+	}
+}
+
+// Without TLS from an untrusted network, cleartext logins are refused
+// and CAPA hides them.
+func TestCleartextPolicy(t *testing.T) {
+	s := startPostie(t, func(o *pop3server.Options) {
+		withSASL(o)
+		o.TrustedNets = []netip.Prefix{} // not even loopback
+	})
+	s.deliverCorpus(t, "user1")
+	script := greet +
+		"C: CAPA\nS: +OK capability list follows\nD: TOP\nD: UIDL\nD: RESP-CODES\nD: AUTH-RESP-CODE\nD: PIPELINING\nD: SASL SCRAM-SHA-256 SCRAM-SHA-1\nD: IMPLEMENTATION postie\nD: .\n" +
+		"C: USER user1\nS: -ERR [AUTH] cleartext login refused on an unencrypted connection; use STLS or the TLS port\n" +
+		"C: PASS pass1\nS: -ERR [AUTH] cleartext login refused on an unencrypted connection; use STLS or the TLS port\n" +
+		"C: AUTH PLAIN " + b64("\x00user1\x00pass1") + "\nS: -ERR [AUTH] cleartext login refused on an unencrypted connection; use STLS or the TLS port\n" +
+		"C: QUIT\nS: +OK bye\nE:"
+	runScript(t, s.addr, testenv.Exact, script)
+}
+
+func dialFrom(t *testing.T, local, addr string) *client {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	cl := &client{t: t, c: c, br: newReader(c)}
+	return cl
+}
+
+// The flood: one address guessing passwords is slowed more and more and
+// finally banned, while another address logs in at once.
+func TestPasswordFlood(t *testing.T) {
+	const base = 40 * time.Millisecond
+	s := startPostie(t, func(o *pop3server.Options) {
+		o.TrustedNets = []netip.Prefix{}
+		o.AllowCleartext = true
+		o.Limits.AuthFailDelay = base
+		o.Limits.MaxAuthFailDelay = 8 * base
+		o.Limits.BanAfter = 6
+		o.Limits.BanDuration = time.Minute
+	})
+	s.deliverCorpus(t, "user2")
+	var delays []time.Duration
+	for i := 0; i < 6; i++ {
+		cl := dialFrom(t, "127.0.0.2", s.addr)
+		cl.expect("+OK postie POP3 server ready")
+		cl.cmd("USER user1", "+OK send PASS")
+		start := time.Now()
+		cl.cmd("PASS guess", "-ERR [AUTH] invalid user name or password")
+		delays = append(delays, time.Since(start))
+		// Meanwhile another address logs in without waiting.
+		start = time.Now()
+		good := dialFrom(t, "127.0.0.3", s.addr)
+		good.expect("+OK postie POP3 server ready")
+		good.login("user2", "pass2")
+		good.cmd("QUIT", "+OK bye, 0 messages deleted")
+		if d := time.Since(start); d > base {
+			t.Errorf("login from another address took %v during the flood", d)
+		}
+	}
+	// Delays grow: base, 2×, 4×, 8× (capped).
+	for i, want := range []time.Duration{base, 2 * base, 4 * base, 8 * base, 8 * base} {
+		if delays[i] < want {
+			t.Errorf("failure %d answered after %v, want ≥ %v", i+1, delays[i], want)
+		}
+	}
+	// Banned now.
+	c := dialFrom(t, "127.0.0.2", s.addr)
+	if l, _ := c.line(); l != "-ERR [SYS/TEMP] too many failed logins from your address, try again later" {
+		t.Fatalf("banned address got %q", l)
+	}
+	// The good address is not.
+	good := dialFrom(t, "127.0.0.3", s.addr)
+	good.expect("+OK postie POP3 server ready")
+}
+
+func TestLoginDelay(t *testing.T) {
+	s := startPostie(t, func(o *pop3server.Options) { o.Limits.LoginDelay = time.Hour })
+	s.deliverCorpus(t, "user1")
+	cl := dial(t, s.addr)
+	cl.send("CAPA")
+	found := false
+	for l, _ := cl.line(); l != "."; l, _ = cl.line() {
+		found = found || l == "LOGIN-DELAY 3600"
+	}
+	if !found {
+		t.Fatal("CAPA lacks LOGIN-DELAY 3600")
+	}
+	cl.login("user1", "pass1")
+	cl.cmd("QUIT", "+OK bye, 0 messages deleted")
+	cl = dial(t, s.addr)
+	cl.cmd("USER user1", "+OK send PASS")
+	cl.cmd("PASS pass1", "-ERR [LOGIN-DELAY] minimum time between logins not yet passed")
+}
