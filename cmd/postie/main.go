@@ -1,0 +1,143 @@
+// Command postie is the postie mail system in one binary: the POP3 server
+// (serve), the local delivery agent (deliver) and account management
+// (user). It is the only place that reads the configuration file and wires
+// the concrete parts (auth, store/maildir, pop3server) together.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes, from sysexits(3) where one fits: an MTA running `postie
+// deliver` bounces on 64 and 67, retries on 75.
+const (
+	exitFailure  = 1
+	exitUsage    = 64 // EX_USAGE: bad command line
+	exitDataErr  = 65 // EX_DATAERR: bad user name or password input
+	exitNoUser   = 67 // EX_NOUSER: no such user
+	exitTempFail = 75 // EX_TEMPFAIL: try again later
+	exitConfig   = 78 // EX_CONFIG: configuration error
+)
+
+// exitError carries the exit code an error should end the process with.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// exitf returns an error that ends the process with code.
+func exitf(code int, format string, args ...any) error {
+	return &exitError{code: code, err: fmt.Errorf(format, args...)}
+}
+
+// withCode gives err the exit code code unless it already has one.
+func withCode(code int, err error) error {
+	var ee *exitError
+	if err == nil || errors.As(err, &ee) {
+		return err
+	}
+	return &exitError{code: code, err: err}
+}
+
+// version is set at link time (-ldflags "-X main.version=v1.2.3"); when
+// empty, the module version recorded by the go command is used.
+var version = ""
+
+func postieVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+// app holds the process's streams and the global flags.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+
+	configPath string // --config
+	dev        bool   // --dev
+	dataDir    string // --data-dir (with --dev)
+}
+
+func main() {
+	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	os.Exit(a.run(os.Args[1:]))
+}
+
+// run executes the command line and returns the exit code.
+func (a *app) run(args []string) int {
+	root := a.rootCmd()
+	root.SetArgs(args)
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if !errors.As(err, &ee) {
+		// Every error of our own commands carries a code: what is left
+		// came from parsing the command line.
+		ee = &exitError{code: exitUsage, err: err}
+	}
+	fmt.Fprintf(a.stderr, "postie: %v\n", ee.err)
+	if ee.code == exitUsage {
+		fmt.Fprintf(a.stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
+	}
+	return ee.code
+}
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "postie",
+		Short: "postie is a POP3 mail system in one binary",
+		Long: `postie is a POP3 mail system in one binary: a POP3 server over Maildir
+storage, a local delivery agent for an MTA, and account management.
+
+Try it without any setup:  postie serve --dev
+
+Configuration: --config FILE, else $POSTIE_CONFIG, else ` + systemConfig + `
+if it exists. With --dev no file is needed (state in ./postie-dev).`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &exitError{code: exitUsage, err: err}
+	})
+	root.CompletionOptions.DisableDefaultCmd = true
+
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.configPath, "config", "", "configuration file (default $POSTIE_CONFIG, else "+systemConfig+")")
+	pf.BoolVar(&a.dev, "dev", false, "development mode: no config file, state in --data-dir, listeners on loopback")
+	pf.StringVar(&a.dataDir, "data-dir", "", "data directory in --dev mode (default ./"+devDataDir+")")
+
+	root.AddCommand(a.serveCmd(), a.deliverCmd(), a.userCmd(), a.versionCmd())
+	return root
+}
+
+func (a *app) versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version of postie",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			fmt.Fprintf(a.stdout, "postie %s (%s, %s/%s)\n", postieVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			return nil
+		},
+	}
+}

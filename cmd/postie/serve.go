@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/postie-mail/postie/auth"
+	"github.com/postie-mail/postie/config"
+	"github.com/postie-mail/postie/pop3server"
+	"github.com/postie-mail/postie/store"
+)
+
+func (a *app) serveCmd() *cobra.Command {
+	var listen []string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the POP3 server",
+		Long: `Run the POP3 server until SIGTERM or SIGINT.
+
+SIGTERM/SIGINT stop accepting connections and give open sessions
+pop3.shutdown_grace to finish; sessions still open then are closed without
+deleting anything (a second signal closes them at once). SIGHUP reloads the
+user database.
+
+With --dev no config file is needed: state lives in --data-dir (default
+./` + devDataDir + `), POP3 listens on ` + devListen + `, and on the first
+start a "demo" account is created and its password printed.`,
+		Example: `  postie serve --dev
+  postie serve --dev --listen 127.0.0.1:0 --data-dir /tmp/postie
+  postie serve --config /etc/postie/postie.toml`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return a.serve(listen)
+		},
+	}
+	cmd.Flags().StringSliceVar(&listen, "listen", nil, "POP3 address(es) to listen on, overriding pop3.listen (port 0 picks a free port)")
+	return cmd
+}
+
+func (a *app) serve(listen []string) error {
+	c, err := a.loadConfig()
+	if err != nil {
+		return err
+	}
+	if len(listen) > 0 {
+		c.POP3.Listen = listen
+		if err := c.Validate(); err != nil {
+			return exitf(exitUsage, "--listen: %v", err)
+		}
+	}
+	log := newLogger(c.Log, a.stderr, slog.LevelDebug)
+
+	// Signals are caught from here on, so that a SIGTERM arriving while
+	// starting up still ends the process cleanly.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return withCode(exitFailure, fmt.Errorf("data directory: %w", err))
+	}
+	firstDevRun := a.dev && !fileExists(c.Auth.PasswdFile)
+	db, err := openAuth(c, log)
+	if err != nil {
+		return withCode(exitConfig, fmt.Errorf("user database: %w", err))
+	}
+	var demoPassword string
+	if firstDevRun {
+		if demoPassword, err = createDemo(c, db); err != nil {
+			return withCode(exitFailure, err)
+		}
+	}
+	st, err := openStore(c, log)
+	if err != nil {
+		return withCode(exitConfig, fmt.Errorf("maildir store: %w", err))
+	}
+	srv, err := pop3server.New(pop3Options(c, db, st, log))
+	if err != nil {
+		return withCode(exitConfig, err)
+	}
+
+	var lns []net.Listener
+	for _, addr := range c.POP3.Listen {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return exitf(exitFailure, "pop3: %v", err)
+		}
+		lns = append(lns, ln)
+	}
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		log.Info("listening", "proto", "pop3", "addr", ln.Addr().String())
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	log.Info("postie started", "version", postieVersion(), "data_dir", c.DataDir,
+		"maildir_root", c.Storage.MaildirRoot, "passwd_file", c.Auth.PasswdFile, "users", len(db.Users()))
+	if a.dev {
+		a.devBanner(c, lns[0].Addr().String(), demoPassword)
+	}
+
+	running := len(lns)
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				if err := db.Reload(); err != nil {
+					log.Error("reloading users failed; keeping the previous ones", "err", err)
+				} else {
+					log.Info("users reloaded", "users", len(db.Users()))
+				}
+				continue
+			}
+			return shutdown(srv, sig, sigs, errc, running, c.POP3.ShutdownGrace.Std(), log)
+		case err := <-errc:
+			running--
+			log.Error("pop3 listener failed", "err", err)
+			srv.Close()
+			for ; running > 0; running-- {
+				<-errc
+			}
+			return exitf(exitFailure, "pop3: %v", err)
+		}
+	}
+}
+
+// shutdown drains the server after sig: open sessions get grace to end
+// (another SIGTERM or SIGINT cuts it short), then the rest are closed
+// without deleting anything.
+func shutdown(srv *pop3server.Server, sig os.Signal, sigs <-chan os.Signal, errc <-chan error, running int, grace time.Duration, log *slog.Logger) error {
+	log.Info("shutting down", "signal", sig.String(), "grace", grace.String(), "sessions", srv.Sessions())
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				if s != syscall.SIGHUP {
+					log.Warn("second signal: closing sessions now", "signal", s.String())
+					cancel()
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("closed sessions that did not end in time; they deleted nothing", "err", err)
+	}
+	for ; running > 0; running-- {
+		if err := <-errc; err != nil && !errors.Is(err, pop3server.ErrServerClosed) {
+			log.Error("pop3 listener", "err", err)
+		}
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// pop3Options turns the [pop3] section into pop3server.Options.
+func pop3Options(c *config.Config, authn pop3server.Authenticator, st store.Store, log *slog.Logger) pop3server.Options {
+	p := c.POP3
+	lim := pop3server.Limits{
+		MaxConns:       p.MaxConnections,
+		MaxConnsPerIP:  p.MaxConnectionsPerIP,
+		IdleTimeout:    p.IdleTimeout.Std(),
+		AuthTimeout:    p.AuthTimeout.Std(),
+		WriteTimeout:   p.WriteTimeout.Std(),
+		MaxBadCommands: p.MaxBadCommands,
+		AuthFailDelay:  p.AuthFailDelay.Std(),
+		LoginDelay:     p.LoginDelay.Std(),
+
+		MaxAuthFailDelay: p.AuthFailMaxDelay.Std(),
+		BanAfter:         p.BanAfter,
+		BanDuration:      p.BanDuration.Std(),
+	}
+	if lim.AuthFailDelay == 0 {
+		lim.AuthFailDelay = -1 // pop3server: negative means none, zero the default
+	}
+	if days, ok := p.Expire.Days(); ok {
+		lim.Expire = &days
+	}
+	host := p.Hostname
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	impl := ""
+	if p.Implementation {
+		impl = "postie " + postieVersion()
+	}
+	var trusted []netip.Prefix
+	for _, n := range p.TrustedNetworks {
+		trusted = append(trusted, netip.MustParsePrefix(n)) // validated by config
+	}
+	return pop3server.Options{
+		Logger:         log,
+		Store:          st,
+		Authenticator:  authn,
+		TrustedNets:    trusted,
+		AllowCleartext: p.AllowCleartext,
+		Hostname:       host,
+		Implementation: impl,
+		Limits:         lim,
+	}
+}
+
+var _ pop3server.Authenticator = (*auth.DB)(nil)

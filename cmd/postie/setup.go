@@ -1,0 +1,118 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/postie-mail/postie/auth"
+	"github.com/postie-mail/postie/config"
+	"github.com/postie-mail/postie/store/maildir"
+)
+
+const (
+	// systemConfig is read when neither --config nor $POSTIE_CONFIG is set.
+	systemConfig = "/etc/postie/postie.toml"
+	// devDataDir is the data directory of --dev without --data-dir.
+	devDataDir = "postie-dev"
+	// devListen is the POP3 address of --dev without --listen.
+	devListen = "127.0.0.1:1110"
+)
+
+// loadConfig finds and loads the configuration: --dev, else --config,
+// else $POSTIE_CONFIG, else systemConfig if it exists.
+func (a *app) loadConfig() (*config.Config, error) {
+	if a.dev {
+		if a.configPath != "" {
+			return nil, exitf(exitUsage, "--dev and --config cannot be used together")
+		}
+		return a.devConfig()
+	}
+	if a.dataDir != "" {
+		return nil, exitf(exitUsage, "--data-dir goes with --dev; with a config file, set data_dir in it")
+	}
+	path := a.configPath
+	if path == "" {
+		path = os.Getenv("POSTIE_CONFIG")
+	}
+	if path == "" {
+		if _, err := os.Stat(systemConfig); err != nil {
+			return nil, exitf(exitConfig, "no configuration file: pass --config FILE, set POSTIE_CONFIG, or try --dev (%s does not exist)", systemConfig)
+		}
+		path = systemConfig
+	}
+	c, err := config.Load(path)
+	if err != nil {
+		return nil, &exitError{code: exitConfig, err: err}
+	}
+	return c, nil
+}
+
+// devConfig is the configuration of --dev: the defaults, with the state in
+// --data-dir (default ./postie-dev), POP3 on 127.0.0.1:1110 and a short
+// failed-login delay.
+func (a *app) devConfig() (*config.Config, error) {
+	c := config.Default()
+	c.DataDir = a.dataDir
+	if c.DataDir == "" {
+		c.DataDir = devDataDir
+	}
+	c.POP3.Listen = []string{devListen}
+	c.POP3.AuthFailDelay = config.Duration(200 * time.Millisecond)
+	c.POP3.ShutdownGrace = config.Duration(3 * time.Second)
+	if err := c.ResolvePaths(""); err != nil {
+		return nil, &exitError{code: exitConfig, err: err}
+	}
+	if err := c.Validate(); err != nil {
+		return nil, &exitError{code: exitConfig, err: err}
+	}
+	return c, nil
+}
+
+// newLogger builds the process logger on w from the [log] section, logging
+// nothing below floor.
+func newLogger(c config.Log, w io.Writer, floor slog.Level) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level)) // validated by config
+	level = max(level, floor)
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	if c.Format == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	} else {
+		h = slog.NewTextHandler(w, opts)
+	}
+	return slog.New(h)
+}
+
+// openAuth opens the user database. A missing passwd file is an empty
+// database; its directory is created so that the first `user add` works.
+func openAuth(c *config.Config, log *slog.Logger) (*auth.DB, error) {
+	if err := os.MkdirAll(filepath.Dir(c.Auth.PasswdFile), 0o700); err != nil {
+		return nil, err
+	}
+	ttl := c.Auth.CacheTTL.Std()
+	if ttl == 0 {
+		ttl = -1 // auth: negative disables the cache, zero is the default
+	}
+	return auth.Open(c.Auth.PasswdFile, auth.Options{Logger: log, CacheTTL: ttl})
+}
+
+// openStore opens the Maildir store, creating its root if needed.
+func openStore(c *config.Config, log *slog.Logger) (*maildir.Store, error) {
+	if err := os.MkdirAll(c.Storage.MaildirRoot, 0o700); err != nil {
+		return nil, err
+	}
+	return maildir.New(maildir.Options{Root: c.Storage.MaildirRoot, Logger: log})
+}
+
+// fileExists reports whether path exists; errors other than "not found"
+// count as existing, so that nothing is overwritten on doubt.
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return !errors.Is(err, fs.ErrNotExist)
+}

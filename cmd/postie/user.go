@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/postie-mail/postie/auth"
+	"github.com/postie-mail/postie/config"
+)
+
+func (a *app) userCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "user",
+		Short: "Manage accounts: add, passwd, del, list",
+		Long: `Manage the accounts in the user database (auth.passwd_file, a
+Dovecot-compatible passwd-file). Changes are written at once; a running
+'postie serve' picks them up on SIGHUP.
+
+Exit codes: 0 done; 1 failure (e.g. the user already exists); 64 usage
+error; 65 invalid user name or password; 67 no such user; 78 configuration
+error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return exitf(exitUsage, "user: missing subcommand (add, passwd, del or list)")
+		},
+	}
+	cmd.AddCommand(a.userAddCmd(), a.userPasswdCmd(), a.userDelCmd(), a.userListCmd())
+	return cmd
+}
+
+// passwordFlags are the flags of the commands that set a password.
+type passwordFlags struct {
+	stdin  bool
+	scheme string
+}
+
+func (p *passwordFlags) register(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&p.stdin, "password-stdin", false, "read the password from the first line of stdin instead of prompting")
+	cmd.Flags().StringVar(&p.scheme, "scheme", "", "password scheme, e.g. ARGON2ID, BLF-CRYPT, SHA512-CRYPT (default auth.default_scheme)")
+}
+
+func oneUser(verb string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return exitf(exitUsage, "user %s: want exactly one USER argument, got %d", verb, len(args))
+		}
+		return nil
+	}
+}
+
+func (a *app) userAddCmd() *cobra.Command {
+	var pf passwordFlags
+	cmd := &cobra.Command{
+		Use:   "add USER",
+		Short: "Add an account",
+		Example: `  postie user add --dev alice                     # prompts twice for the password
+  echo 'secret' | postie user add --dev --password-stdin bob`,
+		Args: oneUser("add"),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return a.setPassword("add", args[0], pf)
+		},
+	}
+	pf.register(cmd)
+	return cmd
+}
+
+func (a *app) userPasswdCmd() *cobra.Command {
+	var pf passwordFlags
+	cmd := &cobra.Command{
+		Use:   "passwd USER",
+		Short: "Change an account's password",
+		Args:  oneUser("passwd"),
+		RunE: func(_ *cobra.Command, args []string) error {
+			return a.setPassword("passwd", args[0], pf)
+		},
+	}
+	pf.register(cmd)
+	return cmd
+}
+
+// setPassword is "user add" (verb "add") and "user passwd".
+func (a *app) setPassword(verb, user string, pf passwordFlags) error {
+	c, db, err := a.openUsers()
+	if err != nil {
+		return err
+	}
+	if err := auth.ValidUsername(user); err != nil {
+		return exitf(exitDataErr, "user %s: %v", verb, err)
+	}
+	exists := db.Exists(user)
+	switch {
+	case verb == "add" && exists:
+		return exitf(exitFailure, "user add: user %q already exists (use 'postie user passwd' to change the password)", user)
+	case verb == "passwd" && !exists:
+		return exitf(exitNoUser, "user passwd: no such user %q", user)
+	}
+	scheme := pf.scheme
+	if scheme == "" {
+		scheme = c.Auth.DefaultScheme
+	}
+	password, err := a.readPassword(pf.stdin)
+	if err != nil {
+		return err
+	}
+	if verb == "add" {
+		err = db.Add(user, password, scheme)
+	} else {
+		err = db.SetPassword(user, password, scheme)
+	}
+	switch {
+	case errors.Is(err, auth.ErrUserExists):
+		return exitf(exitFailure, "user add: user %q already exists", user)
+	case errors.Is(err, auth.ErrNoSuchUser):
+		return exitf(exitNoUser, "user passwd: no such user %q", user)
+	case errors.Is(err, auth.ErrBadUsername):
+		return exitf(exitDataErr, "user %s: %v", verb, err)
+	case errors.Is(err, auth.ErrUnknownScheme):
+		from := "--scheme"
+		if pf.scheme == "" {
+			from = "auth.default_scheme"
+		}
+		return exitf(exitUsage, "user %s: %s: %v", verb, from, err)
+	case err != nil:
+		return exitf(exitFailure, "user %s: %v", verb, err)
+	}
+	if verb == "add" {
+		fmt.Fprintf(a.stderr, "postie: added user %q to %s\n", user, c.Auth.PasswdFile)
+	} else {
+		fmt.Fprintf(a.stderr, "postie: changed the password of %q in %s\n", user, c.Auth.PasswdFile)
+	}
+	return nil
+}
+
+// readPassword reads a password from the first line of stdin, or from the
+// terminal, asked twice without echo.
+func (a *app) readPassword(fromStdin bool) (string, error) {
+	if fromStdin {
+		line, err := bufio.NewReader(a.stdin).ReadString('\n')
+		if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+			if errors.Is(err, io.EOF) {
+				return "", exitf(exitDataErr, "no password on stdin")
+			}
+			return "", exitf(exitFailure, "reading the password: %v", err)
+		}
+		password := strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+		if password == "" {
+			return "", exitf(exitDataErr, "empty password")
+		}
+		return password, nil
+	}
+	f, ok := a.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return "", exitf(exitUsage, "stdin is not a terminal: use --password-stdin to read the password from it")
+	}
+	fmt.Fprint(a.stderr, "Password: ")
+	p1, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(a.stderr)
+	if err != nil {
+		return "", exitf(exitFailure, "reading the password: %v", err)
+	}
+	if len(p1) == 0 {
+		return "", exitf(exitDataErr, "empty password")
+	}
+	fmt.Fprint(a.stderr, "Repeat password: ")
+	p2, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(a.stderr)
+	if err != nil {
+		return "", exitf(exitFailure, "reading the password: %v", err)
+	}
+	if string(p1) != string(p2) {
+		return "", exitf(exitDataErr, "the passwords do not match")
+	}
+	return string(p1), nil
+}
+
+func (a *app) userDelCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "del USER",
+		Short: "Delete an account (its mail is kept)",
+		Args:  oneUser("del"),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, db, err := a.openUsers()
+			if err != nil {
+				return err
+			}
+			user := args[0]
+			name, ok := db.Lookup(user)
+			if !ok {
+				return exitf(exitNoUser, "user del: no such user %q", user)
+			}
+			err = db.Delete(user)
+			switch {
+			case errors.Is(err, auth.ErrNoSuchUser):
+				return exitf(exitNoUser, "user del: no such user %q", user)
+			case err != nil:
+				return exitf(exitFailure, "user del: %v", err)
+			}
+			fmt.Fprintf(a.stderr, "postie: deleted user %q from %s\n", name, c.Auth.PasswdFile)
+			if dir := filepath.Join(c.Storage.MaildirRoot, name); fileExists(dir) {
+				fmt.Fprintf(a.stderr, "postie: their mail was kept in %s\n", dir)
+			}
+			return nil
+		},
+	}
+}
+
+func (a *app) userListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the accounts, one per line",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			_, db, err := a.openUsers()
+			if err != nil {
+				return err
+			}
+			users := slices.Clone(db.Users())
+			slices.Sort(users)
+			for _, u := range users {
+				fmt.Fprintln(a.stdout, u)
+			}
+			return nil
+		},
+	}
+}
+
+// openUsers loads the configuration and opens the user database; a
+// logger at warn level reports what the database skipped.
+func (a *app) openUsers() (*config.Config, *auth.DB, error) {
+	c, err := a.loadConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := openAuth(c, newLogger(c.Log, a.stderr, slog.LevelWarn))
+	if err != nil {
+		return nil, nil, exitf(exitConfig, "user database: %v", err)
+	}
+	return c, db, nil
+}

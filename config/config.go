@@ -1,0 +1,423 @@
+// Package config owns postie's configuration file: the types, their
+// defaults, Load and Validate. It imports nothing else of postie; cmd/postie
+// turns a *Config into the Options of the concrete parts.
+//
+// The file is TOML. Every key is optional and documented, with its default,
+// in examples/postie.toml. Unknown keys are an error, so a typo never
+// silently leaves a default in place. Durations are strings such as "10m"
+// or "30s". Relative paths are resolved against data_dir, and a relative
+// data_dir against the directory of the config file.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// DataDir is the base directory of postie's state; relative paths
+	// elsewhere in the file are resolved against it.
+	DataDir string  `toml:"data_dir"`
+	Log     Log     `toml:"log"`
+	POP3    POP3    `toml:"pop3"`
+	Storage Storage `toml:"storage"`
+	Auth    Auth    `toml:"auth"`
+}
+
+// Log configures the process log (log/slog, on stderr).
+type Log struct {
+	Level  string `toml:"level"`  // debug, info, warn or error
+	Format string `toml:"format"` // text or json
+}
+
+// POP3 configures the POP3 listeners and the limits of each session.
+type POP3 struct {
+	// Listen holds host:port addresses; port 0 picks a free port.
+	Listen []string `toml:"listen"`
+	// Hostname is named in the greeting; empty means the system's.
+	Hostname string `toml:"hostname"`
+	// Implementation advertises "IMPLEMENTATION postie <version>" in CAPA.
+	Implementation bool `toml:"implementation"`
+
+	IdleTimeout         Duration `toml:"idle_timeout"`
+	AuthTimeout         Duration `toml:"auth_timeout"`
+	WriteTimeout        Duration `toml:"write_timeout"`
+	MaxConnections      int      `toml:"max_connections"`
+	MaxConnectionsPerIP int      `toml:"max_connections_per_ip"`
+	MaxBadCommands      int      `toml:"max_bad_commands"`
+	// AuthFailDelay is the wait before a failed login's reply; 0 = none.
+	// It doubles with each recent failure, up to AuthFailMaxDelay.
+	AuthFailDelay    Duration `toml:"auth_fail_delay"`
+	AuthFailMaxDelay Duration `toml:"auth_fail_max_delay"`
+	// BanAfter failed logins in a row refuse an address for BanDuration;
+	// 0 = never.
+	BanAfter    int      `toml:"ban_after"`
+	BanDuration Duration `toml:"ban_duration"`
+	// TrustedNetworks (CIDR prefixes) may log in with cleartext
+	// passwords and are never banned; empty = loopback only.
+	TrustedNetworks []string `toml:"trusted_networks"`
+	// AllowCleartext accepts cleartext logins from every address.
+	AllowCleartext bool `toml:"allow_cleartext"`
+	// LoginDelay is advertised as LOGIN-DELAY in CAPA when non-zero.
+	LoginDelay Duration `toml:"login_delay"`
+	// Expire is advertised as EXPIRE in CAPA when set.
+	Expire Expire `toml:"expire"`
+	// ShutdownGrace is how long SIGTERM waits for sessions to finish.
+	ShutdownGrace Duration `toml:"shutdown_grace"`
+}
+
+// Storage selects and configures the maildrop store.
+type Storage struct {
+	Backend     string `toml:"backend"`      // "maildir"
+	MaildirRoot string `toml:"maildir_root"` // user U's Maildir is MaildirRoot/U
+}
+
+// Auth configures the user database.
+type Auth struct {
+	PasswdFile    string   `toml:"passwd_file"`
+	CacheTTL      Duration `toml:"cache_ttl"`
+	DefaultScheme string   `toml:"default_scheme"`
+}
+
+// Default returns the configuration used for every key a file leaves out.
+// Its relative paths are relative to DataDir; Load and ResolvePaths make
+// them absolute.
+func Default() *Config {
+	return &Config{
+		DataDir: "/var/lib/postie",
+		Log:     Log{Level: "info", Format: "text"},
+		POP3: POP3{
+			Listen:              []string{"127.0.0.1:110"},
+			Implementation:      true,
+			IdleTimeout:         Duration(10 * time.Minute),
+			AuthTimeout:         Duration(60 * time.Second),
+			WriteTimeout:        Duration(60 * time.Second),
+			MaxConnections:      10000,
+			MaxConnectionsPerIP: 50,
+			MaxBadCommands:      20,
+			AuthFailDelay:       Duration(2 * time.Second),
+			AuthFailMaxDelay:    Duration(15 * time.Second),
+			BanDuration:         Duration(15 * time.Minute),
+			TrustedNetworks:     []string{"127.0.0.0/8", "::1/128"},
+			ShutdownGrace:       Duration(30 * time.Second),
+		},
+		Storage: Storage{Backend: "maildir", MaildirRoot: "mail"},
+		Auth: Auth{
+			PasswdFile:    "passwd",
+			CacheTTL:      Duration(10 * time.Minute),
+			DefaultScheme: "ARGON2ID",
+		},
+	}
+}
+
+// Load reads the file at path over the defaults, resolves its paths and
+// validates the result. Every error names the file, and the key when one
+// is at fault.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c := Default()
+	md, err := toml.Decode(string(data), c)
+	if err != nil {
+		return nil, decodeError(path, err)
+	}
+	if unknown := unknownKeys(md.Undecoded()); len(unknown) > 0 {
+		noun := "key"
+		if len(unknown) > 1 {
+			noun = "keys"
+		}
+		return nil, fmt.Errorf("config: %s: unknown %s: %s", path, noun, strings.Join(unknown, ", "))
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if p := c.problems(); len(p) > 0 {
+		return nil, joinProblems("config: "+path+": ", p)
+	}
+	if err := c.ResolvePaths(filepath.Dir(abs)); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// decodeError rewrites a TOML error so that it names the file, the line
+// and the key.
+func decodeError(path string, err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		msg := pe.Message
+		if pe.LastKey != "" {
+			msg = pe.LastKey + ": " + msg
+		}
+		return fmt.Errorf("config: %s:%d: %s", path, pe.Position.Line, msg)
+	}
+	if m := tomlErrRE.FindStringSubmatch(err.Error()); m != nil {
+		return fmt.Errorf("config: %s:%s: %s: %s", path, m[1], m[2], m[3])
+	}
+	return fmt.Errorf("config: %s: %w", path, err)
+}
+
+// tomlErrRE matches the plain errors of the TOML decoder, such as a type
+// mismatch: `toml: line 3 (last key "pop3.max_connections"): ...`.
+var tomlErrRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+
+// unknownKeys lists undecoded keys, leaving out the children of an unknown
+// table (the table itself is reported).
+func unknownKeys(keys []toml.Key) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, k := range keys {
+		parent := false
+		for i := 1; i < len(k); i++ {
+			if seen[k[:i].String()] {
+				parent = true
+				break
+			}
+		}
+		seen[k.String()] = true
+		if !parent {
+			out = append(out, k.String())
+		}
+	}
+	return out
+}
+
+// ResolvePaths makes DataDir absolute (a relative one is taken relative to
+// base, or to the working directory when base is empty) and then resolves
+// the other paths against DataDir. Empty paths take their default name.
+func (c *Config) ResolvePaths(base string) error {
+	if c.DataDir == "" {
+		return errors.New("config: data_dir: must not be empty")
+	}
+	dir := c.DataDir
+	if !filepath.IsAbs(dir) && base != "" {
+		dir = filepath.Join(base, dir)
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("config: data_dir: %w", err)
+	}
+	c.DataDir = dir
+	def := Default()
+	resolve := func(p *string, name string) {
+		if *p == "" {
+			*p = name
+		}
+		if !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+		*p = filepath.Clean(*p)
+	}
+	resolve(&c.Storage.MaildirRoot, def.Storage.MaildirRoot)
+	resolve(&c.Auth.PasswdFile, def.Auth.PasswdFile)
+	return nil
+}
+
+// Validate checks every value and returns an error naming each key at
+// fault, e.g. "config: pop3.idle_timeout: must be at least 10m (RFC 1939)".
+func (c *Config) Validate() error {
+	return joinProblems("config: ", c.problems())
+}
+
+func joinProblems(prefix string, problems []string) error {
+	if len(problems) == 0 {
+		return nil
+	}
+	errs := make([]error, len(problems))
+	for i, p := range problems {
+		errs[i] = errors.New(prefix + p)
+	}
+	return errors.Join(errs...)
+}
+
+// MinIdleTimeout is the shortest autologout timer RFC 1939 §3 allows after
+// login.
+const MinIdleTimeout = 10 * time.Minute
+
+// problems returns "key: what is wrong" for every bad value.
+func (c *Config) problems() []string {
+	var out []string
+	bad := func(key, format string, args ...any) {
+		out = append(out, key+": "+fmt.Sprintf(format, args...))
+	}
+
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.Log.Level)); err != nil {
+		bad("log.level", "unknown level %q (use debug, info, warn or error)", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format", "unknown format %q (use text or json)", c.Log.Format)
+	}
+
+	p := &c.POP3
+	if len(p.Listen) == 0 {
+		bad("pop3.listen", "needs at least one address")
+	}
+	for i, addr := range p.Listen {
+		if err := checkListen(addr); err != nil {
+			bad("pop3.listen", "%q: %v", addr, err)
+		} else if slices.Contains(p.Listen[:i], addr) {
+			bad("pop3.listen", "%q is listed twice", addr)
+		}
+	}
+	if strings.ContainsFunc(p.Hostname, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		bad("pop3.hostname", "must not contain spaces or control characters")
+	}
+	if d := p.IdleTimeout.Std(); d < MinIdleTimeout {
+		bad("pop3.idle_timeout", "must be at least 10m (RFC 1939), not %v", d)
+	}
+	if p.AuthTimeout <= 0 {
+		bad("pop3.auth_timeout", "must be more than 0s")
+	}
+	if p.WriteTimeout <= 0 {
+		bad("pop3.write_timeout", "must be more than 0s")
+	}
+	if p.MaxConnections < 1 {
+		bad("pop3.max_connections", "must be at least 1")
+	}
+	if p.MaxConnectionsPerIP < 1 {
+		bad("pop3.max_connections_per_ip", "must be at least 1")
+	} else if p.MaxConnections >= 1 && p.MaxConnectionsPerIP > p.MaxConnections {
+		bad("pop3.max_connections_per_ip", "must not exceed pop3.max_connections (%d)", p.MaxConnections)
+	}
+	if p.MaxBadCommands < 1 {
+		bad("pop3.max_bad_commands", "must be at least 1")
+	}
+	if p.AuthFailDelay > Duration(time.Minute) {
+		bad("pop3.auth_fail_delay", "must be at most 1m")
+	}
+	if p.AuthFailMaxDelay < p.AuthFailDelay {
+		bad("pop3.auth_fail_max_delay", "must be at least pop3.auth_fail_delay (%v)", p.AuthFailDelay.Std())
+	} else if p.AuthFailMaxDelay > Duration(5*time.Minute) {
+		bad("pop3.auth_fail_max_delay", "must be at most 5m")
+	}
+	if p.BanAfter < 0 {
+		bad("pop3.ban_after", "must be 0 (never) or more")
+	}
+	if p.BanAfter > 0 && p.BanDuration <= 0 {
+		bad("pop3.ban_duration", "must be more than 0s when pop3.ban_after is set")
+	}
+	for _, n := range p.TrustedNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			bad("pop3.trusted_networks", "%q is not a CIDR prefix such as 192.0.2.0/24 or 2001:db8::/32", n)
+		}
+	}
+	if p.LoginDelay.Std()%time.Second != 0 {
+		bad("pop3.login_delay", "must be whole seconds (RFC 2449 LOGIN-DELAY)")
+	}
+
+	if c.Storage.Backend != "maildir" {
+		bad("storage.backend", "unknown backend %q (supported: maildir)", c.Storage.Backend)
+	}
+	if c.Auth.DefaultScheme == "" {
+		bad("auth.default_scheme", "must not be empty")
+	}
+	return out
+}
+
+func checkListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port, e.g. 127.0.0.1:110 or [::1]:110")
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return errors.New("port must be a number from 0 to 65535")
+	}
+	return nil
+}
+
+// Duration is a time.Duration written as a string in the file ("10m").
+// Negative durations are refused.
+type Duration time.Duration
+
+// Std returns d as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// UnmarshalText parses a Go duration string such as "90s" or "10m".
+func (d *Duration) UnmarshalText(text []byte) error {
+	s := string(text)
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		if _, nerr := strconv.ParseFloat(s, 64); nerr == nil && s != "0" {
+			return fmt.Errorf("invalid duration %q: needs a unit, e.g. \"30s\" or \"10m\"", s)
+		}
+		return fmt.Errorf("invalid duration %q (use e.g. \"30s\", \"10m\", \"1h\")", s)
+	}
+	if v < 0 {
+		return fmt.Errorf("invalid duration %q: must not be negative", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes d as a duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Expire is the EXPIRE policy advertised in CAPA (RFC 2449 §6.7): not
+// advertised (""), "never", or a number of days, written as a string or
+// an integer.
+type Expire struct {
+	set  bool
+	days int
+}
+
+// ExpireNever is the Days value of "never".
+const ExpireNever = -1
+
+// ExpireDays returns an Expire of n days, or of "never" when n is
+// ExpireNever.
+func ExpireDays(n int) Expire { return Expire{set: true, days: n} }
+
+// Days returns the number of days (ExpireNever for "never") and whether
+// EXPIRE is advertised at all.
+func (e Expire) Days() (days int, ok bool) { return e.days, e.set }
+
+// UnmarshalText parses "", "never" or a number of days.
+func (e *Expire) UnmarshalText(text []byte) error {
+	s := strings.TrimSpace(string(text))
+	switch {
+	case s == "":
+		*e = Expire{}
+	case strings.EqualFold(s, "never"):
+		*e = ExpireDays(ExpireNever)
+	default:
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return fmt.Errorf("invalid expire %q: use \"\", \"never\" or a number of days", s)
+		}
+		*e = ExpireDays(n)
+	}
+	return nil
+}
+
+// MarshalText writes "", "never" or the number of days.
+func (e Expire) MarshalText() ([]byte, error) {
+	switch {
+	case !e.set:
+		return []byte{}, nil
+	case e.days == ExpireNever:
+		return []byte("never"), nil
+	}
+	return []byte(strconv.Itoa(e.days)), nil
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Runs every check of postie: gofmt, go vet, staticcheck, the tests with the
+# race detector, and a short run of every fuzz target.
+#
+# Installs the real peers the tests talk to (curl, Python, Dovecot,
+# fetchmail, mpop) with apt-get when they are missing and we are root.
+# With CI=true, POSTIE_REQUIRE_PEERS=1 is exported: tests then fail instead
+# of skipping when a peer is missing, and a missing staticcheck fails too.
+#
+# Environment: FUZZTIME (default 10s per target), STATICCHECK_VERSION
+# (default the version verified with this Go), CI.
+set -euo pipefail
+cd "$(dirname "$0")"
+exec </dev/null # never wait for input
+
+ci=false
+if [ "${CI:-}" = true ]; then
+	ci=true
+	export POSTIE_REQUIRE_PEERS=1
+fi
+fuzztime=${FUZZTIME:-10s}
+staticcheck_version=${STATICCHECK_VERSION:-v0.8.2} # staticcheck 2026.2.2, works with go1.26
+
+step() { printf '\n==> %s\n' "$*"; }
+warn() { printf 'test.sh: warning: %s\n' "$*" >&2; }
+fail() {
+	printf 'test.sh: FAIL: %s\n' "$*" >&2
+	exit 1
+}
+
+# --- peers -----------------------------------------------------------------
+missing=()
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v fetchmail >/dev/null 2>&1 || missing+=(fetchmail)
+command -v mpop >/dev/null 2>&1 || missing+=(mpop)
+[ -x /usr/sbin/dovecot ] || missing+=(dovecot-core)
+[ -x /usr/lib/dovecot/pop3 ] || missing+=(dovecot-pop3d)
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+		step "installing test peers: ${missing[*]}"
+		export DEBIAN_FRONTEND=noninteractive
+		if ! { apt-get update -qq >/dev/null &&
+			apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }; then
+			if $ci; then fail "could not install ${missing[*]}"; fi
+			warn "could not install ${missing[*]}; tests that need them will skip"
+		fi
+	elif $ci; then
+		fail "missing test peers ${missing[*]} (run as root to install them)"
+	else
+		warn "missing test peers ${missing[*]} (run as root to install them); tests that need them will skip"
+	fi
+fi
+
+# --- static checks ---------------------------------------------------------
+step "gofmt -l"
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+	printf '%s\n' "$unformatted" >&2
+	fail "files above need gofmt -w"
+fi
+
+step "go vet ./..."
+go vet ./...
+
+step "staticcheck ./..."
+staticcheck=$(command -v staticcheck || true)
+if [ -z "$staticcheck" ]; then
+	gobin=$(go env GOBIN)
+	[ -n "$gobin" ] || gobin="$(go env GOPATH)/bin"
+	if [ -x "$gobin/staticcheck" ] ||
+		go install "honnef.co/go/tools/cmd/staticcheck@$staticcheck_version"; then
+		staticcheck="$gobin/staticcheck"
+	fi
+fi
+if [ -n "$staticcheck" ]; then
+	"$staticcheck" ./...
+elif $ci; then
+	fail "staticcheck could not be installed"
+else
+	warn "staticcheck could not be installed; skipped"
+fi
+
+# --- tests -----------------------------------------------------------------
+step "go test -race -count=1 ./..."
+go test -race -count=1 -timeout 10m ./...
+
+# --- fuzzing ---------------------------------------------------------------
+# Every "func FuzzX(" in a _test.go file, run for $fuzztime in its package.
+step "fuzzing, $fuzztime per target"
+{ grep -rE --include='*_test.go' --exclude-dir=.git --exclude-dir=testdata '^func Fuzz[A-Za-z0-9_]*\(' . || true; } |
+	sed -E 's|^(.*)/[^/]*_test\.go:func (Fuzz[A-Za-z0-9_]*)\(.*|\1 \2|' |
+	sort -u |
+	while read -r dir target; do
+		echo "--- $target in $dir"
+		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$dir"
+	done
+
+step "all checks passed"
