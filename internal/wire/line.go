@@ -18,6 +18,9 @@ var ErrLineTooLong = errors.New("wire: line too long")
 // A longer line is consumed up to its LF and reported as ErrLineTooLong, so
 // a session can answer -ERR and go on. A line still unfinished at EOF is
 // returned with io.ErrUnexpectedEOF.
+//
+// max may exceed br's buffer size: a line longer than the buffer but within
+// max is then collected into a newly allocated slice.
 func ReadLine(br *bufio.Reader, max int) ([]byte, error) {
 	line, err := br.ReadSlice('\n')
 	if err == nil {
@@ -27,14 +30,30 @@ func ReadLine(br *bufio.Reader, max int) ([]byte, error) {
 		return trimEOL(line), nil
 	}
 	if errors.Is(err, bufio.ErrBufferFull) {
-		// Longer than the buffer: discard up to the LF.
+		// Longer than br's buffer. If max allows more than the buffer
+		// holds, collect the line while it may still fit; in any case
+		// consume it up to its LF.
+		n := len(line)
+		var long []byte
+		if n < max {
+			long = append(make([]byte, 0, min(max, 2*n)), line...)
+		}
 		for errors.Is(err, bufio.ErrBufferFull) {
-			_, err = br.ReadSlice('\n')
+			line, err = br.ReadSlice('\n')
+			n += len(line)
+			if n <= max {
+				long = append(long, line...)
+			} else {
+				long = nil
+			}
 		}
 		if err != nil {
 			return nil, unexpected(err)
 		}
-		return nil, ErrLineTooLong
+		if n > max {
+			return nil, ErrLineTooLong
+		}
+		return trimEOL(long), nil
 	}
 	if len(line) == 0 {
 		return nil, err
@@ -70,28 +89,69 @@ type Command struct {
 	Args []string
 }
 
-// verbs interns the known keywords so parsing a known command does not
-// allocate a string for its verb.
-var verbs = map[string]string{}
-
-func init() {
-	for _, v := range []string{"USER", "PASS", "APOP", "QUIT", "STAT", "LIST", "RETR",
-		"DELE", "NOOP", "RSET", "TOP", "UIDL", "CAPA", "STLS", "AUTH", "UTF8", "LANG", "LAST"} {
-		verbs[v] = v
+// internVerb returns the interned keyword for the upper-cased up, so that
+// parsing a known command does not allocate a string for its verb, or ""
+// for an unknown keyword.
+func internVerb(up []byte) string {
+	switch string(up) {
+	case "USER":
+		return "USER"
+	case "PASS":
+		return "PASS"
+	case "APOP":
+		return "APOP"
+	case "QUIT":
+		return "QUIT"
+	case "STAT":
+		return "STAT"
+	case "LIST":
+		return "LIST"
+	case "RETR":
+		return "RETR"
+	case "DELE":
+		return "DELE"
+	case "NOOP":
+		return "NOOP"
+	case "RSET":
+		return "RSET"
+	case "TOP":
+		return "TOP"
+	case "UIDL":
+		return "UIDL"
+	case "CAPA":
+		return "CAPA"
+	case "STLS":
+		return "STLS"
+	case "AUTH":
+		return "AUTH"
+	case "UTF8":
+		return "UTF8"
+	case "LANG":
+		return "LANG"
+	case "LAST":
+		return "LAST"
 	}
+	return ""
 }
 
 // ParseCommand splits a command line into keyword and arguments. A keyword
 // is 1–40 printable ASCII octets (RFC 2449 allows keywords of 3 or 4 octets;
 // we are lenient and let the engine reject unknown ones). It reports false
 // for an empty line or a keyword with non-printable octets.
+//
+// Arguments are separated by runs of ASCII white space only, so UTF-8
+// arguments (RFC 6856) keep any non-ASCII space characters they contain.
+// Verb, Rest and Args never alias line. Args reuses args' storage; a known
+// keyword costs no allocation, and any arguments cost one in all (Args are
+// substrings of Rest).
 func ParseCommand(line []byte, args []string) (Command, bool) {
 	var c Command
 	verb, rest, _ := bytes.Cut(line, []byte{' '})
 	if len(verb) == 0 || len(verb) > 40 {
 		return c, false
 	}
-	var up [40]byte
+	var buf [40]byte
+	up := buf[:len(verb)]
 	for i, b := range verb {
 		if b <= ' ' || b >= 0x7f {
 			return c, false
@@ -101,17 +161,37 @@ func ParseCommand(line []byte, args []string) (Command, bool) {
 		}
 		up[i] = b
 	}
-	if v, ok := verbs[string(up[:len(verb)])]; ok {
-		c.Verb = v
-	} else {
-		c.Verb = string(up[:len(verb)])
+	if c.Verb = internVerb(up); c.Verb == "" {
+		c.Verb = string(up)
 	}
 	c.Rest = string(rest)
 	c.Args = args[:0]
-	for f := range bytes.FieldsSeq(rest) {
-		c.Args = append(c.Args, string(f))
+	for s := c.Rest; ; {
+		i := 0
+		for i < len(s) && isSpace(s[i]) {
+			i++
+		}
+		if i == len(s) {
+			break
+		}
+		j := i + 1
+		for j < len(s) && !isSpace(s[j]) {
+			j++
+		}
+		c.Args = append(c.Args, s[i:j])
+		s = s[j:]
 	}
 	return c, true
+}
+
+// isSpace reports whether b is ASCII white space (the ASCII set of
+// unicode.IsSpace).
+func isSpace(b byte) bool {
+	switch b {
+	case ' ', '\t', '\n', '\v', '\f', '\r':
+		return true
+	}
+	return false
 }
 
 // ParseNumber parses a message number or line count: decimal digits only,

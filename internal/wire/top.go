@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bufio"
+	"errors"
 	"io"
 )
 
@@ -10,13 +11,19 @@ import (
 // ends are passed through as stored (DotWriter normalizes them). A message
 // with no empty line is all header: it is yielded whole, followed by an
 // empty line so the client still sees where the header ends.
+//
+// The empty line is a line holding nothing but its line end ("\n" or
+// "\r\n"), or a lone CR ending the message, which DotWriter ends as CRLF;
+// a line of a bare CR before its line end is header text.
 type TopReader struct {
 	br     *bufio.Reader
 	k      int
 	inBody bool
 	bol    bool
-	blank  bool // the current header line is empty so far
+	cr     bool // the last octet yielded was a CR
+	crLine bool // the current line is a lone CR so far
 	eof    bool
+	err    error // a read error to report once the data before it is out
 	tail   []byte
 }
 
@@ -31,19 +38,34 @@ func (t *TopReader) Read(p []byte) (int, error) {
 		t.tail = t.tail[n:]
 		return n, nil
 	}
+	if t.err != nil {
+		return 0, t.err
+	}
 	if t.eof || (t.inBody && t.k == 0 && t.bol) {
 		return 0, io.EOF
 	}
 	chunk, err := t.br.ReadSlice('\n')
+	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
+		t.err = err
+	}
 	if len(chunk) == 0 && err != nil {
 		if err == io.EOF {
 			t.eof = true
 			if !t.inBody {
-				// Header without a separating empty line.
-				if !t.bol {
-					t.tail = []byte("\r\n\r\n")
-				} else {
+				// Header without a separating empty line: end its last
+				// line as DotWriter would (a trailing CR gains only an
+				// LF), then add the empty line.
+				switch {
+				case t.bol:
 					t.tail = []byte("\r\n")
+				case t.crLine:
+					// A final lone CR: DotWriter ends it as "\r\n",
+					// which is the empty line.
+					t.tail = []byte("\n")
+				case t.cr:
+					t.tail = []byte("\n\r\n")
+				default:
+					t.tail = []byte("\r\n\r\n")
 				}
 				return t.Read(p)
 			}
@@ -51,25 +73,20 @@ func (t *TopReader) Read(p []byte) (int, error) {
 		}
 		return 0, err
 	}
-	// Account lines: only a chunk ending in LF completes a line.
+	// Account lines: only a chunk ending in LF completes a line. A line as
+	// short as an empty one always arrives in one chunk (the buffer is
+	// far larger), barring a read error in between.
 	complete := chunk[len(chunk)-1] == '\n'
 	if !t.inBody {
-		if t.bol {
-			t.blank = true
-		}
-		for _, b := range chunk {
-			if b != '\r' && b != '\n' {
-				t.blank = false
-				break
-			}
-		}
-		if complete && t.blank {
+		if t.bol && complete && (len(chunk) == 1 || len(chunk) == 2 && chunk[0] == '\r') {
 			t.inBody = true
 		}
 	} else if complete {
 		t.k--
 	}
+	t.crLine = t.bol && len(chunk) == 1 && chunk[0] == '\r'
 	t.bol = complete
+	t.cr = chunk[len(chunk)-1] == '\r'
 	n := copy(p, chunk)
 	t.tail = append(t.tail[:0], chunk[n:]...)
 	return n, nil
