@@ -1,0 +1,85 @@
+package maildir
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+// BenchmarkSnapshot measures a login (Open: lock and snapshot, then Close)
+// on big Maildirs: "names" with the sizes in the file names as postie
+// delivers them, "cache" with names as Postfix writes them and the sizes
+// remembered in postie-sizes. Run with
+//
+//	go test -bench Snapshot -run '^$' ./store/maildir
+func BenchmarkSnapshot(b *testing.B) {
+	for _, mode := range []string{"names", "cache"} {
+		for _, n := range []int{10_000, 100_000} {
+			b.Run(fmt.Sprintf("%s/%dk", mode, n/1000), func(b *testing.B) {
+				s, err := New(Options{Root: b.TempDir(), Hostname: "bench", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+				if err != nil {
+					b.Fatal(err)
+				}
+				dir, _ := s.Path("alice")
+				if err := ensure(dir); err != nil {
+					b.Fatal(err)
+				}
+				makeMaildir(b, dir, n, mode == "cache")
+				b.ReportAllocs()
+				cpu0 := cpuTime()
+				for b.Loop() {
+					md, err := s.Open(b.Context(), "alice")
+					if err != nil {
+						b.Fatal(err)
+					}
+					if got := len(md.Messages()); got != n {
+						b.Fatalf("%d messages, want %d", got, n)
+					}
+					md.Close()
+				}
+				// CPU time (user+system) is steadier than wall time on
+				// a shared machine.
+				b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+			})
+		}
+	}
+}
+
+// cpuTime returns the CPU time the process has used, in nanoseconds.
+func cpuTime() int64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// makeMaildir fills dir with n small messages, a third in new/ and the rest
+// in cur/ with flags, created directly (no fsync).
+func makeMaildir(b *testing.B, dir string, n int, cached bool) {
+	body := []byte("012345678\n") // 10 octets, wire size 11
+	var cache []cacheEntry
+	for i := range n {
+		unique := fmt.Sprintf("%d.M%06dP%dQ%dR%08x.bench.example.org", 1700000000+i/1000, i%1000, 4242, i, i*2654435761)
+		name := unique + ",S=10,W=11"
+		if cached {
+			unique = fmt.Sprintf("%d.V801I%xM%d.mx.example.org", 1700000000+i/1000, i, i%1000)
+			name = unique
+			cache = append(cache, cacheEntry{unique, sizes{wire: 11, file: 10}})
+		}
+		path := filepath.Join(dir, dirNew, name)
+		if i%3 != 0 {
+			path = filepath.Join(dir, dirCur, name+":2,S")
+		}
+		if err := os.WriteFile(path, body, 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if cached {
+		if err := saveSizes(dir, cache); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

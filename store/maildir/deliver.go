@@ -1,0 +1,188 @@
+package maildir
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/postie-mail/postie/store"
+)
+
+// Deliver writes the message read from r into user's Maildir, following the
+// Maildir delivery protocol: a new file in tmp/, fsync, rename into new/,
+// fsync of new/. It returns only once the message is durable; on any error
+// nothing of the message is left behind. Deliver does not take the session
+// lock: a message delivered during a session appears in the next one.
+func (s *Store) Deliver(ctx context.Context, user string, r io.Reader) (store.DeliveryInfo, error) {
+	dir, err := s.Path(user)
+	if err != nil {
+		return store.DeliveryInfo{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return store.DeliveryInfo{}, fmt.Errorf("maildir: deliver: %w", err)
+	}
+	f, unique, err := s.createTmp(dir)
+	if err != nil {
+		return store.DeliveryInfo{}, err
+	}
+	tmpPath := filepath.Join(dir, dirTmp, unique)
+	var w io.Writer = f
+	if s.wrapTmp != nil {
+		w = s.wrapTmp(f)
+	}
+	fsize, wsize, err := copyMessage(ctx, w, r)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmpPath)
+		return store.DeliveryInfo{}, fmt.Errorf("maildir: deliver: %w", err)
+	}
+	newPath := filepath.Join(dir, dirNew, fmt.Sprintf("%s,S=%d,W=%d", unique, fsize, wsize))
+	if err := os.Rename(tmpPath, newPath); err != nil {
+		os.Remove(tmpPath)
+		return store.DeliveryInfo{}, fmt.Errorf("maildir: deliver: %w", err)
+	}
+	if err := syncDir(filepath.Join(dir, dirNew)); err != nil {
+		// Not known to be durable: take it back so that the sender's
+		// retry does not make a duplicate.
+		os.Remove(newPath)
+		return store.DeliveryInfo{}, fmt.Errorf("maildir: deliver: %w", err)
+	}
+	return store.DeliveryInfo{UID: uidOf(unique), Size: wsize}, nil
+}
+
+// createTmp creates a new file in dir/tmp under a fresh unique name, making
+// the Maildir first if it does not exist.
+func (s *Store) createTmp(dir string) (*os.File, string, error) {
+	ensured := false
+	for attempt := 0; ; attempt++ {
+		unique := s.uniqueName()
+		f, err := os.OpenFile(filepath.Join(dir, dirTmp, unique), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		switch {
+		case err == nil:
+			return f, unique, nil
+		case errors.Is(err, os.ErrNotExist) && !ensured:
+			if err := ensure(dir); err != nil {
+				return nil, "", err
+			}
+			ensured = true
+		case errors.Is(err, os.ErrExist) && attempt < 10:
+			// Someone else's file under our name: take another.
+		default:
+			return nil, "", fmt.Errorf("maildir: deliver: %w", err)
+		}
+	}
+}
+
+var pid = os.Getpid()
+
+// uniqueName returns a name no other delivery uses, in Dovecot's form
+// <secs>.M<usec>P<pid>Q<counter>R<random>.<host>. Within one Store the
+// (secs, usec) pair strictly increases, so sequential deliveries sort in
+// delivery order even if the clock steps back.
+func (s *Store) uniqueName() string {
+	now := time.Now()
+	sec, usec := now.Unix(), int64(now.Nanosecond()/1000)
+	s.mu.Lock()
+	if sec < s.lastSec || sec == s.lastSec && usec <= s.lastUsec {
+		sec, usec = s.lastSec, s.lastUsec+1
+		if usec >= 1e6 {
+			sec, usec = sec+1, 0
+		}
+	}
+	s.lastSec, s.lastUsec = sec, usec
+	s.counter++
+	q := s.counter
+	s.mu.Unlock()
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	return fmt.Sprintf("%d.M%06dP%dQ%dR%x.%s", sec, usec, pid, q, rnd, s.host)
+}
+
+// copyMessage copies r to w, returning the octets copied and their wire
+// size.
+func copyMessage(ctx context.Context, w io.Writer, r io.Reader) (fsize, wsize int64, err error) {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	buf := make([]byte, 32<<10)
+	wc := newWireCounter()
+	for {
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
+		n, rerr := r.Read(buf)
+		if n > 0 {
+			wc.Write(buf[:n])
+			if _, err := bw.Write(buf[:n]); err != nil {
+				return 0, 0, err
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return 0, 0, rerr
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return 0, 0, err
+	}
+	return wc.raw, wc.Size(), nil
+}
+
+// wireCounter counts the wire size of what is written to it with the rules
+// of wire.WireSize: a bare LF counts as CRLF, CRLF as itself, and a final
+// line end is supplied (CR LF, or only LF after a trailing CR).
+type wireCounter struct {
+	raw   int64 // octets written
+	extra int64 // CRs the wire form adds
+	prev  byte  // last octet written; '\n' at the start
+}
+
+func newWireCounter() wireCounter { return wireCounter{prev: '\n'} }
+
+func (c *wireCounter) Write(p []byte) (int, error) {
+	c.raw += int64(len(p))
+	prev := c.prev
+	for q := p; ; {
+		i := bytes.IndexByte(q, '\n')
+		if i < 0 {
+			break
+		}
+		if i > 0 {
+			prev = q[i-1]
+		}
+		if prev != '\r' {
+			c.extra++
+		}
+		prev = '\n'
+		q = q[i+1:]
+	}
+	if len(p) > 0 {
+		c.prev = p[len(p)-1]
+	}
+	return len(p), nil
+}
+
+// Size is the wire size of everything written.
+func (c *wireCounter) Size() int64 {
+	n := c.raw + c.extra
+	switch c.prev {
+	case '\n':
+	case '\r':
+		n++
+	default:
+		n += 2
+	}
+	return n
+}

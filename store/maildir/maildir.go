@@ -1,0 +1,227 @@
+// Package maildir is postie's default maildrop backend: one Maildir per
+// user, shared safely with Postfix, Dovecot, mutt and every other Maildir
+// tool (Maildir as described at https://cr.yp.to/proto/maildir.html).
+//
+// # On-disk layout
+//
+// For a user U and Options.Root R, the maildrop is the directory R/U:
+//
+//	R/U/tmp/            deliveries being written (never read by Open)
+//	R/U/new/            delivered messages, not yet seen by an IMAP client
+//	R/U/cur/            messages another program has seen; names carry ":2,FLAGS"
+//	R/U/postie.lock     flock(2)ed exclusively while a POP3 session is open (never removed)
+//	R/U/postie-sizes    wire sizes of messages whose names do not carry one
+//
+// Everything else in R/U (dovecot-uidlist, dovecot.index*, maildirfolder,
+// subfolders whose names start with '.') belongs to other programs and is
+// ignored. Directories are created with mode 0700, files with 0600.
+//
+// A message delivered by postie is written to tmp/ under a unique name,
+//
+//	<unix secs>.M<usec>P<pid>Q<counter>R<random hex>.<hostname>
+//
+// fsynced, and renamed to new/<unique>,S=<file size>,W=<wire size>, after
+// which new/ is fsynced. The hostname has '/' written as \057, ':' as \072,
+// ',' as \054 and any other byte outside 0x21–0x7E in the same octal form,
+// and is cut to 128 octets.
+// Other programs may later move it to cur/ and append ":2,FLAGS"; postie
+// follows the message by its base name (the part before ':').
+//
+// # Snapshot, UIDL and sizes
+//
+// Open reads the names in new/ and cur/ once; it stats no message and reads
+// none whose wire size is known. The UIDL (RFC 1939 §7) is the base name
+// with the ",KEY=value" fields (S=, W=, and whatever else Dovecot appends)
+// removed, when that is 1–70 octets in 0x21–0x7E; otherwise it is "X"
+// followed by 40 hex digits of the SHA-256 of that string. The wire size
+// (RFC 1939 §11: CRLF line ends, a final line end, before byte-stuffing) is
+// the W= field; for messages delivered by other programs it is computed once
+// by reading the file and remembered in postie-sizes, one line per message:
+//
+//	<unique name> <wire size> <file size>
+//
+// after a "postie-sizes 1" header line. The file is rewritten atomically
+// (temporary file, fsync, rename) only by the session holding the lock, and
+// entries of messages that no longer exist are dropped then. A damaged file
+// is ignored and rebuilt.
+package maildir
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/postie-mail/postie/store"
+)
+
+// Options configure a Store.
+type Options struct {
+	// Root holds one Maildir per user (Root/U). Required; it must exist.
+	Root string
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Hostname goes into the unique names of deliveries; default
+	// os.Hostname().
+	Hostname string
+}
+
+// maxHost bounds the host name part of unique names.
+const maxHost = 128
+
+// Store is a directory of Maildirs, one per user.
+type Store struct {
+	root string
+	log  *slog.Logger
+	host string // escaped for use in file names
+
+	mu       sync.Mutex // guards the fields below (unique names)
+	counter  uint64
+	lastSec  int64
+	lastUsec int64
+
+	// wrapTmp, when set (tests only), wraps the writer of a delivery's
+	// temporary file.
+	wrapTmp func(io.Writer) io.Writer
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns a Store rooted at opts.Root.
+func New(opts Options) (*Store, error) {
+	if opts.Root == "" {
+		return nil, errors.New("maildir: Options.Root is required")
+	}
+	root, err := filepath.Abs(opts.Root)
+	if err != nil {
+		return nil, fmt.Errorf("maildir: root: %w", err)
+	}
+	fi, err := os.Stat(root)
+	if err != nil {
+		return nil, fmt.Errorf("maildir: root: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("maildir: root %s is not a directory", root)
+	}
+	s := &Store{root: root, log: opts.Logger, host: opts.Hostname}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.host == "" {
+		if s.host, err = os.Hostname(); err != nil || s.host == "" {
+			s.host = "localhost"
+		}
+	}
+	// Keep names well under the 255 octets a file name may have; time,
+	// pid, counter and random part keep them unique.
+	if s.host = escapeHost(s.host); len(s.host) > maxHost {
+		s.host = s.host[:maxHost]
+	}
+	return s, nil
+}
+
+// Path returns the Maildir directory of user, or an error wrapping
+// store.ErrBadUser when the name could not safely name a directory in Root.
+func (s *Store) Path(user string) (string, error) {
+	if err := checkUser(user); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.root, user), nil
+}
+
+// checkUser refuses names that could escape Root or hide the maildrop: empty,
+// leading '.', path separators, NUL and other control characters, and names
+// longer than a file name may be.
+func checkUser(user string) error {
+	if user == "" || len(user) > 255 || user[0] == '.' {
+		return fmt.Errorf("maildir: user %q: %w", user, store.ErrBadUser)
+	}
+	for i := 0; i < len(user); i++ {
+		if c := user[i]; c < 0x20 || c == 0x7f || c == '/' || c == '\\' {
+			return fmt.Errorf("maildir: user %q: %w", user, store.ErrBadUser)
+		}
+	}
+	return nil
+}
+
+// Subdirectories of a Maildir.
+const (
+	dirTmp = "tmp"
+	dirNew = "new"
+	dirCur = "cur"
+)
+
+// ensure creates the Maildir dir and its subdirectories where missing, and
+// makes the new directory entries durable.
+func ensure(dir string) error {
+	created, err := mkdir(dir)
+	if err != nil {
+		return err
+	}
+	if created {
+		if err := syncDir(filepath.Dir(dir)); err != nil {
+			return err
+		}
+	}
+	made := false
+	for _, sub := range []string{dirCur, dirNew, dirTmp} {
+		c, err := mkdir(filepath.Join(dir, sub))
+		if err != nil {
+			return err
+		}
+		made = made || c
+	}
+	if made {
+		return syncDir(dir)
+	}
+	return nil
+}
+
+func mkdir(dir string) (created bool, err error) {
+	err = os.Mkdir(dir, 0o700)
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, os.ErrExist) {
+		return false, nil
+	}
+	return false, fmt.Errorf("maildir: %w", err)
+}
+
+// syncDir makes the entries of directory dir durable (fsync(2) on the
+// directory, as the Maildir delivery protocol requires after a rename).
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("maildir: sync dir: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("maildir: sync dir: %w", err)
+	}
+	return nil
+}
+
+// escapeHost makes a host name safe inside a unique name: '/' and ':' are
+// written \057 and \072 (the Maildir convention), ',' \054 (it would start
+// a field) and every other byte outside 0x21–0x7E, and '\', likewise in
+// octal.
+func escapeHost(h string) string {
+	var b strings.Builder
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if c < 0x21 || c > 0x7e || c == '/' || c == ':' || c == ',' || c == '\\' {
+			fmt.Fprintf(&b, `\%03o`, c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}

@@ -1,0 +1,134 @@
+package maildir
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"math"
+	"strings"
+	"unicode/utf8"
+)
+
+// msgName is what a message's file name says about it. A Maildir name is
+// <unique>[,KEY=value...][:2,FLAGS]; only the part before ':' (the base)
+// identifies the message, whatever directory and flags it has.
+type msgName struct {
+	base   string // the name without its ":info" part
+	unique string // base without its ",KEY=value" fields
+	ts     uint64 // the leading decimal timestamp, 0 if none
+	fsize  int64  // S= (file size), -1 if absent
+	wsize  int64  // W= (wire size), -1 if absent
+}
+
+// parseName parses the name of a file in new/ or cur/. It reports false for
+// names that cannot be a message: control characters or invalid UTF-8 in
+// the name, or an empty unique part. Dot-files are the caller's business.
+func parseName(name string) (msgName, bool) {
+	if !utf8.ValidString(name) {
+		return msgName{}, false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 0x20 || c == 0x7f {
+			return msgName{}, false
+		}
+	}
+	n := msgName{fsize: -1, wsize: -1}
+	n.base, _, _ = strings.Cut(name, ":")
+	first, rest, _ := strings.Cut(n.base, ",")
+	if first == "" {
+		return msgName{}, false
+	}
+	n.unique = first
+	var kept []string // components after the first that are not fields
+	for rest != "" {
+		var comp string
+		comp, rest, _ = strings.Cut(rest, ",")
+		key, val, ok := field(comp)
+		if !ok {
+			kept = append(kept, comp)
+			continue
+		}
+		switch key {
+		case "S":
+			n.fsize = parseSize(val)
+		case "W":
+			n.wsize = parseSize(val)
+		}
+	}
+	if len(kept) > 0 {
+		n.unique = first + "," + strings.Join(kept, ",")
+	}
+	n.ts = leadingNumber(first)
+	return n, true
+}
+
+// field splits a ",KEY=value" component (KEY: ASCII letters, as Dovecot
+// writes S=, W= and friends).
+func field(comp string) (key, val string, ok bool) {
+	key, val, ok = strings.Cut(comp, "=")
+	if !ok || key == "" {
+		return "", "", false
+	}
+	for i := 0; i < len(key); i++ {
+		if c := key[i] | 0x20; c < 'a' || c > 'z' {
+			return "", "", false
+		}
+	}
+	return key, val, true
+}
+
+// parseSize parses a decimal size of up to 18 digits, -1 if it is not one.
+func parseSize(s string) int64 {
+	if s == "" || len(s) > 18 {
+		return -1
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return -1
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n
+}
+
+// leadingNumber returns the value of the decimal digits s begins with (the
+// delivery time of a Maildir name), saturating; 0 when there are none.
+func leadingNumber(s string) uint64 {
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			break
+		}
+		d := uint64(c - '0')
+		if n > (math.MaxUint64-d)/10 {
+			return math.MaxUint64
+		}
+		n = n*10 + d
+	}
+	return n
+}
+
+// uidOf returns the UIDL of a message with the given unique name: the name
+// itself when it is a valid unique-id listing (RFC 1939 §7: 1 to 70
+// characters in 0x21–0x7E), otherwise "X" and 40 hex digits of its SHA-256.
+func uidOf(unique string) string {
+	if validUID(unique) {
+		return unique
+	}
+	sum := sha256.Sum256([]byte(unique))
+	return "X" + hex.EncodeToString(sum[:20])
+}
+
+func validUID(s string) bool {
+	if len(s) < 1 || len(s) > 70 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,113 @@
+package maildir
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// The size cache remembers the wire size of messages whose names carry no
+// W= field, so that a login reads no message twice. See the package doc for
+// its format. Only the holder of the session lock reads or writes it.
+const (
+	cacheName   = "postie-sizes"
+	cacheHeader = "postie-sizes 1"
+)
+
+// sizes are the sizes known of one message.
+type sizes struct {
+	wire int64 // wire size
+	file int64 // file size when the wire size was computed
+}
+
+// errCorruptCache reports a size cache that cannot be parsed.
+var errCorruptCache = errors.New("maildir: corrupt size cache")
+
+// cacheEntry is one line of the size cache.
+type cacheEntry struct {
+	unique string
+	sizes
+}
+
+// loadSizes reads the size cache of the Maildir dir. A missing cache is an
+// empty one; a damaged one is reported with errCorruptCache.
+func loadSizes(dir string) (map[string]sizes, error) {
+	data, err := os.ReadFile(filepath.Join(dir, cacheName))
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]sizes{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("maildir: size cache: %w", err)
+	}
+	// One string for the whole file: the keys are slices of it.
+	text, ok := strings.CutPrefix(string(data), cacheHeader+"\n")
+	if !ok || text != "" && text[len(text)-1] != '\n' {
+		return nil, errCorruptCache
+	}
+	m := make(map[string]sizes, strings.Count(text, "\n"))
+	for text != "" {
+		var line string
+		line, text, _ = strings.Cut(text, "\n")
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			return nil, errCorruptCache
+		}
+		j := strings.LastIndexByte(line[:i], ' ')
+		if j <= 0 {
+			return nil, errCorruptCache
+		}
+		key := line[:j]
+		w, f := parseSize(line[j+1:i]), parseSize(line[i+1:])
+		if w < 0 || f < 0 || strings.ContainsFunc(key, isControl) {
+			return nil, errCorruptCache
+		}
+		m[key] = sizes{wire: w, file: f}
+	}
+	return m, nil
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// saveSizes replaces the size cache of the Maildir dir with entries,
+// atomically: a temporary file, fsync, rename over the old one, fsync of
+// dir.
+func saveSizes(dir string, entries []cacheEntry) (err error) {
+	tmp := filepath.Join(dir, cacheName+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("maildir: size cache: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(tmp)
+			err = fmt.Errorf("maildir: size cache: %w", err)
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 64<<10)
+	bw.WriteString(cacheHeader + "\n")
+	var num []byte
+	for _, e := range entries {
+		bw.WriteString(e.unique)
+		num = strconv.AppendInt(append(num[:0], ' '), e.wire, 10)
+		num = strconv.AppendInt(append(num, ' '), e.file, 10)
+		bw.Write(append(num, '\n'))
+	}
+	err = bw.Flush()
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, cacheName)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
