@@ -1,0 +1,386 @@
+package auth
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configure a DB.
+type Options struct {
+	// Logger receives warnings about the file and errors about stored
+	// hashes; never a password or a hash. Default slog.Default().
+	Logger *slog.Logger
+	// CacheTTL is the lifetime of a cached successful verification.
+	// Zero means DefaultCacheTTL (10m); negative disables the cache.
+	CacheTTL time.Duration
+}
+
+// DB is a passwd-file loaded in memory. It is safe for concurrent use.
+type DB struct {
+	path  string
+	log   *slog.Logger
+	cache *credCache // nil when disabled
+	dummy string     // stands in for the hash of an unknown user
+
+	// sem bounds concurrent hash verifications: an Argon2 check holds
+	// 64 MiB and one core, so more at once than there are cores only
+	// costs memory.
+	sem chan struct{}
+
+	// verifications counts calls of Verify made by Authenticate (the
+	// dummy ones included); tests use it to see the cache work.
+	verifications atomic.Int64
+
+	editMu sync.Mutex // one edit at a time in this process (flock across processes)
+
+	mu    sync.RWMutex
+	state *state
+}
+
+// state is what a load of the file yields; it is replaced, never changed.
+type state struct {
+	users map[string]string // name → stored password ("" = cannot log in)
+	fold  map[string]string // ASCII lower case → the stored name, when unambiguous
+}
+
+// Open loads the passwd-file at path. A missing file is an empty DB (it is
+// created by the first Add).
+func Open(path string, opts Options) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("auth: Open: empty path")
+	}
+	db := &DB{
+		path:  path,
+		log:   opts.Logger,
+		dummy: dummyHash(),
+		sem:   make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
+	}
+	if db.log == nil {
+		db.log = slog.Default()
+	}
+	switch {
+	case opts.CacheTTL == 0:
+		db.cache = newCredCache(DefaultCacheTTL, maxCacheEntries)
+	case opts.CacheTTL > 0:
+		db.cache = newCredCache(opts.CacheTTL, maxCacheEntries)
+	}
+	if err := db.Reload(); err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+// dummyHash returns a DefaultScheme hash with the parameters Hash uses and
+// random salt and key bytes: checking a password against it costs what a
+// real check costs, but nothing matches it, and making it costs nothing.
+func dummyHash() string {
+	enc := base64.RawStdEncoding
+	return fmt.Sprintf("{ARGON2ID}$argon2id$v=19$m=%d,t=%d,p=%d$%s$%s", argon2idMemory, argon2idTime, argon2Threads,
+		enc.EncodeToString(randomBytes(argon2SaltLen)), enc.EncodeToString(randomBytes(argon2KeyLen)))
+}
+
+// Reload re-reads the file (on SIGHUP). On error the DB keeps its old
+// contents. A missing file empties the DB.
+func (db *DB) Reload() error {
+	data, err := readFile(db.path)
+	if err != nil {
+		return err
+	}
+	db.apply(parseFile(data))
+	return nil
+}
+
+func readFile(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	return data, nil
+}
+
+// apply makes f the DB's contents, logging what of it is unusable.
+func (db *DB) apply(f *passwdFile) {
+	st := db.index(f, true)
+	db.mu.Lock()
+	db.state = st
+	db.mu.Unlock()
+}
+
+// index builds the lookup maps of f. The first of two entries for the same
+// name wins. With warn, skipped lines and unknown schemes are logged (line
+// numbers and reasons, never a password).
+func (db *DB) index(f *passwdFile, warn bool) *state {
+	st := &state{users: make(map[string]string), fold: make(map[string]string)}
+	folds := make(map[string]int)
+	for i, l := range f.lines {
+		switch l.kind {
+		case lineMalformed:
+			if warn {
+				db.log.Warn("auth: skipping malformed passwd-file line", "file", db.path, "line", i+1, "problem", l.problem)
+			}
+			continue
+		case lineEntry:
+		default:
+			continue
+		}
+		if _, dup := st.users[l.user]; dup {
+			if warn {
+				db.log.Warn("auth: skipping duplicate passwd-file entry", "file", db.path, "line", i+1, "user", l.user)
+			}
+			continue
+		}
+		if warn && l.password != "" {
+			if _, ok := storedScheme(l.password); !ok {
+				db.log.Warn("auth: unknown password scheme", "file", db.path, "line", i+1, "user", l.user)
+			}
+		}
+		st.users[l.user] = l.password
+		folds[asciiLower(l.user)]++
+	}
+	for name := range st.users {
+		lower := asciiLower(name)
+		if _, exact := st.users[lower]; exact {
+			st.fold[lower] = lower
+		} else if folds[lower] == 1 {
+			st.fold[lower] = name
+		}
+	}
+	return st
+}
+
+// lookup finds the stored name for user: the exact name, else the one
+// that equals it ignoring ASCII case (if only one does).
+func (st *state) lookup(user string) (string, bool) {
+	if _, ok := st.users[user]; ok {
+		return user, true
+	}
+	name, ok := st.fold[asciiLower(user)]
+	return name, ok
+}
+
+func (db *DB) current() *state {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	return db.state
+}
+
+// Lookup returns the name as stored in the file for user (exact, else
+// ASCII case-insensitive), and whether there is one: the maildrop to
+// deliver into.
+func (db *DB) Lookup(user string) (canonical string, ok bool) {
+	if ValidUsername(user) != nil {
+		return "", false
+	}
+	return db.current().lookup(user)
+}
+
+// Exists reports whether user (matched as by Lookup) is in the file.
+func (db *DB) Exists(user string) bool {
+	_, ok := db.Lookup(user)
+	return ok
+}
+
+// Users returns the names in the file, sorted.
+func (db *DB) Users() []string {
+	st := db.current()
+	names := make([]string, 0, len(st.users))
+	for name := range st.users {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Authenticate checks user and password; it implements the POP3 server's
+// Authenticator. It returns the name as stored in the file and ok == true
+// on success. An unknown or invalid name, an entry without a password, an
+// empty password and a wrong password all give ok == false after the same
+// work (a check against a dummy DefaultScheme hash stands in for a missing
+// one). A stored hash in an unknown scheme or undecodable is logged at
+// Error (without the hash) and is ok == false too. err is non-nil only if
+// ctx ends while waiting for a verification slot.
+func (db *DB) Authenticate(ctx context.Context, user, password string) (string, bool, error) {
+	var (
+		name, stored string
+		found        bool
+	)
+	if ValidUsername(user) == nil {
+		st := db.current()
+		if name, found = st.lookup(user); found {
+			stored = st.users[name]
+		}
+	}
+	genuine := found && stored != "" && password != ""
+	if genuine && db.cache != nil && db.cache.hit(name, password, stored) {
+		return name, true, nil
+	}
+	if !genuine {
+		stored = db.dummy
+	}
+
+	ok, err := db.verify(ctx, stored, password)
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return "", false, err
+	}
+	if err != nil {
+		scheme, _ := storedScheme(stored)
+		db.log.Error("auth: cannot verify stored password", "file", db.path, "user", name,
+			"scheme", scheme, "err", err)
+		return "", false, nil
+	}
+	if !genuine || !ok {
+		return "", false, nil
+	}
+	if db.cache != nil {
+		db.cache.add(name, password, stored)
+	}
+	return name, true, nil
+}
+
+// verify runs Verify in one of the db.sem slots.
+func (db *DB) verify(ctx context.Context, stored, password string) (bool, error) {
+	select {
+	case db.sem <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	defer func() { <-db.sem }()
+	db.verifications.Add(1)
+	return Verify(stored, password)
+}
+
+// Add adds user with password hashed in scheme ("" = DefaultScheme). It
+// fails with ErrUserExists if the name (ignoring ASCII case) is taken.
+func (db *DB) Add(user, password, scheme string) error {
+	stored, err := db.hashForFile(user, password, scheme)
+	if err != nil {
+		return err
+	}
+	return db.edit(func(f *passwdFile, st *state) error {
+		for name := range st.users {
+			if asciiLower(name) == asciiLower(user) {
+				return fmt.Errorf("%w: %s", ErrUserExists, user)
+			}
+		}
+		// uid:gid:gecos:home:shell:extra left empty, as Dovecot allows.
+		f.lines = append(f.lines, f.newEntry(user, stored, "::::::"))
+		return nil
+	})
+}
+
+// SetPassword replaces the password of user (matched as by Lookup),
+// keeping the rest of its line. It fails with ErrNoSuchUser.
+func (db *DB) SetPassword(user, password, scheme string) error {
+	stored, err := db.hashForFile(user, password, scheme)
+	if err != nil {
+		return err
+	}
+	return db.edit(func(f *passwdFile, st *state) error {
+		i, err := findEntry(f, st, user)
+		if err != nil {
+			return err
+		}
+		old := f.lines[i]
+		l := line{kind: lineEntry, user: old.user, password: stored, rest: old.rest}
+		l.raw = l.format()
+		if strings.HasSuffix(old.raw, "\r") { // keep the line's own line end
+			l.raw += "\r"
+		}
+		f.lines[i] = l
+		return nil
+	})
+}
+
+// Delete removes user (matched as by Lookup). It fails with ErrNoSuchUser.
+func (db *DB) Delete(user string) error {
+	if err := ValidUsername(user); err != nil {
+		return err
+	}
+	return db.edit(func(f *passwdFile, st *state) error {
+		i, err := findEntry(f, st, user)
+		if err != nil {
+			return err
+		}
+		f.lines = slices.Delete(f.lines, i, i+1)
+		return nil
+	})
+}
+
+// hashForFile validates the name and hashes the password into something a
+// passwd-file field can hold.
+func (db *DB) hashForFile(user, password, scheme string) (string, error) {
+	if err := ValidUsername(user); err != nil {
+		return "", err
+	}
+	if password == "" {
+		return "", errors.New("auth: empty password")
+	}
+	if scheme == "" {
+		scheme = DefaultScheme
+	}
+	stored, err := Hash(scheme, password)
+	if err != nil {
+		return "", err
+	}
+	if err := checkPasswordField(stored); err != nil {
+		return "", err
+	}
+	return stored, nil
+}
+
+// findEntry returns the index in f of the line of the entry user names.
+func findEntry(f *passwdFile, st *state, user string) (int, error) {
+	name, ok := st.lookup(user)
+	if ok {
+		for i, l := range f.lines {
+			if l.kind == lineEntry && l.user == name {
+				return i, nil // the first one: the one in force
+			}
+		}
+	}
+	return 0, fmt.Errorf("%w: %s", ErrNoSuchUser, user)
+}
+
+// edit applies change to the file as it is on disk now, under the lock
+// file, replaces the file atomically and makes the result the DB's
+// contents.
+func (db *DB) edit(change func(f *passwdFile, st *state) error) error {
+	db.editMu.Lock()
+	defer db.editMu.Unlock()
+	unlock, err := lockFile(db.path + ".lock")
+	if err != nil {
+		return fmt.Errorf("auth: lock %s.lock: %w", db.path, err)
+	}
+	defer unlock()
+
+	data, err := readFile(db.path)
+	if err != nil {
+		return err
+	}
+	f := parseFile(data)
+	if err := change(f, db.index(f, false)); err != nil {
+		return err
+	}
+	if err := writeAtomic(db.path, f.bytes()); err != nil {
+		// The rename may have happened before the failure (an fsync of
+		// the directory): hold whatever is on disk now.
+		db.Reload()
+		return err
+	}
+	db.apply(f)
+	return nil
+}
