@@ -2,6 +2,8 @@ package sasl
 
 import (
 	"context"
+	"crypto/pbkdf2"
+	"crypto/sha256"
 	"errors"
 	"strings"
 	"testing"
@@ -56,3 +58,11 @@ func mustFinish(t *testing.T, s Server) {
 }
 
 func b(s string) []byte { return []byte(s) }
+
+func pbkdf2SHA256(password string, salt []byte) []byte {
+	k, err := pbkdf2.Key(sha256.New, password, salt, 4096, sha256.Size)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}

@@ -77,7 +77,7 @@ func NewSCRAM(mech string, opts SCRAMOptions) (Server, error) {
 	if plus && opts.ChannelBinding.Type == "" {
 		return nil, fmt.Errorf("%w: %s needs channel binding", ErrUnsupportedMechanism, mech)
 	}
-	if opts.Secret == nil {
+	if len(opts.Secret) == 0 {
 		opts.Secret = processSecret()
 	}
 	if opts.FakeIterations <= 0 {

@@ -108,9 +108,11 @@ func NewJWTValidator(ctx context.Context, opts JWTOptions) (*JWTValidator, error
 			Client:      defaultClient(opts.HTTPClient),
 			HTTPTimeout: defaultHTTPTimeout,
 			// An unknown key id triggers at most one refetch a
-			// minute, and a login never waits for the limiter.
+			// minute. RateLimitWaitMax also bounds that refetch; a
+			// login never sleeps for the limiter (rate.Limiter.Wait
+			// fails at once when the wait would pass the deadline).
 			RefreshUnknownKID: rate.NewLimiter(rate.Every(time.Minute), 1),
-			RateLimitWaitMax:  time.Millisecond,
+			RateLimitWaitMax:  defaultHTTPTimeout,
 			RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
 				return func(ctx context.Context, err error) {
 					log.WarnContext(ctx, "oauth: JWK Set refresh failed", "url", u, "err", err)
