@@ -95,7 +95,7 @@ func (ss *session) listing(c *wire.Command, field func([]byte, int) []byte) bool
 	case 1:
 		i, ok := ss.message(c.Args[0])
 		if !ok {
-			return ss.bad < ss.limit()
+			return ss.alive()
 		}
 		b := append(buf[:0], "+OK "...)
 		b = strconv.AppendInt(b, int64(i+1), 10)
@@ -107,13 +107,9 @@ func (ss *session) listing(c *wire.Command, field func([]byte, int) []byte) bool
 	return ss.fail("-ERR too many arguments\r\n")
 }
 
-// limit is the current bad-command limit; message() has already counted.
-func (ss *session) limit() int {
-	if ss.state == pop3.StateAuthorization {
-		return min(ss.srv.opts.Limits.MaxBadCommands, maxBadBeforeLogin)
-	}
-	return ss.srv.opts.Limits.MaxBadCommands
-}
+// alive reports whether the session goes on after a refused argument
+// (message() has answered; a bad one may have hit the bad-command limit).
+func (ss *session) alive() bool { return ss.endReason == "" }
 
 // RFC 1939 §5 RETR msg.
 func (ss *session) cmdRetr(c *wire.Command) bool {
@@ -122,7 +118,7 @@ func (ss *session) cmdRetr(c *wire.Command) bool {
 	}
 	i, ok := ss.message(c.Args[0])
 	if !ok {
-		return ss.bad < ss.limit()
+		return ss.alive()
 	}
 	size := ss.msgs[i].Size
 	if !ss.send(i, "+OK "+strconv.FormatInt(size, 10)+" octets\r\n", -1) {
@@ -141,7 +137,7 @@ func (ss *session) cmdTop(c *wire.Command) bool {
 	}
 	i, ok := ss.message(c.Args[0])
 	if !ok {
-		return ss.bad < ss.limit()
+		return ss.alive()
 	}
 	k, ok := wire.ParseNumber(c.Args[1])
 	if !ok {
@@ -218,7 +214,7 @@ func (ss *session) cmdDele(c *wire.Command) bool {
 	}
 	i, ok := ss.message(c.Args[0])
 	if !ok {
-		return ss.bad < ss.limit()
+		return ss.alive()
 	}
 	ss.deleted[i] = true
 	ss.ndel++
