@@ -18,6 +18,7 @@ import (
 
 	"github.com/postie-mail/postie/internal/testenv"
 	"github.com/postie-mail/postie/pop3server"
+	"github.com/postie-mail/postie/store"
 )
 
 // client is a minimal raw client for behaviour tests: it sends lines and
@@ -472,3 +473,34 @@ func TestSessionLog(t *testing.T) {
 }
 
 func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
+
+// slowClose delays releasing the lock, to make the order of QUIT's reply
+// and the release observable.
+type slowClose struct{ store.Store }
+
+type slowCloseDrop struct{ store.Maildrop }
+
+func (s slowClose) Open(ctx context.Context, user string) (store.Maildrop, error) {
+	md, err := s.Store.Open(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	return slowCloseDrop{md}, nil
+}
+
+func (d slowCloseDrop) Close() error {
+	time.Sleep(100 * time.Millisecond)
+	return d.Maildrop.Close()
+}
+
+// The lock is released before QUIT's reply: logging in again as soon as
+// +OK arrives never meets the old session's [IN-USE].
+func TestQuitReleasesLockBeforeReply(t *testing.T) {
+	s := startPostie(t, func(o *pop3server.Options) { o.Store = slowClose{o.Store} })
+	s.deliverCorpus(t, "user1")
+	for range 3 {
+		cl := dial(t, s.addr)
+		cl.login("user1", "pass1")
+		cl.cmd("QUIT", "+OK bye, 0 messages deleted")
+	}
+}

@@ -302,12 +302,7 @@ func (ss *session) flush() bool {
 // finish releases the maildrop (deleting nothing unless QUIT committed),
 // closes the connection and logs the one line per session.
 func (ss *session) finish() {
-	if ss.md != nil {
-		if err := ss.md.Close(); err != nil {
-			ss.srv.log.Error("closing maildrop", "session", ss.id, "user", ss.user, "err", err)
-		}
-		ss.md = nil
-	}
+	ss.closeMaildrop()
 	ss.abort()
 	if ss.endReason == "" {
 		ss.endReason = "closed"
@@ -324,6 +319,17 @@ func (ss *session) finish() {
 		"duration", time.Since(ss.start).Round(time.Millisecond).String(),
 		"reason", ss.endReason,
 	)
+}
+
+// closeMaildrop releases the maildrop lock, deleting nothing.
+func (ss *session) closeMaildrop() {
+	if ss.md == nil {
+		return
+	}
+	if err := ss.md.Close(); err != nil {
+		ss.srv.log.Error("closing maildrop", "session", ss.id, "user", ss.user, "err", err)
+	}
+	ss.md = nil
 }
 
 // sleep waits d unless the server is closing; it reports whether the full

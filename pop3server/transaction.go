@@ -275,12 +275,17 @@ func (ss *session) cmdQuit(c *wire.Command) bool {
 			}
 		}
 	}
+	var err error
 	if len(del) > 0 {
-		if err := ss.md.Commit(context.WithoutCancel(ss.srv.ctx), del); err != nil {
-			ss.srv.log.Error("deleting messages", "session", ss.id, "user", ss.user, "err", err)
-			ss.reply("-ERR [SYS/TEMP] some deleted messages not removed\r\n")
-			return false
-		}
+		err = ss.md.Commit(context.WithoutCancel(ss.srv.ctx), del)
+	}
+	// The lock goes before the reply: a client that logs in again as
+	// soon as it reads +OK must not meet its own old session's lock.
+	ss.closeMaildrop()
+	if err != nil {
+		ss.srv.log.Error("deleting messages", "session", ss.id, "user", ss.user, "err", err)
+		ss.reply("-ERR [SYS/TEMP] some deleted messages not removed\r\n")
+		return false
 	}
 	ss.dele = len(del)
 	ss.reply("+OK bye, " + strconv.Itoa(len(del)) + " messages deleted\r\n")

@@ -37,6 +37,7 @@ func TestLayering(t *testing.T) {
 		{"internal/wire", nil},
 		{"config", []string{"github.com/BurntSushi/toml"}},
 		{"pop3server", []string{module + "/pop3", module + "/internal/wire", module + "/store", module + "/sasl"}},
+		{"pop3client", []string{module + "/pop3", module + "/internal/wire", "github.com/xdg-go", "golang.org/x/text"}},
 		{"store/maildir", []string{module + "/store", module + "/internal/wire"}},
 		{"auth", []string{"golang.org/x/crypto", "golang.org/x/sys", "github.com/GehirnInc/crypt"}},
 	}
