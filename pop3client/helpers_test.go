@@ -38,14 +38,6 @@ var corpus = []struct{ stored, wire string }{
 	},
 }
 
-func corpusTotal() int64 {
-	var n int64
-	for _, m := range corpus {
-		n += int64(len(m.wire))
-	}
-	return n
-}
-
 // users accepts userN with passN for N in 1..100.
 var users = pop3server.AuthenticatorFunc(func(_ context.Context, user, pass string) (string, bool, error) {
 	n, err := strconv.Atoi(strings.TrimPrefix(user, "user"))

@@ -31,7 +31,10 @@ func scramServer(t *testing.T, hash scram.HashGeneratorFcn, mech, mode string, t
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds := cl.GetStoredCredentials(scram.KeyFactors{Salt: "postie-salt", Iters: 4096})
+	creds, err := cl.GetStoredCredentialsWithError(scram.KeyFactors{Salt: "postie-salt", Iters: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := hash.NewServer(func(user string) (scram.StoredCredentials, error) {
 		if user != "alice" {
 			return scram.StoredCredentials{}, errors.New("no such user")

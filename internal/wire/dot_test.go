@@ -297,7 +297,7 @@ func TestWireSizeError(t *testing.T) {
 // readDot reads a multi-line body with a DotReader over a bufio.Reader of
 // the given size and returns the content, the error that ended it and what
 // is left on the stream.
-func readDot(in string, size int, oneByte bool) (content string, err error, left string) {
+func readDot(in string, size int, oneByte bool) (content, left string, err error) {
 	var r io.Reader = strings.NewReader(in)
 	if oneByte {
 		r = iotest.OneByteReader(r)
@@ -310,7 +310,7 @@ func readDot(in string, size int, oneByte bool) (content string, err error, left
 	var out bytes.Buffer
 	_, err = io.Copy(&out, dr)
 	rest, _ := io.ReadAll(br)
-	return out.String(), err, string(rest)
+	return out.String(), string(rest), err
 }
 
 func TestDotReader(t *testing.T) {
@@ -350,7 +350,7 @@ func TestDotReader(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for _, oneByte := range []bool{false, true} {
-			content, err, left := readDot(tt.in, tt.size, oneByte)
+			content, left, err := readDot(tt.in, tt.size, oneByte)
 			if content != tt.content || err != tt.err || left != tt.left {
 				t.Errorf("%s (one byte %v): got %.60q, %v, left %q; want %.60q, %v, left %q",
 					tt.name, oneByte, content, err, left, tt.content, tt.err, tt.left)
@@ -444,7 +444,7 @@ func roundTrip(t testing.TB, m []byte, chunks ...[]byte) {
 		}
 	}
 	for _, size := range []int{16, 4096} {
-		content, err, left := readDot(wire+"+OK", size, false)
+		content, left, err := readDot(wire+"+OK", size, false)
 		if err != nil || content != string(want) || left != "+OK" {
 			t.Fatalf("%q: read back %q, %v, left %q; want %q", m, content, err, left, want)
 		}
