@@ -83,3 +83,37 @@ func makeMaildir(b *testing.B, dir string, n int, cached bool) {
 		}
 	}
 }
+
+// BenchmarkSnapshotCold is BenchmarkSnapshot with the page, dentry and
+// inode caches dropped before every login (root only), as after a reboot:
+//
+//	go test -bench SnapshotCold -run '^$' -benchtime 5x ./store/maildir
+func BenchmarkSnapshotCold(b *testing.B) {
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0); err != nil {
+		b.Skipf("cannot drop caches: %v", err)
+	}
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("names/%dk", n/1000), func(b *testing.B) {
+			s, err := New(Options{Root: b.TempDir(), Hostname: "bench", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				b.Fatal(err)
+			}
+			dir, _ := s.Path("alice")
+			if err := ensure(dir); err != nil {
+				b.Fatal(err)
+			}
+			makeMaildir(b, dir, n, false)
+			for b.Loop() {
+				b.StopTimer()
+				syscall.Sync()
+				os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0)
+				b.StartTimer()
+				md, err := s.Open(b.Context(), "alice")
+				if err != nil {
+					b.Fatal(err)
+				}
+				md.Close()
+			}
+		})
+	}
+}
