@@ -3,7 +3,9 @@
 # race detector, and a short run of every fuzz target.
 #
 # Installs the real peers the tests talk to (curl, Python, Dovecot,
-# fetchmail, mpop) with apt-get when they are missing and we are root.
+# fetchmail, mpop, testssl.sh, swaks, Postfix, Dovecot's LMTP) with apt-get
+# when they are missing and we are root. Postfix is installed unconfigured
+# (the tests run private instances): no system mail service is set up.
 # With CI=true, POSTIE_REQUIRE_PEERS=1 is exported: tests then fail instead
 # of skipping when a peer is missing, and a missing staticcheck fails too.
 #
@@ -34,12 +36,18 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v fetchmail >/dev/null 2>&1 || missing+=(fetchmail)
 command -v mpop >/dev/null 2>&1 || missing+=(mpop)
+command -v testssl >/dev/null 2>&1 || missing+=(testssl.sh)
 [ -x /usr/sbin/dovecot ] || missing+=(dovecot-core)
 [ -x /usr/lib/dovecot/pop3 ] || missing+=(dovecot-pop3d)
+[ -x /usr/lib/dovecot/lmtp ] || missing+=(dovecot-lmtpd)
+command -v swaks >/dev/null 2>&1 || missing+=(swaks)
+[ -x /usr/sbin/postfix ] || missing+=(postfix)
 if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 		step "installing test peers: ${missing[*]}"
 		export DEBIAN_FRONTEND=noninteractive
+		# Postfix "No configuration": nothing listens on port 25 after.
+		echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
 		if ! { apt-get update -qq >/dev/null &&
 			apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }; then
 			if $ci; then fail "could not install ${missing[*]}"; fi

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,6 +25,11 @@ type Options struct {
 	// CacheTTL is the lifetime of a cached successful verification.
 	// Zero means DefaultCacheTTL (10m); negative disables the cache.
 	CacheTTL time.Duration
+	// SCRAMSecret keys the salts of the SCRAM credentials derived from
+	// PLAIN entries (see SCRAMCredentials). Give it the same stable
+	// secret as sasl.Config.SCRAMSecret, so that real and fake salts are
+	// alike and survive restarts; empty means a random one per process.
+	SCRAMSecret []byte
 }
 
 // DB is a passwd-file loaded in memory. It is safe for concurrent use.
@@ -32,6 +38,9 @@ type DB struct {
 	log   *slog.Logger
 	cache *credCache // nil when disabled
 	dummy string     // stands in for the hash of an unknown user
+
+	apopDummy string        // stands in for the secret of an unknown APOP user
+	scram     *scramDerived // SCRAM credentials derived from PLAIN entries
 
 	// sem bounds concurrent hash verifications: an Argon2 check holds
 	// 64 MiB and one core, so more at once than there are cores only
@@ -64,7 +73,10 @@ func Open(path string, opts Options) (*DB, error) {
 		path:  path,
 		log:   opts.Logger,
 		dummy: dummyHash(),
-		sem:   make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
+
+		apopDummy: hex.EncodeToString(randomBytes(16)),
+		scram:     newSCRAMDerived(opts.SCRAMSecret),
+		sem:       make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
 	}
 	if db.log == nil {
 		db.log = slog.Default()
@@ -86,7 +98,7 @@ func Open(path string, opts Options) (*DB, error) {
 // real check costs, but nothing matches it, and making it costs nothing.
 func dummyHash() string {
 	enc := base64.RawStdEncoding
-	return fmt.Sprintf("{ARGON2ID}$argon2id$v=19$m=%d,t=%d,p=%d$%s$%s", argon2idMemory, argon2idTime, argon2Threads,
+	return fmt.Sprintf("{ARGON2ID}$argon2id$v=19$m=%d,t=%d,p=%d$%s$%s", cost.argon2idMemory, cost.argon2idTime, argon2Threads,
 		enc.EncodeToString(randomBytes(argon2SaltLen)), enc.EncodeToString(randomBytes(argon2KeyLen)))
 }
 

@@ -341,7 +341,7 @@ func TestOpenMissingFile(t *testing.T) {
 	if err := db.Add("alice", "secret", ""); err != nil {
 		t.Fatal(err)
 	}
-	if content := readString(t, path); !strings.HasPrefix(content, "alice:{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$") {
+	if content := readString(t, path); !strings.HasPrefix(content, fmt.Sprintf("alice:{ARGON2ID}$argon2id$v=19$m=%d,t=%d,p=1$", cost.argon2idMemory, cost.argon2idTime)) {
 		t.Errorf("Add with the default scheme wrote %q", content)
 	}
 	fi, err := os.Stat(path)

@@ -21,6 +21,8 @@ import (
 	"github.com/GehirnInc/crypt/sha512_crypt"
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/postie-mail/postie/sasl"
 )
 
 // DefaultScheme is the scheme Hash uses when DB.Add or DB.SetPassword is
@@ -32,17 +34,32 @@ const DefaultScheme = "ARGON2ID"
 // at about 64 MiB and tens of milliseconds per check they are the reason
 // for the credential cache.
 const (
-	argon2idMemory  = 65536 // KiB
-	argon2idTime    = 3
-	argon2iMemory   = 32768 // KiB
-	argon2iTime     = 4
 	argon2Threads   = 1
 	argon2SaltLen   = 16
 	argon2KeyLen    = 32
-	bcryptCost      = 10
 	shaCryptSaltLen = 16 // the maximum for $5$ and $6$
 	sshaSaltLen     = 16
 )
+
+// costs are the work parameters of the slow hashes Hash writes.
+type costs struct {
+	argon2idMemory, argon2idTime uint32 // KiB, passes
+	argon2iMemory, argon2iTime   uint32
+	bcrypt                       int
+}
+
+// productionCosts are Dovecot's defaults.
+var productionCosts = costs{
+	argon2idMemory: 65536, argon2idTime: 3,
+	argon2iMemory: 32768, argon2iTime: 4,
+	bcrypt: 10,
+}
+
+// cost is what Hash and the dummy hash use: productionCosts, except in
+// this package's tests, whose TestMain lowers it before any test runs so
+// that they do not spend minutes in Argon2 (one test checks the
+// production parameters).
+var cost = productionCosts
 
 // Limits on what a stored Argon2 string may ask for, so a corrupt or
 // hostile entry cannot make one login allocate unbounded memory or panic.
@@ -105,6 +122,8 @@ const (
 	kindCrypt
 	kindArgon2
 	kindPBKDF2
+	kindSCRAM
+	kindCRAMMD5
 )
 
 func kindOf(scheme string) schemeKind {
@@ -117,6 +136,10 @@ func kindOf(scheme string) schemeKind {
 		return kindArgon2
 	case "PBKDF2":
 		return kindPBKDF2
+	case "SCRAM-SHA-256", "SCRAM-SHA-1":
+		return kindSCRAM
+	case "CRAM-MD5":
+		return kindCRAMMD5
 	}
 	if _, ok := digestSchemes[scheme]; ok {
 		return kindDigest
@@ -194,10 +217,17 @@ func storedScheme(stored string) (string, bool) {
 // Hash hashes password in the given scheme (case-insensitive name, with an
 // optional .HEX or .B64 suffix for the digest and plain schemes) and
 // returns "{SCHEME}encoded". It generates ARGON2ID (the default), ARGON2I,
-// BLF-CRYPT, SHA512-CRYPT, SHA256-CRYPT, SSHA512, SSHA256, SSHA and
+// BLF-CRYPT, SHA512-CRYPT, SHA256-CRYPT, SSHA512, SSHA256, SSHA,
+// SCRAM-SHA-256 and SCRAM-SHA-1 (Dovecot's stored SCRAM keys, with which
+// the SCRAM mechanisms work without a plaintext password), CRAM-MD5 and
 // PLAIN/CLEAR/CLEARTEXT; the other schemes Verify knows are verify-only
 // and give an error wrapping ErrUnknownScheme.
 func Hash(scheme, password string) (string, error) {
+	return hashWith(cost, scheme, password)
+}
+
+// hashWith is Hash with the given costs.
+func hashWith(c costs, scheme, password string) (string, error) {
 	name, enc, err := parseSchemeName(scheme)
 	if err != nil {
 		return "", err
@@ -205,11 +235,11 @@ func Hash(scheme, password string) (string, error) {
 	prefix := "{" + name + enc.suffix() + "}"
 	switch name {
 	case "ARGON2ID":
-		return prefix + argon2Hash("argon2id", password, argon2idTime, argon2idMemory), nil
+		return prefix + argon2Hash("argon2id", password, c.argon2idTime, c.argon2idMemory), nil
 	case "ARGON2I":
-		return prefix + argon2Hash("argon2i", password, argon2iTime, argon2iMemory), nil
+		return prefix + argon2Hash("argon2i", password, c.argon2iTime, c.argon2iMemory), nil
 	case "BLF-CRYPT":
-		h, err := bcrypt.GenerateFromPassword([]byte(password), bcryptCost)
+		h, err := bcrypt.GenerateFromPassword([]byte(password), c.bcrypt)
 		if err != nil {
 			return "", fmt.Errorf("auth: BLF-CRYPT: %w", err)
 		}
@@ -232,6 +262,15 @@ func Hash(scheme, password string) (string, error) {
 			return prefix + password, nil
 		}
 		return prefix + encode([]byte(password), enc, false), nil
+	case "SCRAM-SHA-256", "SCRAM-SHA-1":
+		c, err := sasl.NewSCRAMCredentials(name, password, 0)
+		if err != nil {
+			return "", fmt.Errorf("auth: %s: %w", name, err)
+		}
+		return sasl.FormatDovecotSCRAM(c)
+	case "CRAM-MD5":
+		ctx := cramMD5Context(password)
+		return prefix + hex.EncodeToString(ctx[:]), nil
 	}
 	return "", fmt.Errorf("%w: %s is verify-only", ErrUnknownScheme, name)
 }
@@ -321,6 +360,10 @@ func Verify(stored, password string) (bool, error) {
 		return verifyArgon2(data, password)
 	case kindPBKDF2:
 		return verifyPBKDF2(data, password)
+	case kindSCRAM:
+		return verifySCRAM(scheme, data, password)
+	case kindCRAMMD5:
+		return verifyCRAMMD5(data, password)
 	}
 	return false, fmt.Errorf("%w: %s", ErrUnknownScheme, scheme)
 }

@@ -82,6 +82,9 @@ var knownVectors = []vector{
 	{"doveadm pw -s CLEAR", "secret", "{CLEAR}secret"},
 	{"doveadm pw -s PLAIN-MD5", "secret", "{PLAIN-MD5}5ebe2294ecd0e0f08eab7690d2a6ee69"},
 	{"doveadm pw -s PLAIN-MD5.B64", "secret", "{PLAIN-MD5.B64}Xr4ilOzQ4PCOq3aQ0qbuaQ=="},
+	{"doveadm pw -s SCRAM-SHA-256", "secret", "{SCRAM-SHA-256}4096,qCq1t4n2BWb1JoMeEMdBbw==,rR44eKbc7XccLz9aCDOn3aCCFEDSYUG9bMCPpuf2kgw=,HoRSjqrM7QGJqfZYmB+FS1nNmChi1WSw6KzvgzZ8MBU="},
+	{"doveadm pw -s SCRAM-SHA-1", "secret", "{SCRAM-SHA-1}4096,7mO0h+E/OZNU/7DG8W5s2Q==,/SWfQjaVCQ7vkaMGbY1otRYCg4o=,/xkcoNmxMKFsgqJggnJgrSUXiPk="},
+	{"doveadm pw -s CRAM-MD5", "secret", "{CRAM-MD5}cd3ba7deaad6e5ca23448ba42e379747a9e0f7f1fbc00c8a81bbaac395731b56"},
 	{"doveadm pw -s PBKDF2 -r 1000", "secret", "{PBKDF2}$1$pW.jkGNHnWejIcp1$1000$d9f1288cea48296ee31a0870594c8ece0669ff7d"},
 	// Dovecot accepts these (doveadm pw -t), so postie does: scheme names
 	// in any case, hex for an unsalted digest without a suffix.
@@ -108,6 +111,9 @@ var knownVectors = []vector{
 	{"doveadm pw -s SHA1", "pässwörd", "{SHA1}9Rfd8dMqES/xrVXGbRsSyzjn6Pc="},
 	{"doveadm pw -s PLAIN-MD5", "pässwörd", "{PLAIN-MD5}12841e4ba5e37d2fbfc78458c6714ade"},
 	{"doveadm pw -s LDAP-MD5", "pässwörd", "{LDAP-MD5}EoQeS6XjfS+/x4RYxnFK3g=="},
+	{"doveadm pw -s SCRAM-SHA-256", "pässwörd", "{SCRAM-SHA-256}4096,H11AZcjT63SsYHXUnwevvQ==,JfcpURDUw12O/wNQtK8bi5hiA0/a3ond4C1nTm1GGZY=,yhj5THDLTtUbnFCiSTBbjSPJlSMkO2IqM9J0S2uWqso="},
+	{"doveadm pw -s SCRAM-SHA-1", "pässwörd", "{SCRAM-SHA-1}4096,QhX68ZnSN0uWW6uXj2umEQ==,TcjlxaExzWBXrN0XTSh2EQLYtP0=,W8pzDL+1o5arr52V2sy5gd7WMZQ="},
+	{"doveadm pw -s CRAM-MD5", "pässwörd", "{CRAM-MD5}4a60bd37924fc5d45b4c92ce695bac86cb234bc3028aab2a71a225cb0dedfbb9"},
 	{"doveadm pw -s PBKDF2", "pässwörd", "{PBKDF2}$1$NXvdUIG8XUCKoIX0$5000$c439097d5b6d2f6796d30b67b505d97d935d588c"},
 }
 

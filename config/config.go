@@ -35,6 +35,10 @@ type Config struct {
 	POP3    POP3    `toml:"pop3"`
 	Storage Storage `toml:"storage"`
 	Auth    Auth    `toml:"auth"`
+	TLS     TLS     `toml:"tls"`
+	Intake  Intake  `toml:"intake"` // see intake.go
+	LMTP    LMTP    `toml:"lmtp"`
+	SMTP    SMTP    `toml:"smtp"`
 }
 
 // Log configures the process log (log/slog, on stderr).
@@ -47,6 +51,9 @@ type Log struct {
 type POP3 struct {
 	// Listen holds host:port addresses; port 0 picks a free port.
 	Listen []string `toml:"listen"`
+	// ListenTLS holds implicit-TLS (POP3S, RFC 8314) addresses; they
+	// need tls.cert_file.
+	ListenTLS []string `toml:"listen_tls"`
 	// Hostname is named in the greeting; empty means the system's.
 	Hostname string `toml:"hostname"`
 	// Implementation advertises "IMPLEMENTATION postie <version>" in CAPA.
@@ -85,22 +92,32 @@ type Storage struct {
 	MaildirRoot string `toml:"maildir_root"` // user U's Maildir is MaildirRoot/U
 }
 
-// Auth configures the user database.
+// Auth configures the user database and the login methods.
 type Auth struct {
 	PasswdFile    string   `toml:"passwd_file"`
 	CacheTTL      Duration `toml:"cache_ttl"`
 	DefaultScheme string   `toml:"default_scheme"`
+	// Mechanisms are the SASL mechanisms AUTH may offer; each is offered
+	// only where its backend is configured (see tls.go).
+	Mechanisms []string `toml:"mechanisms"`
+	// APOP enables the APOP command (weak; PLAIN-stored users only).
+	APOP bool `toml:"apop"`
+	// ClientCAFile enables SASL EXTERNAL with TLS client certificates
+	// issued by these CAs.
+	ClientCAFile string `toml:"client_ca_file"`
+	OAuth        OAuth  `toml:"oauth"`
 }
 
 // Default returns the configuration used for every key a file leaves out.
 // Its relative paths are relative to DataDir; Load and ResolvePaths make
 // them absolute.
 func Default() *Config {
-	return &Config{
+	c := &Config{
 		DataDir: "/var/lib/postie",
 		Log:     Log{Level: "info", Format: "text"},
 		POP3: POP3{
 			Listen:              []string{"127.0.0.1:110"},
+			ListenTLS:           []string{},
 			Implementation:      true,
 			IdleTimeout:         Duration(10 * time.Minute),
 			AuthTimeout:         Duration(60 * time.Second),
@@ -119,8 +136,13 @@ func Default() *Config {
 			PasswdFile:    "passwd",
 			CacheTTL:      Duration(10 * time.Minute),
 			DefaultScheme: "ARGON2ID",
+			Mechanisms:    slices.Clone(SASLMechanisms),
+			OAuth:         OAuth{Audience: []string{}},
 		},
+		TLS: TLS{Certificates: []Certificate{}},
 	}
+	c.setIntakeDefaults()
+	return c
 }
 
 // Load reads the file at path over the defaults, resolves its paths and
@@ -226,6 +248,8 @@ func (c *Config) ResolvePaths(base string) error {
 	}
 	resolve(&c.Storage.MaildirRoot, def.Storage.MaildirRoot)
 	resolve(&c.Auth.PasswdFile, def.Auth.PasswdFile)
+	c.resolveSecurityPaths(dir)
+	c.resolveIntakePaths(dir)
 	return nil
 }
 
@@ -332,6 +356,8 @@ func (c *Config) problems() []string {
 	if c.Auth.DefaultScheme == "" {
 		bad("auth.default_scheme", "must not be empty")
 	}
+	c.securityProblems(bad)
+	c.intakeProblems(bad)
 	return out
 }
 

@@ -122,9 +122,9 @@ func TestUnknownKey(t *testing.T) {
 	_, _, err := load(t, "[pop3]\nidel_timeout = \"10m\"\n")
 	wantErr(t, err, "unknown key", "pop3.idel_timeout")
 
-	_, _, err = load(t, "colour = 1\n[smtp]\nlisten = [\"x:1\"]\n")
-	wantErr(t, err, "unknown keys", "colour", "smtp")
-	if strings.Contains(err.Error(), "smtp.listen") {
+	_, _, err = load(t, "colour = 1\n[imap]\nlisten = [\"x:1\"]\n")
+	wantErr(t, err, "unknown keys", "colour", "imap")
+	if strings.Contains(err.Error(), "imap.listen") {
 		t.Errorf("children of an unknown table reported too: %v", err)
 	}
 }
@@ -260,7 +260,7 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	documented := map[string]bool{} // "table.key" -> has a comment
 	table := ""
 	prevComment := false
-	tableRE := regexp.MustCompile(`^\[([a-z0-9_]+)\]$`)
+	tableRE := regexp.MustCompile(`^\[([a-z0-9_.]+)\]$`)
 	keyRE := regexp.MustCompile(`^([a-z0-9_]+)\s*=`)
 	for line := range strings.Lines(string(data)) {
 		line = strings.TrimSpace(line)

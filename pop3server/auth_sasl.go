@@ -15,6 +15,9 @@ import (
 // no limit on responses; 255 octets applies to the AUTH line itself).
 const maxSASLLine = 16 << 10
 
+// maxAuthLine bounds an AUTH command line with its initial response.
+const maxAuthLine = maxSASLLine + 64
+
 // conn describes this connection to the mechanisms.
 func (ss *session) conninfo() sasl.Conn {
 	if ss.saslConn != nil {
@@ -44,7 +47,7 @@ func (ss *session) saslNames() []string {
 func (ss *session) cmdAuth(c *wire.Command) bool {
 	names := ss.saslNames()
 	if len(c.Args) == 0 {
-		ss.reply("+OK\r\n")
+		ss.reply("+OK mechanisms follow\r\n")
 		for _, n := range names {
 			ss.reply(n + "\r\n")
 		}

@@ -55,7 +55,7 @@ func TestAuthPlainTranscripts(t *testing.T) {
 		// LOGIN
 		greet + "C: AUTH LOGIN\nS: + " + b64("Username:") + "\nC: " + b64("user1") + "\nS: + " + b64("Password:") + "\nC: " + b64("pass1") + "\n" + loggedIn + "C: QUIT\nS: +OK bye, 0 messages deleted\nE:",
 		// the mechanism list, and CAPA's SASL line
-		greet + "C: AUTH\nS: +OK\nD: SCRAM-SHA-256\nD: SCRAM-SHA-1\nD: OAUTHBEARER\nD: XOAUTH2\nD: PLAIN\nD: LOGIN\nD: .\n" +
+		greet + "C: AUTH\nS: +OK mechanisms follow\nD: SCRAM-SHA-256\nD: SCRAM-SHA-1\nD: OAUTHBEARER\nD: XOAUTH2\nD: PLAIN\nD: LOGIN\nD: .\n" +
 			"C: CAPA\nS: +OK capability list follows\nD: TOP\nD: USER\nD: UIDL\nD: RESP-CODES\nD: AUTH-RESP-CODE\nD: PIPELINING\nD: SASL SCRAM-SHA-256 SCRAM-SHA-1 OAUTHBEARER XOAUTH2 PLAIN LOGIN\nD: IMPLEMENTATION postie\nD: .\nC: QUIT\nS: +OK bye\nE:",
 		// an XOAUTH2 token of 4 KB sent only as a continuation line
 		greet + "C: AUTH XOAUTH2\nS: + \nC: " + b64("user=user1\x01auth=Bearer "+strings.Repeat("t", 4000)+"\x01\x01") + "\n" + loggedIn + "C: QUIT\nS: +OK bye, 0 messages deleted\nE:",
@@ -207,4 +207,19 @@ func TestLoginDelay(t *testing.T) {
 	cl = dial(t, s.addr)
 	cl.cmd("USER user1", "+OK send PASS")
 	cl.cmd("PASS pass1", "-ERR [LOGIN-DELAY] minimum time between logins not yet passed")
+}
+
+// Clients such as mpop send a long OAuth token as the initial response on
+// the AUTH line itself (against RFC 5034 §4); it is accepted, while other
+// commands stay limited to 255 octets.
+func TestAuthLongInitialResponse(t *testing.T) {
+	s := startPostie(t, withSASL)
+	s.deliverCorpus(t, "user1")
+	token := b64("user=user1\x01auth=Bearer " + strings.Repeat("t", 4000) + "\x01\x01")
+	script := greet +
+		"C: USER " + strings.Repeat("u", 300) + "\nS: -ERR line too long\n" +
+		"C: AUTH XOAUTH2 " + token + "\nS: +OK logged in, 3 messages ({total} octets)\n" +
+		"C: NOOP " + strings.Repeat("x", 300) + "\nS: -ERR line too long\n" +
+		"C: QUIT\nS: +OK bye, 0 messages deleted\nE:"
+	runScript(t, s.addr, testenv.Exact, expand(script, "user1", nil))
 }

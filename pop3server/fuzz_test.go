@@ -140,7 +140,7 @@ func checkReplies(t *testing.T, out []byte) {
 }
 
 func isMultiLineStart(l string) bool {
-	for _, p := range []string{"+OK capability list follows", "+OK unique-id listing follows", "+OK top of message follows"} {
+	for _, p := range []string{"+OK capability list follows", "+OK unique-id listing follows", "+OK top of message follows", "+OK mechanisms follow"} {
 		if strings.HasPrefix(l, p) {
 			return true
 		}

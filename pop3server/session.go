@@ -142,7 +142,14 @@ func (ss *session) serve() {
 			timeout = ss.srv.opts.Limits.IdleTimeout
 		}
 		ss.conn.SetReadDeadline(time.Now().Add(timeout))
-		line, err := wire.ReadLine(ss.br, pop3.MaxCommandLine)
+		limit := pop3.MaxCommandLine
+		if ss.state == pop3.StateAuthorization && ss.srv.opts.SASL != nil {
+			// Clients such as mpop put an OAuth token of several KB
+			// on the AUTH line itself, which RFC 5034 §4 tells them
+			// not to do; accept it as a continuation line would be.
+			limit = maxAuthLine
+		}
+		line, err := wire.ReadLine(ss.br, limit)
 		if err != nil {
 			if errors.Is(err, wire.ErrLineTooLong) {
 				ss.reply("-ERR line too long\r\n")
@@ -155,6 +162,13 @@ func (ss *session) serve() {
 			return
 		}
 		cmd, ok := wire.ParseCommand(line, ss.args)
+		if ok && len(line)+1 > pop3.MaxCommandLine && cmd.Verb != "AUTH" {
+			ss.reply("-ERR line too long\r\n")
+			if !ss.badCommand() || !ss.flushIfIdle() {
+				return
+			}
+			continue
+		}
 		if !ok {
 			ss.reply("-ERR unknown command\r\n")
 			if !ss.badCommand() || !ss.flushIfIdle() {

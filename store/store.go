@@ -59,6 +59,17 @@ type Store interface {
 	Deliver(ctx context.Context, user string, r io.Reader) (DeliveryInfo, error)
 }
 
+// Usager is implemented by stores that can tell cheaply how much a user's
+// maildrop holds, for quotas. Usage reads no message: it is meant to be
+// called before every delivery, and it sees a deletion made by a session's
+// UPDATE (RFC 1939 §6) at once. A maildrop that does not exist yet holds
+// nothing.
+type Usager interface {
+	// Usage returns the number of messages in user's maildrop and the
+	// octets they occupy as stored (not their wire size).
+	Usage(ctx context.Context, user string) (msgs int, bytes int64, err error)
+}
+
 // Maildrop is one user's locked maildrop, as of the snapshot taken at Open.
 // Message indexes are 0-based positions in Messages().
 type Maildrop interface {

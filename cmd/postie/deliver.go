@@ -3,76 +3,130 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os/signal"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
-	"github.com/postie-mail/postie/auth"
-	"github.com/postie-mail/postie/store"
+	"github.com/postie-mail/postie/intake"
 )
 
 func (a *app) deliverCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "deliver USER",
-		Short: "Deliver one message from stdin into USER's maildrop",
-		Long: `Deliver one message, read from stdin, into USER's maildrop. The message is
-stored as given (LF or CRLF line ends). postie exits 0 only once the message
-is safely on disk, so an MTA can hand it over and forget it.
+	var from string
+	cmd := &cobra.Command{
+		Use:   "deliver [-f SENDER] USER|ADDRESS",
+		Short: "Deliver one message from stdin into a user's maildrop (an LDA)",
+		Long: `Deliver one message, read from stdin, into the maildrop of USER, or of the
+user an ADDRESS maps to (local part, intake.local_domains, "+detail"
+subaddresses: as LMTP does). This is a local delivery agent for an MTA
+(Postfix's mailbox_command or a pipe transport) or procmail.
 
-Exit codes (sysexits): 0 delivered; 64 usage error; 67 unknown or invalid
-user (bounce); 75 temporary failure, e.g. disk full (retry later);
-78 configuration error.`,
+The message is stored as given (LF or CRLF line ends) after the header
+fields every delivery adds: Return-Path (the -f sender; else the sender of
+an mbox "From " line or of a Return-Path at the top, which are removed),
+Delivered-To (unless the MTA added the same one) and Received. The size
+limit and the quotas of [intake] apply. postie exits 0 only once the
+message is on disk; a delivery that fails or is killed leaves nothing in
+the maildrop.
+
+Exit codes (sysexits), the message starting with the RFC 3463 status that
+Postfix reports: 0 delivered; 64 usage error; 67 unknown or invalid user
+(bounce); 69 message too big (bounce); 73 over quota (bounce; 75 with
+intake.quota_full_tempfail); 75 temporary failure, e.g. disk full (retry
+later); 78 configuration error.`,
 		Example: `  printf 'Subject: hi\n\nHello.\n' | postie deliver --dev demo
-  postie deliver --config /etc/postie/postie.toml alice < message.eml
+  postie deliver --config /etc/postie/postie.toml -f bob@example.net alice+lists@example.org < message.eml
 
-  # Postfix master.cf:
-  postie unix - n n - - pipe flags=R user=postie argv=/usr/local/bin/postie deliver ${user}`,
+  # Postfix main.cf (local(8) adds Delivered-To; postie does not repeat it):
+  mailbox_command = /usr/local/bin/postie deliver -f "$SENDER" "$RECIPIENT"
+  # or a pipe transport in master.cf:
+  postie unix - n n - - pipe user=postie argv=/usr/local/bin/postie deliver -f ${sender} ${recipient}`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
-				return exitf(exitUsage, "deliver: want exactly one USER argument, got %d", len(args))
+				return exitf(exitUsage, "deliver: want exactly one USER or ADDRESS argument, got %d", len(args))
 			}
 			return nil
 		},
-		RunE: func(_ *cobra.Command, args []string) error {
-			return a.deliver(args[0])
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var sender *string
+			if cmd.Flags().Changed("from") {
+				sender = &from
+			}
+			return a.deliver(sender, args[0])
 		},
 	}
+	cmd.Flags().StringVarP(&from, "from", "f", "", "envelope sender (Return-Path); \"\" or <> for none")
+	return cmd
 }
 
-func (a *app) deliver(user string) error {
+// deliver runs the LDA: sender is -f (nil when not given), to a user name
+// or an address.
+func (a *app) deliver(sender *string, to string) error {
 	c, err := a.loadConfig()
 	if err != nil {
 		return err
 	}
-	log := newLogger(c.Log, a.stderr, slog.LevelDebug)
-	if err := auth.ValidUsername(user); err != nil {
-		return exitf(exitNoUser, "deliver: invalid user name %q", user)
-	}
+	// The MTA reports what deliver prints when it fails, and Postfix
+	// reads a status code at its very start: nothing else goes first.
+	log := newLogger(c.Log, a.stderr, slog.LevelError+1)
 	db, err := openAuth(c, log)
 	if err != nil {
 		return exitf(exitTempFail, "deliver: user database: %v", err)
-	}
-	name, ok := db.Lookup(user)
-	if !ok {
-		return exitf(exitNoUser, "deliver: no such user %q", user)
 	}
 	st, err := openStore(c, log)
 	if err != nil {
 		return exitf(exitTempFail, "deliver: %v", err)
 	}
+	d, err := newDeliverer(c, db, st, log)
+	if err != nil {
+		return exitf(exitConfig, "deliver: %v", err)
+	}
+	rcpt, err := d.Resolve(to)
+	if err != nil {
+		return deliverError(fmt.Errorf("deliver: %q: %s", to, userProblem(err)), err)
+	}
+	msg, err := intake.ReadLocalMessage(a.stdin)
+	if err != nil {
+		return deliverError(fmt.Errorf("deliver: reading the message: %v", err), err)
+	}
+	env := intake.Envelope{Proto: "local", ID: intake.NewID()}
+	switch {
+	case sender != nil:
+		env.From = *sender
+		if env.From == "<>" {
+			env.From = ""
+		}
+	case msg.HasSender:
+		env.From = msg.Sender
+	}
 
 	// A signal cancels the delivery; the store removes its partial file.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	info, err := st.Deliver(ctx, name, a.stdin)
-	switch {
-	case errors.Is(err, store.ErrBadUser), errors.Is(err, store.ErrNoSuchUser):
-		return exitf(exitNoUser, "deliver: no maildrop for user %q: %v", name, err)
-	case err != nil:
-		return exitf(exitTempFail, "deliver: %v", err)
+	if _, err := d.Deliver(ctx, env, rcpt, msg.Message()); err != nil {
+		return deliverError(fmt.Errorf("deliver: %s: %v", rcpt.User, err), err)
 	}
-	log.Debug("delivered", "user", name, "uidl", info.UID, "size", info.Size)
 	return nil
+}
+
+// deliverError gives msg the exit code and the status code of the
+// delivery error cause.
+func deliverError(msg, cause error) error {
+	return &exitError{code: intake.ExitCode(cause), err: msg, dsn: intake.DSN(cause)}
+}
+
+// userProblem words a Resolve error for deliver's message.
+func userProblem(err error) string {
+	var e *intake.Error
+	if errors.As(err, &e) {
+		switch e.Kind {
+		case intake.KindNotLocal:
+			return "not a local domain (intake.local_domains), so no such user"
+		case intake.KindBadAddress:
+			return "invalid user name or address"
+		}
+	}
+	return "no such user"
 }

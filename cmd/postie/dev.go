@@ -34,7 +34,7 @@ func createDemo(c *config.Config, db *auth.DB) (string, error) {
 
 // devBanner tells a newcomer what just happened and what to try. It goes to
 // stdout; the log goes to stderr.
-func (a *app) devBanner(c *config.Config, addr, demoPassword string) {
+func (a *app) devBanner(c *config.Config, addr, tlsAddr, demoPassword string) {
 	w := a.stdout
 	pwFile := filepath.Join(c.DataDir, demoPasswordFile)
 	fmt.Fprintf(w, "\npostie is running in dev mode; its state is in %s\n", c.DataDir)
@@ -55,6 +55,11 @@ func (a *app) devBanner(c *config.Config, addr, demoPassword string) {
 	fmt.Fprintf(w, "  printf 'Subject: hello\\n\\nHello from postie.\\n' | %s deliver%s %s\n", self, flags, demoUser)
 	fmt.Fprintf(w, "  curl -u \"%s\" pop3://%s/      # list messages\n", cred, addr)
 	fmt.Fprintf(w, "  curl -u \"%s\" pop3://%s/1     # read message 1\n", cred, addr)
+	if tlsAddr != "" {
+		fmt.Fprintf(w, "POP3 over TLS (self-signed certificate %s) is on %s, and STLS on %s:\n", c.TLS.CertFile, tlsAddr, addr)
+		fmt.Fprintf(w, "  curl --cacert %s -u \"%s\" pop3s://%s/1\n", shellQuote(c.TLS.CertFile), cred, tlsAddr)
+	}
+	a.intake.devIntakeBanner(w)
 	fmt.Fprintf(w, "Add users with:  %s user add%s NAME   (then: kill -HUP %d)\n", self, flags, os.Getpid())
 	fmt.Fprintf(w, "Stop with Ctrl-C.\n\n")
 }

@@ -30,6 +30,10 @@ const (
 type exitError struct {
 	code int
 	err  error
+	// dsn, when set, starts the message (e.g. "5.2.2"): Postfix's
+	// pipe(8) and local(8) take the status of a failed command from
+	// there.
+	dsn string
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
@@ -71,6 +75,8 @@ type app struct {
 	configPath string // --config
 	dev        bool   // --dev
 	dataDir    string // --data-dir (with --dev)
+
+	intake *intakeServers // serve's LMTP/SMTP servers, for the dev banner
 }
 
 func main() {
@@ -91,6 +97,9 @@ func (a *app) run(args []string) int {
 		// Every error of our own commands carries a code: what is left
 		// came from parsing the command line.
 		ee = &exitError{code: exitUsage, err: err}
+	}
+	if ee.dsn != "" {
+		fmt.Fprintf(a.stderr, "%s ", ee.dsn)
 	}
 	fmt.Fprintf(a.stderr, "postie: %v\n", ee.err)
 	if ee.code == exitUsage {
@@ -126,7 +135,7 @@ if it exists. With --dev no file is needed (state in ./postie-dev).`,
 	pf.BoolVar(&a.dev, "dev", false, "development mode: no config file, state in --data-dir, listeners on loopback")
 	pf.StringVar(&a.dataDir, "data-dir", "", "data directory in --dev mode (default ./"+devDataDir+")")
 
-	root.AddCommand(a.serveCmd(), a.deliverCmd(), a.userCmd(), a.versionCmd())
+	root.AddCommand(a.serveCmd(), a.deliverCmd(), a.userCmd(), a.versionCmd(), a.benchCmd(), a.fetchCmd())
 	return root
 }
 

@@ -207,9 +207,8 @@ func TestDeliver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(got) != testMessage {
-		t.Errorf("stored message differs:\n got %q\nwant %q", got, testMessage)
-	}
+	// Byte for byte after the trace fields deliver adds.
+	checkTraced(t, string(got), "alice", testMessage)
 
 	// The name is matched as the user database matches it; the maildrop
 	// is the stored spelling.
@@ -463,7 +462,7 @@ func TestServeDev(t *testing.T) {
 	}
 
 	mustPostie(t, 0, testMessage, dev(dir, "deliver", "demo")...)
-	want := wireForm(testMessage)
+	want := wireForm(storedMessage(t, filepath.Join(dir, "mail", "demo"), "demo", testMessage))
 
 	p := dialPOP3(t, addr)
 	p.login("demo", password)
@@ -560,7 +559,7 @@ func TestTourWithPeers(t *testing.T) {
 	password := s.waitFor(t, &s.stdout, `(?m)^\s*password:\s+(\S+)$`)[1]
 	addr := s.waitFor(t, &s.stderr, `msg=listening proto=pop3 addr=(\S+)`)[1]
 	mustPostie(t, 0, testMessage, dev(dir, "deliver", "demo")...)
-	want := wireForm(testMessage)
+	want := wireForm(storedMessage(t, filepath.Join(dir, "mail", "demo"), "demo", testMessage))
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -21,33 +21,41 @@ import (
 )
 
 func (a *app) serveCmd() *cobra.Command {
-	var listen []string
+	var listen, listenTLS []string
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the POP3 server",
+		Short: "Run the POP3 server and the LMTP/SMTP mail intake",
 		Long: `Run the POP3 server until SIGTERM or SIGINT.
 
 SIGTERM/SIGINT stop accepting connections and give open sessions
 pop3.shutdown_grace to finish; sessions still open then are closed without
 deleting anything (a second signal closes them at once). SIGHUP reloads the
-user database.
+user database, the TLS certificates (also reloaded when their files
+change) and the OAuth JWK Set file.
+
+The LMTP listeners ([lmtp] listen, default 127.0.0.1:24) take mail from an
+MTA, the SMTP ones ([smtp] listen, none by default) mail for local domains;
+on SIGTERM they finish the transactions under way within the same grace.
 
 With --dev no config file is needed: state lives in --data-dir (default
-./` + devDataDir + `), POP3 listens on ` + devListen + `, and on the first
-start a "demo" account is created and its password printed.`,
+./` + devDataDir + `), POP3 listens on ` + devListen + ` with STLS and POP3S on
+` + devListenTLS + ` with a self-signed certificate made on the first start
+(<data-dir>/` + devCertFile + `), LMTP on ` + devLMTP + `, and a "demo" account is created and its
+password printed.`,
 		Example: `  postie serve --dev
   postie serve --dev --listen 127.0.0.1:0 --data-dir /tmp/postie
   postie serve --config /etc/postie/postie.toml`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			return a.serve(listen)
+			return a.serve(listen, listenTLS)
 		},
 	}
 	cmd.Flags().StringSliceVar(&listen, "listen", nil, "POP3 address(es) to listen on, overriding pop3.listen (port 0 picks a free port)")
+	cmd.Flags().StringSliceVar(&listenTLS, "listen-tls", nil, "implicit-TLS (POP3S) address(es), overriding pop3.listen_tls")
 	return cmd
 }
 
-func (a *app) serve(listen []string) error {
+func (a *app) serve(listen, listenTLS []string) error {
 	c, err := a.loadConfig()
 	if err != nil {
 		return err
@@ -57,6 +65,9 @@ func (a *app) serve(listen []string) error {
 		if err := c.Validate(); err != nil {
 			return exitf(exitUsage, "--listen: %v", err)
 		}
+	}
+	if err := a.listenTLSFlag(c, listen, listenTLS); err != nil {
+		return err
 	}
 	log := newLogger(c.Log, a.stderr, slog.LevelDebug)
 
@@ -70,7 +81,11 @@ func (a *app) serve(listen []string) error {
 		return withCode(exitFailure, fmt.Errorf("data directory: %w", err))
 	}
 	firstDevRun := a.dev && !fileExists(c.Auth.PasswdFile)
-	db, err := openAuth(c, log)
+	secret, err := a.prepareSecurity(c, log)
+	if err != nil {
+		return err
+	}
+	db, err := openAuthSecret(c, log, secret)
 	if err != nil {
 		return withCode(exitConfig, fmt.Errorf("user database: %w", err))
 	}
@@ -84,10 +99,27 @@ func (a *app) serve(listen []string) error {
 	if err != nil {
 		return withCode(exitConfig, fmt.Errorf("maildir store: %w", err))
 	}
-	srv, err := pop3server.New(pop3Options(c, db, st, log))
+	opts := pop3Options(c, db, st, log)
+	sec, err := setupSecurity(c, db, secret, log, &opts)
 	if err != nil {
 		return withCode(exitConfig, err)
 	}
+	defer sec.close()
+	srv, err := pop3server.New(opts)
+	if err != nil {
+		return withCode(exitConfig, err)
+	}
+	a.devIntakeListen(c, listen)
+	deliverer, err := newDeliverer(c, db, st, log)
+	if err != nil {
+		return withCode(exitConfig, err)
+	}
+	in, err := startIntake(c, deliverer, opts.TLSConfig, log)
+	if err != nil {
+		return err
+	}
+	defer in.close()
+	a.intake = in
 
 	var lns []net.Listener
 	for _, addr := range c.POP3.Listen {
@@ -100,18 +132,29 @@ func (a *app) serve(listen []string) error {
 		}
 		lns = append(lns, ln)
 	}
-	errc := make(chan error, len(lns))
+	tlsLns, err := sec.listenTLS(c.POP3.ListenTLS)
+	if err != nil {
+		for _, l := range lns {
+			l.Close()
+		}
+		return exitf(exitFailure, "pop3s: %v", err)
+	}
+	errc := make(chan error, len(lns)+len(tlsLns))
 	for _, ln := range lns {
-		log.Info("listening", "proto", "pop3", "addr", ln.Addr().String())
+		log.Info("listening", "proto", "pop3", "addr", ln.Addr().String(), "stls", opts.TLSConfig != nil)
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	for _, ln := range tlsLns {
+		log.Info("listening", "proto", "pop3s", "addr", ln.Addr().String())
 		go func() { errc <- srv.Serve(ln) }()
 	}
 	log.Info("postie started", "version", postieVersion(), "data_dir", c.DataDir,
 		"maildir_root", c.Storage.MaildirRoot, "passwd_file", c.Auth.PasswdFile, "users", len(db.Users()))
 	if a.dev {
-		a.devBanner(c, lns[0].Addr().String(), demoPassword)
+		a.devBanner(c, lns[0].Addr().String(), firstAddr(tlsLns), demoPassword)
 	}
 
-	running := len(lns)
+	running := len(lns) + len(tlsLns)
 	for {
 		select {
 		case sig := <-sigs:
@@ -121,9 +164,13 @@ func (a *app) serve(listen []string) error {
 				} else {
 					log.Info("users reloaded", "users", len(db.Users()))
 				}
+				sec.reload(log)
 				continue
 			}
-			return shutdown(srv, sig, sigs, errc, running, c.POP3.ShutdownGrace.Std(), log)
+			waitIntake := in.shutdown(c.POP3.ShutdownGrace.Std())
+			err := shutdown(srv, sig, sigs, errc, running, c.POP3.ShutdownGrace.Std(), log)
+			waitIntake()
+			return err
 		case err := <-errc:
 			running--
 			log.Error("pop3 listener failed", "err", err)

@@ -21,6 +21,9 @@ const (
 	devDataDir = "postie-dev"
 	// devListen is the POP3 address of --dev without --listen.
 	devListen = "127.0.0.1:1110"
+	// devListenTLS is the implicit-TLS address of --dev without
+	// --listen-tls (or 127.0.0.1:0 when --listen asks for port 0).
+	devListenTLS = "127.0.0.1:1995"
 )
 
 // loadConfig finds and loads the configuration: --dev, else --config,
@@ -62,6 +65,8 @@ func (a *app) devConfig() (*config.Config, error) {
 		c.DataDir = devDataDir
 	}
 	c.POP3.Listen = []string{devListen}
+	c.POP3.ListenTLS = []string{devListenTLS}
+	c.TLS.CertFile, c.TLS.KeyFile = devCertFile, devKeyFile // made by serve
 	c.POP3.AuthFailDelay = config.Duration(200 * time.Millisecond)
 	c.POP3.ShutdownGrace = config.Duration(3 * time.Second)
 	if err := c.ResolvePaths(""); err != nil {
@@ -92,6 +97,12 @@ func newLogger(c config.Log, w io.Writer, floor slog.Level) *slog.Logger {
 // openAuth opens the user database. A missing passwd file is an empty
 // database; its directory is created so that the first `user add` works.
 func openAuth(c *config.Config, log *slog.Logger) (*auth.DB, error) {
+	return openAuthSecret(c, log, nil)
+}
+
+// openAuthSecret is openAuth with the secret of the SCRAM credentials
+// derived from PLAIN entries (the server's; see loadSCRAMSecret).
+func openAuthSecret(c *config.Config, log *slog.Logger, scramSecret []byte) (*auth.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(c.Auth.PasswdFile), 0o700); err != nil {
 		return nil, err
 	}
@@ -99,7 +110,7 @@ func openAuth(c *config.Config, log *slog.Logger) (*auth.DB, error) {
 	if ttl == 0 {
 		ttl = -1 // auth: negative disables the cache, zero is the default
 	}
-	return auth.Open(c.Auth.PasswdFile, auth.Options{Logger: log, CacheTTL: ttl})
+	return auth.Open(c.Auth.PasswdFile, auth.Options{Logger: log, CacheTTL: ttl, SCRAMSecret: scramSecret})
 }
 
 // openStore opens the Maildir store, creating its root if needed.

@@ -39,7 +39,8 @@ func TestLayering(t *testing.T) {
 		{"pop3server", []string{module + "/pop3", module + "/internal/wire", module + "/store", module + "/sasl"}},
 		{"pop3client", []string{module + "/pop3", module + "/internal/wire", "github.com/xdg-go", "golang.org/x/text"}},
 		{"store/maildir", []string{module + "/store", module + "/internal/wire"}},
-		{"auth", []string{"golang.org/x/crypto", "golang.org/x/sys", "github.com/GehirnInc/crypt"}},
+		{"intake", []string{module + "/store", "github.com/emersion/go-smtp", "github.com/emersion/go-sasl", "golang.org/x/time/rate"}},
+		{"auth", []string{"golang.org/x/crypto", "golang.org/x/sys", "github.com/GehirnInc/crypt", module + "/sasl"}},
 	}
 	for _, r := range rules {
 		for _, d := range deps(t, r.pkg) {

@@ -28,6 +28,7 @@ func (s *Store) Deliver(ctx context.Context, user string, r io.Reader) (store.De
 	if err := ctx.Err(); err != nil {
 		return store.DeliveryInfo{}, fmt.Errorf("maildir: deliver: %w", err)
 	}
+	s.maybeCleanTmp(dir)
 	f, unique, err := s.createTmp(dir)
 	if err != nil {
 		return store.DeliveryInfo{}, err

@@ -27,6 +27,18 @@
 // Other programs may later move it to cur/ and append ":2,FLAGS"; postie
 // follows the message by its base name (the part before ':').
 //
+// A delivery killed before its rename leaves its file in tmp/, where no
+// session looks. Open and Deliver remove files in tmp/ last modified more
+// than 36 hours ago (the age the Maildir description gives), looking at a
+// given Maildir at most once an hour per Store.
+//
+// # Usage
+//
+// Usage (store.Usager, for quotas) counts the messages in new/ and cur/
+// and adds up their stored sizes from the S= fields of their names; for a
+// name without one it takes the size from postie-sizes, else from stat(2).
+// It opens no message.
+//
 // # Snapshot, UIDL and sizes
 //
 // Open reads the names in new/ and cur/ once; it stats no message and reads
@@ -55,6 +67,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/postie-mail/postie/store"
 )
@@ -87,6 +100,12 @@ type Store struct {
 	// wrapTmp, when set (tests only), wraps the writer of a delivery's
 	// temporary file.
 	wrapTmp func(io.Writer) io.Writer
+
+	// now is the clock of the tmp/ cleanup (time.Now; tests change it).
+	now func() time.Time
+
+	cleanMu sync.Mutex           // guards cleaned
+	cleaned map[string]time.Time // Maildir → when its tmp/ was last cleaned
 }
 
 var _ store.Store = (*Store)(nil)
@@ -107,7 +126,7 @@ func New(opts Options) (*Store, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("maildir: root %s is not a directory", root)
 	}
-	s := &Store{root: root, log: opts.Logger, host: opts.Hostname}
+	s := &Store{root: root, log: opts.Logger, host: opts.Hostname, now: time.Now, cleaned: map[string]time.Time{}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -32,6 +32,7 @@ func (s *Store) Open(ctx context.Context, user string) (store.Maildrop, error) {
 	if err := ensure(dir); err != nil {
 		return nil, err
 	}
+	s.maybeCleanTmp(dir)
 	lf, err := lock(dir)
 	if err != nil {
 		return nil, err

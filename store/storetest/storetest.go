@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"FailedDelivery", testFailedDelivery},
 		{"CanceledDelivery", testCanceledDelivery},
 		{"BadUser", testBadUser},
+		{"Usage", testUsage},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
@@ -499,6 +500,49 @@ func testBadUser(t *testing.T, s store.Store) {
 }
 
 // Helpers.
+
+// testUsage holds a store.Usager to its promise: counts and stored octets
+// of what was delivered, a deletion seen at once, an empty answer for a
+// user with no maildrop. Stores without Usager skip it.
+func testUsage(t *testing.T, s store.Store) {
+	u, ok := s.(store.Usager)
+	if !ok {
+		t.Skip("store does not implement store.Usager")
+	}
+	usage := func(user string) (int, int64) {
+		t.Helper()
+		n, b, err := u.Usage(t.Context(), user)
+		if err != nil {
+			t.Fatalf("Usage(%s): %v", user, err)
+		}
+		return n, b
+	}
+	if n, b := usage("nobody-yet"); n != 0 || b != 0 {
+		t.Errorf("Usage of a user without a maildrop = %d, %d; want 0, 0", n, b)
+	}
+	bodies := []string{"a\n", "LF ends\nbody\n", "CRLF ends\r\n\r\nbody\r\n"}
+	var total int64
+	for _, body := range bodies {
+		deliver(t, s, "alice", []byte(body))
+		total += int64(len(body))
+	}
+	deliver(t, s, "bob", []byte("not alice's\n"))
+	if n, b := usage("alice"); n != len(bodies) || b != total {
+		t.Errorf("Usage(alice) = %d, %d; want %d, %d (the stored octets)", n, b, len(bodies), total)
+	}
+	// A deletion frees its space at once.
+	md := open(t, s, "alice")
+	if err := md.Commit(t.Context(), []int{1}); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	md.Close()
+	if n, b := usage("alice"); n != 2 || b != total-int64(len(bodies[1])) {
+		t.Errorf("Usage(alice) after deleting message 2 = %d, %d; want 2, %d", n, b, total-int64(len(bodies[1])))
+	}
+	if _, _, err := u.Usage(t.Context(), "../alice"); !errors.Is(err, store.ErrBadUser) {
+		t.Errorf("Usage(../alice) = %v, want ErrBadUser", err)
+	}
+}
 
 func deliver(t *testing.T, s store.Store, user string, body []byte) store.DeliveryInfo {
 	t.Helper()

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/postie-mail/postie/config"
+	"github.com/postie-mail/postie/intake"
+	"github.com/postie-mail/postie/store"
+)
+
+// devLMTP is the LMTP address of --dev (127.0.0.1:0 when every --listen
+// address asks for port 0).
+const devLMTP = "127.0.0.1:2424"
+
+// newDeliverer turns [intake] into the delivery core LMTP, SMTP and
+// deliver share.
+func newDeliverer(c *config.Config, users intake.Users, st store.Store, log *slog.Logger) (*intake.Deliverer, error) {
+	in := c.Intake
+	overrides := make(map[string]intake.Quota, len(in.QuotaOverrides))
+	for user, o := range in.QuotaOverrides {
+		q := intake.Quota{Bytes: int64(in.QuotaBytes), Messages: in.QuotaMessages}
+		if o.Bytes != nil {
+			q.Bytes = int64(*o.Bytes)
+		}
+		if o.Messages != nil {
+			q.Messages = *o.Messages
+		}
+		overrides[user] = q
+	}
+	return intake.New(intake.Options{
+		Store:              st,
+		Users:              users,
+		LocalDomains:       in.LocalDomains,
+		RecipientDelimiter: in.RecipientDelimiter,
+		MaxMessageSize:     int64(in.MaxMessageSize),
+		Quota:              intake.Quota{Bytes: int64(in.QuotaBytes), Messages: in.QuotaMessages},
+		QuotaOverrides:     overrides,
+		QuotaTempfail:      in.QuotaFullTempfail,
+		Hostname:           in.Hostname,
+		Logger:             log,
+	})
+}
+
+// devIntakeListen puts LMTP on devLMTP in --dev, or on port 0 when every
+// --listen address asks for port 0 (so that dev servers can run side by
+// side, as the tests do).
+func (a *app) devIntakeListen(c *config.Config, listen []string) {
+	if !a.dev {
+		return
+	}
+	c.LMTP.Listen = []string{devLMTP}
+	if len(listen) > 0 && !slices.ContainsFunc(listen, func(addr string) bool { return !strings.HasSuffix(addr, ":0") }) {
+		c.LMTP.Listen = []string{"127.0.0.1:0"}
+	}
+}
+
+// intakeServers are the running LMTP and SMTP servers of `postie serve`.
+type intakeServers struct {
+	servers []*intake.Server
+	lmtp    []string // addresses bound, for the banner
+	smtp    []string
+	wg      sync.WaitGroup
+	log     *slog.Logger
+}
+
+// startIntake opens the [lmtp] and [smtp] listeners and serves them. The
+// SMTP server offers STARTTLS with tlsConfig (the POP3 server's), if any.
+func startIntake(c *config.Config, d *intake.Deliverer, tlsConfig *tls.Config, log *slog.Logger) (*intakeServers, error) {
+	in := &intakeServers{log: log}
+	type listener struct {
+		srv   *intake.Server
+		ln    net.Listener
+		proto string
+	}
+	var lns []listener
+	fail := func(err error) (*intakeServers, error) {
+		for _, l := range lns {
+			l.ln.Close()
+		}
+		return nil, err
+	}
+	if len(c.LMTP.Listen) > 0 {
+		srv, err := intake.NewServer(intake.ServerOptions{Deliverer: d, LMTP: true, MaxConnections: c.LMTP.MaxConnections, Logger: log})
+		if err != nil {
+			return fail(withCode(exitConfig, err))
+		}
+		in.servers = append(in.servers, srv)
+		for _, addr := range c.LMTP.Listen {
+			ln, err := intake.Listen(addr)
+			if err != nil {
+				return fail(exitf(exitFailure, "lmtp: %v", err))
+			}
+			lns = append(lns, listener{srv, ln, "lmtp"})
+		}
+	}
+	if len(c.SMTP.Listen) > 0 {
+		s := c.SMTP
+		srv, err := intake.NewServer(intake.ServerOptions{
+			Deliverer:      d,
+			TLSConfig:      tlsConfig,
+			MaxConnections: s.MaxConnections,
+			MaxRecipients:  s.MaxRecipients,
+			RatePerMinute:  s.RateLimit,
+			RateBurst:      s.RateBurst,
+			Logger:         log,
+		})
+		if err != nil {
+			return fail(withCode(exitConfig, err))
+		}
+		in.servers = append(in.servers, srv)
+		for _, addr := range s.Listen {
+			ln, err := intake.Listen(addr)
+			if err != nil {
+				return fail(exitf(exitFailure, "smtp: %v", err))
+			}
+			lns = append(lns, listener{srv, ln, "smtp"})
+		}
+	}
+	for _, l := range lns {
+		addr := l.ln.Addr().String()
+		if l.ln.Addr().Network() == "unix" {
+			addr = "unix:" + addr
+		}
+		args := []any{"proto", l.proto, "addr", addr}
+		if l.proto == "smtp" {
+			args = append(args, "starttls", tlsConfig != nil, "local_domains", strings.Join(c.Intake.LocalDomains, ","))
+			in.smtp = append(in.smtp, addr)
+		} else {
+			in.lmtp = append(in.lmtp, addr)
+		}
+		log.Info("listening", args...)
+		in.wg.Add(1)
+		go func() {
+			defer in.wg.Done()
+			if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, intake.ErrServerClosed) {
+				log.Error(l.proto+" listener failed", "addr", addr, "err", err)
+			}
+		}()
+	}
+	return in, nil
+}
+
+// shutdown drains the servers within grace (see intake.Server.Shutdown):
+// it returns a function that waits for the end.
+func (in *intakeServers) shutdown(grace time.Duration) (wait func()) {
+	if in == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
+		defer cancel()
+		var wg sync.WaitGroup
+		for _, s := range in.servers {
+			wg.Go(func() {
+				if err := s.Shutdown(ctx); err != nil {
+					in.log.Warn("closed intake connections that did not end in time; their mail was not acknowledged", "err", err)
+				}
+			})
+		}
+		wg.Wait()
+		in.wg.Wait()
+	}()
+	return func() { <-done }
+}
+
+// close stops the servers at once (on the error paths of serve).
+func (in *intakeServers) close() {
+	if in == nil {
+		return
+	}
+	for _, s := range in.servers {
+		s.Close()
+	}
+	in.wg.Wait()
+}
+
+// devIntakeBanner tells a newcomer how to deliver over LMTP.
+func (in *intakeServers) devIntakeBanner(w io.Writer) {
+	if in == nil || len(in.lmtp) == 0 {
+		return
+	}
+	addr := in.lmtp[0]
+	fmt.Fprintf(w, "LMTP is listening on %s (what an MTA delivers into). Try:\n", addr)
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		fmt.Fprintf(w, "  swaks --protocol LMTP --server %s --port %s --to %s@localhost\n", host, port, demoUser)
+	}
+}

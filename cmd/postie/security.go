@@ -1,0 +1,280 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"github.com/postie-mail/postie/auth"
+	"github.com/postie-mail/postie/config"
+	"github.com/postie-mail/postie/pop3server"
+	"github.com/postie-mail/postie/sasl"
+	"github.com/postie-mail/postie/sasl/oauth"
+)
+
+// scramSecretFile, in the data directory, keys the fake SCRAM salts shown
+// for unknown users and the salts of the SCRAM credentials derived from
+// PLAIN entries, so that both stay the same across restarts (a salt that
+// changes only for unknown users would tell them apart). Made on the first
+// start of the server.
+const scramSecretFile = "scram-secret"
+
+// loadSCRAMSecret reads the secret, making it first if needed.
+func loadSCRAMSecret(c *config.Config) ([]byte, error) {
+	path := filepath.Join(c.DataDir, scramSecretFile)
+	b, err := os.ReadFile(path)
+	if err == nil && len(b) >= 32 {
+		return b, nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("SCRAM secret: %w", err)
+	}
+	b = make([]byte, 32)
+	rand.Read(b)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, fmt.Errorf("SCRAM secret: %w", err)
+	}
+	return b, nil
+}
+
+// security is what serve builds from [tls] and the login settings of
+// [auth]: the TLS configuration with its certificates, and the SASL
+// backends.
+type security struct {
+	tls    *tls.Config // nil without [tls]
+	certs  *certStore  // nil without [tls]
+	tokens *tokenUsers // nil without [auth.oauth]
+	cancel context.CancelFunc
+}
+
+// setupSecurity fills the TLS, SASL and APOP options of opts. It starts
+// the certificate watcher (and a JWK Set refresher with jwks_url); close
+// stops them.
+func setupSecurity(c *config.Config, db *auth.DB, secret []byte, log *slog.Logger, opts *pop3server.Options) (*security, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sec := &security{cancel: cancel}
+	ok := false
+	defer func() {
+		if !ok {
+			cancel()
+		}
+	}()
+
+	if c.TLS.CertFile != "" {
+		certs, err := newCertStore(c.TLS, log)
+		if err != nil {
+			return nil, err
+		}
+		sec.certs = certs
+		sec.tls = newTLSConfig(certs)
+		if c.Auth.ClientCAFile != "" {
+			pem, err := os.ReadFile(c.Auth.ClientCAFile)
+			if err != nil {
+				return nil, fmt.Errorf("auth.client_ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("auth.client_ca_file: %s holds no PEM certificate", c.Auth.ClientCAFile)
+			}
+			// A client certificate is asked for, never required: clients
+			// without one log in as usual.
+			sec.tls.ClientAuth = tls.VerifyClientCertIfGiven
+			sec.tls.ClientCAs = pool
+			opts.ClientCertUser = certUser(db)
+		}
+		opts.TLSConfig = sec.tls
+		go certs.watch(ctx, certCheckInterval)
+	}
+
+	if len(c.Auth.Mechanisms) > 0 {
+		sc := &sasl.Config{
+			Passwords:   db,
+			SCRAM:       db,
+			SCRAMSecret: secret,
+			External:    c.Auth.ClientCAFile != "",
+			Enabled:     c.Auth.Mechanisms,
+		}
+		if c.Auth.OAuth.Enabled() {
+			tu := &tokenUsers{db: db, build: func() (sasl.TokenValidator, error) { return newTokenValidator(ctx, c.Auth.OAuth, log) }}
+			if err := tu.reload(); err != nil {
+				return nil, err
+			}
+			sec.tokens = tu
+			sc.Tokens = tu
+		}
+		opts.SASL = sc
+	}
+	opts.APOP = c.Auth.APOP
+	ok = true
+	return sec, nil
+}
+
+// reload re-reads the certificates and the JWK Set file (SIGHUP).
+func (sec *security) reload(log *slog.Logger) {
+	if sec.certs != nil {
+		sec.certs.reload(true)
+	}
+	if sec.tokens != nil {
+		if err := sec.tokens.reload(); err != nil {
+			log.Error("reloading the OAuth settings failed; keeping the previous ones", "err", err)
+		}
+	}
+}
+
+func (sec *security) close() { sec.cancel() }
+
+// listenTLS opens the implicit-TLS listeners (RFC 8314).
+func (sec *security) listenTLS(addrs []string) ([]net.Listener, error) {
+	var lns []net.Listener
+	for _, addr := range addrs {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return nil, err
+		}
+		// The handshake runs in the session's goroutine (pop3server),
+		// bounded by the pre-login timeout.
+		lns = append(lns, tls.NewListener(ln, sec.tls))
+	}
+	return lns, nil
+}
+
+// certUser maps a verified client certificate to a user for SASL
+// EXTERNAL: its first e-mail address (SAN) that names a user, else its
+// common name, matched as the user database matches names.
+func certUser(db *auth.DB) func(cs *tls.ConnectionState) string {
+	return func(cs *tls.ConnectionState) string {
+		if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
+			return ""
+		}
+		leaf := cs.VerifiedChains[0][0]
+		for _, e := range leaf.EmailAddresses {
+			if name, ok := db.Lookup(e); ok {
+				return name
+			}
+		}
+		if name, ok := db.Lookup(leaf.Subject.CommonName); ok {
+			return name
+		}
+		return ""
+	}
+}
+
+// newTokenValidator builds the validator [auth.oauth] describes.
+func newTokenValidator(ctx context.Context, o config.OAuth, log *slog.Logger) (sasl.TokenValidator, error) {
+	if o.IntrospectionURL != "" {
+		secret, err := os.ReadFile(o.ClientSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("auth.oauth.client_secret_file: %w", err)
+		}
+		v, err := oauth.NewIntrospectionValidator(oauth.IntrospectionOptions{
+			Endpoint:     o.IntrospectionURL,
+			ClientID:     o.ClientID,
+			ClientSecret: strings.TrimRight(string(secret), "\r\n"),
+			UserClaim:    o.UserClaim,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("auth.oauth: %w", err)
+		}
+		return v, nil
+	}
+	v, err := oauth.NewJWTValidator(ctx, oauth.JWTOptions{
+		JWKSFile:  o.JWKSFile,
+		JWKSURL:   o.JWKSURL,
+		Issuer:    o.Issuer,
+		Audience:  o.Audience,
+		UserClaim: o.UserClaim,
+		Logger:    log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("auth.oauth: %w", err)
+	}
+	return v, nil
+}
+
+// tokenUsers checks OAuth tokens with the configured validator, then
+// requires the user they name to exist in the user database: the
+// maildrop opened is the database's spelling of the name.
+type tokenUsers struct {
+	db    *auth.DB
+	build func() (sasl.TokenValidator, error)
+	cur   atomic.Pointer[sasl.TokenValidator]
+}
+
+func (t *tokenUsers) reload() error {
+	v, err := t.build()
+	if err != nil {
+		return err
+	}
+	t.cur.Store(&v)
+	return nil
+}
+
+// ValidateToken implements sasl.TokenValidator.
+func (t *tokenUsers) ValidateToken(ctx context.Context, user, token string) (string, bool, error) {
+	name, ok, err := (*t.cur.Load()).ValidateToken(ctx, user, token)
+	if err != nil || !ok {
+		return "", false, err
+	}
+	canonical, ok := t.db.Lookup(name)
+	return canonical, ok, nil
+}
+
+// listenTLSFlag applies --listen-tls. In --dev without it, the
+// implicit-TLS listener moves to port 0 too when every --listen address
+// asks for port 0, so that several dev servers can run side by side.
+func (a *app) listenTLSFlag(c *config.Config, listen, listenTLS []string) error {
+	switch {
+	case len(listenTLS) > 0:
+		c.POP3.ListenTLS = listenTLS
+	case a.dev && len(listen) > 0 && !slices.ContainsFunc(listen, func(addr string) bool { return !strings.HasSuffix(addr, ":0") }):
+		c.POP3.ListenTLS = []string{"127.0.0.1:0"}
+	default:
+		return nil
+	}
+	if err := c.Validate(); err != nil {
+		return exitf(exitUsage, "--listen-tls: %v", err)
+	}
+	return nil
+}
+
+// prepareSecurity makes what the server's security needs in the data
+// directory: the --dev certificate on the first start, and the SCRAM
+// secret.
+func (a *app) prepareSecurity(c *config.Config, log *slog.Logger) ([]byte, error) {
+	if a.dev {
+		created, err := ensureDevCert(c.TLS.CertFile, c.TLS.KeyFile)
+		if err != nil {
+			return nil, withCode(exitFailure, err)
+		}
+		if created {
+			log.Info("created a self-signed certificate for --dev", "cert_file", c.TLS.CertFile)
+		}
+	}
+	secret, err := loadSCRAMSecret(c)
+	if err != nil {
+		return nil, withCode(exitFailure, err)
+	}
+	return secret, nil
+}
+
+// firstAddr is the address of the first listener, "" when there is none.
+func firstAddr(lns []net.Listener) string {
+	if len(lns) == 0 {
+		return ""
+	}
+	return lns[0].Addr().String()
+}

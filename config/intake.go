@@ -1,0 +1,259 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Intake configures mail intake ([intake]): what LMTP, SMTP and `postie
+// deliver` share (addresses, size limit, quotas, trace headers).
+type Intake struct {
+	// Hostname is named in LMTP/SMTP greetings and in Received header
+	// fields; empty means the system's.
+	Hostname string `toml:"hostname"`
+	// LocalDomains are the domains whose addresses are delivered here
+	// (user@domain → user), matched ASCII case-insensitively. Empty: LMTP
+	// and deliver accept any domain; SMTP needs at least one.
+	LocalDomains []string `toml:"local_domains"`
+	// RecipientDelimiter separates a user from a subaddress
+	// (alice+lists@example.org → alice); empty turns subaddressing off.
+	RecipientDelimiter string `toml:"recipient_delimiter"`
+	// MaxMessageSize is the largest message accepted; 0 = no limit.
+	MaxMessageSize Size `toml:"max_message_size"`
+	// QuotaBytes and QuotaMessages are every user's quota unless
+	// QuotaOverrides says otherwise; 0 = unlimited.
+	QuotaBytes    Size `toml:"quota_bytes"`
+	QuotaMessages int  `toml:"quota_messages"`
+	// QuotaFullTempfail makes an over-quota delivery a temporary failure
+	// (LMTP 452 4.2.2, deliver exit 75) instead of a permanent one (552
+	// 5.2.2, exit 73).
+	QuotaFullTempfail bool `toml:"quota_full_tempfail"`
+	// QuotaOverrides holds per-user quotas, by user name.
+	QuotaOverrides map[string]QuotaOverride `toml:"quota_overrides"`
+}
+
+// QuotaOverride is one user's quota; a field left out keeps the default.
+type QuotaOverride struct {
+	Bytes    *Size `toml:"bytes"`
+	Messages *int  `toml:"messages"`
+}
+
+// LMTP configures the LMTP listeners (RFC 2033) an MTA delivers into.
+type LMTP struct {
+	// Listen holds "host:port" addresses and "unix:/path" sockets.
+	Listen []string `toml:"listen"`
+	// MaxConnections bounds concurrent LMTP connections.
+	MaxConnections int `toml:"max_connections"`
+}
+
+// SMTP configures the optional SMTP intake for local domains. STARTTLS is
+// offered when [tls] has a certificate.
+type SMTP struct {
+	// Listen holds host:port addresses; empty: no SMTP intake.
+	Listen []string `toml:"listen"`
+	// MaxConnections bounds concurrent SMTP connections.
+	MaxConnections int `toml:"max_connections"`
+	// MaxRecipients bounds the recipients of one message.
+	MaxRecipients int `toml:"max_recipients"`
+	// RateLimit is the number of messages one client IP address may
+	// send per minute, with bursts of RateBurst; 0 = no limit.
+	RateLimit int `toml:"rate_limit"`
+	RateBurst int `toml:"rate_burst"`
+}
+
+// setIntakeDefaults fills in the defaults of [intake], [lmtp] and [smtp].
+func (c *Config) setIntakeDefaults() {
+	c.Intake = Intake{
+		LocalDomains:       []string{},
+		RecipientDelimiter: "+",
+		MaxMessageSize:     50 << 20,
+		QuotaOverrides:     map[string]QuotaOverride{},
+	}
+	c.LMTP = LMTP{
+		Listen:         []string{"127.0.0.1:24"},
+		MaxConnections: 100,
+	}
+	c.SMTP = SMTP{
+		Listen:         []string{},
+		MaxConnections: 100,
+		MaxRecipients:  100,
+		RateLimit:      30,
+		RateBurst:      10,
+	}
+}
+
+// resolveIntakePaths makes relative unix socket paths of lmtp.listen
+// absolute, relative to dir.
+func (c *Config) resolveIntakePaths(dir string) {
+	for i, addr := range c.LMTP.Listen {
+		if p, ok := strings.CutPrefix(addr, "unix:"); ok && p != "" {
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(dir, p)
+			}
+			c.LMTP.Listen[i] = "unix:" + filepath.Clean(p)
+		}
+	}
+}
+
+// intakeProblems checks [intake], [lmtp] and [smtp].
+func (c *Config) intakeProblems(bad func(key, format string, args ...any)) {
+	in := &c.Intake
+	if strings.ContainsFunc(in.Hostname, func(r rune) bool { return r <= ' ' || r >= 0x7f || r == '(' || r == ')' || r == ';' }) {
+		bad("intake.hostname", "must be a host name, without spaces or control characters")
+	}
+	for i, d := range in.LocalDomains {
+		if !validDomain(d) {
+			bad("intake.local_domains", "%q is not a domain name such as example.org", d)
+		} else if slices.ContainsFunc(in.LocalDomains[:i], func(e string) bool { return strings.EqualFold(e, d) }) {
+			bad("intake.local_domains", "%q is listed twice", d)
+		}
+	}
+	if d := in.RecipientDelimiter; d != "" && (len(d) != 1 || d[0] <= ' ' || d[0] >= 0x7f || strings.ContainsAny(d, `@"\.`)) {
+		bad("intake.recipient_delimiter", "must be one printable ASCII character such as \"+\" or \"-\", or empty, not %q", d)
+	}
+	if in.QuotaMessages < 0 {
+		bad("intake.quota_messages", "must be 0 (unlimited) or more")
+	}
+	users := make([]string, 0, len(in.QuotaOverrides))
+	for user := range in.QuotaOverrides {
+		users = append(users, user)
+	}
+	slices.Sort(users)
+	for _, user := range users {
+		q := in.QuotaOverrides[user]
+		if user == "" || strings.ContainsFunc(user, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '/' }) {
+			bad("intake.quota_overrides", "%q is not a user name", user)
+		}
+		if q.Messages != nil && *q.Messages < 0 {
+			bad("intake.quota_overrides."+user+".messages", "must be 0 (unlimited) or more")
+		}
+	}
+
+	for i, addr := range c.LMTP.Listen {
+		if p, ok := strings.CutPrefix(addr, "unix:"); ok {
+			if p == "" {
+				bad("lmtp.listen", "%q: want unix:/path/to/socket", addr)
+			}
+		} else if err := checkListen(addr); err != nil {
+			bad("lmtp.listen", "%q: %v (or unix:/path/to/socket)", addr, err)
+		}
+		if slices.Contains(c.LMTP.Listen[:i], addr) && !strings.HasSuffix(addr, ":0") {
+			bad("lmtp.listen", "%q is listed twice", addr)
+		}
+	}
+	if c.LMTP.MaxConnections < 1 {
+		bad("lmtp.max_connections", "must be at least 1")
+	}
+
+	s := &c.SMTP
+	for i, addr := range s.Listen {
+		if err := checkListen(addr); err != nil {
+			bad("smtp.listen", "%q: %v", addr, err)
+		} else if slices.Contains(s.Listen[:i], addr) && !strings.HasSuffix(addr, ":0") {
+			bad("smtp.listen", "%q is listed twice", addr)
+		}
+	}
+	if len(s.Listen) > 0 && len(in.LocalDomains) == 0 {
+		bad("intake.local_domains", "needs at least one domain when smtp.listen is set (the SMTP intake accepts mail for local domains only)")
+	}
+	if s.MaxConnections < 1 {
+		bad("smtp.max_connections", "must be at least 1")
+	}
+	if s.MaxRecipients < 1 {
+		bad("smtp.max_recipients", "must be at least 1")
+	}
+	if s.RateLimit < 0 {
+		bad("smtp.rate_limit", "must be 0 (no limit) or more")
+	}
+	if s.RateLimit > 0 && s.RateBurst < 1 {
+		bad("smtp.rate_burst", "must be at least 1 when smtp.rate_limit is set")
+	}
+}
+
+// validDomain reports whether d looks like a DNS domain name: labels of
+// letters, digits and hyphens, not starting or ending with a hyphen.
+func validDomain(d string) bool {
+	d = strings.TrimSuffix(d, ".")
+	if d == "" || len(d) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(d, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c|0x20 && c|0x20 <= 'z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Size is a number of octets, written as an integer or as a string with a
+// unit: "512K", "50M", "1G", "2T" (powers of 1024; "50MB" and "50MiB" mean
+// the same).
+type Size int64
+
+// UnmarshalText parses a size such as "50M" or "1048576".
+func (s *Size) UnmarshalText(text []byte) error {
+	str := strings.TrimSpace(string(text))
+	u := strings.ToUpper(str)
+	u = strings.TrimSuffix(u, "IB")
+	u = strings.TrimSuffix(u, "B")
+	mult := int64(1)
+	if u != "" {
+		switch u[len(u)-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		case 'T':
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			u = strings.TrimSpace(u[:len(u)-1])
+		}
+	}
+	n, err := strconv.ParseInt(u, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return fmt.Errorf("invalid size %q (use e.g. 1048576, \"512K\", \"50M\" or \"1G\")", str)
+	}
+	*s = Size(n * mult)
+	return nil
+}
+
+// UnmarshalTOML accepts a size written as a TOML integer or string.
+func (s *Size) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case int64:
+		if v < 0 {
+			return fmt.Errorf("invalid size %d: must not be negative", v)
+		}
+		*s = Size(v)
+		return nil
+	case string:
+		return s.UnmarshalText([]byte(v))
+	}
+	return fmt.Errorf("invalid size %v: use an integer or a string such as \"50M\"", v)
+}
+
+// MarshalText writes s with the largest unit that divides it.
+func (s Size) MarshalText() ([]byte, error) {
+	n := int64(s)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
+		if n != 0 && n%u.mult == 0 {
+			return []byte(strconv.FormatInt(n/u.mult, 10) + u.suffix), nil
+		}
+	}
+	return []byte(strconv.FormatInt(n, 10)), nil
+}

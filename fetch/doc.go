@@ -1,0 +1,36 @@
+// Package fetch is postie's retriever ("postie fetch"): it pulls mail from
+// POP3 accounts into a Maildir, an mbox file, a command (MDA) or an LMTP
+// server, and keeps track of what it already has by UIDL, like fetchmail,
+// getmail and mpop.
+//
+// It owns the accounts' configuration (a TOML file of [[account]] tables,
+// see Load and examples/fetch.toml), the per-account state, the policies
+// (delete after download, keep, delete N days after download, size
+// limits, caps per run), the destinations, a daemon loop and a server
+// probe. The POP3 protocol is pop3client's.
+//
+// # Exactly once
+//
+// For each message a run does, in this order: RETR; write to the
+// destination and make it durable (fsync); record the id as delivered in
+// the state, durably; and only at the end of the session DELE the
+// messages to delete, then QUIT. A run killed at any point therefore never
+// deletes a message that is not delivered and recorded, and a server
+// connection that dies before QUIT deletes nothing (RFC 1939 §6): the next
+// run deletes what is recorded as delivered. The state is an append-only
+// journal (fsynced) on a snapshot written atomically (see state.go for the
+// format); it lives in the state directory, one per account, locked while
+// a run uses it.
+//
+// A run killed between the write and the record leaves a delivered but
+// unrecorded message. Maildir names carry a hash of the account and the
+// id, and the next run looks for them before fetching; mbox appends are
+// recorded as pending with their offset first, and the next run finds the
+// message there whole (recorded), partly (removed and appended again) or
+// not at all. Maildir and mbox deliveries are thus exactly once. An MDA or
+// an LMTP server cannot be asked: a delivery interrupted there is made
+// again (at least once, with a warning), never lost.
+//
+// Servers without UIDL get a fallback id: a hash of the Message-ID, Date,
+// From and Subject fields (from TOP n 0) and the size.
+package fetch

@@ -1,0 +1,260 @@
+package fetch
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+)
+
+// maildirDest delivers into a Maildir (https://cr.yp.to/proto/maildir.html)
+// under names that carry a hash of the account and the message id:
+//
+//	<secs>.M<usec>F<hash>.<host>,S=<file size>,W=<wire size>
+//
+// <hash> is 32 hex digits of SHA-256(account NUL id). A message is written
+// to tmp/F<hash>.<host> (a name no other delivery uses while the account is
+// locked), fsynced, renamed into new/ and new/ fsynced. Messages go in
+// batches: the files of a batch are written and fsynced together, in the
+// background, while the next batch is retrieved. After a run that did not end, new/ and cur/
+// are read once for the hashes they hold, so that a message written but not
+// recorded is recorded instead of written twice: Maildir delivery is exactly
+// once. Line ends are LF.
+type maildirDest struct {
+	dir     string
+	account string
+	host    string
+	found   map[string]bool // hashes in new/ and cur/ (after a dirty run)
+	batch   []*stagedFile
+	octets  int64
+	bw      *bufio.Writer
+	// The (seconds, microseconds) of the last name: names strictly
+	// increase, so messages sort in the order they were fetched.
+	lastSec, lastUsec int64
+}
+
+// stagedFile is a message delivered to tmp/ (f), or still in memory
+// (data), waiting for flush.
+type stagedFile struct {
+	f          *os.File
+	data       []byte
+	tmp, final string
+}
+
+// write makes the file in tmp/ durable, writing it first if needed.
+func (s *stagedFile) write() error {
+	if s.f == nil {
+		f, err := os.OpenFile(s.tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return err
+		}
+		s.f = f
+		if _, err := f.Write(s.data); err != nil {
+			f.Close()
+			return err
+		}
+		s.data = nil
+	}
+	err := s.f.Sync()
+	if cerr := s.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+var _ destination = (*maildirDest)(nil)
+
+var fetchedName = regexp.MustCompile(`\.M[0-9]+F([0-9a-f]{32})\.`)
+
+func openMaildir(dir, account string, scan bool) (*maildirDest, error) {
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			return nil, fmt.Errorf("maildir: %w", err)
+		}
+	}
+	host, _ := os.Hostname()
+	d := &maildirDest{dir: dir, account: account, host: maildirHost(host), bw: bufio.NewWriterSize(nil, 64<<10)}
+	if scan {
+		d.found = map[string]bool{}
+		for _, sub := range []string{"new", "cur"} {
+			ents, err := os.ReadDir(filepath.Join(dir, sub))
+			if err != nil {
+				return nil, fmt.Errorf("maildir: %w", err)
+			}
+			for _, e := range ents {
+				if m := fetchedName.FindStringSubmatch(e.Name()); m != nil {
+					d.found[m[1]] = true
+				}
+			}
+		}
+	}
+	return d, nil
+}
+
+// maildirHost escapes a host name for a Maildir name: '/' and ':' (and ','
+// and anything outside 0x21–0x7E) in octal, as Dovecot and postie do.
+func maildirHost(h string) string {
+	if h == "" {
+		h = "localhost"
+	}
+	var b strings.Builder
+	for i := 0; i < len(h) && b.Len() < 64; i++ {
+		c := h[i]
+		if c == '/' || c == ':' || c == ',' || c == '\\' || c < 0x21 || c > 0x7e {
+			fmt.Fprintf(&b, `\%03o`, c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+func (d *maildirDest) hash(id string) string {
+	sum := sha256.Sum256([]byte(d.account + "\x00" + id))
+	return hex.EncodeToString(sum[:16])
+}
+
+func (d *maildirDest) has(m *message) bool { return d.found[d.hash(m.id)] }
+
+// maxInMemory is the largest message deliver keeps in memory for the
+// background flush to write; bigger ones are written to tmp/ at once.
+const maxInMemory = 1 << 20
+
+func (d *maildirDest) deliver(ctx context.Context, m *message, r io.Reader) (bool, error) {
+	h := d.hash(m.id)
+	s := &stagedFile{tmp: filepath.Join(d.dir, "tmp", "F"+h+"."+d.host)}
+	var wire, size int64
+	var err error
+	if m.size <= maxInMemory {
+		// Kept in memory: the file is created, written and fsynced by
+		// flush, in the background, while the next messages arrive.
+		buf := bytes.NewBuffer(make([]byte, 0, m.size+m.size/32+64))
+		lw := &lfWriter{w: buf}
+		if wire, err = io.Copy(lw, r); err == nil {
+			err = lw.finish()
+		}
+		if err != nil {
+			return false, err
+		}
+		s.data, size = buf.Bytes(), int64(buf.Len())
+	} else {
+		if s.f, err = os.OpenFile(s.tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
+			return false, fmt.Errorf("maildir: %w", err)
+		}
+		cw := &countWriter{w: s.f}
+		d.bw.Reset(cw)
+		lw := &lfWriter{w: d.bw}
+		if wire, err = io.Copy(lw, r); err == nil {
+			err = lw.finish()
+		}
+		if err == nil {
+			err = d.bw.Flush()
+		}
+		if err != nil {
+			s.f.Close()
+			os.Remove(s.tmp)
+			return false, err
+		}
+		size = cw.n
+	}
+	sec, usec := m.at.Unix(), int64(m.at.Nanosecond()/1000)
+	if sec < d.lastSec || sec == d.lastSec && usec <= d.lastUsec {
+		sec, usec = d.lastSec, d.lastUsec+1
+		if usec >= 1e6 {
+			sec, usec = sec+1, 0
+		}
+	}
+	d.lastSec, d.lastUsec = sec, usec
+	s.final = filepath.Join(d.dir, "new", fmt.Sprintf("%d.M%06dF%s.%s,S=%d,W=%d", sec, usec, h, d.host, size, wire))
+	d.batch = append(d.batch, s)
+	d.octets += size
+	return false, nil
+}
+
+func (d *maildirDest) staged() (int, int64) { return len(d.batch), d.octets }
+
+// syncWorkers is how many fsyncs of a batch run at once: file systems
+// commit concurrent fsyncs together.
+const syncWorkers = 16
+
+func (d *maildirDest) detach() func() error {
+	batch := d.batch
+	d.batch, d.octets = nil, 0
+	return func() error { return d.flush(batch) }
+}
+
+// flush makes the batch durable: fsyncs (together), renames into new/,
+// fsync of new/. It touches nothing deliver uses.
+func (d *maildirDest) flush(batch []*stagedFile) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	errs := make([]error, len(batch))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(syncWorkers, len(batch)) {
+		wg.Go(func() {
+			for i := range next {
+				errs[i] = batch[i].write()
+			}
+		})
+	}
+	for i := range batch {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	err := errors.Join(errs...)
+	if err == nil {
+		for _, s := range batch {
+			// The final name is unique to this message and delivery
+			// time: rename(2) replaces nothing of anyone else's.
+			if err = os.Rename(s.tmp, s.final); err != nil {
+				break
+			}
+		}
+	}
+	if err == nil {
+		err = syncDir(filepath.Join(d.dir, "new"))
+	}
+	if err != nil {
+		for _, s := range batch {
+			os.Remove(s.tmp)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("maildir: %w", err)
+	}
+	return nil
+}
+
+func (d *maildirDest) close() error {
+	for _, s := range d.batch {
+		if s.f != nil {
+			s.f.Close()
+			os.Remove(s.tmp)
+		}
+	}
+	d.batch = nil
+	return nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}

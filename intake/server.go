@@ -1,0 +1,382 @@
+package intake
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("intake: server closed")
+
+// ServerOptions configure an LMTP or SMTP Server.
+type ServerOptions struct {
+	// Deliverer does the deliveries. Required.
+	Deliverer *Deliverer
+	// LMTP selects LMTP (RFC 2033: LHLO, one reply per recipient after
+	// DATA); otherwise the server speaks SMTP and accepts mail for the
+	// Deliverer's local domains only, which it needs at least one of.
+	LMTP bool
+	// TLSConfig enables STARTTLS (SMTP); nil: none.
+	TLSConfig *tls.Config
+	// MaxConnections bounds concurrent connections; more are answered
+	// 421 4.3.2 and closed. Default 100.
+	MaxConnections int
+	// MaxRecipients bounds the recipients of one transaction (452 4.5.3
+	// for more). Default 100 for SMTP, 1000 for LMTP.
+	MaxRecipients int
+	// RatePerMinute bounds the messages (MAIL commands) one client IP
+	// address may send per minute, with bursts of RateBurst (450 4.7.1
+	// over it); 0: no limit. Unix-socket clients are not limited.
+	RatePerMinute int
+	RateBurst     int
+	// ReadTimeout bounds the wait for a command and for a whole DATA
+	// (default 10m); WriteTimeout a reply (default 1m).
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	// SpoolDir holds messages over 1 MiB while they are delivered
+	// (unlinked files); default os.TempDir().
+	SpoolDir string
+	// Logger defaults to the Deliverer's.
+	Logger *slog.Logger
+}
+
+// Server is an LMTP or SMTP server delivering through a Deliverer. Its
+// lifecycle is net/http.Server's: Serve(ln) for each listener, then
+// Shutdown(ctx) or Close.
+type Server struct {
+	opts  ServerOptions
+	d     *Deliverer
+	log   *slog.Logger
+	srv   *smtp.Server
+	proto string // for logs: "lmtp" or "smtp"
+	rate  *rateLimiter
+
+	ctx    context.Context // canceled by Close: deliveries stop
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	closing bool
+	lns     map[net.Listener]struct{}
+	conns   map[*trackedConn]struct{}
+	wg      sync.WaitGroup // one per tracked connection
+}
+
+// NewServer checks opts and returns a Server.
+func NewServer(opts ServerOptions) (*Server, error) {
+	if opts.Deliverer == nil {
+		return nil, errors.New("intake: ServerOptions.Deliverer is required")
+	}
+	if !opts.LMTP && len(opts.Deliverer.domains) == 0 {
+		return nil, errors.New("intake: the SMTP server needs local domains (it must not relay)")
+	}
+	if opts.MaxConnections <= 0 {
+		opts.MaxConnections = 100
+	}
+	if opts.MaxRecipients <= 0 {
+		opts.MaxRecipients = 100
+		if opts.LMTP {
+			opts.MaxRecipients = 1000
+		}
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = 10 * time.Minute
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = time.Minute
+	}
+	if opts.SpoolDir == "" {
+		opts.SpoolDir = os.TempDir()
+	}
+	if opts.Logger == nil {
+		opts.Logger = opts.Deliverer.log
+	}
+	s := &Server{
+		opts:  opts,
+		d:     opts.Deliverer,
+		log:   opts.Logger,
+		proto: "smtp",
+		lns:   map[net.Listener]struct{}{},
+		conns: map[*trackedConn]struct{}{},
+	}
+	if opts.LMTP {
+		s.proto = "lmtp"
+	} else {
+		s.rate = newRateLimiter(opts.RatePerMinute, opts.RateBurst)
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
+	srv.LMTP = opts.LMTP
+	srv.Domain = s.d.hostname
+	srv.MaxMessageBytes = s.d.opts.MaxMessageSize
+	srv.MaxRecipients = opts.MaxRecipients
+	srv.ReadTimeout = opts.ReadTimeout
+	srv.WriteTimeout = opts.WriteTimeout
+	srv.TLSConfig = opts.TLSConfig
+	srv.ErrorLog = errorLog{s.log, s.proto}
+	// Command lines are short; DATA lines are bounded by the same limit.
+	// An MTA hands over over LMTP what it accepted, so the LMTP bound is
+	// generous: a line over it fails the transaction for good.
+	srv.MaxLineLength = 16 << 10
+	if opts.LMTP {
+		srv.MaxLineLength = 1 << 20
+	}
+	s.srv = srv
+	return s, nil
+}
+
+// Serve accepts connections on ln until Shutdown or Close, when it returns
+// ErrServerClosed. Serve closes ln.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	tl := &trackingListener{Listener: ln, s: s}
+	s.lns[tl] = struct{}{}
+	s.mu.Unlock()
+	err := s.srv.Serve(tl)
+	s.mu.Lock()
+	closing := s.closing
+	delete(s.lns, tl)
+	s.mu.Unlock()
+	ln.Close()
+	if closing || err == nil {
+		return ErrServerClosed
+	}
+	return err
+}
+
+// Sessions returns the number of open connections.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Shutdown stops accepting connections, closes the idle ones and waits for
+// the transactions under way to finish (each connection is closed after
+// its reply). When ctx ends first, the rest are closed as by Close: their
+// deliveries are canceled and get no 250, so the sender keeps the mail.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if !s.startClosing() {
+		return ErrServerClosed
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Close closes the listeners and every connection at once; deliveries
+// under way are canceled (nothing is acknowledged that is not on disk).
+func (s *Server) Close() error {
+	s.startClosing()
+	s.cancel()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Conn.Close()
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// startClosing marks the server closing, closes its listeners and its
+// idle connections. It reports false when it was closing already.
+func (s *Server) startClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.closing = true
+	for ln := range s.lns {
+		ln.Close()
+	}
+	for c := range s.conns {
+		if !c.busy {
+			c.Conn.Close()
+		}
+	}
+	// go-smtp's own Serve loops end when their listener is closed; its
+	// Shutdown then returns at once (no connection is its to wait for).
+	go s.srv.Shutdown(context.Background())
+	return true
+}
+
+// trackingListener counts connections, refuses those over the limit and
+// remembers each, so that Shutdown can tell idle from busy.
+type trackingListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		s := l.s
+		s.mu.Lock()
+		switch {
+		case s.closing:
+			s.mu.Unlock()
+			c.Close()
+			continue
+		case len(s.conns) >= s.opts.MaxConnections:
+			s.mu.Unlock()
+			s.log.Warn("too many connections; refusing one", "proto", s.proto, "remote", c.RemoteAddr().String(), "max", s.opts.MaxConnections)
+			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(c, "421 4.3.2 Too many connections, try again later\r\n")
+			c.Close()
+			continue
+		}
+		tc := &trackedConn{Conn: c, s: s}
+		s.conns[tc] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		return tc, nil
+	}
+}
+
+// trackedConn is a connection of the server.
+type trackedConn struct {
+	net.Conn
+	s    *Server
+	once sync.Once
+	busy bool // in a mail transaction (guarded by s.mu)
+}
+
+func (c *trackedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.s.mu.Lock()
+		delete(c.s.conns, c)
+		c.s.mu.Unlock()
+		c.s.wg.Done()
+	})
+	return err
+}
+
+// tracked finds our connection under a go-smtp one (TLS included).
+func tracked(nc net.Conn) *trackedConn {
+	if t, ok := nc.(*tls.Conn); ok {
+		nc = t.NetConn()
+	}
+	tc, _ := nc.(*trackedConn)
+	return tc
+}
+
+// isClosing reports whether Shutdown or Close was called.
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// setBusy marks the connection in or out of a transaction. Out of one,
+// on a closing server, the connection is closed: its reply is written.
+// It reports false when the server is closing and a transaction may not
+// start.
+func (s *Server) setBusy(tc *trackedConn, busy bool) bool {
+	if tc == nil {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		if !busy {
+			tc.busy = false
+			tc.Conn.Close()
+		}
+		return false
+	}
+	tc.busy = busy
+	return true
+}
+
+// errorLog passes go-smtp's internal messages to the log.
+type errorLog struct {
+	log   *slog.Logger
+	proto string
+}
+
+func (l errorLog) Printf(format string, v ...any) { l.print(fmt.Sprintf(format, v...)) }
+func (l errorLog) Println(v ...any)               { l.print(strings.TrimSuffix(fmt.Sprintln(v...), "\n")) }
+func (l errorLog) print(msg string) {
+	if strings.HasPrefix(msg, "panic") {
+		l.log.Error("intake: "+msg, "proto", l.proto)
+		return
+	}
+	l.log.Debug("intake: "+msg, "proto", l.proto)
+}
+
+// Listen opens a listener for an LMTP/SMTP address: "host:port", or
+// "unix:/path" for a unix socket. A stale socket file is replaced, the
+// socket's directory is created if missing (mode 0755), and the socket is
+// made mode 0666 so that an MTA running as another user can connect:
+// restrict access with the directory's permissions.
+func Listen(addr string) (net.Listener, error) {
+	path, ok := strings.CutPrefix(addr, "unix:")
+	if !ok {
+		return net.Listen("tcp", addr)
+	}
+	if path == "" {
+		return nil, errors.New("intake: empty unix socket path")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("intake: %s exists and is not a socket", path)
+		}
+		// A live server would answer: refuse to steal its socket.
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("intake: %s: another server is listening: %w", path, syscall.EADDRINUSE)
+		}
+		os.Remove(path)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// remoteIP returns the client's IP address ("" on a unix socket).
+func remoteIP(nc net.Conn) netip.Addr {
+	ap, err := netip.ParseAddrPort(nc.RemoteAddr().String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}

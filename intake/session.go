@@ -1,0 +1,259 @@
+package intake
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// session is one LMTP/SMTP connection after its LHLO/EHLO: the verbs of a
+// mail transaction (go-smtp handles the rest of the protocol).
+type session struct {
+	s        *Server
+	tc       *trackedConn
+	remoteIP string // "" on a unix socket
+	ip       netip.Addr
+	helo     string
+	tls      bool
+
+	// mu guards tx: with BDAT, go-smtp runs Data in a goroutine of its
+	// own while the connection reads on (and may see RSET).
+	mu sync.Mutex
+	tx transaction
+}
+
+// transaction is the mail transaction under way.
+type transaction struct {
+	id       string
+	from     string
+	sizeHint int64
+	rcpts    []rcptEntry
+}
+
+// rcptEntry is one accepted RCPT: the address exactly as go-smtp passed it
+// (the key of its StatusCollector) and its resolution.
+type rcptEntry struct {
+	arg  string
+	rcpt Recipient
+}
+
+var (
+	_ smtp.Session     = (*session)(nil)
+	_ smtp.LMTPSession = (*session)(nil)
+)
+
+func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
+	sess := &session{s: s, tc: tracked(c.Conn()), helo: c.Hostname()}
+	if ip := remoteIP(c.Conn()); ip.IsValid() {
+		sess.ip, sess.remoteIP = ip, ip.String()
+	}
+	_, sess.tls = c.TLSConnectionState()
+	return sess, nil
+}
+
+// smtpErr is a reply of our own.
+func smtpErr(code int, ec smtp.EnhancedCode, msg string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: code, EnhancedCode: ec, Message: msg}
+}
+
+// current returns a copy of the transaction under way.
+func (ss *session) current() transaction {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	t := ss.tx
+	t.rcpts = slices.Clone(t.rcpts)
+	return t
+}
+
+func (ss *session) envelope(t transaction) Envelope {
+	env := Envelope{From: t.from, Helo: ss.helo, RemoteIP: ss.remoteIP, ID: t.id, Proto: "LMTP"}
+	if !ss.s.opts.LMTP {
+		env.Proto = "ESMTP"
+		if ss.tls {
+			env.Proto = "ESMTPS" // RFC 3848
+		}
+	}
+	return env
+}
+
+// Mail starts a transaction (RFC 5321 §4.1.1.2).
+func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
+	shuttingDown := smtpErr(421, smtp.EnhancedCode{4, 3, 2}, "Server shutting down, try again later")
+	if ss.s.isClosing() {
+		return shuttingDown
+	}
+	for i := 0; i < len(from); i++ {
+		if c := from[i]; c < 0x20 || c == 0x7f {
+			return smtpErr(501, smtp.EnhancedCode{5, 1, 7}, "Bad sender address syntax")
+		}
+	}
+	if ss.s.rate != nil && !ss.s.rate.allow(ss.ip, time.Now()) {
+		ss.s.log.Info("rate limited", "proto", ss.s.proto, "remote", ss.remoteIP)
+		return smtpErr(450, smtp.EnhancedCode{4, 7, 1}, "Too many messages from your address, try again later")
+	}
+	// In a transaction from here until Reset: Shutdown lets it finish.
+	if !ss.s.setBusy(ss.tc, true) {
+		return shuttingDown
+	}
+	t := transaction{id: NewID(), from: from}
+	if opts != nil {
+		t.sizeHint = opts.Size
+	}
+	ss.mu.Lock()
+	ss.tx = t
+	ss.mu.Unlock()
+	return nil
+}
+
+// Rcpt resolves a recipient (RFC 5321 §4.1.1.3, RFC 2033 §4.2): unknown
+// users and, for SMTP, other domains are refused here, and so is a user
+// whose quota is used up already.
+func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	t := ss.current()
+	d := ss.s.d
+	rcpt, err := d.Resolve(to)
+	if err == nil {
+		err = d.CheckRecipient(ss.ctx(), rcpt, t.sizeHint)
+	}
+	if err != nil {
+		e := classify(err)
+		args := []any{"proto", ss.s.proto, "id", t.id, "rcpt", to, "result", e.Kind.String()}
+		if rcpt.User != "" {
+			args = append(args, "user", rcpt.User)
+		}
+		if e.Temporary {
+			ss.s.log.Warn("recipient refused", append(args, "err", e.Err)...)
+		} else {
+			ss.s.log.Info("recipient refused", args...)
+		}
+		return reply(e, ss.s.opts.LMTP)
+	}
+	ss.mu.Lock()
+	ss.tx.rcpts = append(ss.tx.rcpts, rcptEntry{arg: to, rcpt: rcpt})
+	ss.mu.Unlock()
+	return nil
+}
+
+// ctx is the context of the session's deliveries: canceled when the
+// server is closed.
+func (ss *session) ctx() context.Context { return ss.s.ctx }
+
+// receive spools the message. Its error is the reply for every recipient.
+func (ss *session) receive(t transaction, r io.Reader) (*spool, error) {
+	sp, err := readSpool(r, ss.s.opts.SpoolDir)
+	switch {
+	case err == nil:
+		return sp, nil
+	case errors.Is(err, smtp.ErrTooLongLine):
+		ss.s.log.Info("message refused", "proto", ss.s.proto, "id", t.id, "result", "line_too_long")
+		return nil, smtpErr(554, smtp.EnhancedCode{5, 6, 0}, "Line too long")
+	case errors.Is(err, smtp.ErrDataTooLarge):
+		ss.s.log.Info("message refused", "proto", ss.s.proto, "id", t.id, "result", KindTooBig.String())
+		return nil, reply(newError(KindTooBig, err), ss.s.opts.LMTP)
+	}
+	e := classify(err)
+	ss.s.log.Warn("receiving a message failed", "proto", ss.s.proto, "id", t.id, "result", e.Kind.String(), "err", err)
+	return nil, reply(e, ss.s.opts.LMTP)
+}
+
+// message is the spooled message as the Deliverer takes it.
+func message(sp *spool) Message {
+	return Message{Body: sp.reader(), Size: sp.size, EOL: lineEnding(sp.head(), "\r\n")}
+}
+
+// LMTPData delivers to each recipient in turn and sets its status (RFC
+// 2033 §4.2: one reply per accepted RCPT, in order): 250 once the copy is
+// on disk. A recipient named twice gets one copy and two replies.
+func (ss *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
+	t := ss.current()
+	sp, err := ss.receive(t, r)
+	if err != nil {
+		return err
+	}
+	defer sp.Close()
+	env := ss.envelope(t)
+	done := map[string]*smtp.SMTPError{}
+	for _, e := range t.rcpts {
+		res, ok := done[e.arg]
+		if !ok {
+			res = smtpErr(250, smtp.EnhancedCode{2, 0, 0}, "Delivered")
+			if _, err := ss.s.d.Deliver(ss.ctx(), env, e.rcpt, message(sp)); err != nil {
+				res = reply(err, true)
+			}
+			done[e.arg] = res
+		}
+		status.SetStatus(e.arg, res)
+	}
+	return nil
+}
+
+// Data (SMTP) has one reply for all recipients (RFC 5321 §4.1.1.4). The
+// quotas are checked for every recipient before anything is written: when
+// all fail, their first failure is the reply; when only some are over
+// quota, they get the message anyway (a quota is never enforced by
+// dropping mail). A failed write after others succeeded gives a 4xx: the
+// sender retries, and the recipients done already get a duplicate rather
+// than anyone losing the message.
+func (ss *session) Data(r io.Reader) error {
+	t := ss.current()
+	sp, err := ss.receive(t, r)
+	if err != nil {
+		return err
+	}
+	defer sp.Close()
+	d := ss.s.d
+	var firstErr error
+	var over []string
+	for _, e := range t.rcpts {
+		if _, err := d.checkQuota(ss.ctx(), e.rcpt.User, sp.size); err != nil {
+			if ce := classify(err); ce.Temporary && ce.Kind != KindOverQuota {
+				return reply(err, false)
+			}
+			if firstErr == nil {
+				firstErr = err
+			}
+			over = append(over, e.rcpt.User)
+		}
+	}
+	if len(over) == len(t.rcpts) && firstErr != nil {
+		ss.s.log.Info("message refused", "proto", ss.s.proto, "id", t.id, "result", classify(firstErr).Kind.String(), "size", sp.size)
+		return reply(firstErr, false)
+	}
+	if len(over) > 0 {
+		ss.s.log.Warn("delivering over quota: SMTP cannot refuse some recipients after DATA", "proto", ss.s.proto, "id", t.id, "users", over)
+	}
+	env := ss.envelope(t)
+	for i, e := range t.rcpts {
+		m := message(sp)
+		m.noQuota = true // decided above, for all recipients at once
+		if _, err := d.Deliver(ss.ctx(), env, e.rcpt, m); err != nil {
+			if i > 0 && !classify(err).Temporary {
+				// Too late to refuse the message for good.
+				return smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "Temporary local problem, try again later")
+			}
+			return reply(err, false)
+		}
+	}
+	return smtpErr(250, smtp.EnhancedCode{2, 0, 0}, "Delivered")
+}
+
+// Reset ends the transaction (after DATA's replies, RSET, or a new
+// LHLO/EHLO).
+func (ss *session) Reset() {
+	ss.mu.Lock()
+	ss.tx = transaction{}
+	ss.mu.Unlock()
+	ss.s.setBusy(ss.tc, false)
+}
+
+// Logout ends the session.
+func (ss *session) Logout() error {
+	ss.s.setBusy(ss.tc, false)
+	return nil
+}
