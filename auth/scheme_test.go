@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/postie-mail/postie/internal/testenv"
 )
 
 // generating lists every scheme Hash writes, with the shape of its output.
@@ -182,10 +184,7 @@ func TestHashErrors(t *testing.T) {
 // TestDoveadmAcceptsOurHashes checks the hashes postie writes with the
 // real Dovecot, when doveadm is installed.
 func TestDoveadmAcceptsOurHashes(t *testing.T) {
-	doveadm, err := exec.LookPath("doveadm")
-	if err != nil {
-		t.Skip("doveadm not installed")
-	}
+	doveadm := testenv.LookPath(t, "doveadm")
 	// doveadm spends about half a second starting: run them side by side.
 	var wg sync.WaitGroup
 	check := func(h, pw string, want bool) {

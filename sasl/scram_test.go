@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/xdg-go/scram"
+
+	"github.com/postie-mail/postie/internal/testenv"
 )
 
 // scramUsers is a SCRAMStore over a map from user to mechanism to
@@ -594,10 +596,7 @@ func TestDovecotSCRAM(t *testing.T) {
 
 // When doveadm is installed, fresh entries it writes work too.
 func TestDovecotSCRAMLive(t *testing.T) {
-	doveadm, err := exec.LookPath("doveadm")
-	if err != nil {
-		t.Skip("doveadm not installed")
-	}
+	doveadm := testenv.LookPath(t, "doveadm")
 	for _, mech := range []string{"SCRAM-SHA-256", "SCRAM-SHA-1"} {
 		out, err := exec.Command(doveadm, "pw", "-s", mech, "-p", "secret").Output()
 		if err != nil {
