@@ -1,0 +1,444 @@
+package reliability
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// newRand returns the random source of a test, logging its seed;
+// POSTIE_SEED=N repeats a run.
+func newRand(t *testing.T) (*rand.Rand, uint64) {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("POSTIE_SEED"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("POSTIE_SEED=%q", s)
+		}
+		seed = n
+	}
+	t.Logf("seed %d (POSTIE_SEED=%d repeats this run)", seed, seed)
+	return rand.New(rand.NewPCG(seed, 1)), seed
+}
+
+// writeForeign puts messages into user's new/ as another delivery agent
+// would (Dovecot-style names), with ,S= and ,W= in the name for two out
+// of three and no sizes for the rest, which the server must then measure.
+func writeForeign(t *testing.T, maildir string, msgs map[string]string) {
+	t.Helper()
+	for _, sub := range []string{"new", "cur", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(maildir, sub), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	i := 0
+	for id, msg := range msgs {
+		i++
+		name := fmt.Sprintf("1700000000.M%06dP4242Q%d.%s.rel", i%1000000, i, id)
+		if i%3 != 0 {
+			name += fmt.Sprintf(",S=%d,W=%d", len(msg), len(wireForm(msg)))
+		}
+		if err := os.WriteFile(filepath.Join(maildir, "new", name), []byte(msg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestCrashDuringUpdate kills `postie serve` with SIGKILL at a random
+// moment after a client that marked thousands of messages deleted sent
+// QUIT, then restarts it and checks the maildrop: after an acknowledged
+// QUIT every marked message is gone; after an unacknowledged one each
+// marked message is either whole or gone, every other message is there,
+// whole, once, with its UIDL, and the next login meets no stale lock.
+// The first round is not killed: it measures how long UPDATE takes, and
+// the kills fall between 0 and 1.5 times that.
+func TestCrashDuringUpdate(t *testing.T) {
+	const n = 3000
+	rounds := iterations(4, 40)
+	r, _ := newRand(t)
+	in := newInst(t, instOptions{})
+	md := in.maildir("alice")
+	wants := map[string]*want{}
+	next := 0
+	topUp := func() {
+		present := 0
+		for _, w := range wants {
+			if !w.gone {
+				present++
+			}
+		}
+		msgs := map[string]string{}
+		for ; present < n; present++ {
+			next++
+			id := "u" + strconv.Itoa(next)
+			msgs[id] = newMessage(r, id, 100+r.IntN(1500))
+			wants[id] = &want{wire: wireForm(msgs[id]), must: true}
+		}
+		writeForeign(t, md, msgs)
+	}
+	in.start()
+	var updateTime time.Duration
+	var acked, partial, none, all int
+	for round := range rounds {
+		topUp()
+		found := in.check("alice", wants)
+		if len(found) != n {
+			t.Fatalf("round %d: %d messages before the session, want %d", round, len(found), n)
+		}
+		// Mark a random half or more, in one pipelined burst.
+		p := in.login("alice")
+		var marked []string
+		var dele bytes.Buffer
+		frac := 0.5 + r.Float64()/2
+		for id, s := range found {
+			if r.Float64() < frac {
+				marked = append(marked, id)
+				fmt.Fprintf(&dele, "DELE %d\r\n", s.num)
+			}
+		}
+		p.send(dele.String())
+		for range marked {
+			if l := p.line(); !strings.HasPrefix(l, "+OK") {
+				t.Fatalf("round %d: DELE: %q", round, l)
+			}
+		}
+		start := time.Now()
+		p.send("QUIT\r\n")
+		var delay time.Duration
+		if round > 0 {
+			delay = time.Duration(r.Int64N(int64(updateTime)*3/2 + int64(time.Millisecond)))
+			time.Sleep(delay)
+			in.kill()
+		}
+		p.c.SetReadDeadline(time.Now().Add(time.Minute))
+		reply, err := p.readLine()
+		if round == 0 {
+			updateTime = time.Since(start)
+			t.Logf("UPDATE of %d deletions took %v", len(marked), updateTime.Round(time.Microsecond))
+		}
+		ok := err == nil && strings.HasPrefix(reply, "+OK")
+		if err == nil && !ok {
+			t.Errorf("round %d: QUIT: %q", round, reply)
+		}
+		for _, id := range marked {
+			if ok {
+				wants[id].gone, wants[id].must = true, false
+			} else {
+				wants[id].must = false
+			}
+		}
+		if in.cmd != nil {
+			in.kill()
+		}
+		in.start()
+		after := in.check("alice", wants)
+		removed := 0
+		for _, id := range marked {
+			if _, there := after[id]; !there {
+				removed++
+			}
+		}
+		switch {
+		case ok:
+			acked++
+		case removed == 0:
+			none++
+		case removed == len(marked):
+			all++
+		default:
+			partial++
+		}
+		t.Logf("round %d: %d marked, killed %v after QUIT, reply %q, %d removed", round, len(marked), delay.Round(time.Microsecond), reply, removed)
+		settle(wants, after)
+	}
+	t.Logf("%d rounds: QUIT acknowledged %d, unacknowledged with none removed %d, some %d, all %d", rounds, acked, none, partial, all)
+}
+
+// settle records what a check found: messages there must stay, those not
+// there must never come back.
+func settle(wants map[string]*want, found map[string]seen) {
+	for id, w := range wants {
+		w.dele = false
+		if _, ok := found[id]; ok {
+			w.must = true
+		} else {
+			w.gone, w.must = true, false
+		}
+	}
+}
+
+// mailbox is what the tests expect of each user's maildrop, shared by
+// concurrent senders.
+type mailbox struct {
+	mu    sync.Mutex
+	wants map[string]map[string]*want // user → id → want
+	acks  int
+	deled int // deletions acknowledged by QUIT
+	fails int
+}
+
+func newMailbox() *mailbox {
+	mb := &mailbox{wants: map[string]map[string]*want{}}
+	for _, u := range users {
+		mb.wants[u] = map[string]*want{}
+	}
+	return mb
+}
+
+// expect registers a message about to be sent to user (not yet
+// acknowledged).
+func (mb *mailbox) expect(user, id, msg string) {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	mb.wants[user][id] = &want{wire: wireForm(msg)}
+}
+
+func (mb *mailbox) ack(user, id string) {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if w := mb.wants[user][id]; !w.gone && !w.dele {
+		w.must = true
+	}
+	mb.acks++
+}
+
+func (mb *mailbox) fail() {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	mb.fails++
+}
+
+// checkAll checks every user's maildrop and settles what was found.
+func (mb *mailbox) checkAll(in *inst) int {
+	total := 0
+	for _, u := range users {
+		found := in.check(u, mb.wants[u])
+		settle(mb.wants[u], found)
+		total += len(found)
+	}
+	return total
+}
+
+// TestCrashDuringLMTP kills `postie serve` with SIGKILL at a random moment
+// while several LMTP clients deliver messages (up to 256 kB, to one to
+// three recipients), then restarts it: every message acknowledged with 250
+// for a recipient is in that recipient's maildrop exactly once and whole;
+// one not acknowledged is there at most once, and whole.
+func TestCrashDuringLMTP(t *testing.T) {
+	rounds := iterations(3, 30)
+	r, seed := newRand(t)
+	in := newInst(t, instOptions{})
+	mb := newMailbox()
+	in.start()
+	for round := range rounds {
+		var wg sync.WaitGroup
+		for c := range 4 {
+			rc := rand.New(rand.NewPCG(seed, uint64(round*10+c+2)))
+			wg.Go(func() {
+				l, err := dialLMTP(in.lmtp)
+				if err != nil {
+					mb.fail()
+					return
+				}
+				defer l.close()
+				for k := 0; ; k++ {
+					id := fmt.Sprintf("l%d.%d.%d", round, c, k)
+					rcpts := users[:1+rc.IntN(len(users))]
+					msg := newMessage(rc, id, 200+rc.IntN(256<<10))
+					for _, u := range rcpts {
+						mb.expect(u, id, msg)
+					}
+					replies, err := l.send(rcpts, msg)
+					for i, rep := range replies {
+						if strings.HasPrefix(rep, "250 ") {
+							mb.ack(rcpts[i], id)
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			})
+		}
+		delay := time.Duration(20+r.IntN(300)) * time.Millisecond
+		time.Sleep(delay)
+		in.kill()
+		wg.Wait()
+		in.start()
+		total := mb.checkAll(in)
+		t.Logf("round %d: killed after %v; %d acknowledged so far, %d messages in the maildrops", round, delay, mb.acks, total)
+	}
+	if mb.acks == 0 {
+		t.Errorf("no delivery was acknowledged in %d rounds", rounds)
+	}
+}
+
+// TestCrashDuringDeliver runs `postie deliver` processes (three at a time,
+// messages up to 512 kB) and kills a third of them with SIGKILL at a
+// random moment, while a POP3 client retrieves and deletes messages of the
+// same maildrops; then `postie serve` is killed too and restarted. Every
+// delivery that exited 0 is there exactly once and whole, unless deleted
+// by an acknowledged QUIT; killed ones are there at most once, whole.
+func TestCrashDuringDeliver(t *testing.T) {
+	rounds := iterations(3, 20)
+	r, seed := newRand(t)
+	in := newInst(t, instOptions{})
+	mb := newMailbox()
+	in.start()
+	var killed, exited0 int
+	for round := range rounds {
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for c := range 3 {
+			rc := rand.New(rand.NewPCG(seed, uint64(round*10+c+2)))
+			wg.Go(func() {
+				for k := 0; ; k++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					id := fmt.Sprintf("d%d.%d.%d", round, c, k)
+					user := users[rc.IntN(len(users))]
+					msg := newMessage(rc, id, 200+rc.IntN(512<<10))
+					mb.expect(user, id, msg)
+					code, err := deliverMaybeKill(in, user, msg, rc)
+					mu.Lock()
+					switch {
+					case err != nil:
+						t.Errorf("deliver %s: %v", id, err)
+					case code == 0:
+						exited0++
+						mb.ack(user, id)
+					case code < 0:
+						killed++
+					default:
+						t.Errorf("deliver %s: exit %d", id, code)
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		// A POP3 client deletes what it retrieves, until the server dies.
+		wg.Go(func() { popDeleter(in, mb) })
+		delay := time.Duration(200+r.IntN(400)) * time.Millisecond
+		time.Sleep(delay)
+		in.kill()
+		close(stop)
+		wg.Wait()
+		in.start()
+		total := mb.checkAll(in)
+		t.Logf("round %d: server killed after %v; %d deliveries exited 0, %d killed, %d messages deleted by POP3 so far; %d messages in the maildrops", round, delay, exited0, killed, mb.deled, total)
+	}
+	if exited0 == 0 || killed == 0 {
+		t.Errorf("%d deliveries exited 0 and %d were killed: the test did not exercise both", exited0, killed)
+	}
+}
+
+// deliverMaybeKill runs `postie deliver` for user and, one time in three,
+// kills it after up to 40 ms. It returns the exit code, -1 when killed.
+func deliverMaybeKill(in *inst, user, msg string, r *rand.Rand) (int, error) {
+	cmd := exec.Command(postieBin, "deliver", "--config", in.cfg, user)
+	cmd.Stdin = strings.NewReader(msg)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	if r.IntN(3) == 0 {
+		time.AfterFunc(time.Duration(r.IntN(40000))*time.Microsecond, func() { cmd.Process.Signal(syscall.SIGKILL) })
+	}
+	err := cmd.Wait()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return -1, nil
+	}
+	if err != nil && cmd.ProcessState.ExitCode() <= 0 {
+		return 0, err
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		return code, fmt.Errorf("exit %d: %s", code, stderr.String())
+	}
+	return 0, nil
+}
+
+// popDeleter logs in as alice again and again, retrieves up to five
+// messages, marks them deleted and quits, until the server goes away;
+// deletions acknowledged by QUIT are recorded as gone.
+func popDeleter(in *inst, mb *mailbox) {
+	for {
+		if !popDeleteOnce(in, mb, "alice", 5) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// popDeleteOnce is one session of popDeleter; false when the server is
+// gone.
+func popDeleteOnce(in *inst, mb *mailbox, user string, max int) bool {
+	c, err := net.DialTimeout("tcp", in.pop3, 5*time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	p := &popConn{c: c, br: bufio.NewReader(c)}
+	ok := func(cmd string) bool {
+		if cmd != "" {
+			if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
+				return false
+			}
+		}
+		l, err := p.readLine()
+		return err == nil && strings.HasPrefix(l, "+OK")
+	}
+	if !ok("") || !ok("USER "+user) || !ok("PASS "+password(user)) || !ok("STAT") {
+		return false
+	}
+	var ids []string
+	for i := 1; i <= max; i++ {
+		if !ok("RETR " + strconv.Itoa(i)) {
+			break // no such message, or the server died
+		}
+		msg, err := p.multi()
+		if err != nil {
+			return false
+		}
+		if !ok("DELE " + strconv.Itoa(i)) {
+			return false
+		}
+		ids = append(ids, idOf(msg))
+	}
+	// From here on a crash may take any of them.
+	mb.mu.Lock()
+	for _, id := range ids {
+		if w := mb.wants[user][id]; w != nil {
+			w.dele, w.must = true, false
+		}
+	}
+	mb.mu.Unlock()
+	if !ok("QUIT") {
+		return false
+	}
+	mb.mu.Lock()
+	for _, id := range ids {
+		if w := mb.wants[user][id]; w != nil {
+			w.gone = true
+		}
+	}
+	mb.deled += len(ids)
+	mb.mu.Unlock()
+	return true
+}
