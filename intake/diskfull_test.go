@@ -2,7 +2,6 @@ package intake
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -11,28 +10,11 @@ import (
 	"github.com/postie-mail/postie/internal/testenv"
 )
 
-// mountTmpfs mounts a tmpfs of size (e.g. "1m") on a fresh directory and
-// unmounts it when the test ends. Without the privilege to mount it skips,
-// except under CI.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
-		testenv.Missing(t, "cannot mount a tmpfs (needs root): %v %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
 // TestDiskFull: on a full file system an LMTP delivery gets 452 4.3.1 for
 // each recipient, nothing half-written stays in new/ or tmp/, the server
 // keeps serving, and once space is freed the same delivery works.
 func TestDiskFull(t *testing.T) {
-	root := mountTmpfs(t, "1m")
+	root := testenv.MountTmpfs(t, "1m")
 	e := newEnvAt(t, root, nil)
 	_, addr := e.serve(t, ServerOptions{LMTP: true})
 	// The Maildirs exist, then a filler takes most of the space.

@@ -50,3 +50,20 @@ func FreePort(t testing.TB) int {
 
 // Itoa is strconv.Itoa, for test tables.
 func Itoa(n int) string { return strconv.Itoa(n) }
+
+// MountTmpfs mounts a tmpfs of size (e.g. "2m") on a fresh directory and
+// unmounts it when the test ends. Without the privilege to mount (root) it
+// calls Missing: the test skips, except under CI where it fails.
+func MountTmpfs(t testing.TB, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+		Missing(t, "cannot mount a tmpfs (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v %s", dir, err, out)
+		}
+	})
+	return dir
+}
