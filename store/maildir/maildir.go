@@ -32,6 +32,19 @@
 // than 36 hours ago (the age the Maildir description gives), looking at a
 // given Maildir at most once an hour per Store.
 //
+// # Snapshot cache
+//
+// A Store remembers the last snapshot of each maildrop (up to
+// Options.SnapshotCache messages in all) with the stamps of new/ and cur/
+// (device, inode, mtime, ctime) seen just before they were read. A login
+// whose stat(2) of the two directories finds the same stamps uses it
+// instead of reading them, provided the reading began at least two seconds
+// after the stamps' times: a directory timestamp has one-second
+// granularity on some file systems, and a change within the same tick
+// would not move it. Anything another program does to new/ or cur/
+// (delivery, deletion, rename, flags) moves a stamp, so the next login
+// sees it, exactly as without the cache.
+//
 // # Usage
 //
 // Usage (store.Usager, for quotas) counts the messages in new/ and cur/
@@ -81,6 +94,11 @@ type Options struct {
 	// Hostname goes into the unique names of deliveries; default
 	// os.Hostname().
 	Hostname string
+	// SnapshotCache bounds the snapshot cache: the most messages kept in
+	// the cached snapshots of all maildrops together (see "Snapshot
+	// cache" above). 0 means DefaultSnapshotCache; negative disables the
+	// cache, so that every login reads new/ and cur/.
+	SnapshotCache int
 }
 
 // maxHost bounds the host name part of unique names.
@@ -106,6 +124,12 @@ type Store struct {
 
 	cleanMu sync.Mutex           // guards cleaned
 	cleaned map[string]time.Time // Maildir → when its tmp/ was last cleaned
+
+	// snaps caches the last snapshot of each maildrop; nil when disabled.
+	snaps *snapCache
+	// statDir stats a directory for the snapshot cache (statDir; tests
+	// change it to imitate coarse timestamps).
+	statDir func(path string) (dirStamp, error)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -126,7 +150,13 @@ func New(opts Options) (*Store, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("maildir: root %s is not a directory", root)
 	}
-	s := &Store{root: root, log: opts.Logger, host: opts.Hostname, now: time.Now, cleaned: map[string]time.Time{}}
+	s := &Store{root: root, log: opts.Logger, host: opts.Hostname, now: time.Now, cleaned: map[string]time.Time{}, statDir: statDir}
+	switch {
+	case opts.SnapshotCache == 0:
+		s.snaps = newSnapCache(DefaultSnapshotCache)
+	case opts.SnapshotCache > 0:
+		s.snaps = newSnapCache(opts.SnapshotCache)
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"github.com/postie-mail/postie/internal/wire"
 	"github.com/postie-mail/postie/store"
@@ -29,16 +30,28 @@ func (s *Store) Open(ctx context.Context, user string) (store.Maildrop, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("maildir: open: %w", err)
 	}
-	if err := ensure(dir); err != nil {
-		return nil, err
-	}
 	s.maybeCleanTmp(dir)
+	// The Maildir is created only when the lock file cannot be: most
+	// logins find it there.
 	lf, err := lock(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := ensure(dir); err != nil {
+			return nil, err
+		}
+		lf, err = lock(dir)
+	}
 	if err != nil {
 		return nil, err
 	}
 	md := &maildrop{s: s, user: user, dir: dir, lockf: lf}
-	if err := md.snapshot(ctx); err != nil {
+	err = md.take(ctx)
+	if errors.Is(err, os.ErrNotExist) {
+		// new/ or cur/ missing: make them, as for a new Maildir.
+		if err = ensure(dir); err == nil {
+			err = md.take(ctx)
+		}
+	}
+	if err != nil {
 		unlock(lf)
 		return nil, err
 	}
@@ -47,52 +60,104 @@ func (s *Store) Open(ctx context.Context, user string) (store.Maildrop, error) {
 
 // message is one file of a snapshot.
 type message struct {
-	sub   string // dirNew or dirCur, where the file was last seen
+	sub   string // dirNew or dirCur, where the file was seen
 	name  string // its file name there
 	n     msgName
 	fsize int64 // expected file size, -1 when unknown
 }
 
-func (m *message) path(dir string) string { return filepath.Join(dir, m.sub, m.name) }
+// place is where a message's file is: subdirectory and name.
+type place struct{ sub, name string }
 
 // maildrop is a locked Maildir and its snapshot.
 type maildrop struct {
-	s     *Store
-	user  string
-	dir   string
-	infos []store.MessageInfo
-	files []message // in directory order
-	pos   []int32   // files[pos[i]] is message i of infos
+	s    *Store
+	user string
+	dir  string
+	*snapshot
 
-	mu        sync.Mutex // guards the fields below, and files[].sub/name
-	lockf     *os.File   // nil once closed
+	mu        sync.Mutex      // guards the fields below
+	moved     map[int32]place // files[k] found elsewhere during this session
+	lockf     *os.File        // nil once closed
 	committed bool
 }
 
 var _ store.Maildrop = (*maildrop)(nil)
 
-// snapshot lists new/ and cur/ and settles the UID and wire size of every
-// message.
-func (md *maildrop) snapshot(ctx context.Context) error {
-	var ents []dirent
+// take takes the snapshot: the cached one when new/ and cur/ have not
+// changed since it was read, otherwise by reading them.
+func (md *maildrop) take(ctx context.Context) error {
+	c := md.s.snaps
+	if c == nil {
+		snap, _, err := md.read(ctx, 0)
+		md.snapshot = snap
+		return err
+	}
+	// The time is taken before the stamps: whatever changes after it
+	// moves them (see snapcache.go).
+	began := md.s.now()
+	newSt, err := md.s.statDir(md.dir + "/" + dirNew)
+	if err != nil {
+		c.drop(md.dir)
+		if errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		snap, _, err := md.read(ctx, 0)
+		md.snapshot = snap
+		return err
+	}
+	curSt, err := md.s.statDir(md.dir + "/" + dirCur)
+	if err != nil {
+		c.drop(md.dir)
+		if errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		snap, _, err := md.read(ctx, 0)
+		md.snapshot = snap
+		return err
+	}
+	snap, hint := c.get(md.dir, newSt, curSt)
+	if snap != nil {
+		md.snapshot = snap
+		return nil
+	}
+	snap, complete, err := md.read(ctx, hint)
+	if err != nil {
+		c.drop(md.dir)
+		return err
+	}
+	md.snapshot = snap
+	if complete {
+		c.put(md.dir, newSt, curSt, began, snap)
+	} else {
+		c.drop(md.dir)
+	}
+	return nil
+}
+
+// read lists new/ and cur/ and settles the UID and wire size of every
+// message. It reports complete false when a message had to be left out
+// for a reason other than its name (unreadable, gone while measured).
+// hint is the number of messages expected, 0 if unknown.
+func (md *maildrop) read(ctx context.Context, hint int) (snap *snapshot, complete bool, err error) {
+	var files []message
+	if hint > 0 {
+		files = make([]message, 0, hint+hint/8)
+	}
 	// new/ before cur/: a message moved from new/ to cur/ meanwhile is
 	// then seen at least once (perhaps twice, which dedup handles).
 	for _, sub := range []string{dirNew, dirCur} {
-		var err error
-		if ents, err = md.list(sub, ents); err != nil {
-			return err
+		if files, err = md.list(sub, files); err != nil {
+			return nil, false, err
 		}
 	}
-	files := make([]message, 0, len(ents))
-	for _, e := range ents {
-		n, ok := parseName(e.name)
-		if !ok {
-			md.s.log.Warn("maildir: ignoring garbage file name", "user", md.user, "dir", e.sub, "name", e.name)
-			continue
+	allSized := true // every name has W=: postie-sizes is not needed
+	for i := range files {
+		if files[i].n.wsize < 0 {
+			allSized = false
+			break
 		}
-		files = append(files, message{sub: e.sub, name: e.name, n: n})
 	}
-	ents = nil
 
 	// Oldest first: by delivery time, then by name. The unique part
 	// comes before the rest of the name so that the files of one message
@@ -119,24 +184,31 @@ func (md *maildrop) snapshot(ctx context.Context) error {
 		return cmp.Or(strings.Compare(a.n.base, b.n.base), strings.Compare(a.sub, b.sub), strings.Compare(a.name, b.name))
 	})
 
-	cache, err := loadSizes(md.dir)
-	if err != nil {
-		md.s.log.Warn("maildir: ignoring size cache", "user", md.user, "err", err)
-		cache = map[string]sizes{}
+	// postie-sizes is read only when a name lacks W=, or when the file
+	// exists and may hold entries to drop.
+	var cache map[string]sizes
+	if !allSized || fileExists(md.dir+"/"+cacheName) {
+		if cache, err = loadSizes(md.dir); err != nil {
+			md.s.log.Warn("maildir: ignoring size cache", "user", md.user, "err", err)
+			cache = map[string]sizes{}
+		}
 	}
 	var used []cacheEntry // what the cache will hold: messages without W=
 	hits, computed := 0, 0
 
-	md.files = files
-	md.pos = make([]int32, 0, len(files))
-	md.infos = make([]store.MessageInfo, 0, len(files))
+	snap = &snapshot{
+		files: files,
+		pos:   make([]int32, 0, len(files)),
+		infos: make([]store.MessageInfo, 0, len(files)),
+	}
+	complete = true
 	for _, k := range order {
 		m := &files[k.i]
 		// The UID is a function of the unique part, and equal unique
 		// parts are adjacent: keep the first file of each.
-		if n := len(md.pos); n > 0 && files[md.pos[n-1]].n.unique == m.n.unique {
-			if prev := &files[md.pos[n-1]]; prev.n.base != m.n.base {
-				md.s.log.Warn("maildir: ignoring message with duplicate UID", "user", md.user, "dir", m.sub, "name", m.name, "uid", md.infos[n-1].UID)
+		if n := len(snap.pos); n > 0 && files[snap.pos[n-1]].n.unique == m.n.unique {
+			if prev := &files[snap.pos[n-1]]; prev.n.base != m.n.base {
+				md.s.log.Warn("maildir: ignoring message with duplicate UID", "user", md.user, "dir", m.sub, "name", m.name, "uid", snap.infos[n-1].UID)
 			}
 			continue
 		}
@@ -148,12 +220,13 @@ func (md *maildrop) snapshot(ctx context.Context) error {
 				hits++
 			} else {
 				if err := ctx.Err(); err != nil {
-					return fmt.Errorf("maildir: open: %w", err)
+					return nil, false, fmt.Errorf("maildir: open: %w", err)
 				}
 				if e, err = md.measure(m); err != nil {
 					if !errors.Is(err, store.ErrMessageGone) {
 						md.s.log.Warn("maildir: skipping unreadable message", "user", md.user, "dir", m.sub, "name", m.name, "err", err)
 					}
+					complete = false
 					continue
 				}
 				computed++
@@ -164,8 +237,8 @@ func (md *maildrop) snapshot(ctx context.Context) error {
 				m.fsize = e.file
 			}
 		}
-		md.pos = append(md.pos, k.i)
-		md.infos = append(md.infos, store.MessageInfo{UID: uidOf(m.n.unique), Size: size})
+		snap.pos = append(snap.pos, k.i)
+		snap.infos = append(snap.infos, store.MessageInfo{UID: uidOf(m.n.unique), Size: size})
 	}
 	// Rewrite the cache when it gained entries or has stale ones.
 	if computed > 0 || hits < len(cache) {
@@ -173,53 +246,69 @@ func (md *maildrop) snapshot(ctx context.Context) error {
 			md.s.log.Warn("maildir: cannot save size cache", "user", md.user, "err", err)
 		}
 	}
-	return nil
+	return snap, complete, nil
 }
 
-// dirent is a directory entry that may be a message.
-type dirent struct {
-	sub, name string
+// fileExists reports whether path exists (as far as stat(2) can tell).
+func fileExists(path string) bool {
+	_, err := os.Lstat(path)
+	return !errors.Is(err, os.ErrNotExist)
 }
 
-// list appends the regular files in subdirectory sub, except dot-files, to
-// ents. It reads the directory only: no message is stat'ed (the file type
-// comes from the directory entry on file systems that record it).
-func (md *maildrop) list(sub string, ents []dirent) ([]dirent, error) {
-	d, err := os.Open(filepath.Join(md.dir, sub))
+// list appends the messages in subdirectory sub to files: the regular
+// files, except dot-files and those whose names cannot be a message's. It
+// reads the directory only: no message is stat'ed (the file type comes
+// from the directory entry on file systems that record it). The names are
+// copied into large shared blocks, not allocated one by one.
+func (md *maildrop) list(sub string, files []message) ([]message, error) {
+	var arena []byte
+	err := readDir(md.dir+"/"+sub, func(b []byte, regular bool) {
+		if b[0] == '.' {
+			return
+		}
+		if !regular {
+			md.s.log.Debug("maildir: ignoring non-file", "user", md.user, "dir", sub, "name", string(b))
+			return
+		}
+		if len(arena)+len(b) > cap(arena) {
+			arena = make([]byte, 0, max(arenaSize, len(b)))
+		}
+		start := len(arena)
+		arena = append(arena, b...)
+		// The bytes of a name are never written again: the next
+		// names go after them, or into a new block.
+		name := unsafe.String(&arena[start], len(b))
+		n, ok := parseName(name)
+		if !ok {
+			md.s.log.Warn("maildir: ignoring garbage file name", "user", md.user, "dir", sub, "name", name)
+			return
+		}
+		if len(files) == cap(files) {
+			// Doubling: append grows big slices by a quarter,
+			// copying a 100,000-message list many times.
+			files = slices.Grow(files, max(len(files), 256))
+		}
+		files = append(files, message{sub: sub, name: name, n: n})
+	})
 	if err != nil {
 		return nil, fmt.Errorf("maildir: open: %w", err)
 	}
-	defer d.Close()
-	for {
-		// In chunks: a huge maildir does not need all its entries at once.
-		chunk, err := d.ReadDir(4096)
-		if err == io.EOF {
-			return ents, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("maildir: open: %w", err)
-		}
-		for _, e := range chunk {
-			name := e.Name()
-			if name[0] == '.' {
-				continue
-			}
-			if !e.Type().IsRegular() {
-				md.s.log.Debug("maildir: ignoring non-file", "user", md.user, "dir", sub, "name", name)
-				continue
-			}
-			ents = append(ents, dirent{sub, name})
-		}
-	}
+	return files, nil
 }
 
-// measure reads message m to compute its wire size. A message that has
-// vanished gives an error wrapping store.ErrMessageGone.
+// arenaSize is the size of the blocks that hold the names of a snapshot.
+const arenaSize = 64 << 10
+
+// measure reads message m, not yet in a shared snapshot, to compute its
+// wire size. A message that has vanished gives an error wrapping
+// store.ErrMessageGone.
 func (md *maildrop) measure(m *message) (sizes, error) {
-	f, err := md.openFile(m)
+	p := place{m.sub, m.name}
+	f, err := md.openFile(&p, m.n.base)
 	if err != nil {
 		return sizes{}, err
 	}
+	m.sub, m.name = p.sub, p.name
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
@@ -235,19 +324,19 @@ func (md *maildrop) measure(m *message) (sizes, error) {
 	return sizes{wire: w, file: fi.Size()}, nil
 }
 
-// openFile opens message m, following it to its current name if another
-// program renamed it (new/ to cur/, changed flags). O_NONBLOCK keeps a FIFO
-// put in a message's place from hanging the session; it does not change
-// reading a regular file.
-func (md *maildrop) openFile(m *message) (*os.File, error) {
-	f, err := os.OpenFile(m.path(md.dir), os.O_RDONLY|syscall.O_NONBLOCK, 0)
+// openFile opens the message with base name base found at p, following it
+// to its current name (and updating p) if another program renamed it (new/
+// to cur/, changed flags). O_NONBLOCK keeps a FIFO put in a message's place
+// from hanging the session; it does not change reading a regular file.
+func (md *maildrop) openFile(p *place, base string) (*os.File, error) {
+	f, err := os.OpenFile(md.dir+"/"+p.sub+"/"+p.name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, os.ErrNotExist) {
-		if !md.relocate(m) {
-			return nil, fmt.Errorf("maildir: %s: %w", m.n.base, store.ErrMessageGone)
+		if !md.relocate(p, base) {
+			return nil, fmt.Errorf("maildir: %s: %w", base, store.ErrMessageGone)
 		}
-		f, err = os.OpenFile(m.path(md.dir), os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		f, err = os.OpenFile(md.dir+"/"+p.sub+"/"+p.name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("maildir: %s: %w", m.n.base, store.ErrMessageGone)
+			return nil, fmt.Errorf("maildir: %s: %w", base, store.ErrMessageGone)
 		}
 	}
 	if err != nil {
@@ -256,9 +345,9 @@ func (md *maildrop) openFile(m *message) (*os.File, error) {
 	return f, nil
 }
 
-// relocate looks for message m in new/ and cur/ by its base name and
-// records where it is now. It reports false when the message is gone.
-func (md *maildrop) relocate(m *message) bool {
+// relocate looks for the message with base name base in new/ and cur/ and
+// sets p to where it is now. It reports false when the message is gone.
+func (md *maildrop) relocate(p *place, base string) bool {
 	for _, sub := range []string{dirNew, dirCur} {
 		d, err := os.Open(filepath.Join(md.dir, sub))
 		if err != nil {
@@ -267,13 +356,44 @@ func (md *maildrop) relocate(m *message) bool {
 		names, _ := d.Readdirnames(-1)
 		d.Close()
 		for _, name := range names {
-			if base, _, _ := strings.Cut(name, ":"); base == m.n.base {
-				m.sub, m.name = sub, name
+			if b, _, _ := strings.Cut(name, ":"); b == base {
+				*p = place{sub, name}
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// where returns where this session last saw file k of the snapshot.
+// md.mu must be held.
+func (md *maildrop) where(k int32) place {
+	if p, ok := md.moved[k]; ok {
+		return p
+	}
+	return place{md.files[k].sub, md.files[k].name}
+}
+
+// openAt opens file k of the snapshot, remembering where it was found.
+// md.mu must be held.
+func (md *maildrop) openAt(k int32) (*os.File, error) {
+	p := md.where(k)
+	old := p
+	f, err := md.openFile(&p, md.files[k].n.base)
+	md.setPlace(k, old, p)
+	return f, err
+}
+
+// setPlace records that file k, last seen at old, is at p. md.mu must be
+// held.
+func (md *maildrop) setPlace(k int32, old, p place) {
+	if p == old {
+		return
+	}
+	if md.moved == nil {
+		md.moved = map[int32]place{}
+	}
+	md.moved[k] = p
 }
 
 // Messages returns the snapshot taken at Open.
@@ -306,8 +426,9 @@ func (md *maildrop) Open(ctx context.Context, i int) (io.ReadCloser, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("maildir: %w", err)
 	}
-	m := &md.files[md.pos[i]]
-	f, err := md.openFile(m)
+	k := md.pos[i]
+	m := &md.files[k]
+	f, err := md.openAt(k)
 	if err != nil {
 		return nil, err
 	}
@@ -351,13 +472,18 @@ func (md *maildrop) Commit(ctx context.Context, deleted []int) error {
 			continue
 		}
 		done[i] = true
-		m := &md.files[md.pos[i]]
-		err := md.remove(m)
+		k := md.pos[i]
+		sub, err := md.remove(k)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("maildir: %s: remove %s: %w", md.user, m.n.base, err))
+			errs = append(errs, fmt.Errorf("maildir: %s: remove %s: %w", md.user, md.files[k].n.base, err))
 			continue
 		}
-		touched[m.sub] = true
+		touched[sub] = true
+	}
+	if md.s.snaps != nil && len(done) > 0 {
+		// The stamps of new/ and cur/ have moved; do not wait for the
+		// next login to find out.
+		md.s.snaps.drop(md.dir)
 	}
 	for _, sub := range []string{dirNew, dirCur} {
 		if touched[sub] {
@@ -369,21 +495,27 @@ func (md *maildrop) Commit(ctx context.Context, deleted []int) error {
 	return errors.Join(errs...)
 }
 
-// remove unlinks message m (never a directory, unlike os.Remove).
-func (md *maildrop) remove(m *message) error {
+// remove unlinks file k of the snapshot (never a directory, unlike
+// os.Remove) and returns the subdirectory it was removed from. md.mu must be
+// held.
+func (md *maildrop) remove(k int32) (sub string, err error) {
 	for range 3 {
-		err := syscall.Unlink(m.path(md.dir))
+		p := md.where(k)
+		path := md.dir + "/" + p.sub + "/" + p.name
+		err := syscall.Unlink(path)
 		if err == nil {
-			return nil
+			return p.sub, nil
 		}
 		if err != syscall.ENOENT {
-			return &os.PathError{Op: "unlink", Path: m.path(md.dir), Err: err}
+			return "", &os.PathError{Op: "unlink", Path: path, Err: err}
 		}
-		if !md.relocate(m) {
-			return nil // already gone
+		np := p
+		if !md.relocate(&np, md.files[k].n.base) {
+			return "", nil // already gone
 		}
+		md.setPlace(k, p, np)
 	}
-	return errors.New("renamed by another program while being removed")
+	return "", errors.New("renamed by another program while being removed")
 }
 
 // Close releases the lock. It removes nothing and may be called again.

@@ -26,7 +26,7 @@ func (s *Store) Usage(ctx context.Context, user string) (msgs int, bytes int64, 
 	if err := ctx.Err(); err != nil {
 		return 0, 0, fmt.Errorf("maildir: usage: %w", err)
 	}
-	var unknown []dirent // names without S=
+	var unknown []place // names without S=
 	seen := map[string]bool{}
 	for _, sub := range []string{dirNew, dirCur} {
 		d, err := os.Open(filepath.Join(dir, sub))
@@ -51,7 +51,7 @@ func (s *Store) Usage(ctx context.Context, user string) (msgs int, bytes int64, 
 				if n.fsize >= 0 {
 					bytes += n.fsize
 				} else {
-					unknown = append(unknown, dirent{sub, name})
+					unknown = append(unknown, place{sub, name})
 				}
 			}
 			if rerr == io.EOF {
