@@ -40,6 +40,13 @@ func TestLayering(t *testing.T) {
 		{"pop3client", []string{module + "/pop3", module + "/internal/wire", "github.com/xdg-go", "golang.org/x/text"}},
 		{"store/maildir", []string{module + "/store", module + "/internal/wire"}},
 		{"intake", []string{module + "/store", "github.com/emersion/go-smtp", "github.com/emersion/go-sasl", "golang.org/x/time/rate"}},
+		{"sasl", nil},
+		{"sasl/oauth", []string{module + "/sasl", "github.com/golang-jwt/jwt/v5", "github.com/MicahParks", "golang.org/x/time/rate"}},
+		// The retriever and the load generator speak POP3 only through
+		// pop3client; they never reach into the server, a store or auth.
+		{"fetch", []string{module + "/pop3client", module + "/pop3", module + "/internal/wire", "github.com/xdg-go", "golang.org/x/text",
+			"github.com/BurntSushi/toml", "github.com/emersion/go-smtp", "github.com/emersion/go-sasl"}},
+		{"bench", []string{module + "/pop3client", module + "/pop3", module + "/internal/wire", "github.com/xdg-go", "golang.org/x/text"}},
 		{"auth", []string{"golang.org/x/crypto", "golang.org/x/sys", "github.com/GehirnInc/crypt", module + "/sasl"}},
 	}
 	for _, r := range rules {
