@@ -32,28 +32,48 @@ func newRand(t *testing.T) (*rand.Rand, uint64) {
 	return rand.New(rand.NewPCG(seed, 1)), seed
 }
 
-// writeForeign puts messages into user's new/ as another delivery agent
-// would (Dovecot-style names), with ,S= and ,W= in the name for two out
-// of three and no sizes for the rest, which the server must then measure.
-func writeForeign(t *testing.T, maildir string, msgs map[string]string) {
+// foreign is a message as another delivery agent would leave it.
+type foreign struct {
+	name  string // file name in new/ (or cur/); default a Dovecot-style one
+	id    string
+	msg   string
+	sized bool // the default name carries ,S= and ,W=
+}
+
+// writeForeign puts msgs into maildir/new (or where their names say: a
+// name "cur/..." goes to cur/), creating the Maildir, in the given order:
+// default names sort in it. It returns the paths written.
+func writeForeign(t *testing.T, maildir string, msgs []foreign) []string {
 	t.Helper()
 	for _, sub := range []string{"new", "cur", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(maildir, sub), 0o700); err != nil {
 			t.Fatal(err)
 		}
 	}
-	i := 0
-	for id, msg := range msgs {
-		i++
-		name := fmt.Sprintf("1700000000.M%06dP4242Q%d.%s.rel", i%1000000, i, id)
-		if i%3 != 0 {
-			name += fmt.Sprintf(",S=%d,W=%d", len(msg), len(wireForm(msg)))
+	var paths []string
+	for _, m := range msgs {
+		name := m.name
+		if name == "" {
+			foreignSeq++
+			name = fmt.Sprintf("1700000000.M%06dP4242Q%d.%s.rel", foreignSeq, foreignSeq, m.id)
+			if m.sized {
+				name += fmt.Sprintf(",S=%d,W=%d", len(m.msg), len(wireForm(m.msg)))
+			}
 		}
-		if err := os.WriteFile(filepath.Join(maildir, "new", name), []byte(msg), 0o600); err != nil {
+		if !strings.HasPrefix(name, "cur/") {
+			name = "new/" + name
+		}
+		p := filepath.Join(maildir, name)
+		if err := os.WriteFile(p, []byte(m.msg), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		paths = append(paths, p)
 	}
+	return paths
 }
+
+// foreignSeq numbers the default names of writeForeign.
+var foreignSeq int
 
 // TestCrashDuringUpdate kills `postie serve` with SIGKILL at a random
 // moment after a client that marked thousands of messages deleted sent
@@ -78,12 +98,15 @@ func TestCrashDuringUpdate(t *testing.T) {
 				present++
 			}
 		}
-		msgs := map[string]string{}
+		var msgs []foreign
 		for ; present < n; present++ {
 			next++
 			id := "u" + strconv.Itoa(next)
-			msgs[id] = newMessage(r, id, 100+r.IntN(1500))
-			wants[id] = &want{wire: wireForm(msgs[id]), must: true}
+			msg := newMessage(r, id, 100+r.IntN(1500))
+			// Two in three with their sizes in the name; the server
+			// measures the others at the next login.
+			msgs = append(msgs, foreign{id: id, msg: msg, sized: next%3 != 0})
+			wants[id] = &want{wire: wireForm(msg), must: true}
 		}
 		writeForeign(t, md, msgs)
 	}

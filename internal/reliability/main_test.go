@@ -157,7 +157,16 @@ type result struct {
 // run runs a postie command to completion.
 func (in *inst) run(stdin string, args ...string) result {
 	in.t.Helper()
+	return in.runAs(nil, stdin, args...)
+}
+
+// runAs is run as another user (cred nil: ours).
+func (in *inst) runAs(cred *syscall.Credential, stdin string, args ...string) result {
+	in.t.Helper()
 	cmd := exec.Command(postieBin, args...)
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
 	cmd.Stdin = strings.NewReader(stdin)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -173,10 +182,11 @@ func (in *inst) run(stdin string, args ...string) result {
 	return result{}
 }
 
-// deliver runs `postie deliver` for user with msg on stdin.
+// deliver runs `postie deliver` for user with msg on stdin, as the
+// server's user.
 func (in *inst) deliver(user, msg string) result {
 	in.t.Helper()
-	return in.run(msg, "deliver", "--config", in.cfg, user)
+	return in.runAs(in.cred, msg, "deliver", "--config", in.cfg, user)
 }
 
 var (
