@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"io"
 	"log/slog"
 	"net"
@@ -37,8 +38,10 @@ func (p *panicCatcher) WithAttrs([]slog.Attr) slog.Handler { return p }
 func (p *panicCatcher) WithGroup(string) slog.Handler      { return p }
 
 // FuzzSession plays arbitrary client bytes from each session state —
-// AUTHORIZATION, after USER, and TRANSACTION — against a real server over
-// loopback, and checks that the server never panics, answers only with
+// AUTHORIZATION, after USER, inside a SASL exchange (PLAIN awaiting its
+// response, LOGIN awaiting the password, SCRAM awaiting client-first),
+// TRANSACTION, and TRANSACTION with a message marked deleted — against a
+// real server over loopback, and checks that the server never panics, answers only with
 // +OK/-ERR status lines or multi-line data, ends the session when the
 // client is done, and loses no message unless the input itself QUITs.
 func FuzzSession(f *testing.F) {
@@ -52,8 +55,25 @@ func FuzzSession(f *testing.F) {
 		strings.Repeat("A", 300) + "\r\nNOOP\r\n",
 		"DELE 1\r\nDELE 1\r\nQUIT\r\n",
 	}
+	prefixes := []string{
+		"",
+		"USER user1\r\n",
+		"USER user1\r\nPASS pass1\r\n",
+		"AUTH PLAIN\r\n",
+		"AUTH LOGIN\r\n" + base64.StdEncoding.EncodeToString([]byte("user1")) + "\r\n",
+		"AUTH SCRAM-SHA-256\r\n",
+		"USER user1\r\nPASS pass1\r\nDELE 1\r\n",
+	}
+	seeds = append(seeds,
+		base64.StdEncoding.EncodeToString([]byte("\x00user1\x00pass1"))+"\r\nSTAT\r\nQUIT\r\n",
+		base64.StdEncoding.EncodeToString([]byte("pass1"))+"\r\nRETR 1\r\n",
+		base64.StdEncoding.EncodeToString([]byte("n,,n=user1,r=abcdefgh"))+"\r\n*\r\n",
+		"*\r\nAUTH\r\n",
+		"=\r\n",
+		"!!!notbase64\r\n",
+	)
 	for _, s := range seeds {
-		for state := range 3 {
+		for state := range prefixes {
 			f.Add(uint8(state), []byte(s))
 		}
 	}
@@ -62,9 +82,9 @@ func FuzzSession(f *testing.F) {
 		o.Logger = slog.New(pc)
 		o.Limits.AuthTimeout = 2 * time.Second
 		o.Limits.IdleTimeout = 2 * time.Second
+		withSASL(o)
 	})
 	s.deliverCorpus(f, "user1")
-	prefixes := []string{"", "USER user1\r\n", "USER user1\r\nPASS pass1\r\n"}
 
 	f.Fuzz(func(t *testing.T, state uint8, input []byte) {
 		prefix := prefixes[int(state)%len(prefixes)]
@@ -133,6 +153,11 @@ func checkReplies(t *testing.T, out []byte) {
 		case strings.HasPrefix(l, "+OK"):
 			inMulti = isMultiLineStart(l)
 		case strings.HasPrefix(l, "-ERR"):
+		case strings.HasPrefix(l, "+ "):
+			// A SASL challenge (RFC 5034 §4): base64, possibly empty.
+			if _, err := base64.StdEncoding.DecodeString(strings.TrimSuffix(l[2:], "\r\n")); err != nil {
+				t.Fatalf("challenge line %q is not base64", l)
+			}
 		default:
 			t.Fatalf("not a status line: %q", l)
 		}
