@@ -247,7 +247,9 @@ func pop3Options(c *config.Config, authn pop3server.Authenticator, st store.Stor
 	if p.Implementation {
 		impl = "postie " + postieVersion()
 	}
-	var trusted []netip.Prefix
+	// An empty list in the file means "trust no network"; only a nil
+	// slice would make the engine fall back to loopback.
+	trusted := make([]netip.Prefix, 0, len(p.TrustedNetworks))
 	for _, n := range p.TrustedNetworks {
 		trusted = append(trusted, netip.MustParsePrefix(n)) // validated by config
 	}

@@ -434,3 +434,18 @@ S: +OK bye, 0 messages deleted`)
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// An explicitly empty trusted_networks trusts no network, loopback included:
+// the operator asked for TLS everywhere.
+func TestEmptyTrustedNetworks(t *testing.T) {
+	t.Parallel()
+	s := startTLSConfig(t, tlsConfig{
+		pop3:   `trusted_networks = []`,
+		passwd: "alice:{PLAIN}alice pw\n",
+	})
+	p := dialPOP3(t, s.addr)
+	p.transcript(`C: USER alice
+S: -ERR [AUTH] cleartext login refused on an unencrypted connection; use STLS or the TLS port
+C: QUIT
+S: +OK bye`)
+}
