@@ -78,7 +78,7 @@ type maildrop struct {
 
 	mu        sync.Mutex      // guards the fields below
 	moved     map[int32]place // files[k] found elsewhere during this session
-	lockf     *os.File        // nil once closed
+	lockf     lockFile        // -1 once closed
 	committed bool
 }
 
@@ -402,7 +402,7 @@ func (md *maildrop) Messages() []store.MessageInfo { return md.infos }
 // usable reports why the maildrop can no longer be used, if it cannot.
 // md.mu must be held.
 func (md *maildrop) usable() error {
-	if md.lockf == nil {
+	if md.lockf < 0 {
 		return fmt.Errorf("maildir: %s: %w", md.user, store.ErrClosed)
 	}
 	if md.committed {
@@ -522,10 +522,10 @@ func (md *maildrop) remove(k int32) (sub string, err error) {
 func (md *maildrop) Close() error {
 	md.mu.Lock()
 	defer md.mu.Unlock()
-	if md.lockf == nil {
+	if md.lockf < 0 {
 		return nil
 	}
 	err := unlock(md.lockf)
-	md.lockf = nil
+	md.lockf = -1
 	return err
 }
