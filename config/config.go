@@ -58,6 +58,8 @@ type POP3 struct {
 	Hostname string `toml:"hostname"`
 	// Implementation advertises "IMPLEMENTATION postie <version>" in CAPA.
 	Implementation bool `toml:"implementation"`
+	// UTF8 offers RFC 6856 UTF-8 mode ("UTF8 USER" in CAPA).
+	UTF8 bool `toml:"utf8"`
 
 	IdleTimeout         Duration `toml:"idle_timeout"`
 	AuthTimeout         Duration `toml:"auth_timeout"`
@@ -119,6 +121,7 @@ func Default() *Config {
 			Listen:              []string{"127.0.0.1:110"},
 			ListenTLS:           []string{},
 			Implementation:      true,
+			UTF8:                true,
 			IdleTimeout:         Duration(10 * time.Minute),
 			AuthTimeout:         Duration(60 * time.Second),
 			WriteTimeout:        Duration(60 * time.Second),

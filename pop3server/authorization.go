@@ -206,6 +206,9 @@ func (ss *session) cmdCapa(c *wire.Command) bool {
 		if names := ss.saslNames(); len(names) > 0 {
 			ss.reply("SASL " + strings.Join(names, " ") + "\r\n")
 		}
+		if ss.srv.opts.UTF8 {
+			ss.reply("UTF8 USER\r\n")
+		}
 	}
 	if lim.LoginDelay > 0 {
 		ss.reply("LOGIN-DELAY " + strconv.Itoa(int(lim.LoginDelay/time.Second)) + "\r\n")
@@ -221,4 +224,18 @@ func (ss *session) cmdCapa(c *wire.Command) bool {
 		ss.reply("IMPLEMENTATION " + impl + "\r\n")
 	}
 	return ss.ok(".\r\n")
+}
+
+// RFC 6856 §2 UTF8. postie never downgrades messages or rewrites names,
+// so UTF-8 mode changes nothing on the wire; the command only has to be
+// answered. RFC 6856 allows it before login only, but classic Outlook
+// sends it after login and gives up on -ERR, so TRANSACTION gets +OK too.
+func (ss *session) cmdUTF8(c *wire.Command) bool {
+	if !ss.srv.opts.UTF8 {
+		return ss.fail("-ERR unknown command\r\n")
+	}
+	if len(c.Args) > 0 {
+		return ss.fail("-ERR UTF8 takes no arguments\r\n")
+	}
+	return ss.ok("+OK UTF8 enabled\r\n")
 }

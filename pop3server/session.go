@@ -219,6 +219,8 @@ func (ss *session) dispatch(c *wire.Command) bool {
 			return ss.cmdSTLS(c)
 		case "CAPA":
 			return ss.cmdCapa(c)
+		case "UTF8":
+			return ss.cmdUTF8(c)
 		case "QUIT":
 			return ss.cmdQuitAuth(c)
 		case "STAT", "LIST", "RETR", "DELE", "NOOP", "RSET", "TOP", "UIDL", "LAST":
@@ -247,6 +249,8 @@ func (ss *session) dispatch(c *wire.Command) bool {
 		return ss.cmdLast(c)
 	case "CAPA":
 		return ss.cmdCapa(c)
+	case "UTF8":
+		return ss.cmdUTF8(c)
 	case "QUIT":
 		return ss.cmdQuit(c)
 	case "USER", "PASS", "APOP", "AUTH", "STLS":

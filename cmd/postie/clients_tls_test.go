@@ -499,3 +499,27 @@ func fileExistsT(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
 }
+
+// Python's poplib in RFC 6856 UTF-8 mode, for a user whose name and
+// password are not ASCII, over POP3S.
+func TestPoplibUTF8(t *testing.T) {
+	t.Parallel()
+	python := testenv.LookPath(t, "python3")
+	s := startTLSConfig(t, tlsConfig{passwd: "jörg:{PLAIN}пароль 密码\n"})
+	want := s.deliver(t, "jörg", "Subject: =?UTF-8?Q?gr=C3=BC=C3=9Fe?=\nFrom: Jörg <jörg@example.org>\n\nGrüße\n")
+	_, tlsPort, _ := net.SplitHostPort(s.tlsAddr)
+	script := `import poplib, ssl, sys
+port, ca = int(sys.argv[1]), sys.argv[2]
+p = poplib.POP3_SSL("127.0.0.1", port, context=ssl.create_default_context(cafile=ca))
+caps = p.capa()
+assert caps.get("UTF8") == ["USER"], caps
+p.utf8()
+p.user("jörg"); p.pass_("пароль 密码")
+resp, lines, octets = p.retr(1)
+sys.stdout.buffer.write(b"".join(l + b"\r\n" for l in lines))
+p.quit()
+`
+	if got := string(run(t, nil, python, "-c", script, tlsPort, s.caFile)); got != want {
+		t.Errorf("poplib retrieved %q, want %q", got, want)
+	}
+}

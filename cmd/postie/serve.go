@@ -123,7 +123,7 @@ func (a *app) serve(listen, listenTLS []string) error {
 
 	var lns []net.Listener
 	for _, addr := range c.POP3.Listen {
-		ln, err := net.Listen("tcp", addr)
+		ln, err := listenTCP(addr)
 		if err != nil {
 			for _, l := range lns {
 				l.Close()
@@ -261,6 +261,7 @@ func pop3Options(c *config.Config, authn pop3server.Authenticator, st store.Stor
 		AllowCleartext: p.AllowCleartext,
 		Hostname:       host,
 		Implementation: impl,
+		UTF8:           p.UTF8,
 		Limits:         lim,
 	}
 }
