@@ -110,8 +110,8 @@ type Options struct {
 	// UTF8 offers RFC 6856: "UTF8 USER" in CAPA before login and the
 	// UTF8 command. Names and passwords are passed on as the UTF-8 bytes
 	// the client sent, whether or not it enabled UTF-8 mode.
-	UTF8 bool
-	Limits         Limits
+	UTF8   bool
+	Limits Limits
 }
 
 func (o *Options) setDefaults() error {
