@@ -50,7 +50,14 @@ func (s *Store) Deliver(ctx context.Context, user string, r io.Reader) (store.De
 		return store.DeliveryInfo{}, fmt.Errorf("maildir: deliver: %w", err)
 	}
 	newPath := filepath.Join(dir, dirNew, fmt.Sprintf("%s,S=%d,W=%d", unique, fsize, wsize))
-	if err := os.Rename(tmpPath, newPath); err != nil {
+	err = os.Rename(tmpPath, newPath)
+	if errors.Is(err, os.ErrNotExist) {
+		// new/ removed by someone (tmp/ was there): make it again.
+		if err = ensure(dir); err == nil {
+			err = os.Rename(tmpPath, newPath)
+		}
+	}
+	if err != nil {
 		os.Remove(tmpPath)
 		return store.DeliveryInfo{}, fmt.Errorf("maildir: deliver: %w", err)
 	}

@@ -332,15 +332,19 @@ func TestForeignFileSizeCached(t *testing.T) {
 	if got := infos(md); !slices.Equal(got, want) {
 		t.Errorf("warm snapshot %v, want %v", got, want)
 	}
+	after, _ := os.Stat(filepath.Join(dir, cacheName))
+	if !os.SameFile(before, after) {
+		t.Error("a warm login rewrote the size cache")
+	}
 	if _, err := readMsg(t, md, 0); !errors.Is(err, store.ErrMessageGone) {
 		t.Errorf("Open of a changed message: %v, want ErrMessageGone", err)
 	}
 	if got, err := readMsg(t, md, 1); err != nil || got != body2 {
 		t.Errorf("Open(1) = %q, %v", got, err)
 	}
-	after, _ := os.Stat(filepath.Join(dir, cacheName))
-	if !os.SameFile(before, after) {
-		t.Error("a warm login rewrote the size cache")
+	// The change found is remembered for the next session.
+	if cache, _ := os.ReadFile(filepath.Join(dir, cacheName)); !strings.Contains(string(cache), "\n1700000000.V801I1234M5678.mx 13 9\n") {
+		t.Errorf("the size cache does not hold the new sizes:\n%s", cache)
 	}
 }
 
@@ -645,7 +649,68 @@ func TestDovecotMaildir(t *testing.T) {
 	if got := infos(md); !slices.Equal(got, want) {
 		t.Errorf("snapshot\n got %v\nwant %v", got, want)
 	}
-	for i, body := range []string{"hello world\n", "abc\n", "W= is believed\n", "xy\n"} {
+	for i, body := range []string{"hello world\n", "abc\n", "", "xy\n"} {
+		if i == 2 {
+			continue
+		}
+		if got, err := readMsg(t, md, i); err != nil || got != body {
+			t.Errorf("Open(%d) = %q, %v", i, got, err)
+		}
+	}
+	// W= is believed for the listing, but reading finds the truth: the
+	// end of the file is an error rather than a message of the wrong
+	// size, and the name is corrected for the next session.
+	r, err := md.Open(t.Context(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(r)
+	r.Close()
+	if !errors.Is(err, store.ErrMessageGone) || string(b) != "W= is believed\n" {
+		t.Errorf("reading a message whose W= is wrong: %q, %v; want its bytes and ErrMessageGone", b, err)
+	}
+	md.Close()
+	if _, err := os.Stat(filepath.Join(dir, "cur", "1700000002.M7P8.host,W=16,S=15:2,")); err != nil {
+		t.Errorf("the name was not corrected: %v", err)
+	}
+	md = mustOpen(t, s, "alice")
+	want[2].Size = 16
+	if got := infos(md); !slices.Equal(got, want) {
+		t.Errorf("snapshot after the correction\n got %v\nwant %v", got, want)
+	}
+	if got, err := readMsg(t, md, 2); err != nil || got != "W= is believed\n" {
+		t.Errorf("Open(2) after the correction = %q, %v", got, err)
+	}
+}
+
+// TestSizeChangedIsRelisted: a message whose file another program
+// rewrote with a different size, whether its sizes come from its name or
+// from postie-sizes, is refused in the session that finds out (never sent
+// short), and listed with its new size, under the same UIDL, in the next.
+func TestSizeChangedIsRelisted(t *testing.T) {
+	s, _ := newTestStore(t, "h")
+	dir, _ := s.Path("alice")
+	named := filepath.Join(dir, "new", "1700000000.M1P1.host,S=6,W=7")
+	bare := filepath.Join(dir, "new", "1700000001.M1P1.host")
+	writeFile(t, named, "hello\n")
+	writeFile(t, bare, "world\n")
+	md := mustOpen(t, s, "alice")
+	before := infos(md)
+	writeFile(t, named, "hello again\n")
+	writeFile(t, bare, "w\n")
+	for i := range 2 {
+		if _, err := md.Open(t.Context(), i); !errors.Is(err, store.ErrMessageGone) {
+			t.Errorf("Open(%d) of a rewritten message: %v, want ErrMessageGone", i, err)
+		}
+	}
+	md.Close()
+	md = mustOpen(t, s, "alice")
+	defer md.Close()
+	want := []store.MessageInfo{{UID: before[0].UID, Size: 13}, {UID: before[1].UID, Size: 3}}
+	if got := infos(md); !slices.Equal(got, want) {
+		t.Errorf("next snapshot\n got %v\nwant %v", got, want)
+	}
+	for i, body := range []string{"hello again\n", "w\n"} {
 		if got, err := readMsg(t, md, i); err != nil || got != body {
 			t.Errorf("Open(%d) = %q, %v", i, got, err)
 		}

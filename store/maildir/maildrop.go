@@ -437,11 +437,92 @@ func (md *maildrop) Open(ctx context.Context, i int) (io.ReadCloser, error) {
 		f.Close()
 		return nil, fmt.Errorf("maildir: %w", err)
 	}
-	if !fi.Mode().IsRegular() || m.fsize >= 0 && fi.Size() != m.fsize {
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("maildir: %s: not a regular file: %w", m.n.base, store.ErrMessageGone)
+	}
+	if m.fsize >= 0 && fi.Size() != m.fsize {
+		// Changed by another program, or a name or postie-sizes entry
+		// that was wrong from the start: measure it now, so that the
+		// next session lists it as it is.
+		if ws, err := wire.WireSize(f); err == nil {
+			md.resize(k, sizes{wire: ws, file: fi.Size()}, sizes{wire: md.infos[i].Size, file: m.fsize})
+		}
 		f.Close()
 		return nil, fmt.Errorf("maildir: %s: size changed: %w", m.n.base, store.ErrMessageGone)
 	}
-	return f, nil
+	return &checkedFile{f: f, md: md, k: k, want: md.infos[i].Size, wc: newWireCounter()}, nil
+}
+
+// checkedFile is a message file that counts its wire size as it is read:
+// at the end, a size different from the listed one (a ,W= that was wrong
+// in the name) is an error wrapping store.ErrMessageGone instead of
+// io.EOF, and the true sizes are recorded for the next session.
+type checkedFile struct {
+	f    *os.File
+	md   *maildrop
+	k    int32
+	want int64
+	wc   wireCounter
+	done bool
+}
+
+func (c *checkedFile) Read(p []byte) (int, error) {
+	n, err := c.f.Read(p)
+	c.wc.Write(p[:n])
+	if err == io.EOF && !c.done {
+		c.done = true
+		if got := c.wc.Size(); got != c.want {
+			c.md.mu.Lock()
+			c.md.resize(c.k, sizes{wire: got, file: c.wc.raw}, sizes{wire: c.want, file: c.md.files[c.k].fsize})
+			c.md.mu.Unlock()
+			return n, fmt.Errorf("maildir: %s: %d octets on the wire, %d listed: %w", c.md.files[c.k].n.base, got, c.want, store.ErrMessageGone)
+		}
+	}
+	return n, err
+}
+
+func (c *checkedFile) Close() error { return c.f.Close() }
+
+// resize records the true sizes of file k, found different from the listed
+// ones, so that the next snapshot lists the message right: a name carrying
+// ,S= or ,W= is renamed with the true values (as Dovecot does; the UIDL,
+// made of the unique part, stays), else its postie-sizes entry is
+// replaced. The message itself is left as it is. Failures are logged: the
+// message then stays listed wrong, and is never sent short. md.mu must be
+// held.
+func (md *maildrop) resize(k int32, got, listed sizes) {
+	m := &md.files[k]
+	p := md.where(k)
+	args := []any{"user", md.user, "dir", p.sub, "name", p.name, "listed_size", listed.wire, "listed_file_size", listed.file, "size", got.wire, "file_size", got.file}
+	var err error
+	if m.n.fsize >= 0 || m.n.wsize >= 0 {
+		np := place{p.sub, withSizes(p.name, got.file, got.wire)}
+		if err = os.Rename(md.dir+"/"+p.sub+"/"+p.name, md.dir+"/"+np.sub+"/"+np.name); err == nil {
+			md.setPlace(k, p, np)
+			err = syncDir(md.dir + "/" + p.sub)
+			args = append(args, "renamed_to", np.name)
+		}
+	} else {
+		var cache map[string]sizes
+		if cache, err = loadSizes(md.dir); err != nil {
+			cache = map[string]sizes{}
+		}
+		cache[m.n.unique] = got
+		entries := make([]cacheEntry, 0, len(cache))
+		for u, e := range cache {
+			entries = append(entries, cacheEntry{u, e})
+		}
+		err = saveSizes(md.dir, entries)
+	}
+	if md.s.snaps != nil {
+		md.s.snaps.drop(md.dir)
+	}
+	if err != nil {
+		md.s.log.Error("maildir: message size differs from the listed one; cannot record it", append(args, "err", err)...)
+		return
+	}
+	md.s.log.Warn("maildir: message size differs from the listed one; corrected for the next session", args...)
 }
 
 // Commit removes the given messages (RFC 1939 §6, UPDATE state): each with

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"math"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -59,6 +60,34 @@ func parseName(name string) (msgName, bool) {
 	}
 	n.ts = leadingNumber(first)
 	return n, true
+}
+
+// withSizes returns the file name name with its ,S= and ,W= fields set to
+// fsize and wsize (added at the end of the base name where missing), its
+// other fields and ":info" part unchanged.
+func withSizes(name string, fsize, wsize int64) string {
+	base, info, hasInfo := strings.Cut(name, ":")
+	comps := strings.Split(base, ",")
+	var haveS, haveW bool
+	for i, comp := range comps[1:] {
+		switch key, _, ok := field(comp); {
+		case ok && key == "S":
+			comps[i+1], haveS = "S="+strconv.FormatInt(fsize, 10), true
+		case ok && key == "W":
+			comps[i+1], haveW = "W="+strconv.FormatInt(wsize, 10), true
+		}
+	}
+	if !haveS {
+		comps = append(comps, "S="+strconv.FormatInt(fsize, 10))
+	}
+	if !haveW {
+		comps = append(comps, "W="+strconv.FormatInt(wsize, 10))
+	}
+	name = strings.Join(comps, ",")
+	if hasInfo {
+		name += ":" + info
+	}
+	return name
 }
 
 // field splits a ",KEY=value" component (KEY: ASCII letters, as Dovecot
