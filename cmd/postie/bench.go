@@ -540,11 +540,11 @@ func (a *app) benchServe(listen, tlsListen, cert, key, cpuProfile, memProfile st
 	if err != nil {
 		return withCode(exitConfig, err)
 	}
-	ln, err := net.Listen("tcp", listen)
+	ln, err := listenTCP(listen)
 	if err != nil {
 		return exitf(exitFailure, "pop3: %v", err)
 	}
-	tln, err := net.Listen("tcp", tlsListen)
+	tln, err := listenTCP(tlsListen)
 	if err != nil {
 		ln.Close()
 		return exitf(exitFailure, "pop3s: %v", err)

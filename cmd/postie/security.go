@@ -138,7 +138,7 @@ func (sec *security) close() { sec.cancel() }
 func (sec *security) listenTLS(addrs []string) ([]net.Listener, error) {
 	var lns []net.Listener
 	for _, addr := range addrs {
-		ln, err := net.Listen("tcp", addr)
+		ln, err := listenTCP(addr)
 		if err != nil {
 			for _, l := range lns {
 				l.Close()
