@@ -77,6 +77,7 @@ func (ss *session) cmdAPOP(c *wire.Command) bool {
 // fail2ban, delayed, counted) or the maildrop.
 func (ss *session) afterAuth(typed, canonical string, ok bool, err error, failure string) bool {
 	if err != nil {
+		ss.srv.stats.authErrors.Add(1)
 		ss.srv.log.Error("authentication backend failed", "session", ss.id, "remote", ss.remote.String(), "err", err)
 		return ss.refuse("-ERR [SYS/TEMP] authentication temporarily unavailable\r\n")
 	}
@@ -92,6 +93,7 @@ func (ss *session) afterAuth(typed, canonical string, ok bool, err error, failur
 // (`authentication failed .* remote=<HOST>`); the password never is.
 func (ss *session) authFailed(typed, reply string) bool {
 	ss.authFail++
+	ss.srv.stats.authFailures.Add(1)
 	lim := &ss.srv.opts.Limits
 	delay, banned := ss.srv.penalties.failure(ss.remote, typed, ss.trusted(), lim, time.Now())
 	ss.srv.log.Warn("authentication failed", "session", ss.id, "remote", ss.remote.String(), "user", typed, "delay", delay.String())
@@ -120,12 +122,15 @@ func (ss *session) openMaildrop(canonical string) bool {
 	md, err := ss.srv.opts.Store.Open(ctx, canonical)
 	if err != nil {
 		if errors.Is(err, store.ErrInUse) {
+			ss.srv.stats.inUse.Add(1)
 			ss.srv.log.Info("maildrop in use", "session", ss.id, "remote", ss.remote.String(), "user", canonical)
 			return ss.refuse("-ERR [IN-USE] maildrop already locked by another session\r\n")
 		}
+		ss.srv.stats.storeErrors.Add(1)
 		ss.srv.log.Error("opening maildrop", "session", ss.id, "remote", ss.remote.String(), "user", canonical, "err", err)
 		return ss.refuse("-ERR [SYS/TEMP] unable to open maildrop\r\n")
 	}
+	ss.srv.stats.logins.Add(1)
 	ss.user = canonical
 	ss.md = md
 	ss.msgs = md.Messages()
@@ -161,6 +166,7 @@ func (ss *session) cmdSTLS(c *wire.Command) bool {
 	tc := tls.Server(ss.raw, cfg)
 	tc.SetDeadline(time.Now().Add(ss.srv.opts.Limits.AuthTimeout))
 	if err := tc.HandshakeContext(ss.srv.ctx); err != nil {
+		ss.srv.stats.tlsFailures.Add(1)
 		ss.srv.log.Info("tls handshake failed", "session", ss.id, "remote", ss.remote.String(), "err", err)
 		ss.endReason = "tls handshake failed"
 		return false

@@ -38,6 +38,7 @@ type Server struct {
 	wg        sync.WaitGroup // one per session goroutine
 
 	nextID     atomic.Uint64
+	stats      counters
 	penalties  *penalties
 	loginTimes loginTimes
 }
@@ -128,9 +129,11 @@ func (s *Server) accept(c net.Conn) {
 		s.conns[ss] = struct{}{}
 		s.perIP[addr]++
 		s.wg.Add(1)
+		s.stats.sessionsTotal.Add(1)
 	}
 	s.mu.Unlock()
 	if refuse != "" {
+		s.stats.refused.Add(1)
 		s.log.Warn("connection refused", "remote", c.RemoteAddr().String(), "reason", refuse[len("-ERR [SYS/TEMP] "):len(refuse)-2])
 		go func() {
 			c.SetWriteDeadline(time.Now().Add(5 * time.Second))

@@ -121,6 +121,7 @@ func (ss *session) serve() {
 		tc.SetDeadline(time.Now().Add(ss.srv.opts.Limits.AuthTimeout))
 		if err := tc.HandshakeContext(ss.srv.ctx); err != nil {
 			ss.endReason = "tls handshake failed"
+			ss.srv.stats.tlsFailures.Add(1)
 			ss.srv.log.Info("tls handshake failed", "session", ss.id, "remote", ss.remote.String(), "err", err)
 			return
 		}
@@ -286,6 +287,7 @@ func (ss *session) refuse(s string) bool {
 
 func (ss *session) badCommand() bool {
 	ss.bad++
+	ss.srv.stats.bad.Add(1)
 	limit := ss.srv.opts.Limits.MaxBadCommands
 	if ss.state == pop3.StateAuthorization {
 		limit = min(limit, maxBadBeforeLogin)
@@ -325,6 +327,11 @@ func (ss *session) finish() {
 	if ss.endReason == "" {
 		ss.endReason = "closed"
 	}
+	st := &ss.srv.stats
+	st.retr.Add(uint64(ss.retr))
+	st.retrBytes.Add(uint64(ss.retrBytes))
+	st.top.Add(uint64(ss.top))
+	st.deleted.Add(uint64(ss.dele))
 	ss.srv.log.Info("session end",
 		"session", ss.id,
 		"remote", ss.remote.String(),

@@ -165,6 +165,7 @@ func (ss *session) send(i int, head string, lines int) bool {
 			return ss.refuse("-ERR message no longer available\r\n")
 		}
 		ss.srv.log.Error("opening message", "session", ss.id, "user", ss.user, "msg", i+1, "err", err)
+		ss.srv.stats.storeErrors.Add(1)
 		return ss.refuse("-ERR [SYS/TEMP] unable to read message\r\n")
 	}
 	defer rc.Close()
@@ -284,6 +285,7 @@ func (ss *session) cmdQuit(c *wire.Command) bool {
 	ss.closeMaildrop()
 	if err != nil {
 		ss.srv.log.Error("deleting messages", "session", ss.id, "user", ss.user, "err", err)
+		ss.srv.stats.storeErrors.Add(1)
 		ss.reply("-ERR [SYS/TEMP] some deleted messages not removed\r\n")
 		return false
 	}
