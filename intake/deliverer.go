@@ -58,6 +58,7 @@ type Deliverer struct {
 	hostname string
 	log      *slog.Logger
 	now      func() time.Time
+	stats    counters
 }
 
 // New checks opts and returns a Deliverer.
@@ -157,12 +158,16 @@ func (d *Deliverer) Deliver(ctx context.Context, env Envelope, rcpt Recipient, m
 			args = append(args, "size", msg.Size)
 		}
 		if e.Temporary {
+			d.stats.deferred.Add(1)
 			d.log.Warn("delivery failed", append(args, "err", e.Err)...)
 		} else {
+			d.stats.refused.Add(1)
 			d.log.Info("delivery refused", append(args, "reason", e.Err)...)
 		}
 		return store.DeliveryInfo{}, e
 	}
+	d.stats.delivered.Add(1)
+	d.stats.deliveredBytes.Add(uint64(info.Size))
 	d.log.Info("delivered", append(args, "result", "ok", "size", info.Size, "uidl", info.UID, "ms", time.Since(start).Milliseconds())...)
 	return info, nil
 }

@@ -78,4 +78,7 @@ S~ 221 `)
 			t.Errorf("%s/tmp holds %d files", u, n)
 		}
 	}
+	if st := e.d.Stats(); st.Deferred != 2 || st.Delivered != 2 || st.Refused != 0 {
+		t.Errorf("Stats() = %+v, want 2 deferred, 2 delivered", st)
+	}
 }

@@ -298,8 +298,13 @@ func TestMaxMessageSize(t *testing.T) {
 	}
 	assertEmpty(t, e.root, "alice")
 	// The limit is on the message as received, not the trace fields.
-	if _, err := e.d.Deliver(t.Context(), Envelope{Proto: "local"}, alice, Message{Body: strings.NewReader(strings.Repeat("z", 50)), Size: -1, EOL: "\n"}); err != nil {
+	info, err := e.d.Deliver(t.Context(), Envelope{Proto: "local"}, alice, Message{Body: strings.NewReader(strings.Repeat("z", 50)), Size: -1, EOL: "\n"})
+	if err != nil {
 		t.Errorf("50 octets: %v", err)
+	}
+	// One refusal, one delivery of the stored size: what metrics report.
+	if got, want := e.d.Stats(), (Stats{Delivered: 1, DeliveredBytes: uint64(info.Size), Refused: 1}); got != want || info.Size <= 50 {
+		t.Errorf("Stats() = %+v, want %+v", got, want)
 	}
 }
 
