@@ -22,6 +22,16 @@ import (
 // ErrServerClosed is returned by Serve after Shutdown or Close.
 var ErrServerClosed = errors.New("pop3server: server closed")
 
+const (
+	// refuseTimeout bounds the -ERR reply to a connection over a cap
+	// (and its TLS handshake on an implicit-TLS listener); AuthTimeout
+	// bounds it too when shorter.
+	refuseTimeout = 5 * time.Second
+	// maxRefusing caps the refusal replies in flight; beyond it, excess
+	// connections are closed without one.
+	maxRefusing = 256
+)
+
 // Server serves POP3 sessions. Its methods are safe for concurrent use.
 type Server struct {
 	opts Options
@@ -38,6 +48,7 @@ type Server struct {
 	wg        sync.WaitGroup // one per session goroutine
 
 	nextID     atomic.Uint64
+	refusing   atomic.Int32 // refusal replies being written
 	stats      counters
 	penalties  *penalties
 	loginTimes loginTimes
@@ -135,8 +146,20 @@ func (s *Server) accept(c net.Conn) {
 	if refuse != "" {
 		s.stats.refused.Add(1)
 		s.log.Warn("connection refused", "remote", c.RemoteAddr().String(), "reason", refuse[len("-ERR [SYS/TEMP] "):len(refuse)-2])
+		if s.refusing.Add(1) > maxRefusing {
+			// A flood of refused clients: no reply, so that none of
+			// them holds a descriptor.
+			s.refusing.Add(-1)
+			c.Close()
+			return
+		}
 		go func() {
-			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			defer s.refusing.Add(-1)
+			// Both directions are bounded: on an implicit-TLS listener
+			// the write first runs the handshake, which reads the
+			// client's hello, and a client that never sends one must
+			// not hold the connection.
+			c.SetDeadline(time.Now().Add(min(refuseTimeout, s.opts.Limits.AuthTimeout)))
 			c.Write([]byte(refuse))
 			c.Close()
 		}()
