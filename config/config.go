@@ -39,6 +39,7 @@ type Config struct {
 	Intake  Intake  `toml:"intake"` // see intake.go
 	LMTP    LMTP    `toml:"lmtp"`
 	SMTP    SMTP    `toml:"smtp"`
+	Admin   Admin   `toml:"admin"` // see admin.go
 }
 
 // Log configures the process log (log/slog, on stderr).
@@ -361,6 +362,7 @@ func (c *Config) problems() []string {
 	}
 	c.securityProblems(bad)
 	c.intakeProblems(bad)
+	c.adminProblems(bad)
 	return out
 }
 
