@@ -11,6 +11,8 @@
 //	R/U/cur/            messages another program has seen; names carry ":2,FLAGS"
 //	R/U/postie.lock     flock(2)ed exclusively while a POP3 session is open (never removed)
 //	R/U/postie-sizes    wire sizes of messages whose names do not carry one
+//	R/U/postie-update   the messages an UPDATE is removing (only while it
+//	                    runs, or after a crash until the next Open ends it)
 //
 // Everything else in R/U (dovecot-uidlist, dovecot.index*, maildirfolder,
 // subfolders whose names start with '.') belongs to other programs and is

@@ -854,3 +854,77 @@ func TestFIFOInPlaceOfMessage(t *testing.T) {
 		t.Fatal("Open of a FIFO hangs")
 	}
 }
+
+// TestUpdateJournal: an update journal left by a process killed during
+// UPDATE is finished by the next Open, before its snapshot, following
+// messages another program moved meanwhile; a damaged one removes nothing.
+func TestUpdateJournal(t *testing.T) {
+	s, logs := newTestStore(t, "h")
+	dir, _ := s.Path("alice")
+	for _, n := range []string{"new/1700000000.a,S=2,W=3", "new/1700000001.b,S=2,W=3", "cur/1700000002.c,S=2,W=3:2,S", "new/1700000003.d"} {
+		writeFile(t, filepath.Join(dir, n), "x\n")
+	}
+	md := mustOpen(t, s, "alice")
+	md.Close()
+	// Killed after the journal, before the removals; b moved to cur/.
+	writeFile(t, filepath.Join(dir, journalName), journalHeader+"\n1700000000.a,S=2,W=3\n1700000001.b,S=2,W=3\n1700000002.c,S=2,W=3\n")
+	if err := os.Rename(filepath.Join(dir, "new", "1700000001.b,S=2,W=3"), filepath.Join(dir, "cur", "1700000001.b,S=2,W=3:2,S")); err != nil {
+		t.Fatal(err)
+	}
+	md = mustOpen(t, s, "alice")
+	if got := infos(md); len(got) != 1 || got[0].UID != "1700000003.d" {
+		t.Errorf("after finishing the update: %v, want only 1700000003.d", got)
+	}
+	md.Close()
+	if _, err := os.Stat(filepath.Join(dir, journalName)); !os.IsNotExist(err) {
+		t.Errorf("the journal is still there: %v", err)
+	}
+	if !strings.Contains(logs.String(), "finished an update interrupted by a crash") || !strings.Contains(logs.String(), "removed=3") {
+		t.Errorf("not logged:\n%s", logs)
+	}
+
+	writeFile(t, filepath.Join(dir, journalName), "something else\n1700000003.d\n")
+	md = mustOpen(t, s, "alice")
+	defer md.Close()
+	if got := infos(md); len(got) != 1 {
+		t.Errorf("a damaged journal removed messages: %v", got)
+	}
+	if !strings.Contains(logs.String(), "ignoring a damaged update journal") {
+		t.Errorf("damaged journal not logged:\n%s", logs)
+	}
+}
+
+// TestCommitJournal: Commit leaves no journal behind, and removes without
+// one where it cannot be written.
+func TestCommitJournal(t *testing.T) {
+	s, logs := newTestStore(t, "h")
+	dir, _ := s.Path("alice")
+	for _, n := range []string{"new/1700000000.a", "new/1700000001.b", "new/1700000002.c"} {
+		writeFile(t, filepath.Join(dir, n), "x\n")
+	}
+	md := mustOpen(t, s, "alice")
+	if err := md.Commit(t.Context(), []int{0, 2, 0}); err != nil {
+		t.Fatal(err)
+	}
+	md.Close()
+	if _, err := os.Stat(filepath.Join(dir, journalName)); !os.IsNotExist(err) {
+		t.Errorf("journal left after Commit: %v", err)
+	}
+	// A directory in the journal's way: it cannot be written.
+	if err := os.Mkdir(filepath.Join(dir, journalName+".tmp"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	md = mustOpen(t, s, "alice")
+	if err := md.Commit(t.Context(), []int{0}); err != nil {
+		t.Fatal(err)
+	}
+	md.Close()
+	md = mustOpen(t, s, "alice")
+	defer md.Close()
+	if n := len(md.Messages()); n != 0 {
+		t.Errorf("%d messages left, want 0", n)
+	}
+	if !strings.Contains(logs.String(), "cannot write the update journal") {
+		t.Errorf("not logged:\n%s", logs)
+	}
+}

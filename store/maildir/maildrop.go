@@ -43,6 +43,11 @@ func (s *Store) Open(ctx context.Context, user string) (store.Maildrop, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n, err := s.finishUpdate(dir, user); err != nil {
+		s.log.Error("maildir: cannot finish an update interrupted by a crash", "user", user, "err", err)
+	} else if n > 0 {
+		s.log.Info("maildir: finished an update interrupted by a crash", "user", user, "removed", n)
+	}
 	md := &maildrop{s: s, user: user, dir: dir, lockf: lf}
 	err = md.take(ctx)
 	if errors.Is(err, os.ErrNotExist) {
@@ -271,7 +276,9 @@ func (md *maildrop) list(sub string, files []message) ([]message, error) {
 			return
 		}
 		if len(arena)+len(b) > cap(arena) {
-			arena = make([]byte, 0, max(arenaSize, len(b)))
+			// Blocks of 4 KiB, doubling up to 64 KiB: small for
+			// small maildrops, few for huge ones.
+			arena = make([]byte, 0, max(min(2*cap(arena), maxArena), minArena, len(b)))
 		}
 		start := len(arena)
 		arena = append(arena, b...)
@@ -286,7 +293,7 @@ func (md *maildrop) list(sub string, files []message) ([]message, error) {
 		if len(files) == cap(files) {
 			// Doubling: append grows big slices by a quarter,
 			// copying a 100,000-message list many times.
-			files = slices.Grow(files, max(len(files), 256))
+			files = slices.Grow(files, max(len(files), 64))
 		}
 		files = append(files, message{sub: sub, name: name, n: n})
 	})
@@ -296,8 +303,11 @@ func (md *maildrop) list(sub string, files []message) ([]message, error) {
 	return files, nil
 }
 
-// arenaSize is the size of the blocks that hold the names of a snapshot.
-const arenaSize = 64 << 10
+// The names of a snapshot are held in blocks of minArena to maxArena octets.
+const (
+	minArena = 4 << 10
+	maxArena = 64 << 10
+)
 
 // measure reads message m, not yet in a shared snapshot, to compute its
 // wire size. A message that has vanished gives an error wrapping
@@ -526,8 +536,9 @@ func (md *maildrop) resize(k int32, got, listed sizes) {
 }
 
 // Commit removes the given messages (RFC 1939 §6, UPDATE state): each with
-// one unlink(2), so each removal is atomic, following messages that other
-// programs renamed. A message already gone counts as removed. Failures do
+// one unlink(2), following messages that other programs renamed, after
+// recording their names in the update journal, so that a crash in the
+// middle removes all of them or none (update.go). A message already gone counts as removed. Failures do
 // not stop the other removals; they are returned together, and the
 // messages concerned stay as they were. The directories touched are
 // fsynced. Commit can be called once; Close must still follow. ctx is not
@@ -548,6 +559,23 @@ func (md *maildrop) Commit(ctx context.Context, deleted []int) error {
 	var errs []error
 	touched := map[string]bool{}
 	done := map[int]bool{}
+	var bases []string
+	for _, i := range deleted {
+		if !done[i] {
+			done[i] = true
+			bases = append(bases, md.files[md.pos[i]].n.base)
+		}
+	}
+	// All or nothing across a crash (see update.go).
+	journaled := false
+	if len(bases) > 0 {
+		if err := writeJournal(md.dir, bases); err != nil {
+			md.s.log.Warn("maildir: cannot write the update journal; removing the messages one by one", "user", md.user, "err", err)
+		} else {
+			journaled = true
+		}
+	}
+	clear(done)
 	for _, i := range deleted {
 		if done[i] {
 			continue
@@ -571,6 +599,11 @@ func (md *maildrop) Commit(ctx context.Context, deleted []int) error {
 			if err := syncDir(filepath.Join(md.dir, sub)); err != nil {
 				errs = append(errs, err)
 			}
+		}
+	}
+	if journaled {
+		if err := removeJournal(md.dir); err != nil {
+			errs = append(errs, fmt.Errorf("maildir: update journal: %w", err))
 		}
 	}
 	return errors.Join(errs...)
