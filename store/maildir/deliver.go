@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/postie-mail/postie/store"
 )
@@ -100,7 +99,7 @@ var pid = os.Getpid()
 // (secs, usec) pair strictly increases, so sequential deliveries sort in
 // delivery order even if the clock steps back.
 func (s *Store) uniqueName() string {
-	now := time.Now()
+	now := s.nameNow()
 	sec, usec := now.Unix(), int64(now.Nanosecond()/1000)
 	s.mu.Lock()
 	if sec < s.lastSec || sec == s.lastSec && usec <= s.lastUsec {

@@ -96,6 +96,10 @@ type Options struct {
 	// Hostname goes into the unique names of deliveries; default
 	// os.Hostname().
 	Hostname string
+	// Now is the clock of the delivery times in unique names; default
+	// time.Now. Names stay unique whatever it does (steps back, stands
+	// still, jumps): tests set one that does.
+	Now func() time.Time
 	// SnapshotCache bounds the snapshot cache: the most messages kept in
 	// the cached snapshots of all maildrops together (see "Snapshot
 	// cache" above). 0 means DefaultSnapshotCache; negative disables the
@@ -121,8 +125,11 @@ type Store struct {
 	// temporary file.
 	wrapTmp func(io.Writer) io.Writer
 
-	// now is the clock of the tmp/ cleanup (time.Now; tests change it).
+	// now is the clock of the tmp/ cleanup and the snapshot cache
+	// (time.Now; tests change it).
 	now func() time.Time
+	// nameNow is the clock of unique names (Options.Now).
+	nameNow func() time.Time
 
 	cleanMu sync.Mutex           // guards cleaned
 	cleaned map[string]time.Time // Maildir → when its tmp/ was last cleaned
@@ -152,7 +159,10 @@ func New(opts Options) (*Store, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("maildir: root %s is not a directory", root)
 	}
-	s := &Store{root: root, log: opts.Logger, host: opts.Hostname, now: time.Now, cleaned: map[string]time.Time{}, statDir: statDir}
+	s := &Store{root: root, log: opts.Logger, host: opts.Hostname, now: time.Now, nameNow: opts.Now, cleaned: map[string]time.Time{}, statDir: statDir}
+	if s.nameNow == nil {
+		s.nameNow = time.Now
+	}
 	switch {
 	case opts.SnapshotCache == 0:
 		s.snaps = newSnapCache(DefaultSnapshotCache)
