@@ -96,7 +96,7 @@ func (ss *session) authFailed(typed, reply string) bool {
 	ss.srv.stats.authFailures.Add(1)
 	lim := &ss.srv.opts.Limits
 	delay, banned := ss.srv.penalties.failure(ss.remote, typed, ss.trusted(), lim, time.Now())
-	ss.srv.log.Warn("authentication failed", "session", ss.id, "remote", ss.remote.String(), "user", typed, "delay", delay.String())
+	ss.srv.log.Warn("authentication failed", "session", ss.id, "remote", ss.remote.String(), "user", typed, "delay", max(delay, 0).String())
 	if banned {
 		ss.srv.log.Warn("address banned after repeated authentication failures", "remote", ss.remote.String(), "for", lim.BanDuration.String())
 	}

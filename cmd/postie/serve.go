@@ -139,6 +139,14 @@ func (a *app) serve(listen, listenTLS []string) error {
 		}
 		return exitf(exitFailure, "pop3s: %v", err)
 	}
+	adm, err := startAdmin(c.Admin.Listen, srv, deliverer, log)
+	if err != nil {
+		for _, l := range append(lns, tlsLns...) {
+			l.Close()
+		}
+		return exitf(exitFailure, "admin: %v", err)
+	}
+	defer adm.close()
 	errc := make(chan error, len(lns)+len(tlsLns))
 	for _, ln := range lns {
 		log.Info("listening", "proto", "pop3", "addr", ln.Addr().String(), "stls", opts.TLSConfig != nil)
@@ -167,6 +175,7 @@ func (a *app) serve(listen, listenTLS []string) error {
 				sec.reload(log)
 				continue
 			}
+			adm.drain()
 			waitIntake := in.shutdown(c.POP3.ShutdownGrace.Std())
 			err := shutdown(srv, sig, sigs, errc, running, c.POP3.ShutdownGrace.Std(), log)
 			waitIntake()
