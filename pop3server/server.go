@@ -47,6 +47,8 @@ type Server struct {
 	closing   bool
 	wg        sync.WaitGroup // one per session goroutine
 
+	greeting string // without APOP: the same for every session
+
 	nextID     atomic.Uint64
 	refusing   atomic.Int32 // refusal replies being written
 	stats      counters
@@ -69,6 +71,7 @@ func New(opts Options) (*Server, error) {
 		conns:     map[*session]struct{}{},
 		perIP:     map[netip.Addr]int{},
 		penalties: newPenalties(),
+		greeting:  "+OK " + opts.Hostname + " POP3 server ready\r\n",
 	}, nil
 }
 

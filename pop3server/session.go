@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -29,8 +30,9 @@ type session struct {
 	remote netip.Addr
 	br     *bufio.Reader
 	bw     *bufio.Writer
-	dw     deadlineWriter
-	args   []string // reused by the tokenizer
+	dw     deadlineWriter // under bw
+	sw     deadlineWriter // under the 64 KiB writer of a message being sent
+	args   []string       // reused by the tokenizer
 	start  time.Time
 
 	state     pop3.State
@@ -59,12 +61,18 @@ type session struct {
 
 // deadlineWriter sets a write deadline before every write, so a client
 // that stops reading costs at most WriteTimeout, however long the message.
+// While into is set, it writes there instead (the buffer of a message
+// about to be sent).
 type deadlineWriter struct {
 	c       net.Conn
 	timeout time.Duration
+	into    io.Writer
 }
 
 func (d *deadlineWriter) Write(p []byte) (int, error) {
+	if d.into != nil {
+		return d.into.Write(p)
+	}
 	d.c.SetWriteDeadline(time.Now().Add(d.timeout))
 	return d.c.Write(p)
 }
@@ -132,7 +140,7 @@ func (ss *session) serve() {
 		ss.timestamp = "<" + strconv.Itoa(os.Getpid()) + "." + ss.id + "." + strconv.FormatInt(time.Now().UnixNano(), 36) + "@" + ss.srv.opts.Hostname + ">"
 		ss.bw.WriteString("+OK " + ss.srv.opts.Hostname + " POP3 server ready " + ss.timestamp + "\r\n")
 	} else {
-		ss.bw.WriteString("+OK " + ss.srv.opts.Hostname + " POP3 server ready\r\n")
+		ss.bw.WriteString(ss.srv.greeting)
 	}
 	if !ss.flush() {
 		return
@@ -332,17 +340,18 @@ func (ss *session) finish() {
 	st.retrBytes.Add(uint64(ss.retrBytes))
 	st.top.Add(uint64(ss.top))
 	st.deleted.Add(uint64(ss.dele))
-	ss.srv.log.Info("session end",
-		"session", ss.id,
-		"remote", ss.remote.String(),
-		"user", ss.user,
-		"tls", ss.tls,
-		"retr", ss.retr,
-		"retr_bytes", ss.retrBytes,
-		"top", ss.top,
-		"dele", ss.dele,
-		"duration", time.Since(ss.start).Round(time.Millisecond).String(),
-		"reason", ss.endReason,
+	// Typed attributes: no boxing of each value into an interface.
+	ss.srv.log.LogAttrs(context.Background(), slog.LevelInfo, "session end",
+		slog.String("session", ss.id),
+		slog.String("remote", ss.remote.String()),
+		slog.String("user", ss.user),
+		slog.Bool("tls", ss.tls),
+		slog.Int("retr", ss.retr),
+		slog.Int64("retr_bytes", ss.retrBytes),
+		slog.Int("top", ss.top),
+		slog.Int("dele", ss.dele),
+		slog.String("duration", time.Since(ss.start).Round(time.Millisecond).String()),
+		slog.String("reason", ss.endReason),
 	)
 }
 

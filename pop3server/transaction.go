@@ -170,17 +170,25 @@ func (ss *session) send(i int, head string, lines int) bool {
 	}
 	defer rc.Close()
 	ss.reply(head)
-	if ss.bw.Flush() != nil {
-		ss.endReason = "write failed"
-		return false
-	}
 	return ss.stream(i, rc, lines)
 }
 
+// stream sends message i from rc through the 64 KiB writer, after the
+// replies waiting in the reply writer (the status line, and those of
+// pipelined commands before it): they go out with the message's first
+// bytes, in one write, not one of their own.
 func (ss *session) stream(i int, rc io.Reader, lines int) bool {
 	big := bigWriters.Get().(*bufio.Writer)
-	big.Reset(&ss.dw)
+	ss.sw = deadlineWriter{c: ss.conn, timeout: ss.dw.timeout}
+	big.Reset(&ss.sw)
 	defer func() { big.Reset(nil); bigWriters.Put(big) }()
+	ss.dw.into = big
+	err := ss.bw.Flush()
+	ss.dw.into = nil
+	if err != nil {
+		ss.endReason = "write failed"
+		return false
+	}
 	bufp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bufp)
 
@@ -189,7 +197,7 @@ func (ss *session) stream(i int, rc io.Reader, lines int) bool {
 		src = wire.NewTopReader(rc, lines)
 	}
 	dw := wire.NewDotWriter(big)
-	_, err := dw.Copy(src, *bufp)
+	_, err = dw.Copy(src, *bufp)
 	if err == nil {
 		err = dw.EndLine()
 	}
