@@ -23,7 +23,7 @@ import (
 func TestClockJumps(t *testing.T) {
 	r, seed := newRand(t)
 	in := newInst(t, instOptions{})
-	per := iterations(100, 1000)
+	per := iterations(50, 1000)
 	base := time.Date(2026, 3, 29, 1, 59, 59, 999_999_000, time.UTC) // a DST step in Europe
 	var mu sync.Mutex
 	step := base

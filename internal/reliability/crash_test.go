@@ -87,7 +87,7 @@ var foreignSeq int
 // 1.5 times that.
 func TestCrashDuringUpdate(t *testing.T) {
 	const n = 3000
-	rounds := iterations(4, 40)
+	rounds := iterations(3, 40)
 	r, _ := newRand(t)
 	in := newInst(t, instOptions{})
 	md := in.maildir("alice")
