@@ -16,31 +16,27 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/postie-mail/postie/internal/testenv"
 )
 
 // postieBin is the binary under test, built once by TestMain.
 var postieBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "postie-reliability-")
+	// Never with -race, even when the tests run with it: the crash tests
+	// need a server of normal speed for their kills to fall inside
+	// deliveries and UPDATEs (cmd/postie's tests run a race-enabled one).
+	// The directory is reachable by the unprivileged user of
+	// TestPermissionDenied.
+	bin, remove, err := testenv.BuildPostie()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	// Reachable by the unprivileged user of TestPermissionDenied.
-	os.Chmod(dir, 0o755)
-	postieBin = filepath.Join(dir, "postie")
-	// Never with -race, even when the tests run with it: the crash tests
-	// need a server of normal speed for their kills to fall inside
-	// deliveries and UPDATEs (cmd/postie's tests run a race-enabled one).
-	build := exec.Command("go", "build", "-o", postieBin, "github.com/postie-mail/postie/cmd/postie")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
+	postieBin = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	remove()
 	os.Exit(code)
 }
 
