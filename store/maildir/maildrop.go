@@ -121,7 +121,7 @@ func (md *maildrop) take(ctx context.Context) error {
 		md.snapshot = snap
 		return err
 	}
-	snap, hint := c.get(md.dir, newSt, curSt)
+	snap, hint := c.get(md.dir, newSt, curSt, began)
 	if snap != nil {
 		md.snapshot = snap
 		return nil

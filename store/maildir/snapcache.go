@@ -23,7 +23,8 @@ import (
 // recorded one: any delivery, deletion or rename by another program (new/
 // to cur/, flags) shows in the next login. Replacing a directory changes
 // its inode; restoring an old mtime (rsync -t, tar) still changes the
-// ctime. The cache is per Store, so per process: a restart begins empty.
+// ctime. A clock set back since the snapshot was read makes it untrusted.
+// The cache is per Store, so per process: a restart begins empty.
 //
 // A snapshot in which a message could not be measured is not cached (the
 // reason may go away without the directory changing), and a session that
@@ -60,6 +61,7 @@ type snapshot struct {
 type cachedSnap struct {
 	dir      string
 	new, cur dirStamp
+	began    int64 // when the reading began, in nanoseconds since the epoch
 	snap     *snapshot
 }
 
@@ -81,10 +83,12 @@ func newSnapCache(max int) *snapCache {
 }
 
 // get returns the cached snapshot of dir if the stamps of its new/ and cur/
-// are still newSt and curSt. Otherwise it returns nil and the number of
-// files of the outdated snapshot, if there was one, as a hint of the size
-// of the next.
-func (c *snapCache) get(dir string, newSt, curSt dirStamp) (snap *snapshot, hint int) {
+// are still newSt and curSt, and the clock, now, has not gone back since
+// the snapshot was read (a file system stamping changes with a clock set
+// back could repeat a recorded stamp). Otherwise it returns nil and the
+// number of files of the outdated snapshot, if there was one, as a hint
+// of the size of the next.
+func (c *snapCache) get(dir string, newSt, curSt dirStamp, now time.Time) (snap *snapshot, hint int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.byDir[dir]
@@ -93,7 +97,7 @@ func (c *snapCache) get(dir string, newSt, curSt dirStamp) (snap *snapshot, hint
 		return nil, 0
 	}
 	cs := e.Value.(*cachedSnap)
-	if cs.new != newSt || cs.cur != curSt {
+	if cs.new != newSt || cs.cur != curSt || now.UnixNano() < cs.began {
 		c.misses++
 		c.removeLocked(e)
 		return nil, len(cs.snap.files)
@@ -120,7 +124,7 @@ func (c *snapCache) put(dir string, newSt, curSt dirStamp, began time.Time, snap
 	for c.total+n > c.max {
 		c.removeLocked(c.lru.Back())
 	}
-	c.byDir[dir] = c.lru.PushFront(&cachedSnap{dir: dir, new: newSt, cur: curSt, snap: snap})
+	c.byDir[dir] = c.lru.PushFront(&cachedSnap{dir: dir, new: newSt, cur: curSt, began: began.UnixNano(), snap: snap})
 	c.total += n
 }
 

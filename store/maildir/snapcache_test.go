@@ -292,3 +292,17 @@ func TestSnapshotCacheBounded(t *testing.T) {
 		t.Error("SnapshotCache -1 did not disable the cache")
 	}
 }
+
+// TestSnapshotCacheClockBack: after the clock is set back, a change could
+// be stamped with the very time recorded for the cached snapshot; the
+// cache is not trusted then.
+func TestSnapshotCacheClockBack(t *testing.T) {
+	s, dir := frozenStore(t, time.Hour)
+	cachedLogin(t, s)
+	frozen := s.now()
+	s.now = func() time.Time { return frozen.Add(-10 * time.Second) }
+	writeFile(t, filepath.Join(dir, "new", "1700000000.P4Q4.mx,S=5"), "late\n")
+	if got := login(t, s); len(got) != 4 || got[0].UID != "1700000000.P4Q4.mx" {
+		t.Fatalf("after the clock went back and a delivery: %v, want the new message first of 4", got)
+	}
+}
