@@ -260,21 +260,6 @@ func (in *inst) kill() {
 	in.cmd = nil
 }
 
-// stop ends the server with SIGTERM; it must exit 0.
-func (in *inst) stop() {
-	in.t.Helper()
-	in.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-in.done:
-	case <-time.After(30 * time.Second):
-		in.t.Fatal("postie serve still running 30s after SIGTERM")
-	}
-	if !in.cmd.ProcessState.Success() {
-		in.t.Errorf("postie serve exited with %v after SIGTERM", in.cmd.ProcessState)
-	}
-	in.cmd = nil
-}
-
 // maildir is user's Maildir.
 func (in *inst) maildir(user string) string { return filepath.Join(in.mailRoot, user) }
 
