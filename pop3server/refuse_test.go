@@ -2,9 +2,13 @@ package pop3server_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"io"
+	"log/slog"
 	"net"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,4 +69,30 @@ func TestRefusedTLSConnectionIsBounded(t *testing.T) {
 		t.Fatalf("silent connection over the cap still open after %v: %v", time.Since(start).Round(time.Millisecond), err)
 	}
 	t.Logf("silent connection over the cap closed after %v", time.Since(start).Round(time.Millisecond))
+}
+
+// A client that stops reading a message it asked for costs WriteTimeout;
+// the session then ends as a write failure, logged at Info, not as a
+// store failure at Error (which operators page on).
+func TestStalledReaderIsNotAStoreError(t *testing.T) {
+	logs := &syncBuf{}
+	s := startPostie(t, func(o *pop3server.Options) {
+		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		o.Limits.WriteTimeout = 300 * time.Millisecond
+	})
+	msg := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("x", 78)+"\r\n", 24<<20/80)
+	if _, err := s.store.Deliver(context.Background(), "user1", strings.NewReader(msg)); err != nil {
+		t.Fatal(err)
+	}
+	cl := dial(t, s.addr)
+	cl.c.(*net.TCPConn).SetReadBuffer(4096)
+	cl.cmd("USER user1", "+OK send PASS")
+	cl.cmd("PASS pass1", "+OK logged in, 1 messages ("+strconv.Itoa(len(msg))+" octets)")
+	cl.send("RETR 1")
+	// Never read: the server must give up on its own.
+	waitSessions(t, s, 0)
+	out := logs.String()
+	if !strings.Contains(out, `reason="write failed"`) || strings.Contains(out, "level=ERROR") {
+		t.Fatalf("stalled reader logged as:\n%s", out)
+	}
 }

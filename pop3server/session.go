@@ -67,6 +67,7 @@ type deadlineWriter struct {
 	c       net.Conn
 	timeout time.Duration
 	into    io.Writer
+	err     error // the first error writing to c: the client's fault, not the store's
 }
 
 func (d *deadlineWriter) Write(p []byte) (int, error) {
@@ -74,7 +75,11 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 		return d.into.Write(p)
 	}
 	d.c.SetWriteDeadline(time.Now().Add(d.timeout))
-	return d.c.Write(p)
+	n, err := d.c.Write(p)
+	if err != nil && d.err == nil {
+		d.err = err
+	}
+	return n, err
 }
 
 const (

@@ -204,6 +204,13 @@ func (ss *session) stream(i int, rc io.Reader, lines int) bool {
 	if err == nil && lines < 0 && dw.Size() != ss.msgs[i].Size {
 		err = errors.New("size differs from the snapshot: " + strconv.FormatInt(dw.Size(), 10) + " octets read, " + strconv.FormatInt(ss.msgs[i].Size, 10) + " listed")
 	}
+	if err != nil && ss.sw.err != nil {
+		// The client stopped reading (write timeout) or went away: not
+		// a store failure.
+		ss.endReason = "write failed"
+		ss.srv.log.Info("client not taking the message; dropping connection", "session", ss.id, "user", ss.user, "msg", i+1, "err", ss.sw.err)
+		return false
+	}
 	if err != nil {
 		ss.srv.log.Error("message not sent whole; dropping connection", "session", ss.id, "user", ss.user, "msg", i+1, "err", err)
 		ss.endReason = "message read failed"
