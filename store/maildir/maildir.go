@@ -124,6 +124,9 @@ type Store struct {
 	// wrapTmp, when set (tests only), wraps the writer of a delivery's
 	// temporary file.
 	wrapTmp func(io.Writer) io.Writer
+	// noJournal, when set (benchmarks only), makes Commit remove
+	// messages without the update journal.
+	noJournal bool
 
 	// now is the clock of the tmp/ cleanup and the snapshot cache
 	// (time.Now; tests change it).

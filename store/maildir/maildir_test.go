@@ -895,11 +895,11 @@ func TestUpdateJournal(t *testing.T) {
 }
 
 // TestCommitJournal: Commit leaves no journal behind, and removes without
-// one where it cannot be written.
+// one where it cannot be written (a full disk: removing is the way out).
 func TestCommitJournal(t *testing.T) {
 	s, logs := newTestStore(t, "h")
 	dir, _ := s.Path("alice")
-	for _, n := range []string{"new/1700000000.a", "new/1700000001.b", "new/1700000002.c"} {
+	for _, n := range []string{"new/1700000000.a", "new/1700000001.b", "new/1700000002.c", "new/1700000003.d"} {
 		writeFile(t, filepath.Join(dir, n), "x\n")
 	}
 	md := mustOpen(t, s, "alice")
@@ -915,7 +915,7 @@ func TestCommitJournal(t *testing.T) {
 		t.Fatal(err)
 	}
 	md = mustOpen(t, s, "alice")
-	if err := md.Commit(t.Context(), []int{0}); err != nil {
+	if err := md.Commit(t.Context(), []int{0, 1}); err != nil {
 		t.Fatal(err)
 	}
 	md.Close()

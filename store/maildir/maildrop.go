@@ -566,9 +566,10 @@ func (md *maildrop) Commit(ctx context.Context, deleted []int) error {
 			bases = append(bases, md.files[md.pos[i]].n.base)
 		}
 	}
-	// All or nothing across a crash (see update.go).
+	// All or nothing across a crash (see update.go); one unlink is that
+	// by itself.
 	journaled := false
-	if len(bases) > 0 {
+	if len(bases) > 1 && !md.s.noJournal {
 		if err := writeJournal(md.dir, bases); err != nil {
 			md.s.log.Warn("maildir: cannot write the update journal; removing the messages one by one", "user", md.user, "err", err)
 		} else {

@@ -10,7 +10,7 @@ import (
 )
 
 // The update journal makes an UPDATE all or nothing across a crash. Commit
-// first writes the base names of the messages it is about to remove to
+// of more than one message first writes the base names of the messages it is about to remove to
 // postie-update (temporary file, fsync, rename, fsync of the Maildir), then
 // unlinks them, fsyncs new/ and cur/, and removes the journal. A process
 // killed in the middle leaves the journal behind, and the next Open, under
