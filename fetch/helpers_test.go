@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -277,7 +278,7 @@ func maildirContents(t testing.TB, dir string) []string {
 			names = append(names, filepath.Join(sub, e.Name()))
 		}
 	}
-	slices.SortFunc(names, func(a, b string) int { return strings.Compare(filepath.Base(a), filepath.Base(b)) })
+	slices.SortFunc(names, func(a, b string) int { return compareMaildirNames(filepath.Base(a), filepath.Base(b)) })
 	out := make([]string, len(names))
 	for i, n := range names {
 		b, err := os.ReadFile(filepath.Join(dir, n))
@@ -287,6 +288,34 @@ func maildirContents(t testing.TB, dir string) []string {
 		out[i] = string(b)
 	}
 	return out
+}
+
+// compareMaildirNames orders Maildir base names "secs.M<usecs>P<pid>..."
+// (postie's and Dovecot's) by delivery time: the microseconds are not
+// zero-padded, so plain string order puts M99 after M100000.
+func compareMaildirNames(a, b string) int {
+	key := func(n string) (int64, int64) {
+		secs, rest, _ := strings.Cut(n, ".")
+		s, _ := strconv.ParseInt(secs, 10, 64)
+		var us int64
+		if r, ok := strings.CutPrefix(rest, "M"); ok {
+			end := strings.IndexFunc(r, func(c rune) bool { return c < '0' || c > '9' })
+			if end < 0 {
+				end = len(r)
+			}
+			us, _ = strconv.ParseInt(r[:end], 10, 64)
+		}
+		return s, us
+	}
+	as, au := key(a)
+	bs, bu := key(b)
+	if c := cmp.Compare(as, bs); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(au, bu); c != 0 {
+		return c
+	}
+	return strings.Compare(a, b)
 }
 
 // lfForm is a message as a Unix file holds it after retrieval: LF line
