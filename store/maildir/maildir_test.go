@@ -928,3 +928,28 @@ func TestCommitJournal(t *testing.T) {
 		t.Errorf("not logged:\n%s", logs)
 	}
 }
+
+// TestDeliverRemakesNew: a delivery into a Maildir whose new/ (or tmp/)
+// another program removed makes it again instead of failing until the
+// next login.
+func TestDeliverRemakesNew(t *testing.T) {
+	s, _ := newTestStore(t, "h")
+	dir, _ := s.Path("alice")
+	for _, sub := range []string{dirNew, dirTmp} {
+		if _, err := s.Deliver(t.Context(), "alice", strings.NewReader("Subject: 1\n\nx\n")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.RemoveAll(filepath.Join(dir, sub)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Deliver(t.Context(), "alice", strings.NewReader("Subject: 2\n\nx\n")); err != nil {
+			t.Errorf("delivery after removing %s/: %v", sub, err)
+		}
+	}
+	md := mustOpen(t, s, "alice")
+	defer md.Close()
+	// new/ went with its first message; three are left.
+	if n := len(md.Messages()); n != 3 {
+		t.Errorf("%d messages, want 3", n)
+	}
+}
