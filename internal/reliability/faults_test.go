@@ -328,8 +328,9 @@ func TestPermissionDenied(t *testing.T) {
 	mb.check1(in, "carol")
 }
 
-// TestMessageChangedDuringSession: another program removes or truncates
-// message files while a session is open. RETR of a removed or truncated
+// TestMessageChangedDuringSession: another program removes, truncates,
+// rewrites message files while a session is open, or puts a symbolic link
+// to a file elsewhere in a message's place. RETR of a removed or truncated
 // message answers -ERR and the session goes on; a message truncated while
 // it is being sent ends the connection before the terminating ".", so no
 // client takes a short message for a whole one; the next session logs in
@@ -339,14 +340,14 @@ func TestMessageChangedDuringSession(t *testing.T) {
 	t.Parallel()
 	r, _ := newRand(t)
 	in := newInst(t, instOptions{})
-	msgs := someMessages(r, "m", 5, 3000, true)
+	msgs := someMessages(r, "m", 6, 3000, true)
 	msgs[1].sized = false // measured at login; its size comes from the size cache
 	msgs[2] = foreign{id: "m3", msg: newMessage(r, "m3", 12<<20), sized: true}
 	paths := writeForeign(t, in.maildir("alice"), msgs)
 	in.start()
 
 	p := in.login("alice")
-	p.cmd("+OK 5 ", "STAT")
+	p.cmd("+OK 6 ", "STAT")
 	if err := os.Remove(paths[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -357,6 +358,15 @@ func TestMessageChangedDuringSession(t *testing.T) {
 	if err := os.WriteFile(paths[3], []byte(msgs[3].msg+"appended by another program\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Message 6 becomes a symbolic link to a file of the same size
+	// outside the Maildir: its content must not be sent.
+	secret := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secret, []byte(strings.Repeat("S", len(msgs[5].msg))), 0o600)
+	os.Remove(paths[5])
+	if err := os.Symlink(secret, paths[5]); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd("-ERR ", "RETR 6")
 	p.cmd("-ERR ", "RETR 1")
 	p.cmd("-ERR ", "RETR 2")
 	p.cmd("-ERR ", "TOP 2 0")

@@ -953,3 +953,23 @@ func TestDeliverRemakesNew(t *testing.T) {
 		t.Errorf("%d messages, want 3", n)
 	}
 }
+
+// TestSymlinkInPlace: a message replaced during a session by a symbolic
+// link to a file of the same size elsewhere is gone, never that file.
+func TestSymlinkInPlace(t *testing.T) {
+	s, _ := newTestStore(t, "h")
+	dir, _ := s.Path("alice")
+	msg := filepath.Join(dir, "new", "1700000000.a,S=6,W=7")
+	writeFile(t, msg, "hello\n")
+	md := mustOpen(t, s, "alice")
+	defer md.Close()
+	secret := filepath.Join(t.TempDir(), "secret")
+	writeFile(t, secret, "SECRET")
+	os.Remove(msg)
+	if err := os.Symlink(secret, msg); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readMsg(t, md, 0); !errors.Is(err, store.ErrMessageGone) {
+		t.Errorf("Open of a symbolic link: %q, %v; want ErrMessageGone", got, err)
+	}
+}

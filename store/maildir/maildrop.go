@@ -338,16 +338,23 @@ func (md *maildrop) measure(m *message) (sizes, error) {
 // to its current name (and updating p) if another program renamed it (new/
 // to cur/, changed flags). O_NONBLOCK keeps a FIFO put in a message's place
 // from hanging the session; it does not change reading a regular file.
+// O_NOFOLLOW refuses a symbolic link put in a message's place (the
+// snapshot lists regular files only): it could point anywhere the server
+// may read. It counts as the message being gone.
 func (md *maildrop) openFile(p *place, base string) (*os.File, error) {
-	f, err := os.OpenFile(md.dir+"/"+p.sub+"/"+p.name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	const flags = os.O_RDONLY | syscall.O_NONBLOCK | syscall.O_NOFOLLOW
+	f, err := os.OpenFile(md.dir+"/"+p.sub+"/"+p.name, flags, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		if !md.relocate(p, base) {
 			return nil, fmt.Errorf("maildir: %s: %w", base, store.ErrMessageGone)
 		}
-		f, err = os.OpenFile(md.dir+"/"+p.sub+"/"+p.name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		f, err = os.OpenFile(md.dir+"/"+p.sub+"/"+p.name, flags, 0)
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("maildir: %s: %w", base, store.ErrMessageGone)
 		}
+	}
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("maildir: %s: a symbolic link in place of the message: %w", base, store.ErrMessageGone)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("maildir: %w", err)
