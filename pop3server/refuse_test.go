@@ -96,3 +96,27 @@ func TestStalledReaderIsNotAStoreError(t *testing.T) {
 		t.Fatalf("stalled reader logged as:\n%s", out)
 	}
 }
+
+// Lines that are not commands at all (control characters, over-long)
+// count as bad commands like unknown keywords do, and the one that
+// reaches the limit is answered, with the reason for closing, before the
+// connection closes: nothing is swallowed.
+func TestBadLinesAnsweredUpToTheClose(t *testing.T) {
+	s := startPostie(t, nil)
+	for _, bad := range []string{"\x01garbage", "\x00", strings.Repeat("A", 300)} {
+		cl := dial(t, s.addr)
+		want := "-ERR unknown command\r\n"
+		if len(bad) > 255 {
+			want = "-ERR line too long\r\n"
+		}
+		cl.c.Write([]byte(strings.Repeat(bad+"\r\n", 10)))
+		cl.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		out, err := io.ReadAll(cl.br)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exp := strings.Repeat(want, 10) + "-ERR too many bad commands, closing connection\r\n"; string(out) != exp {
+			t.Errorf("10 lines of %.10q: got\n%q\nwant\n%q", bad, out, exp)
+		}
+	}
+}

@@ -167,7 +167,7 @@ func (ss *session) serve() {
 		if err != nil {
 			if errors.Is(err, wire.ErrLineTooLong) {
 				ss.reply("-ERR line too long\r\n")
-				if !ss.badCommand() || !ss.flushIfIdle() {
+				if !ss.badLine() {
 					return
 				}
 				continue
@@ -178,14 +178,14 @@ func (ss *session) serve() {
 		cmd, ok := wire.ParseCommand(line, ss.args)
 		if ok && len(line)+1 > pop3.MaxCommandLine && cmd.Verb != "AUTH" {
 			ss.reply("-ERR line too long\r\n")
-			if !ss.badCommand() || !ss.flushIfIdle() {
+			if !ss.badLine() {
 				return
 			}
 			continue
 		}
 		if !ok {
 			ss.reply("-ERR unknown command\r\n")
-			if !ss.badCommand() || !ss.flushIfIdle() {
+			if !ss.badLine() {
 				return
 			}
 			continue
@@ -296,6 +296,17 @@ func (ss *session) refuse(s string) bool {
 	ss.bad = 0
 	ss.reply(s)
 	return true
+}
+
+// badLine counts a line that is no command at all (over-long, or not a
+// keyword) and reports whether the session goes on. When it does not, the
+// replies queued so far, with the reason for closing, are sent first.
+func (ss *session) badLine() bool {
+	if !ss.badCommand() {
+		ss.flush()
+		return false
+	}
+	return ss.flushIfIdle()
 }
 
 func (ss *session) badCommand() bool {
