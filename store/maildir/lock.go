@@ -29,9 +29,10 @@ type lockFile int
 // read (deletions then fail at UPDATE, and nothing is lost).
 func lock(dir string) (lockFile, error) {
 	path := dir + "/" + lockName
-	fd, err := open(path, syscall.O_RDWR|syscall.O_CREAT)
+	// Not through a symbolic link put in the lock file's place.
+	fd, err := open(path, syscall.O_RDWR|syscall.O_CREAT|syscall.O_NOFOLLOW)
 	if err == syscall.EROFS {
-		fd, err = open(path, syscall.O_RDONLY)
+		fd, err = open(path, syscall.O_RDONLY|syscall.O_NOFOLLOW)
 		if err == syscall.ENOENT {
 			path = dir
 			fd, err = open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY)

@@ -914,6 +914,7 @@ func TestCommitJournal(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, journalName+".tmp"), 0o700); err != nil {
 		t.Fatal(err)
 	}
+	writeFile(t, filepath.Join(dir, journalName+".tmp", "x"), "x")
 	md = mustOpen(t, s, "alice")
 	if err := md.Commit(t.Context(), []int{0, 1}); err != nil {
 		t.Fatal(err)
@@ -971,5 +972,49 @@ func TestSymlinkInPlace(t *testing.T) {
 	}
 	if got, err := readMsg(t, md, 0); !errors.Is(err, store.ErrMessageGone) {
 		t.Errorf("Open of a symbolic link: %q, %v; want ErrMessageGone", got, err)
+	}
+}
+
+// TestNoWriteThroughSymlinks: symbolic links put in place of the
+// temporary files of postie-sizes and of the update journal, or of the
+// lock file, never make the store write to (or create) the file they
+// point to.
+func TestNoWriteThroughSymlinks(t *testing.T) {
+	s, _ := newTestStore(t, "h")
+	dir, _ := s.Path("alice")
+	for _, n := range []string{"new/1700000000.a", "new/1700000001.b"} {
+		writeFile(t, filepath.Join(dir, n), "x\n")
+	}
+	outside := t.TempDir()
+	for _, n := range []string{cacheName + ".tmp", journalName + ".tmp"} {
+		writeFile(t, filepath.Join(outside, n), "precious\n")
+		if err := os.Symlink(filepath.Join(outside, n), filepath.Join(dir, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	md := mustOpen(t, s, "alice") // measures both, saves postie-sizes
+	if err := md.Commit(t.Context(), []int{0, 1}); err != nil {
+		t.Fatal(err)
+	}
+	md.Close()
+	for _, n := range []string{cacheName + ".tmp", journalName + ".tmp"} {
+		if b, _ := os.ReadFile(filepath.Join(outside, n)); string(b) != "precious\n" {
+			t.Errorf("%s was written through a symbolic link: %q", n, b)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, cacheName)); err != nil {
+		t.Errorf("postie-sizes not saved: %v", err)
+	}
+
+	os.Remove(filepath.Join(dir, lockName))
+	if err := os.Symlink(filepath.Join(outside, "created"), filepath.Join(dir, lockName)); err != nil {
+		t.Fatal(err)
+	}
+	if md, err := s.Open(t.Context(), "alice"); err == nil {
+		md.Close()
+		t.Errorf("Open went through a symbolic link in place of the lock file")
+	}
+	if _, err := os.Lstat(filepath.Join(outside, "created")); !os.IsNotExist(err) {
+		t.Errorf("the lock's symbolic link target was created: %v", err)
 	}
 }

@@ -77,7 +77,7 @@ func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 // dir.
 func saveSizes(dir string, entries []cacheEntry) (err error) {
 	tmp := filepath.Join(dir, cacheName+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := createNew(tmp)
 	if err != nil {
 		return fmt.Errorf("maildir: size cache: %w", err)
 	}

@@ -46,9 +46,20 @@ func writeJournal(dir string, bases []string) error {
 	return syncDir(dir)
 }
 
+// createNew creates the file path afresh for writing, removing what was
+// there first: never through a symbolic link someone put in its place
+// (O_EXCL does not follow one), which could make the server overwrite any
+// file it may write.
+func createNew(path string) (*os.File, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+}
+
 // writeSync writes data to a new file at path and fsyncs it.
 func writeSync(path, data string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := createNew(path)
 	if err != nil {
 		return err
 	}
