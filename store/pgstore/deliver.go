@@ -1,0 +1,181 @@
+package pgstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/postie-mail/postie/store"
+)
+
+// deliverSQL stores the last (or only) chunk of a message with its message
+// row and counts it in its mailbox row, made on the first delivery. $7 is
+// the id taken beforehand by a delivery of several chunks, NULL for one of
+// a single chunk; $5 is NULL for an empty message.
+const deliverSQL = `
+WITH b AS (
+	INSERT INTO postie_mailboxes AS b (name, messages, octets) VALUES ($1, 1, $2)
+	ON CONFLICT (name) DO UPDATE SET messages = b.messages + 1, octets = b.octets + EXCLUDED.octets
+	RETURNING id),
+n AS (SELECT coalesce($7::bigint, nextval('postie_message_id')) AS id),
+m AS (
+	INSERT INTO postie_messages (id, mailbox_id, uid, size, wire_size, chunks)
+	SELECT n.id, b.id, $4 || n.id::text, $2, $3, $6 FROM b, n
+	RETURNING id, uid),
+c AS (
+	INSERT INTO postie_chunks (message_id, seq, data)
+	SELECT m.id, $6 - 1, $5::bytea FROM m WHERE $5::bytea IS NOT NULL)
+SELECT uid FROM m`
+
+// Deliver stores the message read from r in user's maildrop and returns
+// once it is committed. It takes no lock a session holds: a delivery
+// during a session shows up in the next one.
+func (s *Store) Deliver(ctx context.Context, user string, r io.Reader) (store.DeliveryInfo, error) {
+	if err := checkUser(user); err != nil {
+		return store.DeliveryInfo{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return store.DeliveryInfo{}, fmt.Errorf("pgstore: deliver: %w", err)
+	}
+	wc := newWireCounter()
+	var tx pgx.Tx
+	defer func() {
+		if tx != nil {
+			tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	var id *int64 // taken once a second chunk shows up
+	pending := make([]byte, chunkSize)
+	next := make([]byte, chunkSize)
+	n, err := readChunk(ctx, r, pending)
+	if err != nil {
+		return store.DeliveryInfo{}, fmt.Errorf("pgstore: deliver: %w", err)
+	}
+	pending = pending[:n]
+	wc.Write(pending)
+	chunks := 0
+	for n == chunkSize {
+		m, err := readChunk(ctx, r, next[:chunkSize])
+		if err != nil {
+			return store.DeliveryInfo{}, fmt.Errorf("pgstore: deliver: %w", err)
+		}
+		if m == 0 {
+			break
+		}
+		if tx == nil {
+			octx, cancel := s.op(ctx)
+			tx, err = s.pool.Begin(octx)
+			if err == nil {
+				var v int64
+				err = tx.QueryRow(octx, `SELECT nextval('postie_message_id')`).Scan(&v)
+				id = &v
+			}
+			cancel()
+			if err != nil {
+				return store.DeliveryInfo{}, dbError("deliver", err)
+			}
+		}
+		octx, cancel := s.op(ctx)
+		_, err = tx.Exec(octx, `INSERT INTO postie_chunks (message_id, seq, data) VALUES ($1, $2, $3)`, *id, chunks, pending)
+		cancel()
+		if err != nil {
+			return store.DeliveryInfo{}, dbError("deliver", err)
+		}
+		chunks++
+		pending, next = next[:m], pending
+		wc.Write(pending)
+		n = m
+	}
+	var last []byte // nil: no chunk at all (an empty message)
+	if len(pending) > 0 {
+		last = pending
+		chunks++
+	}
+	size, wire := wc.raw, wc.Size()
+	var uid string
+	octx, cancel := s.op(ctx)
+	defer cancel()
+	if tx != nil {
+		err = tx.QueryRow(octx, deliverSQL, user, size, wire, s.uidPrefix, last, chunks, id).Scan(&uid)
+		if err == nil {
+			err = tx.Commit(octx)
+			tx = nil
+		}
+	} else {
+		err = s.pool.QueryRow(octx, deliverSQL, user, size, wire, s.uidPrefix, last, chunks, id).Scan(&uid)
+	}
+	if err != nil {
+		return store.DeliveryInfo{}, dbError("deliver", err)
+	}
+	return store.DeliveryInfo{UID: uid, Size: wire}, nil
+}
+
+// readChunk fills buf from r as far as r goes, returning how much it read
+// (less than len(buf) only at the end of r).
+func readChunk(ctx context.Context, r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		m, err := r.Read(buf[n:])
+		n += m
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// wireCounter counts the wire size of what is written to it (RFC 1939 §11):
+// a bare LF counts as CRLF, CRLF as itself, and a final line end is
+// supplied (CR LF, or only LF after a trailing CR).
+type wireCounter struct {
+	raw   int64 // octets written
+	extra int64 // CRs the wire form adds
+	prev  byte  // last octet written; '\n' at the start
+}
+
+func newWireCounter() wireCounter { return wireCounter{prev: '\n'} }
+
+func (c *wireCounter) Write(p []byte) {
+	c.raw += int64(len(p))
+	prev := c.prev
+	for q := p; ; {
+		i := bytes.IndexByte(q, '\n')
+		if i < 0 {
+			break
+		}
+		if i > 0 {
+			prev = q[i-1]
+		}
+		if prev != '\r' {
+			c.extra++
+		}
+		prev = '\n'
+		q = q[i+1:]
+	}
+	if len(p) > 0 {
+		c.prev = p[len(p)-1]
+	}
+}
+
+// Size is the wire size of everything written.
+func (c *wireCounter) Size() int64 {
+	n := c.raw + c.extra
+	switch c.prev {
+	case '\n':
+	case '\r':
+		n++
+	default:
+		n += 2
+	}
+	return n
+}

@@ -1,0 +1,113 @@
+package pgstore
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// migrationLock is the key of the advisory lock migrations run under
+// ("postie01" in ASCII).
+const migrationLock = 0x706f737469653031
+
+// migration is one file of migrations/, named NNNN_what.sql.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func migrations() ([]migration, error) {
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for _, n := range names {
+		base := strings.TrimPrefix(n, "migrations/")
+		num, _, ok := strings.Cut(base, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v < 1 {
+			return nil, fmt.Errorf("pgstore: migration file %s: name must be NNNN_what.sql", n)
+		}
+		b, err := migrationFS.ReadFile(n)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: base, sql: string(b)})
+	}
+	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
+	for i, m := range ms {
+		if m.version != i+1 {
+			return nil, fmt.Errorf("pgstore: migrations must be numbered 1, 2, ... without gaps; found %s", m.name)
+		}
+	}
+	return ms, nil
+}
+
+// SchemaVersion is the schema version this package applies and expects.
+func SchemaVersion() int {
+	ms, _ := migrations()
+	return len(ms)
+}
+
+// migrate applies the migrations the database lacks, all in one
+// transaction under an advisory lock: a node that starts while another
+// migrates waits for it, then finds nothing left to do.
+func (s *Store) migrate(ctx context.Context) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	// Waiting for another node's migration may take longer than one
+	// round trip, but not forever.
+	ctx, cancel := context.WithTimeout(ctx, max(s.timeout, time.Minute))
+	defer cancel()
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return dbError("migrate", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
+		return dbError("migrate: advisory lock", err)
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS postie_schema (
+		version integer PRIMARY KEY,
+		name    text NOT NULL,
+		applied timestamptz NOT NULL DEFAULT clock_timestamp(),
+		node    text NOT NULL)`); err != nil {
+		return dbError("migrate: postie_schema", err)
+	}
+	var current int
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM postie_schema`).Scan(&current); err != nil {
+		return dbError("migrate: reading the version", err)
+	}
+	if current > len(ms) {
+		return fmt.Errorf("pgstore: the database schema is at version %d, newer than this postie knows (%d): upgrade postie", current, len(ms))
+	}
+	for _, m := range ms[current:] {
+		if _, err := tx.Exec(ctx, m.sql, pgx.QueryExecModeSimpleProtocol); err != nil {
+			return dbError("migrate: "+m.name, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO postie_schema (version, name, node) VALUES ($1, $2, $3)`, m.version, m.name, s.node); err != nil {
+			return dbError("migrate: recording "+m.name, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return dbError("migrate: commit", err)
+	}
+	if n := len(ms) - current; n > 0 {
+		s.log.Info("pgstore: schema migrated", "from", current, "to", len(ms))
+	}
+	return nil
+}

@@ -1,0 +1,269 @@
+// Package pgstore is postie's PostgreSQL maildrop backend, for several
+// `postie serve` nodes sharing one database behind a load balancer.
+//
+// # Schema
+//
+// The tables (see migrations/*.sql, embedded and applied by New):
+//
+//	postie_meta        settings of the database (the UIDL prefix)
+//	postie_mailboxes   one row per maildrop: name, message count, stored octets
+//	postie_messages    one row per message: id, UIDL, stored and wire size, chunk count
+//	postie_chunks      message bodies, in pieces of at most 256 KiB (bytea)
+//	postie_leases      the session lock of each maildrop: node, token, expiry
+//	postie_schema      versions of the migrations applied
+//
+// Every node applies the migrations it knows at start, in one transaction
+// under a transaction-level advisory lock, so that nodes started together
+// wait for each other instead of racing. A database whose schema is newer
+// than the node's is refused.
+//
+// # Deliveries
+//
+// A delivery reads the message in chunks, counting its stored and wire
+// sizes (RFC 1939 §11: CRLF line ends, a final line end, before
+// byte-stuffing) as it goes, and writes it in one transaction: a message
+// of one chunk is a single statement, a bigger one a transaction of one
+// statement per chunk. Deliver returns after COMMIT, which with
+// synchronous_commit on (pgstore sets it unless the DSN chooses another
+// level) means the WAL is flushed. A failed or canceled delivery leaves
+// nothing.
+//
+// # UIDL
+//
+// Message ids come from a sequence and are never reused; the UIDL is
+// "<prefix>.<id>", the prefix being 8 hex digits drawn when the schema
+// was created, so a database rebuilt from scratch does not repeat UIDLs.
+//
+// # Session lock
+//
+// Open takes the maildrop's lease row (an insert, or a takeover of an
+// expired row) and the snapshot in one round trip. Each Store renews the
+// leases of all its open sessions in one statement every third of
+// Options.LeaseDuration, so a node that dies or loses the database frees
+// its maildrops one lease later. UPDATE (Commit) deletes the messages,
+// adjusts the counters and checks that the lease is still this session's
+// in one statement: a session whose lease was taken over deletes nothing.
+// The database's clock decides expiry, never the nodes'.
+//
+// # Failures
+//
+// Every round trip to the database has a deadline (Options.Timeout), so a
+// database outage gives an error after at most that long, never a hang;
+// callers answer it with a temporary failure ([SYS/TEMP], LMTP 451).
+package pgstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/postie-mail/postie/store"
+)
+
+// Defaults of Options.
+const (
+	DefaultLeaseDuration = 30 * time.Second
+	DefaultTimeout       = 10 * time.Second
+	// chunkSize bounds one row of postie_chunks.
+	chunkSize = 256 << 10
+)
+
+// Options configure a Store.
+type Options struct {
+	// DSN is the libpq-style connection string or URL (required), e.g.
+	// "host=/run/postgresql dbname=postie" or
+	// "postgres://postie:secret@db.example:5432/postie?sslmode=verify-full".
+	DSN string
+	// MaxConns bounds the connection pool; 0 means pgx's default
+	// (4 or the number of CPUs, whichever is more).
+	MaxConns int
+	// LeaseDuration is how long a maildrop lock outlives its node's last
+	// renewal; default DefaultLeaseDuration.
+	LeaseDuration time.Duration
+	// Timeout bounds every round trip to the database (waiting for a
+	// pooled connection included); default DefaultTimeout.
+	Timeout time.Duration
+	// Node names this node in the lease rows (for operators); default
+	// "<hostname>:<pid>".
+	Node string
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Store is a PostgreSQL database of maildrops. It is safe for concurrent
+// use; Close it when done.
+type Store struct {
+	pool      *pgxpool.Pool
+	log       *slog.Logger
+	node      string
+	lease     time.Duration
+	timeout   time.Duration
+	uidPrefix string // "<8 hex>."
+
+	mu   sync.Mutex
+	held map[string]*maildrop // token → open session
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+var (
+	_ store.Store  = (*Store)(nil)
+	_ store.Usager = (*Store)(nil)
+)
+
+// New connects to the database, applies the schema migrations it lacks and
+// starts renewing leases. ctx bounds the start (connecting, waiting for
+// another node's migrations).
+func New(ctx context.Context, opts Options) (*Store, error) {
+	if opts.DSN == "" {
+		return nil, errors.New("pgstore: Options.DSN is required")
+	}
+	if opts.MaxConns < 0 {
+		return nil, errors.New("pgstore: Options.MaxConns must not be negative")
+	}
+	cfg, err := pgxpool.ParseConfig(opts.DSN)
+	if err != nil {
+		// pgx's message may quote the DSN, password included.
+		return nil, errors.New("pgstore: invalid DSN (see the libpq connection string format)")
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = int32(opts.MaxConns)
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["synchronous_commit"]; !ok {
+		cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	}
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "postie"
+	}
+	s := &Store{
+		log:     opts.Logger,
+		node:    opts.Node,
+		lease:   opts.LeaseDuration,
+		timeout: opts.Timeout,
+		held:    map[string]*maildrop{},
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.lease <= 0 {
+		s.lease = DefaultLeaseDuration
+	}
+	if s.timeout <= 0 {
+		s.timeout = DefaultTimeout
+	}
+	if s.node == "" {
+		h, _ := os.Hostname()
+		s.node = fmt.Sprintf("%s:%d", h, os.Getpid())
+	}
+	if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("pgstore: %w", err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.pool.Close()
+		return nil, err
+	}
+	if err := s.pool.QueryRow(ctx, `SELECT value FROM postie_meta WHERE key = 'uid_prefix'`).Scan(&s.uidPrefix); err != nil {
+		s.pool.Close()
+		return nil, dbError("reading uid_prefix", err)
+	}
+	s.uidPrefix += "."
+	var fsync string
+	if err := s.pool.QueryRow(ctx, `SELECT current_setting('fsync')`).Scan(&fsync); err == nil && fsync != "on" {
+		s.log.Warn("pgstore: the PostgreSQL server runs with fsync off: acknowledged mail can be lost in a crash")
+	}
+	go s.renew()
+	return s, nil
+}
+
+// Close stops renewing leases, releases those of sessions still open and
+// closes the pool. Maildrops still open fail afterwards.
+func (s *Store) Close() error {
+	s.once.Do(func() {
+		close(s.stop)
+		<-s.done
+		s.mu.Lock()
+		tokens := make([]string, 0, len(s.held))
+		for tok, md := range s.held {
+			tokens = append(tokens, tok)
+			md.lost.Store(true)
+		}
+		clear(s.held)
+		s.mu.Unlock()
+		if len(tokens) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+			if _, err := s.pool.Exec(ctx, `DELETE FROM postie_leases WHERE token = ANY($1)`, tokens); err != nil {
+				s.log.Warn("pgstore: releasing leases at close", "err", err, "sessions", len(tokens))
+			}
+			cancel()
+		}
+		s.pool.Close()
+	})
+	return nil
+}
+
+// op returns ctx bounded by the Store's round-trip timeout.
+func (s *Store) op(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// checkUser refuses the names maildir refuses (so that a maildrop can move
+// between the backends) and names that are not UTF-8: empty, longer than
+// 255 octets, a leading '.', '/', '\', NUL and other control characters.
+func checkUser(user string) error {
+	if user == "" || len(user) > 255 || user[0] == '.' || !utf8.ValidString(user) {
+		return fmt.Errorf("pgstore: user %q: %w", user, store.ErrBadUser)
+	}
+	for i := 0; i < len(user); i++ {
+		if c := user[i]; c < 0x20 || c == 0x7f || c == '/' || c == '\\' {
+			return fmt.Errorf("pgstore: user %q: %w", user, store.ErrBadUser)
+		}
+	}
+	return nil
+}
+
+// dbError wraps a database error with what was being done; a deadline
+// says that the database did not answer in time.
+func dbError(what string, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("pgstore: %s: database did not answer in time: %w", what, err)
+	}
+	return fmt.Errorf("pgstore: %s: %w", what, err)
+}
+
+func newToken() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Usage returns the message count and stored octets of user's maildrop
+// from its postie_mailboxes row (store.Usager): one indexed read.
+func (s *Store) Usage(ctx context.Context, user string) (int, int64, error) {
+	if err := checkUser(user); err != nil {
+		return 0, 0, err
+	}
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	var n, octets int64
+	err := s.pool.QueryRow(ctx, `SELECT messages, octets FROM postie_mailboxes WHERE name = $1`, user).Scan(&n, &octets)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, dbError("usage", err)
+	}
+	return int(n), octets, nil
+}

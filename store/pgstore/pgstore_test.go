@@ -1,0 +1,42 @@
+package pgstore
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/postie-mail/postie/internal/testenv"
+	"github.com/postie-mail/postie/store"
+	"github.com/postie-mail/postie/store/storetest"
+)
+
+// pg is the PostgreSQL server of this test binary, started by the first
+// test that needs it.
+var pg testenv.Postgres
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pg.Stop()
+	os.Exit(code)
+}
+
+// testLease is the lease of test stores: short, so that expiry tests are
+// quick.
+const testLease = time.Second
+
+// newTestStore opens a Store on dsn, closed when the test ends.
+func newTestStore(t testing.TB, dsn string, node string) *Store {
+	t.Helper()
+	s, err := New(t.Context(), Options{DSN: dsn, LeaseDuration: testLease, Timeout: 5 * time.Second, Node: node, MaxConns: 8})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestStoretest(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return newTestStore(t, pg.DB(t), "node-a")
+	})
+}
