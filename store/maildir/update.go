@@ -90,7 +90,13 @@ func removeJournal(dir string) error {
 // reports how many it removed; on an error the journal stays for the next
 // Open to try again.
 func (s *Store) finishUpdate(dir, user string) (int, error) {
-	data, err := os.ReadFile(dir + "/" + journalName)
+	path := dir + "/" + journalName
+	// Every login asks: a stat(2) that fails is the cheapest answer.
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err == syscall.ENOENT {
+		return 0, nil
+	}
+	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
 	}
