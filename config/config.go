@@ -64,6 +64,7 @@ type POP3 struct {
 
 	IdleTimeout         Duration `toml:"idle_timeout"`
 	AuthTimeout         Duration `toml:"auth_timeout"`
+	LoginTimeout        Duration `toml:"login_timeout"`
 	WriteTimeout        Duration `toml:"write_timeout"`
 	MaxConnections      int      `toml:"max_connections"`
 	MaxConnectionsPerIP int      `toml:"max_connections_per_ip"`
@@ -125,6 +126,7 @@ func Default() *Config {
 			UTF8:                true,
 			IdleTimeout:         Duration(10 * time.Minute),
 			AuthTimeout:         Duration(60 * time.Second),
+			LoginTimeout:        Duration(3 * time.Minute),
 			WriteTimeout:        Duration(60 * time.Second),
 			MaxConnections:      10000,
 			MaxConnectionsPerIP: 50,
@@ -316,6 +318,9 @@ func (c *Config) problems() []string {
 	}
 	if p.AuthTimeout <= 0 {
 		bad("pop3.auth_timeout", "must be more than 0s")
+	}
+	if p.LoginTimeout <= 0 {
+		bad("pop3.login_timeout", "must be more than 0s")
 	}
 	if p.WriteTimeout <= 0 {
 		bad("pop3.write_timeout", "must be more than 0s")

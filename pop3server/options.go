@@ -52,6 +52,11 @@ type Limits struct {
 	IdleTimeout time.Duration
 	// AuthTimeout is the idle timeout before login (default 60s).
 	AuthTimeout time.Duration
+	// LoginTimeout bounds the whole AUTHORIZATION state, from the
+	// connection to a successful login (default 3m), so that a client
+	// sending a command now and then cannot hold a connection without
+	// ever logging in.
+	LoginTimeout time.Duration
 	// WriteTimeout bounds each write to a client that does not read
 	// (default 60s).
 	WriteTimeout time.Duration
@@ -139,6 +144,9 @@ func (o *Options) setDefaults() error {
 	}
 	if l.AuthTimeout <= 0 {
 		l.AuthTimeout = 60 * time.Second
+	}
+	if l.LoginTimeout <= 0 {
+		l.LoginTimeout = 3 * time.Minute
 	}
 	if l.WriteTimeout <= 0 {
 		l.WriteTimeout = 60 * time.Second

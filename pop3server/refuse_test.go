@@ -120,3 +120,30 @@ func TestBadLinesAnsweredUpToTheClose(t *testing.T) {
 		}
 	}
 }
+
+// A client that keeps sending commands but never logs in is closed once
+// LoginTimeout has passed since it connected; one that logged in is not.
+func TestLoginTimeout(t *testing.T) {
+	s := startPostie(t, func(o *pop3server.Options) {
+		o.Limits.LoginTimeout = 1500 * time.Millisecond
+		o.Limits.AuthTimeout = time.Second
+	})
+	idler := dial(t, s.addr)
+	user := dial(t, s.addr)
+	user.cmd("USER user1", "+OK send PASS")
+	user.cmd("PASS pass1", "+OK logged in, 0 messages (0 octets)")
+	start := time.Now()
+	for time.Since(start) < 1200*time.Millisecond {
+		idler.cmd("CAPA", "+OK capability list follows")
+		for l, _ := idler.line(); l != "."; l, _ = idler.line() {
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	idler.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	out, err := io.ReadAll(idler.br)
+	if err != nil || string(out) != "-ERR autologout: no login in time\r\n" {
+		t.Fatalf("still not logged in after LoginTimeout: %q, %v", out, err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	user.cmd("NOOP", "+OK")
+}

@@ -155,7 +155,15 @@ func (ss *session) serve() {
 		if ss.state == pop3.StateTransaction {
 			timeout = ss.srv.opts.Limits.IdleTimeout
 		}
-		ss.conn.SetReadDeadline(time.Now().Add(timeout))
+		deadline := time.Now().Add(timeout)
+		if ss.state == pop3.StateAuthorization {
+			// The whole AUTHORIZATION state is bounded too: commands
+			// now and then do not keep a connection that never logs in.
+			if end := ss.loginDeadline(); end.Before(deadline) {
+				deadline = end
+			}
+		}
+		ss.conn.SetReadDeadline(deadline)
 		limit := pop3.MaxCommandLine
 		if ss.state == pop3.StateAuthorization && ss.srv.opts.SASL != nil {
 			// Clients such as mpop put an OAuth token of several KB
@@ -207,14 +215,24 @@ func (ss *session) endOnReadError(err error) {
 	var ne net.Error
 	switch {
 	case errors.As(err, &ne) && ne.Timeout() && errors.Is(err, os.ErrDeadlineExceeded):
-		ss.endReason = "idle timeout"
-		ss.reply("-ERR autologout: idle for too long\r\n")
+		if ss.state == pop3.StateAuthorization && !time.Now().Before(ss.loginDeadline()) {
+			ss.endReason = "login timeout"
+			ss.reply("-ERR autologout: no login in time\r\n")
+		} else {
+			ss.endReason = "idle timeout"
+			ss.reply("-ERR autologout: idle for too long\r\n")
+		}
 		ss.flush()
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		ss.endReason = "client disconnected"
 	default:
 		ss.endReason = "connection error"
 	}
+}
+
+// loginDeadline is when a session that has not logged in is closed.
+func (ss *session) loginDeadline() time.Time {
+	return ss.start.Add(ss.srv.opts.Limits.LoginTimeout)
 }
 
 // dispatch runs one command. It returns false when the session must end.

@@ -233,6 +233,7 @@ func pop3Options(c *config.Config, authn pop3server.Authenticator, st store.Stor
 		MaxConnsPerIP:  p.MaxConnectionsPerIP,
 		IdleTimeout:    p.IdleTimeout.Std(),
 		AuthTimeout:    p.AuthTimeout.Std(),
+		LoginTimeout:   p.LoginTimeout.Std(),
 		WriteTimeout:   p.WriteTimeout.Std(),
 		MaxBadCommands: p.MaxBadCommands,
 		AuthFailDelay:  p.AuthFailDelay.Std(),
