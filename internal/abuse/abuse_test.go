@@ -19,13 +19,20 @@ import (
 // neither connections nor memory: the pre-login timeout closes them (the
 // deadline is per line, not per byte), the per-address cap refuses more
 // of them, and meanwhile a normal client logs in and retrieves its mail.
+// Clients that send a whole command every second but never log in are
+// closed by login_timeout.
 func TestSlowloris(t *testing.T) {
 	const perIP, addrs = 20, 5
 	s := startServer(t, setup{pop3: map[string]string{
 		"auth_timeout":           `"3s"`,
+		"login_timeout":          `"5s"`,
 		"max_connections_per_ip": fmt.Sprint(perIP),
 	}})
 	s.deliver(t, "alice", smallMessage)
+	var keepalive []*conn
+	for range perIP {
+		keepalive = append(keepalive, dial(t, "127.0.2.100", s.addr))
+	}
 	var slow []*conn
 	for i := range perIP * addrs {
 		slow = append(slow, dial(t, fmt.Sprintf("127.0.2.%d", 1+i%addrs), s.addr))
@@ -52,6 +59,9 @@ func TestSlowloris(t *testing.T) {
 					dripped.Add(1)
 				}
 			}
+			for _, p := range keepalive {
+				p.c.Write([]byte("CAPA\r\n"))
+			}
 			select {
 			case <-stop:
 				return
@@ -72,6 +82,18 @@ func TestSlowloris(t *testing.T) {
 	for _, sp := range slow {
 		sp.expectEOF("-ERR autologout: idle for too long\r\n", 10*time.Second)
 	}
+	// The busy ones by login_timeout.
+	for _, kp := range keepalive {
+		kp.c.SetReadDeadline(time.Now().Add(15 * time.Second))
+		out, err := readAll(kp.br)
+		if err != nil {
+			t.Fatalf("client sending CAPA every second not closed: %v", err)
+		}
+		if n := strings.Count(string(out), "+OK capability list follows\r\n"); n < 3 || !strings.HasSuffix(string(out), ".\r\n-ERR autologout: no login in time\r\n") {
+			t.Fatalf("client sending CAPA every second: %d CAPA replies, then %q", n, out[max(0, len(out)-60):])
+		}
+	}
+	t.Logf("%d clients sending CAPA every second closed by login_timeout after %v", len(keepalive), time.Since(start).Round(time.Millisecond))
 	close(stop)
 	wg.Wait()
 	t.Logf("%d slow clients dripped %d bytes before the server closed them", len(slow), dripped.Load())
