@@ -32,10 +32,10 @@ FROM postie_mailboxes b JOIN postie_messages m ON m.mailbox_id = b.id
 WHERE b.name = $1 AND EXISTS (SELECT 1 FROM postie_leases WHERE mailbox = $1 AND token = $2)
 ORDER BY m.id`
 
-// commitSQL is UPDATE: it deletes messages $4 of mailbox $3 and counts
-// them out of its row, only if session $2 still holds the lease of
-// maildrop $1 (then renewed). It returns whether the lease was held and
-// how many messages were deleted.
+// commitSQL is UPDATE: it deletes messages $4 of mailbox $3 (a trigger
+// counts them out of its row), only if session $2 still holds the lease
+// of maildrop $1 (then renewed). It returns whether the lease was held
+// and how many messages were deleted.
 const commitSQL = `
 WITH l AS (
 	UPDATE postie_leases SET expires = clock_timestamp() + make_interval(secs => $5)
@@ -44,11 +44,7 @@ WITH l AS (
 d AS (
 	DELETE FROM postie_messages
 	WHERE mailbox_id = $3 AND id = ANY($4::bigint[]) AND EXISTS (SELECT 1 FROM l)
-	RETURNING size),
-u AS (
-	UPDATE postie_mailboxes
-	SET messages = messages - (SELECT count(*) FROM d), octets = octets - (SELECT coalesce(sum(size), 0) FROM d)
-	WHERE id = $3 AND EXISTS (SELECT 1 FROM l))
+	RETURNING 1)
 SELECT (SELECT count(*) FROM l), (SELECT count(*) FROM d)`
 
 // errLeaseLost: the session's lease expired and another session took it.

@@ -112,9 +112,10 @@ type Store struct {
 
 	mu   sync.Mutex
 	held map[string]*maildrop // token → open session
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+	once     sync.Once
 }
 
 var (
@@ -192,8 +193,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 // closes the pool. Maildrops still open fail afterwards.
 func (s *Store) Close() error {
 	s.once.Do(func() {
-		close(s.stop)
-		<-s.done
+		s.stopRenewing()
 		s.mu.Lock()
 		tokens := make([]string, 0, len(s.held))
 		for tok, md := range s.held {
@@ -212,6 +212,12 @@ func (s *Store) Close() error {
 		s.pool.Close()
 	})
 	return nil
+}
+
+// stopRenewing stops the renewal of leases.
+func (s *Store) stopRenewing() {
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.done
 }
 
 // op returns ctx bounded by the Store's round-trip timeout.

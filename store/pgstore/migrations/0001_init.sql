@@ -9,9 +9,9 @@ CREATE TABLE postie_meta (
 INSERT INTO postie_meta (key, value)
 	VALUES ('uid_prefix', substr(md5(random()::text || clock_timestamp()::text), 1, 8));
 
--- One row per maildrop, made by its first delivery or login; messages and
--- octets (stored size) are kept up to date by every delivery and UPDATE,
--- for quotas.
+-- One row per maildrop, made by its first delivery; messages and octets
+-- (stored size) count what it holds, for quotas: a delivery adds its
+-- message, the trigger below takes out every deleted one.
 CREATE TABLE postie_mailboxes (
 	id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	name     text NOT NULL UNIQUE,
@@ -34,6 +34,16 @@ CREATE TABLE postie_messages (
 );
 -- The snapshot of a login is one index-only scan of this index.
 CREATE INDEX postie_messages_snapshot ON postie_messages (mailbox_id, id) INCLUDE (uid, wire_size, chunks);
+
+CREATE FUNCTION postie_count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	UPDATE postie_mailboxes b SET messages = b.messages - g.n, octets = b.octets - g.octets
+	FROM (SELECT mailbox_id, count(*) AS n, sum(size) AS octets FROM gone GROUP BY mailbox_id) g
+	WHERE b.id = g.mailbox_id;
+	RETURN NULL;
+END $$;
+CREATE TRIGGER postie_messages_deleted AFTER DELETE ON postie_messages
+	REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION postie_count_deleted();
 
 -- Bodies in pieces of at most 256 KiB, so that neither delivery nor RETR
 -- holds a whole message in memory. A delivery writes its chunks before

@@ -1,0 +1,513 @@
+package pgstore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/postie-mail/postie/store"
+)
+
+func deliverT(t *testing.T, s *Store, user, body string) store.DeliveryInfo {
+	t.Helper()
+	info, err := s.Deliver(t.Context(), user, strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("Deliver(%s): %v", user, err)
+	}
+	return info
+}
+
+func openT(t *testing.T, s *Store, user string) store.Maildrop {
+	t.Helper()
+	md, err := s.Open(t.Context(), user)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", user, err)
+	}
+	return md
+}
+
+func readT(t *testing.T, md store.Maildrop, i int) string {
+	t.Helper()
+	r, err := md.Open(t.Context(), i)
+	if err != nil {
+		t.Fatalf("Open(%d): %v", i, err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("reading %d: %v", i, err)
+	}
+	return string(b)
+}
+
+// crash makes s behave as a node that died: no more renewals, no lease
+// released, connections gone.
+func crash(s *Store) {
+	s.once.Do(func() {
+		s.stopRenewing()
+		s.pool.Close()
+	})
+}
+
+// TestTwoNodesLock: the lease of a session on one node keeps the other
+// node out ([IN-USE]) for as long as the session lives, well past one
+// lease duration (renewals), and Close lets the other in at once.
+func TestTwoNodesLock(t *testing.T) {
+	dsn := pg.DB(t)
+	a, b := newTestStore(t, dsn, "node-a"), newTestStore(t, dsn, "node-b")
+	deliverT(t, a, "alice", "hello\n")
+	md := openT(t, a, "alice")
+	deadline := time.Now().Add(3 * testLease)
+	for time.Now().Before(deadline) {
+		md2, err := b.Open(t.Context(), "alice")
+		if !errors.Is(err, store.ErrInUse) {
+			if md2 != nil {
+				md2.Close()
+			}
+			t.Fatalf("node b Open while node a's session lives: %v, want ErrInUse", err)
+		}
+		time.Sleep(testLease / 5)
+	}
+	// The same node's second session is refused too.
+	if md2, err := a.Open(t.Context(), "alice"); !errors.Is(err, store.ErrInUse) {
+		if md2 != nil {
+			md2.Close()
+		}
+		t.Fatalf("node a second Open: %v, want ErrInUse", err)
+	}
+	// Other maildrops are free.
+	openT(t, b, "bob").Close()
+	if got := readT(t, md, 0); got != "hello\n" {
+		t.Errorf("message = %q", got)
+	}
+	if err := md.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	md = openT(t, b, "alice")
+	defer md.Close()
+	if n := len(md.Messages()); n != 1 {
+		t.Errorf("node b sees %d messages, want 1", n)
+	}
+}
+
+// TestDeadNodeLeaseExpires: a node that dies holding a lock (no Close, no
+// renewal) frees the maildrop once its lease expires, not before.
+func TestDeadNodeLeaseExpires(t *testing.T) {
+	dsn := pg.DB(t)
+	a, b := newTestStore(t, dsn, "node-a"), newTestStore(t, dsn, "node-b")
+	deliverT(t, a, "alice", "hello\n")
+	openT(t, a, "alice") // never closed: the node dies
+	crash(a)
+	died := time.Now()
+	if md, err := b.Open(t.Context(), "alice"); !errors.Is(err, store.ErrInUse) {
+		if md != nil {
+			md.Close()
+		}
+		if time.Since(died) < testLease/2 {
+			t.Fatalf("Open right after the node died: %v, want ErrInUse (the lease is still running)", err)
+		}
+	}
+	var md store.Maildrop
+	for {
+		var err error
+		md, err = b.Open(t.Context(), "alice")
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrInUse) {
+			t.Fatalf("Open: %v", err)
+		}
+		if time.Since(died) > 20*testLease {
+			t.Fatalf("maildrop still locked %v after its node died (lease %v)", time.Since(died), testLease)
+		}
+		time.Sleep(testLease / 10)
+	}
+	defer md.Close()
+	if got := readT(t, md, 0); got != "hello\n" {
+		t.Errorf("message = %q", got)
+	}
+}
+
+// TestLostLeaseDeletesNothing: a session whose lease expired (its node
+// stopped renewing, e.g. cut off from the database) and was taken over by
+// another node deletes nothing at UPDATE, and says so.
+func TestLostLeaseDeletesNothing(t *testing.T) {
+	dsn := pg.DB(t)
+	a, b := newTestStore(t, dsn, "node-a"), newTestStore(t, dsn, "node-b")
+	for i := range 3 {
+		deliverT(t, a, "alice", fmt.Sprintf("m%d\n", i))
+	}
+	mdA := openT(t, a, "alice")
+	a.stopRenewing()
+	var mdB store.Maildrop
+	for start := time.Now(); ; time.Sleep(testLease / 10) {
+		var err error
+		if mdB, err = b.Open(t.Context(), "alice"); err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrInUse) || time.Since(start) > 20*testLease {
+			t.Fatalf("node b Open: %v", err)
+		}
+	}
+	if err := mdA.Commit(t.Context(), []int{0, 1}); !errors.Is(err, store.ErrInUse) {
+		t.Errorf("Commit with a lost lease: %v, want an ErrInUse error", err)
+	}
+	mdA.Close() // must not release node b's lease
+	if md, err := a.Open(t.Context(), "alice"); !errors.Is(err, store.ErrInUse) {
+		if md != nil {
+			md.Close()
+		}
+		t.Errorf("Open after the old session's Close: %v, want ErrInUse (node b holds it)", err)
+	}
+	if n := len(mdB.Messages()); n != 3 {
+		t.Errorf("node b sees %d messages, want 3", n)
+	}
+	if err := mdB.Commit(t.Context(), []int{2}); err != nil {
+		t.Fatalf("node b Commit: %v", err)
+	}
+	mdB.Close()
+	md := openT(t, b, "alice")
+	defer md.Close()
+	if got := []string{readT(t, md, 0), readT(t, md, 1)}; len(md.Messages()) != 2 || !slices.Equal(got, []string{"m0\n", "m1\n"}) {
+		t.Errorf("after node b's UPDATE: %d messages %q, want m0, m1", len(md.Messages()), got)
+	}
+}
+
+// TestTwoNodesConcurrentDeliveries: both nodes deliver to the same users
+// at once; every message lands once, with its own UIDL, and the counters
+// of Usage add up.
+func TestTwoNodesConcurrentDeliveries(t *testing.T) {
+	dsn := pg.DB(t)
+	nodes := []*Store{newTestStore(t, dsn, "node-a"), newTestStore(t, dsn, "node-b")}
+	const per = 25
+	type key struct{ user, body string }
+	got := map[key]store.DeliveryInfo{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for n, s := range nodes {
+		for _, user := range []string{"alice", "bob"} {
+			for i := range per {
+				wg.Go(func() {
+					body := fmt.Sprintf("node %d message %d\n", n, i)
+					info, err := s.Deliver(t.Context(), user, strings.NewReader(body))
+					if err != nil {
+						t.Errorf("Deliver: %v", err)
+						return
+					}
+					mu.Lock()
+					got[key{user, body}] = info
+					mu.Unlock()
+				})
+			}
+		}
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for i, user := range []string{"alice", "bob"} {
+		md := openT(t, nodes[i], user)
+		msgs := md.Messages()
+		if len(msgs) != 2*per {
+			t.Fatalf("%s: %d messages, want %d", user, len(msgs), 2*per)
+		}
+		var octets int64
+		seen := map[string]bool{}
+		for k, m := range msgs {
+			body := readT(t, md, k)
+			info, ok := got[key{user, body}]
+			if !ok || info.UID != m.UID || m.Size != int64(len(body)+1) {
+				t.Errorf("%s message %d: %q %+v, delivery gave %+v", user, k, body, m, info)
+			}
+			if seen[m.UID] {
+				t.Errorf("%s: UIDL %s twice", user, m.UID)
+			}
+			seen[m.UID] = true
+			octets += int64(len(body))
+		}
+		md.Close()
+		n, b, err := nodes[1-i].Usage(t.Context(), user)
+		if err != nil || n != 2*per || b != octets {
+			t.Errorf("Usage(%s) = %d, %d, %v; want %d, %d", user, n, b, err, 2*per, octets)
+		}
+	}
+}
+
+// TestConcurrentMigrations: nodes starting together on an empty database
+// all come up; the schema is made once.
+func TestConcurrentMigrations(t *testing.T) {
+	dsn := pg.DB(t)
+	const nodes = 4
+	stores := make([]*Store, nodes)
+	var wg sync.WaitGroup
+	for i := range nodes {
+		wg.Go(func() {
+			s, err := New(t.Context(), Options{DSN: dsn, LeaseDuration: testLease, Node: fmt.Sprintf("node-%d", i)})
+			if err != nil {
+				t.Errorf("node %d New: %v", i, err)
+				return
+			}
+			stores[i] = s
+		})
+	}
+	wg.Wait()
+	for _, s := range stores {
+		if s != nil {
+			t.Cleanup(func() { s.Close() })
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	var versions, prefixes int
+	var prefix string
+	if err := stores[0].pool.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM postie_schema), (SELECT count(*) FROM postie_meta WHERE key = 'uid_prefix'), (SELECT value FROM postie_meta WHERE key = 'uid_prefix')`).Scan(&versions, &prefixes, &prefix); err != nil {
+		t.Fatal(err)
+	}
+	if versions != SchemaVersion() || prefixes != 1 {
+		t.Errorf("postie_schema has %d rows (want %d), uid_prefix %d rows (want 1)", versions, SchemaVersion(), prefixes)
+	}
+	// All nodes agree on the UIDL prefix.
+	for i, s := range stores {
+		if s.uidPrefix != prefix+"." {
+			t.Errorf("node %d uid prefix %q, want %q", i, s.uidPrefix, prefix+".")
+		}
+	}
+	// A restart finds nothing to do.
+	newTestStore(t, dsn, "node-again")
+}
+
+// TestNewerSchemaRefused: a node older than the database's schema does not
+// start.
+func TestNewerSchemaRefused(t *testing.T) {
+	dsn := pg.DB(t)
+	s := newTestStore(t, dsn, "new")
+	if _, err := s.pool.Exec(t.Context(), `INSERT INTO postie_schema (version, name, node) VALUES ($1, 'future.sql', 'x')`, SchemaVersion()+1); err != nil {
+		t.Fatal(err)
+	}
+	old, err := New(t.Context(), Options{DSN: dsn})
+	if err == nil {
+		old.Close()
+		t.Fatal("New on a newer schema succeeded")
+	}
+	if want := fmt.Sprintf("version %d, newer than this postie knows (%d)", SchemaVersion()+1, SchemaVersion()); !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+}
+
+func TestBadDSN(t *testing.T) {
+	for _, dsn := range []string{"", "postgres://u:secretpw@[::1", "host=/nonexistent-dir-postie port=1 connect_timeout=2 password=secretpw"} {
+		s, err := New(t.Context(), Options{DSN: dsn, Timeout: 2 * time.Second})
+		if err == nil {
+			s.Close()
+			t.Errorf("New(%q) succeeded", dsn)
+			continue
+		}
+		if strings.Contains(err.Error(), "secretpw") {
+			t.Errorf("New(%q) error shows the password: %v", dsn, err)
+		}
+	}
+}
+
+// TestMessageGone: a message removed behind the session's back (by an
+// operator) gives ErrMessageGone, and UPDATE still removes the others.
+func TestMessageGone(t *testing.T) {
+	s := newTestStore(t, pg.DB(t), "n")
+	deliverT(t, s, "alice", "a\n")
+	deliverT(t, s, "alice", "")
+	deliverT(t, s, "alice", "c\n")
+	md := openT(t, s, "alice")
+	defer md.Close()
+	if _, err := s.pool.Exec(t.Context(), `DELETE FROM postie_messages WHERE id IN (SELECT id FROM postie_messages ORDER BY id LIMIT 2)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, 1} {
+		if r, err := md.Open(t.Context(), i); !errors.Is(err, store.ErrMessageGone) {
+			if r != nil {
+				r.Close()
+			}
+			t.Errorf("Open(%d) of a removed message: %v, want ErrMessageGone", i, err)
+		}
+	}
+	if err := md.Commit(t.Context(), []int{0, 2}); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	// The counters follow every deletion, the operator's too.
+	if n, b, err := s.Usage(t.Context(), "alice"); err != nil || n != 0 || b != 0 {
+		t.Errorf("Usage = %d, %d, %v; want 0, 0", n, b, err)
+	}
+}
+
+// TestFailedBigDelivery: a delivery of several chunks whose input breaks
+// half-way leaves no chunk behind.
+func TestFailedBigDelivery(t *testing.T) {
+	s := newTestStore(t, pg.DB(t), "n")
+	big := bytes.Repeat([]byte("0123456789abcdef\n"), 3*chunkSize/17)
+	r := io.MultiReader(bytes.NewReader(big), &errReader{errors.New("connection reset")})
+	if _, err := s.Deliver(t.Context(), "alice", r); err == nil {
+		t.Fatal("Deliver with a broken reader succeeded")
+	}
+	var chunks, msgs int
+	if err := s.pool.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM postie_chunks), (SELECT count(*) FROM postie_messages)`).Scan(&chunks, &msgs); err != nil {
+		t.Fatal(err)
+	}
+	if chunks != 0 || msgs != 0 {
+		t.Errorf("after a failed delivery: %d chunks, %d messages left", chunks, msgs)
+	}
+	info := deliverT(t, s, "alice", string(big))
+	md := openT(t, s, "alice")
+	defer md.Close()
+	if got := readT(t, md, 0); got != string(big) || md.Messages()[0].UID != info.UID {
+		t.Errorf("big message read back differs (%d octets, want %d)", len(got), len(big))
+	}
+}
+
+type errReader struct{ err error }
+
+func (r *errReader) Read([]byte) (int, error) { return 0, r.err }
+
+// TestDatabaseOutage: with the database unreachable (connections frozen,
+// as behind a dead network), every operation fails within the timeout
+// instead of hanging, and the store works again when the database is back.
+func TestDatabaseOutage(t *testing.T) {
+	dsn := pg.DB(t)
+	px := newFreezeProxy(t, pg.SocketDir(t)+"/.s.PGSQL.5432")
+	tcpDSN := strings.Replace(dsn, "host="+pg.SocketDir(t)+" port=5432", fmt.Sprintf("host=127.0.0.1 port=%d", px.port()), 1)
+	s, err := New(t.Context(), Options{DSN: tcpDSN, LeaseDuration: testLease, Timeout: time.Second})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	defer s.Close()
+	deliverT(t, s, "alice", "before\n")
+	px.freeze(true)
+	for name, op := range map[string]func() error{
+		"Deliver": func() error { _, err := s.Deliver(t.Context(), "alice", strings.NewReader("during\n")); return err },
+		"Open": func() error {
+			md, err := s.Open(t.Context(), "alice")
+			if err == nil {
+				md.Close()
+			}
+			return err
+		},
+		"Usage": func() error { _, _, err := s.Usage(t.Context(), "alice"); return err },
+	} {
+		done := make(chan error, 1)
+		go func() { done <- op() }()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Errorf("%s succeeded with the database unreachable", name)
+			} else if errors.Is(err, store.ErrInUse) || errors.Is(err, store.ErrBadUser) || errors.Is(err, store.ErrNoSuchUser) {
+				t.Errorf("%s: %v, want a temporary error", name, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s hung with the database unreachable", name)
+		}
+	}
+	px.freeze(false)
+	var md store.Maildrop
+	for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
+		if md, err = s.Open(t.Context(), "alice"); err == nil {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("Open after the outage: %v", err)
+		}
+	}
+	defer md.Close()
+	if n := len(md.Messages()); n != 1 {
+		t.Errorf("after the outage: %d messages, want 1 (the delivery that failed must not land)", n)
+	}
+}
+
+// freezeProxy forwards TCP connections to a Unix socket; frozen, it stops
+// moving bytes (and new connections get nowhere), like a dead network.
+type freezeProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	frozen bool
+	conns  []net.Conn
+}
+
+func newFreezeProxy(t *testing.T, target string) *freezeProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &freezeProxy{ln: ln, target: target}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		p.freeze(false)
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("unix", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			wg.Go(func() { p.pipe(u, c) })
+			wg.Go(func() { p.pipe(c, u) })
+		}
+	})
+	return p
+}
+
+func (p *freezeProxy) port() int { return p.ln.Addr().(*net.TCPAddr).Port }
+
+// freeze stops or restarts the traffic. Thawing drops the connections
+// that were frozen, with the bytes held back: a dead network loses them.
+func (p *freezeProxy) freeze(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.frozen = on
+	if !on {
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.conns = nil
+	}
+}
+
+func (p *freezeProxy) isFrozen() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.frozen
+}
+
+// pipe copies src to dst, holding bytes back while frozen.
+func (p *freezeProxy) pipe(dst, src net.Conn) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		for n > 0 && p.isFrozen() {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
