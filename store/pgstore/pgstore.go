@@ -110,8 +110,8 @@ type Store struct {
 	timeout   time.Duration
 	uidPrefix string // "<8 hex>."
 
-	mu   sync.Mutex
-	held map[string]*maildrop // token → open session
+	mu       sync.Mutex
+	held     map[string]*maildrop // token → open session
 	stop     chan struct{}
 	stopOnce sync.Once
 	done     chan struct{}
