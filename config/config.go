@@ -90,10 +90,22 @@ type POP3 struct {
 	ShutdownGrace Duration `toml:"shutdown_grace"`
 }
 
-// Storage selects and configures the maildrop store.
+// Storage selects and configures the maildrop store (see storage.go).
 type Storage struct {
-	Backend     string `toml:"backend"`      // "maildir"
+	Backend     string `toml:"backend"`      // "maildir" or "postgres"
 	MaildirRoot string `toml:"maildir_root"` // user U's Maildir is MaildirRoot/U
+	// PostgresDSN is the connection string of backend "postgres";
+	// PostgresDSNFile names a file holding it instead (kept out of the
+	// config file, with its password).
+	PostgresDSN     string `toml:"postgres_dsn"`
+	PostgresDSNFile string `toml:"postgres_dsn_file"`
+	// PostgresMaxConns bounds the connection pool of each node; 0 =
+	// pgx's default.
+	PostgresMaxConns int `toml:"postgres_max_conns"`
+	// PostgresLease is how long a dead node's maildrop locks last.
+	PostgresLease Duration `toml:"postgres_lease"`
+	// PostgresTimeout bounds each round trip to the database.
+	PostgresTimeout Duration `toml:"postgres_timeout"`
 }
 
 // Auth configures the user database and the login methods.
@@ -137,7 +149,8 @@ func Default() *Config {
 			TrustedNetworks:     []string{"127.0.0.0/8", "::1/128"},
 			ShutdownGrace:       Duration(30 * time.Second),
 		},
-		Storage: Storage{Backend: "maildir", MaildirRoot: "mail"},
+		Storage: Storage{Backend: "maildir", MaildirRoot: "mail",
+			PostgresLease: Duration(30 * time.Second), PostgresTimeout: Duration(10 * time.Second)},
 		Auth: Auth{
 			PasswdFile:    "passwd",
 			CacheTTL:      Duration(10 * time.Minute),
@@ -253,6 +266,9 @@ func (c *Config) ResolvePaths(base string) error {
 		*p = filepath.Clean(*p)
 	}
 	resolve(&c.Storage.MaildirRoot, def.Storage.MaildirRoot)
+	if c.Storage.PostgresDSNFile != "" {
+		resolve(&c.Storage.PostgresDSNFile, "")
+	}
 	resolve(&c.Auth.PasswdFile, def.Auth.PasswdFile)
 	c.resolveSecurityPaths(dir)
 	c.resolveIntakePaths(dir)
@@ -359,9 +375,7 @@ func (c *Config) problems() []string {
 		bad("pop3.login_delay", "must be whole seconds (RFC 2449 LOGIN-DELAY)")
 	}
 
-	if c.Storage.Backend != "maildir" {
-		bad("storage.backend", "unknown backend %q (supported: maildir)", c.Storage.Backend)
-	}
+	c.storageProblems(bad)
 	if c.Auth.DefaultScheme == "" {
 		bad("auth.default_scheme", "must not be empty")
 	}

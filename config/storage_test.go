@@ -1,0 +1,54 @@
+package config
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestStoragePostgres(t *testing.T) {
+	c, dir, err := load(t, `data_dir = "."
+[storage]
+backend = "postgres"
+postgres_dsn_file = "secrets/dsn"
+postgres_max_conns = 20
+postgres_lease = "5s"
+postgres_timeout = "2s"
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Storage
+	if s.Backend != BackendPostgres || s.PostgresDSNFile != filepath.Join(dir, "secrets", "dsn") || s.PostgresDSN != "" ||
+		s.PostgresMaxConns != 20 || s.PostgresLease.Std() != 5*time.Second || s.PostgresTimeout.Std() != 2*time.Second {
+		t.Errorf("storage = %+v", s)
+	}
+	c, _, err = load(t, "[storage]\nbackend = \"postgres\"\npostgres_dsn = \"host=/run/postgresql dbname=postie\"\n")
+	if err != nil || c.Storage.PostgresDSN != "host=/run/postgresql dbname=postie" || c.Storage.PostgresDSNFile != "" {
+		t.Errorf("postgres_dsn: %+v, %v", c.Storage, err)
+	}
+}
+
+func TestStorageValidation(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{"backend = \"mysql\"\n", `storage.backend: unknown backend "mysql" (supported: maildir, postgres)`},
+		{"backend = \"postgres\"\n", "storage.postgres_dsn: required"},
+		{"backend = \"postgres\"\npostgres_dsn = \"host=x password=hunter2\"\npostgres_dsn_file = \"f\"\n", "storage.postgres_dsn_file: set either"},
+		{"backend = \"postgres\"\npostgres_dsn = \"host=x password=hunter2\\n\"\n", "storage.postgres_dsn: must be one line"},
+		{"postgres_max_conns = -1\n", "storage.postgres_max_conns"},
+		{"postgres_max_conns = 10001\n", "storage.postgres_max_conns"},
+		{"postgres_lease = \"500ms\"\n", "storage.postgres_lease: must be 1s to 1h, not 500ms"},
+		{"postgres_lease = \"2h\"\n", "storage.postgres_lease"},
+		{"postgres_timeout = \"0s\"\n", "storage.postgres_timeout"},
+		{"postgres_timeout = \"11m\"\n", "storage.postgres_timeout"},
+		{"postgres_lease = 30\n", "storage.postgres_lease"},
+		{"postgres_pool = 3\n", "unknown key: storage.postgres_pool"},
+	} {
+		_, _, err := load(t, "[storage]\n"+tc.body)
+		wantErr(t, err, tc.want)
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("error shows the DSN's password: %v", err)
+		}
+	}
+}
