@@ -530,10 +530,11 @@ func (a *app) benchServe(listen, tlsListen, cert, key, cpuProfile, memProfile st
 	if err != nil {
 		return withCode(exitConfig, fmt.Errorf("user database: %w", err))
 	}
-	st, err := openStore(c, log)
+	st, closeStore, err := openStore(c, log)
 	if err != nil {
-		return withCode(exitConfig, fmt.Errorf("maildir store: %w", err))
+		return withCode(exitConfig, fmt.Errorf("%s store: %w", c.Storage.Backend, err))
 	}
+	defer closeStore()
 	opts := pop3Options(c, db, st, log)
 	opts.TLSConfig = tcfg
 	srv, err := pop3server.New(opts)

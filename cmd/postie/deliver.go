@@ -75,10 +75,11 @@ func (a *app) deliver(sender *string, to string) error {
 	if err != nil {
 		return exitf(exitTempFail, "deliver: user database: %v", err)
 	}
-	st, err := openStore(c, log)
+	st, closeStore, err := openStore(c, log)
 	if err != nil {
 		return exitf(exitTempFail, "deliver: %v", err)
 	}
+	defer closeStore()
 	d, err := newDeliverer(c, db, st, log)
 	if err != nil {
 		return exitf(exitConfig, "deliver: %v", err)

@@ -95,10 +95,11 @@ func (a *app) serve(listen, listenTLS []string) error {
 			return withCode(exitFailure, err)
 		}
 	}
-	st, err := openStore(c, log)
+	st, closeStore, err := openStore(c, log)
 	if err != nil {
-		return withCode(exitConfig, fmt.Errorf("maildir store: %w", err))
+		return withCode(exitConfig, fmt.Errorf("%s store: %w", c.Storage.Backend, err))
 	}
+	defer closeStore()
 	opts := pop3Options(c, db, st, log)
 	sec, err := setupSecurity(c, db, secret, log, &opts)
 	if err != nil {
@@ -157,7 +158,7 @@ func (a *app) serve(listen, listenTLS []string) error {
 		go func() { errc <- srv.Serve(ln) }()
 	}
 	log.Info("postie started", "version", postieVersion(), "data_dir", c.DataDir,
-		"maildir_root", c.Storage.MaildirRoot, "passwd_file", c.Auth.PasswdFile, "users", len(db.Users()))
+		"storage", storageDesc(c), "passwd_file", c.Auth.PasswdFile, "users", len(db.Users()))
 	if a.dev {
 		a.devBanner(c, lns[0].Addr().String(), firstAddr(tlsLns), demoPassword)
 	}

@@ -1,17 +1,22 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/postie-mail/postie/auth"
 	"github.com/postie-mail/postie/config"
+	"github.com/postie-mail/postie/store"
 	"github.com/postie-mail/postie/store/maildir"
+	"github.com/postie-mail/postie/store/pgstore"
 )
 
 const (
@@ -113,12 +118,44 @@ func openAuthSecret(c *config.Config, log *slog.Logger, scramSecret []byte) (*au
 	return auth.Open(c.Auth.PasswdFile, auth.Options{Logger: log, CacheTTL: ttl, SCRAMSecret: scramSecret})
 }
 
-// openStore opens the Maildir store, creating its root if needed.
-func openStore(c *config.Config, log *slog.Logger) (*maildir.Store, error) {
-	if err := os.MkdirAll(c.Storage.MaildirRoot, 0o700); err != nil {
-		return nil, err
+// openStore opens the configured maildrop store: the Maildir root
+// (created if needed) or the PostgreSQL database (schema migrated). The
+// returned func releases it.
+func openStore(c *config.Config, log *slog.Logger) (store.Store, func(), error) {
+	sc := c.Storage
+	if sc.Backend == config.BackendPostgres {
+		dsn := sc.PostgresDSN
+		if sc.PostgresDSNFile != "" {
+			b, err := os.ReadFile(sc.PostgresDSNFile)
+			if err != nil {
+				return nil, nil, fmt.Errorf("storage.postgres_dsn_file: %w", err)
+			}
+			if dsn = strings.TrimSpace(string(b)); dsn == "" {
+				return nil, nil, fmt.Errorf("storage.postgres_dsn_file: %s is empty", sc.PostgresDSNFile)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		st, err := pgstore.New(ctx, pgstore.Options{
+			DSN:           dsn,
+			MaxConns:      sc.PostgresMaxConns,
+			LeaseDuration: sc.PostgresLease.Std(),
+			Timeout:       sc.PostgresTimeout.Std(),
+			Logger:        log,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		return st, func() { st.Close() }, nil
 	}
-	return maildir.New(maildir.Options{Root: c.Storage.MaildirRoot, Logger: log})
+	if err := os.MkdirAll(sc.MaildirRoot, 0o700); err != nil {
+		return nil, nil, err
+	}
+	st, err := maildir.New(maildir.Options{Root: sc.MaildirRoot, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, func() {}, nil
 }
 
 // fileExists reports whether path exists; errors other than "not found"
@@ -126,4 +163,13 @@ func openStore(c *config.Config, log *slog.Logger) (*maildir.Store, error) {
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return !errors.Is(err, fs.ErrNotExist)
+}
+
+// storageDesc names the store for the start-up log line: the Maildir root,
+// or "postgres" (never the DSN: it may hold a password).
+func storageDesc(c *config.Config) string {
+	if c.Storage.Backend == config.BackendPostgres {
+		return config.BackendPostgres
+	}
+	return c.Storage.MaildirRoot
 }
