@@ -1,6 +1,7 @@
 package reliability
 
 import (
+	"errors"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -100,7 +101,8 @@ func someMessages(r *rand.Rand, prefix string, n, size int, sized bool) []foreig
 // 452 4.3.1 for each recipient and deliver exits 75 with 4.3.1, both
 // logged as disk_full, nothing half-written is left in tmp/ or new/;
 // POP3 goes on (messages are retrieved, DELE+QUIT frees space even with
-// the disk full), and once there is room again the same deliveries work.
+// not one block free, where the update journal cannot be written), and
+// once there is room again the same deliveries work.
 func TestDiskFull(t *testing.T) {
 	t.Parallel()
 	root := testenv.MountTmpfs(t, "2m")
@@ -142,13 +144,19 @@ func TestDiskFull(t *testing.T) {
 		}
 	}
 
-	// POP3 on the full disk.
+	// POP3 on the full disk, then on a disk without a single free
+	// block: the update journal cannot be written there, and the
+	// messages are removed without it.
 	mb.checkAll(in)
+	fillUp(t, filepath.Join(root, "filler2"))
 	p := in.login("alice")
 	p.cmd("+OK", "DELE 1")
-	p.cmd("+OK bye, 1 messages deleted", "QUIT")
-	mb.gone("alice", "old1")
+	p.cmd("+OK", "DELE 2")
+	p.cmd("+OK bye, 2 messages deleted", "QUIT")
+	mb.gone("alice", "old1", "old2")
+	logHas(t, in, `msg="maildir: cannot write the update journal; removing the messages one by one"`, "user=alice", "no space left on device")
 	mb.checkAll(in)
+	os.Remove(filepath.Join(root, "filler2"))
 
 	// Room again: the MTA's retry works.
 	if err := os.Remove(filler); err != nil {
@@ -161,6 +169,25 @@ func TestDiskFull(t *testing.T) {
 	}
 	mb.ack("carol", "big2")
 	mb.checkAll(in)
+}
+
+// fillUp writes to a new file at path until the file system is full.
+func fillUp(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
 }
 
 // bindReadOnly bind-mounts dir onto itself and returns a function that
