@@ -263,10 +263,11 @@ func (mb *mailbox) checkAll(in *inst) int {
 }
 
 // TestCrashDuringLMTP kills `postie serve` with SIGKILL at a random moment
-// while several LMTP clients deliver messages (up to 256 kB, to one to
-// three recipients), then restarts it: every message acknowledged with 250
-// for a recipient is in that recipient's maildrop exactly once and whole;
-// one not acknowledged is there at most once, and whole.
+// (50–350 ms into each round) while several LMTP clients deliver messages
+// (up to 256 kB, to one to three recipients), then restarts it: every
+// message acknowledged with 250 for a recipient is in that recipient's
+// maildrop exactly once and whole; one not acknowledged is there at most
+// once, and whole.
 func TestCrashDuringLMTP(t *testing.T) {
 	rounds := iterations(3, 30)
 	r, seed := newRand(t)
@@ -303,7 +304,7 @@ func TestCrashDuringLMTP(t *testing.T) {
 				}
 			})
 		}
-		delay := time.Duration(20+r.IntN(300)) * time.Millisecond
+		delay := time.Duration(50+r.IntN(300)) * time.Millisecond
 		time.Sleep(delay)
 		in.kill()
 		wg.Wait()
@@ -346,7 +347,9 @@ func TestCrashDuringDeliver(t *testing.T) {
 					user := users[rc.IntN(len(users))]
 					msg := newMessage(rc, id, 200+rc.IntN(512<<10))
 					mb.expect(user, id, msg)
-					code, err := deliverMaybeKill(in, user, msg, rc)
+					// Each worker's first run is killed early, so
+					// that every test kills some.
+					code, err := deliverMaybeKill(in, user, msg, rc, round == 0 && k == 0)
 					mu.Lock()
 					switch {
 					case err != nil:
@@ -380,8 +383,9 @@ func TestCrashDuringDeliver(t *testing.T) {
 }
 
 // deliverMaybeKill runs `postie deliver` for user and, one time in three,
-// kills it after up to 40 ms. It returns the exit code, -1 when killed.
-func deliverMaybeKill(in *inst, user, msg string, r *rand.Rand) (int, error) {
+// kills it after up to 40 ms (with force: always, after up to 5 ms). It
+// returns the exit code, -1 when killed.
+func deliverMaybeKill(in *inst, user, msg string, r *rand.Rand, force bool) (int, error) {
 	cmd := exec.Command(postieBin, "deliver", "--config", in.cfg, user)
 	cmd.Stdin = strings.NewReader(msg)
 	var stderr bytes.Buffer
@@ -389,7 +393,10 @@ func deliverMaybeKill(in *inst, user, msg string, r *rand.Rand) (int, error) {
 	if err := cmd.Start(); err != nil {
 		return 0, err
 	}
-	if r.IntN(3) == 0 {
+	switch {
+	case force:
+		time.AfterFunc(time.Duration(r.IntN(5000))*time.Microsecond, func() { cmd.Process.Signal(syscall.SIGKILL) })
+	case r.IntN(3) == 0:
 		time.AfterFunc(time.Duration(r.IntN(40000))*time.Microsecond, func() { cmd.Process.Signal(syscall.SIGKILL) })
 	}
 	err := cmd.Wait()
