@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -61,6 +62,24 @@ type DB struct {
 type state struct {
 	users map[string]string // name → stored password ("" = cannot log in)
 	fold  map[string]string // ASCII lower case → the stored name, when unambiguous
+	// hashes are the stored passwords in a known scheme, in file order:
+	// a failed login for a name without one is checked against one of
+	// them, so that it costs what a real check costs here.
+	hashes []string
+}
+
+// stand returns the stored password a login for user, who has none, is
+// checked against: one of the stored ones, chosen by the name (the same
+// name always costs the same), or dummy when there are none. Always the
+// Argon2 dummy would tell unknown names from users stored in a cheaper
+// scheme (SHA512-CRYPT: milliseconds against a tenth of a second).
+func (st *state) stand(user, dummy string) string {
+	if st == nil || len(st.hashes) == 0 {
+		return dummy
+	}
+	h := fnv.New32a()
+	h.Write([]byte(asciiLower(user)))
+	return st.hashes[h.Sum32()%uint32(len(st.hashes))]
 }
 
 // Open loads the passwd-file at path. A missing file is an empty DB (it is
@@ -161,6 +180,9 @@ func (db *DB) index(f *passwdFile, warn bool) *state {
 			}
 		}
 		st.users[l.user] = l.password
+		if _, ok := storedScheme(l.password); ok && l.password != "" {
+			st.hashes = append(st.hashes, l.password)
+		}
 		folds[asciiLower(l.user)]++
 	}
 	for name := range st.users {
@@ -230,8 +252,8 @@ func (db *DB) Authenticate(ctx context.Context, user, password string) (string, 
 		name, stored string
 		found        bool
 	)
+	st := db.current()
 	if ValidUsername(user) == nil {
-		st := db.current()
 		if name, found = st.lookup(user); found {
 			stored = st.users[name]
 		}
@@ -240,13 +262,16 @@ func (db *DB) Authenticate(ctx context.Context, user, password string) (string, 
 	if genuine && db.cache != nil && db.cache.hit(name, password, stored) {
 		return name, true, nil
 	}
-	if !genuine {
-		stored = db.dummy
+	if stored == "" {
+		stored = st.stand(user, db.dummy)
 	}
 
 	ok, err := db.verify(ctx, stored, password)
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return "", false, err
+	}
+	if err != nil && !genuine {
+		return "", false, nil // a stand-in that cannot be checked is no news
 	}
 	if err != nil {
 		scheme, _ := storedScheme(stored)
