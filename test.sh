@@ -3,9 +3,11 @@
 # race detector, and a short run of every fuzz target.
 #
 # Installs the real peers the tests talk to (curl, Python, Dovecot,
-# fetchmail, mpop, testssl.sh, swaks, Postfix, Dovecot's LMTP) with apt-get
-# when they are missing and we are root. Postfix is installed unconfigured
-# (the tests run private instances): no system mail service is set up.
+# fetchmail, mpop, testssl.sh, swaks, Postfix, Dovecot's LMTP, the PostgreSQL
+# server) with apt-get when they are missing and we are root. Postfix is
+# installed unconfigured (the tests run private instances): no system mail
+# service is set up. The tests run their own PostgreSQL servers on Unix
+# sockets in temporary directories, whatever the package set up.
 # With CI=true, POSTIE_REQUIRE_PEERS=1 is exported: tests then fail instead
 # of skipping when a peer is missing, and a missing staticcheck fails too.
 #
@@ -43,6 +45,7 @@ command -v testssl >/dev/null 2>&1 || missing+=(testssl.sh)
 command -v swaks >/dev/null 2>&1 || missing+=(swaks)
 perl -MNet::SSLeay -MIO::Socket::SSL -e1 >/dev/null 2>&1 || missing+=(libnet-ssleay-perl libio-socket-ssl-perl) # swaks STARTTLS
 [ -x /usr/sbin/postfix ] || missing+=(postfix)
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql) # store/pgstore, initdb'd per test binary
 if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 		step "installing test peers: ${missing[*]}"
