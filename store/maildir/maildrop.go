@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"unsafe"
 
 	"github.com/postie-mail/postie/internal/wire"
 	"github.com/postie-mail/postie/store"
@@ -264,9 +263,11 @@ func fileExists(path string) bool {
 // files, except dot-files and those whose names cannot be a message's. It
 // reads the directory only: no message is stat'ed (the file type comes
 // from the directory entry on file systems that record it). The names are
-// copied into large shared blocks, not allocated one by one.
+// gathered in a pooled buffer and then share one string of the exact
+// size, not allocated one by one.
 func (md *maildrop) list(sub string, files []message) ([]message, error) {
-	var arena []byte
+	sc := nameScratches.Get().(*nameScratch)
+	defer sc.release()
 	err := readDir(md.dir+"/"+sub, func(b []byte, regular bool) {
 		if b[0] == '.' {
 			return
@@ -275,39 +276,44 @@ func (md *maildrop) list(sub string, files []message) ([]message, error) {
 			md.s.log.Debug("maildir: ignoring non-file", "user", md.user, "dir", sub, "name", string(b))
 			return
 		}
-		if len(arena)+len(b) > cap(arena) {
-			// Blocks of 4 KiB, doubling up to 64 KiB: small for
-			// small maildrops, few for huge ones.
-			arena = make([]byte, 0, max(min(2*cap(arena), maxArena), minArena, len(b)))
-		}
-		start := len(arena)
-		arena = append(arena, b...)
-		// The bytes of a name are never written again: the next
-		// names go after them, or into a new block.
-		name := unsafe.String(&arena[start], len(b))
-		n, ok := parseName(name)
-		if !ok {
-			md.s.log.Warn("maildir: ignoring garbage file name", "user", md.user, "dir", sub, "name", name)
-			return
-		}
-		if len(files) == cap(files) {
-			// Doubling: append grows big slices by a quarter,
-			// copying a 100,000-message list many times.
-			files = slices.Grow(files, max(len(files), 64))
-		}
-		files = append(files, message{sub: sub, name: name, n: n})
+		sc.buf = append(sc.buf, b...)
+		sc.ends = append(sc.ends, len(sc.buf))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("maildir: open: %w", err)
 	}
+	all := string(sc.buf)
+	files = slices.Grow(files, len(sc.ends))
+	start := 0
+	for _, end := range sc.ends {
+		name := all[start:end]
+		start = end
+		n, ok := parseName(name)
+		if !ok {
+			md.s.log.Warn("maildir: ignoring garbage file name", "user", md.user, "dir", sub, "name", name)
+			continue
+		}
+		files = append(files, message{sub: sub, name: name, n: n})
+	}
 	return files, nil
 }
 
-// The names of a snapshot are held in blocks of minArena to maxArena octets.
-const (
-	minArena = 4 << 10
-	maxArena = 64 << 10
-)
+// nameScratch gathers the names of a directory being read.
+type nameScratch struct {
+	buf  []byte // the names, one after the other
+	ends []int  // where each ends in buf
+}
+
+var nameScratches = sync.Pool{New: func() any { return new(nameScratch) }}
+
+// release returns sc to the pool, unless a huge maildrop made it big.
+func (sc *nameScratch) release() {
+	if cap(sc.buf) > 16<<20 {
+		return
+	}
+	sc.buf, sc.ends = sc.buf[:0], sc.ends[:0]
+	nameScratches.Put(sc)
+}
 
 // measure reads message m, not yet in a shared snapshot, to compute its
 // wire size. A message that has vanished gives an error wrapping
