@@ -32,6 +32,7 @@ type session struct {
 	bw     *bufio.Writer
 	dw     deadlineWriter // under bw
 	sw     deadlineWriter // under the 64 KiB writer of a message being sent
+	held   holdWriter     // replies waiting before a message being sent
 	args   []string       // reused by the tokenizer
 	start  time.Time
 
@@ -68,6 +69,7 @@ type deadlineWriter struct {
 	timeout time.Duration
 	into    io.Writer
 	err     error // the first error writing to c: the client's fault, not the store's
+	sent    int64 // octets written to c
 }
 
 func (d *deadlineWriter) Write(p []byte) (int, error) {
@@ -76,10 +78,20 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 	}
 	d.c.SetWriteDeadline(time.Now().Add(d.timeout))
 	n, err := d.c.Write(p)
+	d.sent += int64(n)
 	if err != nil && d.err == nil {
 		d.err = err
 	}
 	return n, err
+}
+
+// holdWriter keeps what is written to it (the replies of pipelined
+// commands waiting before a RETR or TOP).
+type holdWriter struct{ b []byte }
+
+func (h *holdWriter) Write(p []byte) (int, error) {
+	h.b = append(h.b, p...)
+	return len(p), nil
 }
 
 const (

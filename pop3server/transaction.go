@@ -121,8 +121,8 @@ func (ss *session) cmdRetr(c *wire.Command) bool {
 		return ss.alive()
 	}
 	size := ss.msgs[i].Size
-	if !ss.send(i, "+OK "+strconv.FormatInt(size, 10)+" octets\r\n", -1) {
-		return false
+	if sent, alive := ss.send(i, "+OK "+strconv.FormatInt(size, 10)+" octets\r\n", -1); !sent {
+		return alive
 	}
 	ss.retr++
 	ss.retrBytes += size
@@ -143,8 +143,8 @@ func (ss *session) cmdTop(c *wire.Command) bool {
 	if !ok {
 		return ss.fail("-ERR invalid number of lines\r\n")
 	}
-	if !ss.send(i, "+OK top of message follows\r\n", k) {
-		return false
+	if sent, alive := ss.send(i, "+OK top of message follows\r\n", k); !sent {
+		return alive
 	}
 	ss.top++
 	return ss.ok("")
@@ -152,42 +152,56 @@ func (ss *session) cmdTop(c *wire.Command) bool {
 
 // send streams message i as a multi-line response after the status line
 // head: whole when lines < 0, else header plus that many body lines. It
-// returns false when the session must end: once "+OK" is out, a message
-// that cannot be sent whole and exactly as sized cannot be answered with
-// -ERR, so the connection is dropped rather than the client handed a short
-// message.
-func (ss *session) send(i int, head string, lines int) bool {
+// reports whether the message was sent, and whether the session goes on.
+// A message that cannot be opened, or turns out unsendable before any of
+// the reply went out, is answered -ERR (not sent, session alive). Once
+// "+OK" is out, a message that cannot be sent whole and exactly as sized
+// cannot be answered with -ERR, so the connection is dropped rather than
+// the client handed a short message.
+func (ss *session) send(i int, head string, lines int) (sent, alive bool) {
 	ctx := ss.srv.ctx
 	rc, err := ss.md.Open(ctx, i)
 	if err != nil {
 		if errors.Is(err, store.ErrMessageGone) {
 			ss.srv.log.Warn("message vanished", "session", ss.id, "user", ss.user, "msg", i+1, "err", err)
-			return ss.refuse("-ERR message no longer available\r\n")
+			return false, ss.refuse("-ERR message no longer available\r\n")
 		}
 		ss.srv.log.Error("opening message", "session", ss.id, "user", ss.user, "msg", i+1, "err", err)
 		ss.srv.stats.storeErrors.Add(1)
-		return ss.refuse("-ERR [SYS/TEMP] unable to read message\r\n")
+		return false, ss.refuse("-ERR [SYS/TEMP] unable to read message\r\n")
 	}
 	defer rc.Close()
+	// The replies of pipelined commands before this one are kept apart
+	// from the status line, in case the message turns out unsendable
+	// before anything went out.
+	ss.held.b = ss.held.b[:0]
+	if ss.bw.Buffered() > 0 {
+		ss.dw.into = &ss.held
+		ss.bw.Flush()
+		ss.dw.into = nil
+	}
 	ss.reply(head)
 	return ss.stream(i, rc, lines)
 }
 
 // stream sends message i from rc through the 64 KiB writer, after the
-// replies waiting in the reply writer (the status line, and those of
-// pipelined commands before it): they go out with the message's first
-// bytes, in one write, not one of their own.
-func (ss *session) stream(i int, rc io.Reader, lines int) bool {
+// replies waiting (those of pipelined commands before it, then the status
+// line): they go out with the message's first bytes, in one write, not one
+// of their own. A message found unsendable (changed since the snapshot)
+// before anything of it went out is answered -ERR instead, and the session
+// goes on; after that, the connection is dropped without the final ".".
+func (ss *session) stream(i int, rc io.Reader, lines int) (sent, alive bool) {
 	big := bigWriters.Get().(*bufio.Writer)
 	ss.sw = deadlineWriter{c: ss.conn, timeout: ss.dw.timeout}
 	big.Reset(&ss.sw)
 	defer func() { big.Reset(nil); bigWriters.Put(big) }()
+	big.Write(ss.held.b)
 	ss.dw.into = big
 	err := ss.bw.Flush()
 	ss.dw.into = nil
 	if err != nil {
 		ss.endReason = "write failed"
-		return false
+		return false, false
 	}
 	bufp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bufp)
@@ -209,18 +223,26 @@ func (ss *session) stream(i int, rc io.Reader, lines int) bool {
 		// a store failure.
 		ss.endReason = "write failed"
 		ss.srv.log.Info("client not taking the message; dropping connection", "session", ss.id, "user", ss.user, "msg", i+1, "err", ss.sw.err)
-		return false
+		return false, false
+	}
+	if err != nil && ss.sw.sent == 0 {
+		// Nothing went out: take the status line and the message
+		// back, keep the replies before them.
+		big.Reset(nil)
+		ss.bw.Write(ss.held.b)
+		ss.srv.log.Warn("message vanished while being read", "session", ss.id, "user", ss.user, "msg", i+1, "err", err)
+		return false, ss.refuse("-ERR message no longer available\r\n")
 	}
 	if err != nil {
 		ss.srv.log.Error("message not sent whole; dropping connection", "session", ss.id, "user", ss.user, "msg", i+1, "err", err)
 		ss.endReason = "message read failed"
-		return false
+		return false, false
 	}
 	if err := dw.Close(); err != nil || big.Flush() != nil {
 		ss.endReason = "write failed"
-		return false
+		return false, false
 	}
-	return true
+	return true, true
 }
 
 // RFC 1939 §5 DELE msg: only marks; removal waits for UPDATE.

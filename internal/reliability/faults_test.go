@@ -455,10 +455,12 @@ func retrAll(in *inst, user string) bool {
 	all := true
 	for i := 1; i <= n; i++ {
 		if _, err := p.c.Write([]byte("RETR " + strconv.Itoa(i) + "\r\n")); err != nil {
+			in.t.Logf("RETR %d: %v", i, err)
 			return false
 		}
 		l, err := p.readLine()
 		if err != nil {
+			in.t.Logf("RETR %d: connection dropped: %v", i, err)
 			return false
 		}
 		if !strings.HasPrefix(l, "+OK") {
@@ -515,9 +517,11 @@ func TestForeignNames(t *testing.T) {
 		mb.ack("alice", id)
 	}
 	same := func(n, _ int) int { return n }
-	wrong("wrongW", "cur/", same, func(_, w int) int { return w - 3 })
+	// (W between S and 2S+2 is believed until the message is read; W=5
+	// for 2 kB cannot be right and is measured at once.)
+	wrong("wrongW", "cur/", same, func(_, w int) int { return w + 3 })
 	wrong("grossW", "", same, func(int, int) int { return 5 })
-	wrong("wrongS", "", func(n, _ int) int { return n + 7 }, func(_, w int) int { return w })
+	wrong("wrongS", "", func(n, _ int) int { return n - 1 }, func(_, w int) int { return w })
 	// Not messages.
 	os.WriteFile(filepath.Join(md, "new", ".nfs0000000000abcd00000001"), []byte(m("nfs")), 0o600)
 	// Not UTF-8: refused by design (logged as a garbage name).
@@ -565,6 +569,8 @@ func TestForeignNames(t *testing.T) {
 	t.Logf("UIDLs: %v", uidls)
 	logHas(t, in, `msg="maildir: ignoring garbage file name"`, "latin1-")
 	logHas(t, in, `msg="maildir: message size differs from the listed one; corrected for the next session"`, "wrongW", "renamed_to=")
+	logHas(t, in, `msg="maildir: message size differs from the listed one; corrected for the next session"`, "wrongS", "renamed_to=")
+	logHas(t, in, `msg="maildir: sizes in the file name cannot be right; measuring the message"`, "grossW")
 	for _, name := range []string{"new/.nfs0000000000abcd00000001", "cur/a directory/inside", "new/fifo", "new/latin1-\xe9t\xe9"} {
 		if _, err := os.Lstat(filepath.Join(md, name)); err != nil {
 			t.Errorf("%s was touched: %v", name, err)
@@ -641,4 +647,40 @@ func TestMissingSubdirs(t *testing.T) {
 	lmtpExpect(t, in, mb, []string{"alice"}, "blocked", newMessage(r, "blocked", 700), "250 ")
 	os.Remove(filepath.Join(md, "cur"))
 	mb.check1(in, "alice")
+}
+
+// TestSizeMismatchWhileSending: a message whose ,W= is wrong is found out
+// only while it is read. When nothing of the reply has gone out yet (a
+// message that fits the server's output buffer), RETR answers -ERR and
+// the session goes on, the replies of pipelined commands before and after
+// it in order; the next session lists the true size.
+func TestSizeMismatchWhileSending(t *testing.T) {
+	t.Parallel()
+	in := newInst(t, instOptions{})
+	msg := "Subject: x\r\n\r\nhello\r\n"
+	writeForeign(t, in.maildir("alice"), []foreign{
+		{name: "1700000001.M1P1.ok,S=" + strconv.Itoa(len(msg)) + ",W=" + strconv.Itoa(len(msg)), id: "ok", msg: msg},
+		{name: "cur/1700000002.M1P1.wrongW,S=" + strconv.Itoa(len(msg)) + ",W=" + strconv.Itoa(len(msg)+3), id: "w", msg: msg},
+	})
+	in.start()
+	p := in.login("alice")
+	p.send("NOOP\r\nRETR 2\r\nNOOP\r\nRETR 1\r\n")
+	for _, want := range []string{"+OK", "-ERR message no longer available", "+OK", "+OK " + strconv.Itoa(len(msg)) + " octets"} {
+		if l := p.line(); l != want {
+			t.Fatalf("reply %q, want %q", l, want)
+		}
+	}
+	if body, err := p.multi(); err != nil || body != msg {
+		t.Errorf("RETR 1 after the refused one: %q, %v", body, err)
+	}
+	p.cmd("+OK", "QUIT")
+	logHas(t, in, `msg="message vanished while being read"`, "user=alice", "msg=2", "wrongW")
+	// Only the message sent counts in the session's figures.
+	logHas(t, in, `msg="session end"`, "user=alice", "retr=1 ", "retr_bytes="+strconv.Itoa(len(msg))+" ")
+	p = in.login("alice")
+	p.cmd("+OK 2 "+strconv.Itoa(2*len(msg)), "STAT")
+	p.cmd("+OK", "RETR 2")
+	if body, err := p.multi(); err != nil || body != msg {
+		t.Errorf("RETR 2 in the next session: %q, %v", body, err)
+	}
 }

@@ -1018,3 +1018,27 @@ func TestNoWriteThroughSymlinks(t *testing.T) {
 		t.Errorf("the lock's symbolic link target was created: %v", err)
 	}
 }
+
+// TestImpossibleSizesInName: a name whose ,S= and ,W= cannot both be
+// right (W below S, or above 2S+2) is measured at the first login instead
+// of being believed, so no session is handed a wrong size.
+func TestImpossibleSizesInName(t *testing.T) {
+	s, logs := newTestStore(t, "h")
+	dir, _ := s.Path("alice")
+	writeFile(t, filepath.Join(dir, "new", "1700000000.a,S=20,W=5"), "twenty octets here\r\n")
+	writeFile(t, filepath.Join(dir, "new", "1700000001.b,S=2,W=99"), "x\n")
+	md := mustOpen(t, s, "alice")
+	defer md.Close()
+	want := []store.MessageInfo{{UID: "1700000000.a", Size: 20}, {UID: "1700000001.b", Size: 3}}
+	if got := infos(md); !slices.Equal(got, want) {
+		t.Errorf("snapshot %v, want %v", got, want)
+	}
+	for i, body := range []string{"twenty octets here\r\n", "x\n"} {
+		if got, err := readMsg(t, md, i); err != nil || got != body {
+			t.Errorf("Open(%d) = %q, %v", i, got, err)
+		}
+	}
+	if n := strings.Count(logs.String(), "sizes in the file name cannot be right"); n != 2 {
+		t.Errorf("%d warnings, want 2:\n%s", n, logs)
+	}
+}

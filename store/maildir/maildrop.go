@@ -293,6 +293,13 @@ func (md *maildrop) list(sub string, files []message) ([]message, error) {
 			md.s.log.Warn("maildir: ignoring garbage file name", "user", md.user, "dir", sub, "name", name)
 			continue
 		}
+		if n.wsize >= 0 && n.fsize >= 0 && (n.wsize < n.fsize || n.wsize > 2*n.fsize+2) {
+			// The wire form adds at most a CR per octet and a final
+			// CRLF, and never removes any: these sizes cannot both be
+			// right. Measure the message as if it had none.
+			md.s.log.Warn("maildir: sizes in the file name cannot be right; measuring the message", "user", md.user, "dir", sub, "name", name)
+			n.wsize, n.fsize = -1, -1
+		}
 		files = append(files, message{sub: sub, name: name, n: n})
 	}
 	return files, nil
