@@ -71,6 +71,15 @@
 // (temporary file, fsync, rename) only by the session holding the lock, and
 // entries of messages that no longer exist are dropped then. A damaged file
 // is ignored and rebuilt.
+//
+// Sizes in a name that cannot both be right (W= below S=, or above 2×S=+2)
+// are not believed: the message is measured. A message whose file turns
+// out to differ from its listed sizes (rewritten by another program, or a
+// wrong name) is refused in the session that finds out, never sent short,
+// and its true sizes are recorded for the next one: in its name (renamed
+// with the true ,S= and ,W=, as Dovecot does; the UIDL stays) or in
+// postie-sizes. Message files are opened without following symbolic links,
+// and postie's own files are never written through one.
 package maildir
 
 import (
