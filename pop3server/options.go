@@ -44,8 +44,8 @@ type Limits struct {
 	// MaxConns caps concurrent connections (default 10000). Connections
 	// over the cap are greeted with -ERR [SYS/TEMP] and closed.
 	MaxConns int
-	// MaxConnsPerIP caps concurrent connections from one address
-	// (default 50).
+	// MaxConnsPerIP caps concurrent connections from one address, an
+	// IPv6 /64 counting as one (default 50).
 	MaxConnsPerIP int
 	// IdleTimeout is the autologout timer after login (default 10m; RFC
 	// 1939 §3 asks for at least 10 minutes).

@@ -127,6 +127,9 @@ func isTemporary(err error) bool {
 func (s *Server) accept(c net.Conn) {
 	addr := remoteAddr(c)
 	ss := newSession(s, c, addr)
+	// The per-address cap counts an IPv6 /64 as one address, as the
+	// login penalties do: one host usually has a whole /64.
+	key := addrKey(addr)
 
 	s.mu.Lock()
 	var refuse string
@@ -135,13 +138,13 @@ func (s *Server) accept(c net.Conn) {
 		refuse = "-ERR [SYS/TEMP] server shutting down\r\n"
 	case len(s.conns) >= s.opts.Limits.MaxConns:
 		refuse = "-ERR [SYS/TEMP] too many connections, try again later\r\n"
-	case s.perIP[addr] >= s.opts.Limits.MaxConnsPerIP:
+	case s.perIP[key] >= s.opts.Limits.MaxConnsPerIP:
 		refuse = "-ERR [SYS/TEMP] too many connections from your address\r\n"
 	case s.opts.Limits.BanAfter > 0 && s.penalties.banned(addr, time.Now()):
 		refuse = "-ERR [SYS/TEMP] too many failed logins from your address, try again later\r\n"
 	default:
 		s.conns[ss] = struct{}{}
-		s.perIP[addr]++
+		s.perIP[key]++
 		s.wg.Add(1)
 		s.stats.sessionsTotal.Add(1)
 	}
@@ -170,16 +173,16 @@ func (s *Server) accept(c net.Conn) {
 	}
 	go func() {
 		defer s.wg.Done()
-		defer s.forget(ss, addr)
+		defer s.forget(ss, key)
 		ss.serve()
 	}()
 }
 
-func (s *Server) forget(ss *session, addr netip.Addr) {
+func (s *Server) forget(ss *session, key netip.Addr) {
 	s.mu.Lock()
 	delete(s.conns, ss)
-	if s.perIP[addr]--; s.perIP[addr] <= 0 {
-		delete(s.perIP, addr)
+	if s.perIP[key]--; s.perIP[key] <= 0 {
+		delete(s.perIP, key)
 	}
 	s.mu.Unlock()
 }
