@@ -14,6 +14,12 @@ import (
 	"github.com/postie-mail/postie/store"
 )
 
+// asyncCommitSQL lets the transaction it starts commit without waiting
+// for the WAL flush: lease changes need not survive a crash of the
+// database (a lease lost with it only lets the next login in, and the old
+// session's Commit then finds the lease gone and deletes nothing).
+const asyncCommitSQL = `SELECT set_config('synchronous_commit', 'off', true)`
+
 // acquireSQL takes the lease of maildrop $1 for session $3 of node $2,
 // unless another session holds an unexpired one: no row then.
 const acquireSQL = `
@@ -91,10 +97,14 @@ func (md *maildrop) load(ctx context.Context) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	b := &pgx.Batch{}
+	b.Queue(asyncCommitSQL)
 	b.Queue(acquireSQL, md.user, s.node, md.token, s.lease.Seconds())
 	b.Queue(snapshotSQL, md.user, md.token)
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return dbError("open", err)
+	}
 	var tok string
 	err := br.QueryRow().Scan(&tok)
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -1,6 +1,8 @@
 package pgstore
 
 import (
+	"io"
+	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -27,7 +29,8 @@ const testLease = time.Second
 // newTestStore opens a Store on dsn, closed when the test ends.
 func newTestStore(t testing.TB, dsn string, node string) *Store {
 	t.Helper()
-	s, err := New(t.Context(), Options{DSN: dsn, LeaseDuration: testLease, Timeout: 5 * time.Second, Node: node, MaxConns: 8})
+	s, err := New(t.Context(), Options{DSN: dsn, LeaseDuration: testLease, Timeout: 5 * time.Second, Node: node, MaxConns: 8,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
