@@ -338,9 +338,9 @@ func TestUnreadRETR(t *testing.T) {
 }
 
 // TestTLSFloods: full handshakes by the hundred, half-open handshakes,
-// plaintext and garbage on the implicit-TLS port, and silent clients over
-// the per-address cap there, while a normal TLS client logs in and
-// retrieves its mail.
+// plaintext and garbage on the implicit-TLS port, silent clients over the
+// per-address cap there, and STLS followed by half a handshake or garbage,
+// while a normal TLS client logs in and retrieves its mail.
 func TestTLSFloods(t *testing.T) {
 	const perIP = 30
 	s := startServer(t, setup{pop3: map[string]string{
@@ -388,6 +388,18 @@ func TestTLSFloods(t *testing.T) {
 			p.send(string(b))
 		}
 		junk = append(junk, p)
+	}
+	// STLS on the plain port, then half a ClientHello or garbage.
+	var stls []*conn
+	for i := range 10 {
+		p := dial(t, "127.0.4.3", s.addr)
+		p.cmd("STLS", "+OK begin TLS negotiation")
+		if i%2 == 0 {
+			p.send(string(hello[:len(hello)/2]))
+		} else {
+			p.send("USER alice\r\n\x00\xff garbage\r\n")
+		}
+		stls = append(stls, p)
 	}
 	// Handshake flood: many full handshakes from several addresses.
 	n := 300
@@ -447,6 +459,16 @@ func TestTLSFloods(t *testing.T) {
 	}
 	for _, hp := range half {
 		hp.expectEOF("", 10*time.Second)
+	}
+	for _, sp := range stls {
+		sp.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		out, err := readAll(sp.br)
+		if err != nil {
+			t.Fatalf("STLS, then half a handshake or garbage: connection not closed: %v", err)
+		}
+		if bytes.Contains(out, []byte("+OK")) || bytes.Contains(out, []byte("-ERR")) {
+			t.Fatalf("STLS, then half a handshake or garbage: got %q", out)
+		}
 	}
 	for _, op := range over {
 		op.expectEOF("", 10*time.Second)
