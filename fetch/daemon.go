@@ -68,9 +68,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if d.Report != nil {
-			d.Report(res)
-		}
 		wait := interval
 		if res.Err != nil && res.Err.Kind == KindTemporary {
 			wait = min(backoff<<min(due.fails, 20), interval)
@@ -80,5 +77,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			wait = max(wait, res.LoginDelay)
 		}
 		due.next = time.Now().Add(wait)
+		res.Next = wait
+		if d.Report != nil {
+			d.Report(res)
+		}
 	}
 }

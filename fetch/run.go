@@ -78,6 +78,10 @@ type Result struct {
 	LoginDelay time.Duration
 	// Err is why the run stopped early or failed, or nil.
 	Err *Error
+	// Next is, in daemon mode, how long until the account is polled
+	// again: the interval, LOGIN-DELAY, or the backoff after a
+	// temporary failure.
+	Next time.Duration
 }
 
 // Summary is the one-line report of the run.
