@@ -334,6 +334,40 @@ func TestUnreadRETR(t *testing.T) {
 	if n := s.messages(t, "alice"); n != 2 {
 		t.Fatalf("%d messages left, want 2", n)
 	}
+
+	// The same with replies instead of a message: 200,000 pipelined
+	// commands whose answers are never read.
+	c, err = dialFrom(t, "", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.(*net.TCPConn).SetReadBuffer(4096)
+	p = newConn(t, c)
+	p.expect(greeting)
+	p.login("alice", 2)
+	go c.Write([]byte(strings.Repeat("UIDL\r\nDELE 1\r\nRSET\r\n", 200000/3)))
+	start = time.Now()
+	for {
+		q := dial(t, "", s.addr)
+		q.cmd("USER alice", "+OK send PASS")
+		q.send("PASS " + passwords["alice"] + "\r\n")
+		l, _ := q.line()
+		q.c.Close()
+		if strings.HasPrefix(l, "+OK logged in, 2 messages (") {
+			break
+		}
+		if l != "-ERR [IN-USE] maildrop already locked by another session" {
+			t.Fatalf("login while the reader stalls: %q", l)
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatal("maildrop still locked 30s after a client stopped reading its replies")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("maildrop free %v after a client stopped reading the replies of pipelined commands", time.Since(start).Round(time.Millisecond))
+	if n := s.messages(t, "alice"); n != 2 {
+		t.Fatalf("%d messages left, want 2", n)
+	}
 	s.checkMemory(t, "unread RETR of 40 MiB", 256<<20)
 }
 
