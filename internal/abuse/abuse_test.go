@@ -179,7 +179,12 @@ func TestPasswordFlood(t *testing.T) {
 	t.Logf("flood: %d guesses, %d failed replies, %d connections refused by the ban; other address: %d logins, slowest %v",
 		guesses.Load(), failed.Load(), banned.Load(), logins, worst.Round(time.Millisecond))
 	if failed.Load() == 0 || banned.Load() == 0 {
-		t.Errorf("the flood was neither answered nor banned (failed %d, banned %d)", failed.Load(), banned.Load())
+		t.Errorf("the flood was not both answered and banned (failed %d, banned %d)", failed.Load(), banned.Load())
+	}
+	// The ban ends the guessing: after ban_after failures only the
+	// connections already open (16, three guesses each) may go on.
+	if max := int64(40 + 16*3); failed.Load() > max {
+		t.Errorf("%d guesses answered, more than ban_after allows (%d)", failed.Load(), max)
 	}
 	if logins < 3 {
 		t.Errorf("only %d logins from the other address during the flood", logins)
