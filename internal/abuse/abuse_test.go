@@ -183,8 +183,8 @@ func TestPasswordFlood(t *testing.T) {
 	}
 	// The ban ends the guessing: after ban_after failures only the
 	// connections already open (16, three guesses each) may go on.
-	if max := int64(40 + 16*3); failed.Load() > max {
-		t.Errorf("%d guesses answered, more than ban_after allows (%d)", failed.Load(), max)
+	if limit := int64(40 + 16*3); failed.Load() > limit {
+		t.Errorf("%d guesses answered, more than ban_after allows (%d)", failed.Load(), limit)
 	}
 	if logins < 3 {
 		t.Errorf("only %d logins from the other address during the flood", logins)
