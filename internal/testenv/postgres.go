@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -46,25 +47,37 @@ type dbOrErr struct {
 	err  error
 }
 
-// makeDBs keeps two fresh databases ready.
+// makeDBs keeps fresh databases ready, made by two workers.
 func (p *Postgres) makeDBs() {
 	defer close(p.made)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { <-p.quit; cancel() }()
-	for n := 1; ; n++ {
-		name := fmt.Sprintf("test%d", n)
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 2 {
+		wg.Go(func() { p.makeDBsWorker(ctx, &next) })
+	}
+	wg.Wait()
+}
+
+func (p *Postgres) makeDBsWorker(ctx context.Context, next *atomic.Int64) {
+	for {
+		name := fmt.Sprintf("test%d", next.Add(1))
 		out, err := p.psql(ctx, "postgres", "CREATE DATABASE "+name)
 		if err != nil {
 			err = fmt.Errorf("CREATE DATABASE: %v\n%s", err, out)
 		}
-		select {
-		case p.stock <- dbOrErr{name, err}:
-		case <-p.quit:
-			return
-		}
-		if err != nil {
-			return
+		for {
+			select {
+			case p.stock <- dbOrErr{name, err}:
+			case <-p.quit:
+				return
+			}
+			if err == nil {
+				break
+			}
+			// Broken: every test that asks is told so.
 		}
 	}
 }
@@ -165,7 +178,7 @@ func (p *Postgres) start() error {
 			return errors.New("postgres did not start within 30s")
 		}
 	}
-	p.stock = make(chan dbOrErr, 1)
+	p.stock = make(chan dbOrErr, 2)
 	p.quit = make(chan struct{})
 	p.made = make(chan struct{})
 	go p.makeDBs()

@@ -60,11 +60,12 @@ func crash(s *Store) {
 // node out ([IN-USE]) for as long as the session lives, well past one
 // lease duration (renewals), and Close lets the other in at once.
 func TestTwoNodesLock(t *testing.T) {
+	t.Parallel()
 	dsn := pg.DB(t)
 	a, b := newTestStore(t, dsn, "node-a"), newTestStore(t, dsn, "node-b")
 	deliverT(t, a, "alice", "hello\n")
 	md := openT(t, a, "alice")
-	deadline := time.Now().Add(3 * testLease)
+	deadline := time.Now().Add(2 * testLease)
 	for time.Now().Before(deadline) {
 		md2, err := b.Open(t.Context(), "alice")
 		if !errors.Is(err, store.ErrInUse) {
@@ -100,6 +101,7 @@ func TestTwoNodesLock(t *testing.T) {
 // TestDeadNodeLeaseExpires: a node that dies holding a lock (no Close, no
 // renewal) frees the maildrop once its lease expires, not before.
 func TestDeadNodeLeaseExpires(t *testing.T) {
+	t.Parallel()
 	dsn := pg.DB(t)
 	a, b := newTestStore(t, dsn, "node-a"), newTestStore(t, dsn, "node-b")
 	deliverT(t, a, "alice", "hello\n")
@@ -139,6 +141,7 @@ func TestDeadNodeLeaseExpires(t *testing.T) {
 // stopped renewing, e.g. cut off from the database) and was taken over by
 // another node deletes nothing at UPDATE, and says so.
 func TestLostLeaseDeletesNothing(t *testing.T) {
+	t.Parallel()
 	dsn := pg.DB(t)
 	a, b := newTestStore(t, dsn, "node-a"), newTestStore(t, dsn, "node-b")
 	for i := range 3 {
@@ -184,6 +187,7 @@ func TestLostLeaseDeletesNothing(t *testing.T) {
 // at once; every message lands once, with its own UIDL, and the counters
 // of Usage add up.
 func TestTwoNodesConcurrentDeliveries(t *testing.T) {
+	t.Parallel()
 	dsn := pg.DB(t)
 	nodes := []*Store{newTestStore(t, dsn, "node-a"), newTestStore(t, dsn, "node-b")}
 	const per = 25
@@ -243,6 +247,7 @@ func TestTwoNodesConcurrentDeliveries(t *testing.T) {
 // TestConcurrentMigrations: nodes starting together on an empty database
 // all come up; the schema is made once.
 func TestConcurrentMigrations(t *testing.T) {
+	t.Parallel()
 	dsn := pg.DB(t)
 	const nodes = 4
 	stores := make([]*Store, nodes)
@@ -287,6 +292,7 @@ func TestConcurrentMigrations(t *testing.T) {
 // TestNewerSchemaRefused: a node older than the database's schema does not
 // start.
 func TestNewerSchemaRefused(t *testing.T) {
+	t.Parallel()
 	dsn := pg.DB(t)
 	s := newTestStore(t, dsn, "new")
 	if _, err := s.pool.Exec(t.Context(), `INSERT INTO postie_schema (version, name, node) VALUES ($1, 'future.sql', 'x')`, SchemaVersion()+1); err != nil {
@@ -303,6 +309,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 }
 
 func TestBadDSN(t *testing.T) {
+	t.Parallel()
 	for _, dsn := range []string{"", "postgres://u:secretpw@[::1", "host=/nonexistent-dir-postie port=1 connect_timeout=2 password=secretpw"} {
 		s, err := New(t.Context(), Options{DSN: dsn, Timeout: 2 * time.Second})
 		if err == nil {
@@ -319,6 +326,7 @@ func TestBadDSN(t *testing.T) {
 // TestMessageGone: a message removed behind the session's back (by an
 // operator) gives ErrMessageGone, and UPDATE still removes the others.
 func TestMessageGone(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t, pg.DB(t), "n")
 	deliverT(t, s, "alice", "a\n")
 	deliverT(t, s, "alice", "")
@@ -348,6 +356,7 @@ func TestMessageGone(t *testing.T) {
 // TestFailedBigDelivery: a delivery of several chunks whose input breaks
 // half-way leaves no chunk behind.
 func TestFailedBigDelivery(t *testing.T) {
+	t.Parallel()
 	s := newTestStore(t, pg.DB(t), "n")
 	big := bytes.Repeat([]byte("0123456789abcdef\n"), 3*chunkSize/17)
 	r := io.MultiReader(bytes.NewReader(big), &errReader{errors.New("connection reset")})
@@ -377,6 +386,7 @@ func (r *errReader) Read([]byte) (int, error) { return 0, r.err }
 // as behind a dead network), every operation fails within the timeout
 // instead of hanging, and the store works again when the database is back.
 func TestDatabaseOutage(t *testing.T) {
+	t.Parallel()
 	dsn := pg.DB(t)
 	px := newFreezeProxy(t, pg.SocketDir(t)+"/.s.PGSQL.5432")
 	tcpDSN := strings.Replace(dsn, "host="+pg.SocketDir(t)+" port=5432", fmt.Sprintf("host=127.0.0.1 port=%d", px.port()), 1)

@@ -49,7 +49,9 @@
 //
 // Every round trip to the database has a deadline (Options.Timeout), so a
 // database outage gives an error after at most that long, never a hang;
-// callers answer it with a temporary failure ([SYS/TEMP], LMTP 451).
+// callers answer it with a temporary failure ([SYS/TEMP], LMTP 451). A
+// delivery whose COMMIT was sent but not acknowledged in time may still
+// have landed: the sender's retry can then duplicate it, never lose it.
 package pgstore
 
 import (

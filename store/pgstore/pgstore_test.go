@@ -23,8 +23,9 @@ func TestMain(m *testing.M) {
 }
 
 // testLease is the lease of test stores: short, so that expiry tests are
-// quick.
-const testLease = time.Second
+// quick, long enough for renewals (every third of it) under -race on a
+// loaded machine.
+const testLease = 2 * time.Second
 
 // newTestStore opens a Store on dsn, closed when the test ends.
 func newTestStore(t testing.TB, dsn string, node string) *Store {
