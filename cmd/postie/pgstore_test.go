@@ -75,6 +75,7 @@ func TestServePostgres(t *testing.T) {
 	}
 	n2 := startServeArgs(t, "serve", "--config", cfg2)
 	addr2 := n2.waitFor(t, &n2.stderr, `msg=listening proto=pop3 addr=(\S+)`)[1]
+	lmtp2 := n2.waitFor(t, &n2.stderr, `msg=listening proto=lmtp addr=(\S+)`)[1]
 	n2.waitFor(t, &n2.stderr, `msg="postie started"`)
 
 	lmtpBody := "Subject: lmtp\r\n\r\n..dot-stuffed line\r\nend\r\n"
@@ -193,7 +194,41 @@ p.quit()
 		t.Errorf("STAT after DELE 1 = %q, want %q", got, w)
 	}
 	r.cmd("+OK", "QUIT")
+
+	// The database goes away: temporary failures, no hang.
+	pg.Stop()
+	r = dialPOP3(t, addr2)
+	r.cmd("+OK", "USER alice")
+	if got := r.cmd("-ERR", "PASS pw"); got != "-ERR [SYS/TEMP] unable to open maildrop" {
+		t.Errorf("login with the database down: %q", got)
+	}
+	r.c.Close()
+	if res := postie(t, nil, "Subject: x\n\nx\n", "deliver", "--config", cfg2, "alice"); res.code != 75 {
+		t.Errorf("deliver with the database down: exit %d, want 75 (temporary)\n%s", res.code, res.stderr)
+	}
+	lmtpTempFail(t, lmtp2, "alice@example.org")
 	n2.stop(t, syscall.SIGTERM, 30*time.Second)
+}
+
+// lmtpTempFail expects a 4xx for rcpt's delivery (after RCPT or DATA).
+func lmtpTempFail(t *testing.T, addr, rcpt string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	fmt.Fprintf(c, "LHLO test.example\r\nMAIL FROM:<>\r\nRCPT TO:<%s>\r\nDATA\r\nSubject: x\r\n\r\nx\r\n.\r\nQUIT\r\n", rcpt)
+	var replies []string
+	sc := bufio.NewScanner(c)
+	for sc.Scan() {
+		replies = append(replies, sc.Text())
+		if strings.HasPrefix(sc.Text(), "4") {
+			return
+		}
+	}
+	t.Errorf("LMTP with the database down: no 4xx reply in %q", replies)
 }
 
 // lmtpTraceRE matches the trace fields LMTP adds before a message.

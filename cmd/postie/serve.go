@@ -97,7 +97,11 @@ func (a *app) serve(listen, listenTLS []string) error {
 	}
 	st, closeStore, err := openStore(c, log)
 	if err != nil {
-		return withCode(exitConfig, fmt.Errorf("%s store: %w", c.Storage.Backend, err))
+		code := exitConfig
+		if c.Storage.Backend == config.BackendPostgres {
+			code = exitFailure // most often the database is unreachable
+		}
+		return withCode(code, fmt.Errorf("%s store: %w", c.Storage.Backend, err))
 	}
 	defer closeStore()
 	opts := pop3Options(c, db, st, log)

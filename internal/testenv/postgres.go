@@ -40,6 +40,8 @@ type Postgres struct {
 	stock chan dbOrErr
 	quit  chan struct{}
 	made  chan struct{} // closed when makeDBs returns
+
+	stopOnce sync.Once
 }
 
 type dbOrErr struct {
@@ -250,8 +252,11 @@ func (p *Postgres) psql(ctx context.Context, db, sql string) ([]byte, error) {
 }
 
 // Stop shuts the server down (fast shutdown, then SIGKILL after 10 s) and
-// removes its directory. It does nothing when the server never started.
-func (p *Postgres) Stop() {
+// removes its directory. It does nothing when the server never started,
+// or the second time.
+func (p *Postgres) Stop() { p.stopOnce.Do(p.stop) }
+
+func (p *Postgres) stop() {
 	if p.quit != nil {
 		close(p.quit)
 		<-p.made
