@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -519,5 +521,105 @@ func (p *freezeProxy) pipe(dst, src net.Conn) {
 		if err != nil {
 			return
 		}
+	}
+}
+
+// genReader produces n octets of text lines without holding them.
+type genReader struct{ n, off int }
+
+func (g *genReader) Read(p []byte) (int, error) {
+	if g.off >= g.n {
+		return 0, io.EOF
+	}
+	k := min(len(p), g.n-g.off)
+	for i := range k {
+		if (g.off+i)%64 == 63 {
+			p[i] = '\n'
+		} else {
+			p[i] = 'a' + byte((g.off+i)%26)
+		}
+	}
+	g.off += k
+	return k, nil
+}
+
+// heapPeak samples the heap while fn runs and returns its growth at the
+// peak over the heap before.
+func heapPeak(fn func()) uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	base, peak := m.HeapAlloc, m.HeapAlloc
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		var m runtime.MemStats
+		for {
+			runtime.ReadMemStats(&m)
+			peak = max(peak, m.HeapAlloc)
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	fn()
+	close(stop)
+	<-done
+	return peak - base
+}
+
+// TestBigMessageStreams: a 10 MiB message goes in and out without being
+// held whole: the heap grows by much less than the message while it is
+// delivered and while it is read back. (The garbage collector runs often
+// here, so that the heap shows what is live rather than what is left.)
+func TestBigMessageStreams(t *testing.T) {
+	s := newTestStore(t, pg.DB(t), "n")
+	defer debug.SetGCPercent(debug.SetGCPercent(5))
+	const size = 10 << 20
+	var info store.DeliveryInfo
+	var err error
+	deliverPeak := heapPeak(func() { info, err = s.Deliver(t.Context(), "alice", &genReader{n: size}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(size + size/64); info.Size != want {
+		t.Errorf("wire size %d, want %d", info.Size, want)
+	}
+	md := openT(t, s, "alice")
+	defer md.Close()
+	total := 0
+	readPeak := heapPeak(func() {
+		r, err := md.Open(t.Context(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		want := &genReader{n: size}
+		buf, wbuf := make([]byte, 64<<10), make([]byte, 64<<10)
+		for {
+			n, err := r.Read(buf)
+			if n > 0 {
+				io.ReadFull(want, wbuf[:n])
+				if !bytes.Equal(buf[:n], wbuf[:n]) {
+					t.Fatalf("message differs at octet %d", total)
+				}
+				total += n
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	if total != size {
+		t.Errorf("read %d octets, want %d", total, size)
+	}
+	t.Logf("heap peak +%d KiB delivering, +%d KiB reading a %d KiB message", deliverPeak>>10, readPeak>>10, size>>10)
+	if deliverPeak > size/3 || readPeak > size/3 {
+		t.Errorf("heap grew by %d octets delivering and %d reading a %d octet message: not streamed", deliverPeak, readPeak, size)
 	}
 }
