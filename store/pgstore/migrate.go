@@ -73,6 +73,18 @@ func (s *Store) migrate(ctx context.Context) error {
 	// round trip, but not forever.
 	ctx, cancel := context.WithTimeout(ctx, max(s.timeout, time.Minute))
 	defer cancel()
+	// Usually the schema is current: one read, no lock, no DDL (the role
+	// may lack the right to create tables once the schema exists).
+	current, err := s.schemaVersion(ctx, s.pool)
+	if err != nil {
+		return dbError("migrate: reading the version", err)
+	}
+	if current > len(ms) {
+		return newerSchema(current, len(ms))
+	}
+	if current == len(ms) {
+		return nil
+	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return dbError("migrate", err)
@@ -81,19 +93,21 @@ func (s *Store) migrate(ctx context.Context) error {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
 		return dbError("migrate: advisory lock", err)
 	}
-	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS postie_schema (
-		version integer PRIMARY KEY,
-		name    text NOT NULL,
-		applied timestamptz NOT NULL DEFAULT clock_timestamp(),
-		node    text NOT NULL)`); err != nil {
-		return dbError("migrate: postie_schema", err)
-	}
-	var current int
-	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM postie_schema`).Scan(&current); err != nil {
+	// Another node may have migrated while we waited for the lock.
+	if current, err = s.schemaVersion(ctx, tx); err != nil {
 		return dbError("migrate: reading the version", err)
 	}
 	if current > len(ms) {
-		return fmt.Errorf("pgstore: the database schema is at version %d, newer than this postie knows (%d): upgrade postie", current, len(ms))
+		return newerSchema(current, len(ms))
+	}
+	if current == 0 {
+		if _, err := tx.Exec(ctx, `CREATE TABLE postie_schema (
+			version integer PRIMARY KEY,
+			name    text NOT NULL,
+			applied timestamptz NOT NULL DEFAULT clock_timestamp(),
+			node    text NOT NULL)`); err != nil {
+			return dbError("migrate: postie_schema", err)
+		}
 	}
 	for _, m := range ms[current:] {
 		if _, err := tx.Exec(ctx, m.sql, pgx.QueryExecModeSimpleProtocol); err != nil {
@@ -110,4 +124,26 @@ func (s *Store) migrate(ctx context.Context) error {
 		s.log.Info("pgstore: schema migrated", "from", current, "to", len(ms))
 	}
 	return nil
+}
+
+// schemaVersion returns the last migration applied, 0 when there is no
+// schema yet.
+func (s *Store) schemaVersion(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (int, error) {
+	var exists bool
+	// A scan of the catalog, not to_regclass: its cache may not yet know
+	// of a table another node just committed.
+	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relname = 'postie_schema' AND n.nspname = ANY (current_schemas(false)))`).Scan(&exists); err != nil || !exists {
+		return 0, err
+	}
+	var v int
+	err := q.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM postie_schema`).Scan(&v)
+	return v, err
+}
+
+func newerSchema(current, known int) error {
+	return fmt.Errorf("pgstore: the database schema is at version %d, newer than this postie knows (%d): upgrade postie", current, known)
 }

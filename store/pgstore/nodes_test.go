@@ -623,3 +623,38 @@ func TestBigMessageStreams(t *testing.T) {
 		t.Errorf("heap grew by %d octets delivering and %d reading a %d octet message: not streamed", deliverPeak, readPeak, size)
 	}
 }
+
+// TestLimitedRole: once the schema exists, a role that may only read and
+// write the tables (no CREATE) runs a node: deliver, login, UPDATE.
+func TestLimitedRole(t *testing.T) {
+	t.Parallel()
+	dsn := pg.DB(t)
+	owner := newTestStore(t, dsn, "owner")
+	role := fmt.Sprintf("limited_%d", time.Now().UnixNano())
+	for _, q := range []string{
+		"CREATE ROLE " + role + " LOGIN",
+		"REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+		"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO " + role,
+		"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO " + role,
+	} {
+		if _, err := owner.pool.Exec(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s := newTestStore(t, strings.Replace(dsn, "user=postgres", "user="+role, 1), "limited")
+	a := deliverT(t, s, "alice", "a\n")
+	deliverT(t, s, "alice", "b\n")
+	md := openT(t, s, "alice")
+	if err := md.Commit(t.Context(), []int{1}); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	md.Close()
+	md = openT(t, s, "alice")
+	defer md.Close()
+	if m := md.Messages(); len(m) != 1 || m[0].UID != a.UID {
+		t.Errorf("after UPDATE: %+v, want only %s", m, a.UID)
+	}
+	if n, b, err := s.Usage(t.Context(), "alice"); n != 1 || b != 2 || err != nil {
+		t.Errorf("Usage = %d, %d, %v; want 1, 2", n, b, err)
+	}
+}
