@@ -147,3 +147,34 @@ func TestLoginTimeout(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	user.cmd("NOOP", "+OK")
 }
+
+// A flood of refused connections logs at most a line a second, each
+// counting the refusals it stands for: the log (and the disk) does not
+// grow with the flood.
+func TestRefusalsDoNotFloodTheLog(t *testing.T) {
+	logs := &syncBuf{}
+	s := startPostie(t, func(o *pop3server.Options) {
+		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		o.Limits.MaxConns = 1
+	})
+	dial(t, s.addr) // the one session allowed
+	const n = 300
+	start := time.Now()
+	for range n {
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if l, err := bufio.NewReader(c).ReadString('\n'); err != nil || l != "-ERR [SYS/TEMP] too many connections, try again later\r\n" {
+			t.Fatalf("refusal %q, %v", l, err)
+		}
+		c.Close()
+	}
+	elapsed := time.Since(start)
+	lines := strings.Count(logs.String(), `msg="connection refused"`)
+	t.Logf("%d refusals in %v: %d log lines", n, elapsed.Round(time.Millisecond), lines)
+	if lines < 1 || lines > int(elapsed/time.Second)+2 {
+		t.Fatalf("%d refusals in %v gave %d log lines, want one a second at most", n, elapsed, lines)
+	}
+}

@@ -51,6 +51,7 @@ type Server struct {
 
 	nextID     atomic.Uint64
 	refusing   atomic.Int32 // refusal replies being written
+	refusals   refusalLog
 	stats      counters
 	penalties  *penalties
 	loginTimes loginTimes
@@ -151,7 +152,11 @@ func (s *Server) accept(c net.Conn) {
 	s.mu.Unlock()
 	if refuse != "" {
 		s.stats.refused.Add(1)
-		s.log.Warn("connection refused", "remote", c.RemoteAddr().String(), "reason", refuse[len("-ERR [SYS/TEMP] "):len(refuse)-2])
+		if ok, suppressed := s.refusals.allow(time.Now()); ok {
+			// At most one line a second: a flood of refused clients
+			// must not flood the log (and the disk) too.
+			s.log.Warn("connection refused", "remote", c.RemoteAddr().String(), "reason", refuse[len("-ERR [SYS/TEMP] "):len(refuse)-2], "suppressed", suppressed)
+		}
 		if s.refusing.Add(1) > maxRefusing {
 			// A flood of refused clients: no reply, so that none of
 			// them holds a descriptor.
@@ -176,6 +181,26 @@ func (s *Server) accept(c net.Conn) {
 		defer s.forget(ss, key)
 		ss.serve()
 	}()
+}
+
+// refusalLog limits the "connection refused" lines to one a second; the
+// next line counts the refusals not logged in between.
+type refusalLog struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func (r *refusalLog) allow(now time.Time) (ok bool, suppressed int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now.Sub(r.last) < time.Second {
+		r.suppressed++
+		return false, 0
+	}
+	r.last = now
+	suppressed, r.suppressed = r.suppressed, 0
+	return true, suppressed
 }
 
 func (s *Server) forget(ss *session, key netip.Addr) {
