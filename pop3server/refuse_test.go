@@ -9,6 +9,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -176,5 +178,67 @@ func TestRefusalsDoNotFloodTheLog(t *testing.T) {
 	t.Logf("%d refusals in %v: %d log lines", n, elapsed.Round(time.Millisecond), lines)
 	if lines < 1 || lines > int(elapsed/time.Second)+2 {
 		t.Fatalf("%d refusals in %v gave %d log lines, want one a second at most", n, elapsed, lines)
+	}
+}
+
+// Refusals in flight are capped: past 256 (silent clients on an
+// implicit-TLS listener hold theirs up to the timeout), more connections
+// over a cap are closed at once, without a reply, so that a flood of them
+// holds no descriptors.
+func TestRefusalsInFlightAreCapped(t *testing.T) {
+	certPEM, keyPEM, err := testenv.SelfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startPostie(t, func(o *pop3server.Options) {
+		o.Limits.MaxConns = 1
+		o.Limits.AuthTimeout = 20 * time.Second
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
+	hold, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Close()
+	hold.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if l, err := bufio.NewReader(hold).ReadString('\n'); err != nil || !strings.HasPrefix(l, "+OK") {
+		t.Fatalf("greeting %q, %v", l, err)
+	}
+	const n = 300
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	var closed atomic.Int32
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(2 * time.Second)
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.SetReadDeadline(deadline)
+			if _, err := c.Read(make([]byte, 1)); err == io.EOF || err != nil && strings.Contains(err.Error(), "reset") {
+				closed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	// 256 wait for their ClientHello (up to 5 s); the rest are closed.
+	if want := int32(n - 256); closed.Load() != want {
+		t.Fatalf("%d of %d silent connections over the cap closed at once, want %d", closed.Load(), n, want)
 	}
 }
