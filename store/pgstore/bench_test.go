@@ -46,6 +46,7 @@ func BenchmarkDeliver(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			s := benchStores(b)[name](b)
 			b.SetParallelism(4) // 4 goroutines per CPU: 8 on 2 CPUs
+			b.ReportAllocs()
 			b.SetBytes(int64(len(benchMessage)))
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {

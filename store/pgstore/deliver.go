@@ -49,21 +49,20 @@ func (s *Store) Deliver(ctx context.Context, user string, r io.Reader) (store.De
 		}
 	}()
 	var id *int64 // taken once a second chunk shows up
-	pending := make([]byte, chunkSize)
-	next := make([]byte, chunkSize)
-	n, err := readChunk(ctx, r, pending)
+	// Buffers grow with the message: a small one costs a small buffer.
+	pending, err := readChunk(ctx, r, nil)
 	if err != nil {
 		return store.DeliveryInfo{}, fmt.Errorf("pgstore: deliver: %w", err)
 	}
-	pending = pending[:n]
 	wc.Write(pending)
+	var spare []byte
 	chunks := 0
-	for n == chunkSize {
-		m, err := readChunk(ctx, r, next[:chunkSize])
+	for len(pending) == chunkSize {
+		next, err := readChunk(ctx, r, spare)
 		if err != nil {
 			return store.DeliveryInfo{}, fmt.Errorf("pgstore: deliver: %w", err)
 		}
-		if m == 0 {
+		if len(next) == 0 {
 			break
 		}
 		if tx == nil {
@@ -86,9 +85,8 @@ func (s *Store) Deliver(ctx context.Context, user string, r io.Reader) (store.De
 			return store.DeliveryInfo{}, dbError("deliver", err)
 		}
 		chunks++
-		pending, next = next[:m], pending
+		pending, spare = next, pending
 		wc.Write(pending)
-		n = m
 	}
 	var last []byte // nil: no chunk at all (an empty message)
 	if len(pending) > 0 {
@@ -114,24 +112,29 @@ func (s *Store) Deliver(ctx context.Context, user string, r io.Reader) (store.De
 	return store.DeliveryInfo{UID: uid, Size: wire}, nil
 }
 
-// readChunk fills buf from r as far as r goes, returning how much it read
-// (less than len(buf) only at the end of r).
-func readChunk(ctx context.Context, r io.Reader, buf []byte) (int, error) {
-	n := 0
-	for n < len(buf) {
+// readChunk reads from r into buf (reused, grown as needed) until it holds
+// chunkSize octets or r ends; it returns less only at the end of r.
+func readChunk(ctx context.Context, r io.Reader, buf []byte) ([]byte, error) {
+	buf = buf[:0]
+	for len(buf) < chunkSize {
 		if err := ctx.Err(); err != nil {
-			return 0, err
+			return nil, err
 		}
-		m, err := r.Read(buf[n:])
-		n += m
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(max(2*cap(buf), 32<<10), chunkSize))
+			copy(grown, buf)
+			buf = grown
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
 		if errors.Is(err, io.EOF) {
-			return n, nil
+			return buf, nil
 		}
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
-	return n, nil
+	return buf, nil
 }
 
 // wireCounter counts the wire size of what is written to it (RFC 1939 §11):
