@@ -658,3 +658,40 @@ func TestLimitedRole(t *testing.T) {
 		t.Errorf("Usage = %d, %d, %v; want 1, 2", n, b, err)
 	}
 }
+
+// TestUserNames: names are data, never SQL; what maildir refuses (and
+// what is not UTF-8, or longer than 255 octets) is ErrBadUser.
+func TestUserNames(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t, pg.DB(t), "n")
+	good := []string{"o'brien", `x"; DROP TABLE postie_messages; --`, "名前", "a b", "%", "_", "alice@example.org", strings.Repeat("u", 255)}
+	for i, u := range good {
+		body := fmt.Sprintf("for user %d\n", i)
+		deliverT(t, s, u, body)
+		md := openT(t, s, u)
+		if n := len(md.Messages()); n != 1 {
+			t.Errorf("%q: %d messages, want 1", u, n)
+		} else if got := readT(t, md, 0); got != body {
+			t.Errorf("%q reads %q, want %q", u, got, body)
+		}
+		md.Close()
+	}
+	for _, u := range []string{"\xff\xfe", "a\x7fb", `a\b`, ".hidden", strings.Repeat("u", 256), "tab\there"} {
+		if _, err := s.Deliver(t.Context(), u, strings.NewReader("x\n")); !errors.Is(err, store.ErrBadUser) {
+			t.Errorf("Deliver(%q): %v, want ErrBadUser", u, err)
+		}
+		if md, err := s.Open(t.Context(), u); !errors.Is(err, store.ErrBadUser) {
+			if md != nil {
+				md.Close()
+			}
+			t.Errorf("Open(%q): %v, want ErrBadUser", u, err)
+		}
+		if _, _, err := s.Usage(t.Context(), u); !errors.Is(err, store.ErrBadUser) {
+			t.Errorf("Usage(%q): %v, want ErrBadUser", u, err)
+		}
+	}
+	var n int
+	if err := s.pool.QueryRow(t.Context(), `SELECT count(*) FROM postie_mailboxes`).Scan(&n); err != nil || n != len(good) {
+		t.Errorf("%d mailboxes (%v), want %d", n, err, len(good))
+	}
+}
