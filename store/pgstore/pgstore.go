@@ -132,8 +132,8 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	if opts.DSN == "" {
 		return nil, errors.New("pgstore: Options.DSN is required")
 	}
-	if opts.MaxConns < 0 {
-		return nil, errors.New("pgstore: Options.MaxConns must not be negative")
+	if opts.MaxConns < 0 || opts.MaxConns > 1<<20 {
+		return nil, errors.New("pgstore: Options.MaxConns must be 0 to 1048576")
 	}
 	cfg, err := pgxpool.ParseConfig(opts.DSN)
 	if err != nil {
@@ -178,13 +178,15 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		s.pool.Close()
 		return nil, err
 	}
-	if err := s.pool.QueryRow(ctx, `SELECT value FROM postie_meta WHERE key = 'uid_prefix'`).Scan(&s.uidPrefix); err != nil {
+	octx, cancel := s.op(ctx)
+	defer cancel()
+	var fsync string
+	if err := s.pool.QueryRow(octx, `SELECT (SELECT value FROM postie_meta WHERE key = 'uid_prefix'), current_setting('fsync')`).Scan(&s.uidPrefix, &fsync); err != nil {
 		s.pool.Close()
 		return nil, dbError("reading uid_prefix", err)
 	}
 	s.uidPrefix += "."
-	var fsync string
-	if err := s.pool.QueryRow(ctx, `SELECT current_setting('fsync')`).Scan(&fsync); err == nil && fsync != "on" {
+	if fsync != "on" {
 		s.log.Warn("pgstore: the PostgreSQL server runs with fsync off: acknowledged mail can be lost in a crash")
 	}
 	go s.renew()
