@@ -65,17 +65,21 @@ func BenchmarkDeliver(b *testing.B) {
 }
 
 // BenchmarkLoginStat: a login (lock and snapshot) then STAT (count and
-// total size) then logout, on a maildrop of 10,000 messages. For maildir,
-// "cold" disables its snapshot cache (every login reads the directory, as
-// after a change), "cached" is a maildrop unchanged since the last login.
+// total size) then logout, on a maildrop of 10,000 messages. "cold"
+// disables the store's snapshot cache (every login reads the whole list,
+// as after a change), "cached" is a maildrop unchanged since the last
+// login (a poll that finds nothing new).
 func BenchmarkLoginStat(b *testing.B) {
 	const n = 10_000
-	for _, name := range []string{"pgstore", "maildir-cold", "maildir-cached"} {
+	for _, name := range []string{"pgstore-cold", "pgstore-cached", "maildir-cold", "maildir-cached"} {
 		b.Run(name, func(b *testing.B) {
 			var s store.Store
 			switch name {
-			case "pgstore":
+			case "pgstore-cold", "pgstore-cached":
 				ps := newTestStore(b, pg.DB(b), "bench")
+				if name == "pgstore-cold" {
+					ps.snaps = nil
+				}
 				fillPG(b, ps, "alice", n)
 				s = ps
 			default:

@@ -19,7 +19,8 @@ import (
 const deliverSQL = `
 WITH b AS (
 	INSERT INTO postie_mailboxes AS b (name, messages, octets) VALUES ($1, 1, $2)
-	ON CONFLICT (name) DO UPDATE SET messages = b.messages + 1, octets = b.octets + EXCLUDED.octets
+	ON CONFLICT (name) DO UPDATE SET messages = b.messages + 1, octets = b.octets + EXCLUDED.octets,
+		generation = b.generation + 1
 	RETURNING id),
 n AS (SELECT coalesce($7::bigint, nextval('postie_message_id')) AS id),
 m AS (

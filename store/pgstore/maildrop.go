@@ -31,10 +31,13 @@ ON CONFLICT (mailbox) DO UPDATE
 RETURNING token`
 
 // snapshotSQL lists the maildrop, provided the lease is the session's (in
-// the same round trip as acquireSQL, it reads nothing otherwise).
+// the same round trip as acquireSQL, it reads nothing otherwise), unless
+// its generation is still $3, the one of the node's cached snapshot: then
+// it returns one row with the generation and no message. No row: the
+// maildrop has never had mail.
 const snapshotSQL = `
-SELECT m.id, m.uid, m.wire_size, m.chunks, m.mailbox_id
-FROM postie_mailboxes b JOIN postie_messages m ON m.mailbox_id = b.id
+SELECT b.generation, b.id, m.id, m.uid, m.wire_size, m.chunks
+FROM postie_mailboxes b LEFT JOIN postie_messages m ON m.mailbox_id = b.id AND b.generation <> $3
 WHERE b.name = $1 AND EXISTS (SELECT 1 FROM postie_leases WHERE mailbox = $1 AND token = $2)
 ORDER BY m.id`
 
@@ -99,7 +102,12 @@ func (md *maildrop) load(ctx context.Context) error {
 	b := &pgx.Batch{}
 	b.Queue(asyncCommitSQL)
 	b.Queue(acquireSQL, md.user, s.node, md.token, s.lease.Seconds())
-	b.Queue(snapshotSQL, md.user, md.token)
+	cached := s.snaps.get(md.user)
+	var cachedGen int64 // 0: none (generations start at 1)
+	if cached != nil {
+		cachedGen = cached.gen
+	}
+	b.Queue(snapshotSQL, md.user, md.token, cachedGen)
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
@@ -119,12 +127,18 @@ func (md *maildrop) load(ctx context.Context) error {
 		return dbError("open: snapshot", err)
 	}
 	var (
-		m    message
-		info store.MessageInfo
+		gen, mbox, id, size pgtype.Int8
+		uid                 pgtype.Text
+		chunks              pgtype.Int4
+		hit                 bool
 	)
-	_, err = pgx.ForEachRow(rows, []any{&m.id, &info.UID, &info.Size, &m.chunks, &md.mailbox}, func() error {
-		md.msgs = append(md.msgs, m)
-		md.infos = append(md.infos, info)
+	_, err = pgx.ForEachRow(rows, []any{&gen, &mbox, &id, &uid, &size, &chunks}, func() error {
+		if !id.Valid { // no message: unchanged or empty
+			hit = gen.Int64 == cachedGen
+			return nil
+		}
+		md.msgs = append(md.msgs, message{id: id.Int64, chunks: int(chunks.Int32)})
+		md.infos = append(md.infos, store.MessageInfo{UID: uid.String, Size: size.Int64})
 		return nil
 	})
 	if err == nil {
@@ -133,6 +147,13 @@ func (md *maildrop) load(ctx context.Context) error {
 	if err != nil {
 		md.release()
 		return dbError("open: snapshot", err)
+	}
+	md.mailbox = mbox.Int64
+	switch {
+	case hit:
+		md.msgs, md.infos = cached.msgs, cached.infos
+	case gen.Valid:
+		s.snaps.put(md.user, &snapshot{gen: gen.Int64, msgs: md.msgs, infos: md.infos})
 	}
 	return nil
 }

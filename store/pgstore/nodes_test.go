@@ -695,3 +695,88 @@ func TestUserNames(t *testing.T) {
 		t.Errorf("%d mailboxes (%v), want %d", n, err, len(good))
 	}
 }
+
+// TestSnapshotCacheAcrossNodes: node a's cached snapshot is used only
+// while nothing changed; deliveries and deletions through node b, and an
+// operator's UPDATE of a message, show on node a's next login.
+func TestSnapshotCacheAcrossNodes(t *testing.T) {
+	t.Parallel()
+	dsn := pg.DB(t)
+	a, b := newTestStore(t, dsn, "node-a"), newTestStore(t, dsn, "node-b")
+	uids := func(s *Store) []string {
+		t.Helper()
+		md := openT(t, s, "alice")
+		defer md.Close()
+		var u []string
+		for _, m := range md.Messages() {
+			u = append(u, fmt.Sprintf("%s:%d", m.UID, m.Size))
+		}
+		return u
+	}
+	m1 := deliverT(t, a, "alice", "one\n")
+	want := []string{m1.UID + ":5"}
+	for range 2 {
+		if got := uids(a); !slices.Equal(got, want) {
+			t.Fatalf("node a: %q, want %q", got, want)
+		}
+	}
+	if sn := a.snaps.get("alice"); sn == nil || len(sn.infos) != 1 {
+		t.Fatalf("node a cached %+v, want the snapshot of one message", sn)
+	}
+	m2 := deliverT(t, b, "alice", "two\n")
+	want = append(want, m2.UID+":5")
+	if got := uids(a); !slices.Equal(got, want) {
+		t.Errorf("node a after node b's delivery: %q, want %q", got, want)
+	}
+	md := openT(t, b, "alice")
+	if err := md.Commit(t.Context(), []int{0}); err != nil {
+		t.Fatal(err)
+	}
+	md.Close()
+	want = want[1:]
+	if got := uids(a); !slices.Equal(got, want) {
+		t.Errorf("node a after node b's UPDATE: %q, want %q", got, want)
+	}
+	if _, err := b.pool.Exec(t.Context(), `UPDATE postie_messages SET wire_size = 99`); err != nil {
+		t.Fatal(err)
+	}
+	if got := uids(a); !slices.Equal(got, []string{m2.UID + ":99"}) {
+		t.Errorf("node a after an operator's UPDATE: %q, want [%s:99]", got, m2.UID)
+	}
+}
+
+func TestSnapCacheLimit(t *testing.T) {
+	c := newSnapCache(5)
+	mk := func(n int) *snapshot { return &snapshot{gen: 1, msgs: make([]message, n), infos: make([]store.MessageInfo, n)} }
+	c.put("a", mk(3))
+	c.put("b", mk(2))
+	if c.get("a") == nil || c.get("b") == nil || c.total != 5 {
+		t.Fatalf("total %d, entries %d", c.total, len(c.m))
+	}
+	c.put("c", mk(6)) // bigger than the cache: not kept
+	if c.get("c") != nil || c.total != 5 {
+		t.Errorf("a snapshot over the limit was cached (total %d)", c.total)
+	}
+	check := func(what string) {
+		t.Helper()
+		sum := 0
+		for _, s := range c.m {
+			sum += len(s.msgs)
+		}
+		if sum != c.total || c.total > 5 {
+			t.Errorf("%s: total %d, sum of the entries %d, limit 5", what, c.total, sum)
+		}
+	}
+	c.put("c", mk(4))
+	if c.get("c") == nil {
+		t.Error("the newest snapshot was not kept")
+	}
+	check("after eviction")
+	c.put("c", mk(1)) // replacing an entry frees its old size
+	check("after replacing")
+	var nilCache *snapCache
+	nilCache.put("x", mk(1))
+	if nilCache.get("x") != nil {
+		t.Error("a nil cache returned a snapshot")
+	}
+}

@@ -37,12 +37,18 @@
 // # Session lock
 //
 // Open takes the maildrop's lease row (an insert, or a takeover of an
-// expired row) and the snapshot in one round trip. Each Store renews the
-// leases of all its open sessions in one statement every third of
-// Options.LeaseDuration, so a node that dies or loses the database frees
-// its maildrops one lease later. UPDATE (Commit) deletes the messages,
-// adjusts the counters and checks that the lease is still this session's
-// in one statement: a session whose lease was taken over deletes nothing.
+// expired row) and the snapshot in one round trip. Each Store caches the
+// last snapshot of each maildrop (Options.SnapshotCache) with the
+// generation of its postie_mailboxes row, which every delivery, deletion
+// and update of its messages changes in the same transaction: a login
+// that finds the generation unchanged reads no message row.
+//
+// Each Store renews the leases of all its open sessions in one statement
+// every third of Options.LeaseDuration, so a node that dies or loses the
+// database frees its maildrops one lease later. UPDATE (Commit) deletes
+// the messages (a trigger adjusts the counters) and checks that the lease
+// is still this session's in one statement: a session whose lease was
+// taken over deletes nothing.
 // The database's clock decides expiry, never the nodes'.
 //
 // # Failures
@@ -98,6 +104,12 @@ type Options struct {
 	// Node names this node in the lease rows (for operators); default
 	// "<hostname>:<pid>".
 	Node string
+	// SnapshotCache bounds the cache of maildrop snapshots, in messages
+	// of all maildrops together: a login that finds its maildrop
+	// unchanged since the node's last login to it (by the generation of
+	// its postie_mailboxes row) reads no message row. 0 means
+	// DefaultSnapshotCache; negative disables the cache.
+	SnapshotCache int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -110,7 +122,8 @@ type Store struct {
 	node      string
 	lease     time.Duration
 	timeout   time.Duration
-	uidPrefix string // "<8 hex>."
+	uidPrefix string     // "<8 hex>."
+	snaps     *snapCache // nil when disabled
 
 	mu       sync.Mutex
 	held     map[string]*maildrop // token → open session
@@ -163,6 +176,12 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	}
 	if s.lease <= 0 {
 		s.lease = DefaultLeaseDuration
+	}
+	switch {
+	case opts.SnapshotCache == 0:
+		s.snaps = newSnapCache(DefaultSnapshotCache)
+	case opts.SnapshotCache > 0:
+		s.snaps = newSnapCache(opts.SnapshotCache)
 	}
 	if s.timeout <= 0 {
 		s.timeout = DefaultTimeout

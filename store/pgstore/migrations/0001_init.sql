@@ -11,12 +11,16 @@ INSERT INTO postie_meta (key, value)
 
 -- One row per maildrop, made by its first delivery; messages and octets
 -- (stored size) count what it holds, for quotas: a delivery adds its
--- message, the trigger below takes out every deleted one.
+-- message, the trigger below takes out every deleted one. generation
+-- changes with every delivery, deletion or update of its messages: a node
+-- that cached the maildrop's snapshot at a generation reuses it while the
+-- generation stays the same. (Messages inserted by hand must bump it.)
 CREATE TABLE postie_mailboxes (
-	id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-	name     text NOT NULL UNIQUE,
-	messages bigint NOT NULL DEFAULT 0,
-	octets   bigint NOT NULL DEFAULT 0
+	id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	name       text NOT NULL UNIQUE,
+	messages   bigint NOT NULL DEFAULT 0,
+	octets     bigint NOT NULL DEFAULT 0,
+	generation bigint NOT NULL DEFAULT 1
 );
 
 -- Message ids come from one sequence and are never reused (a sequence
@@ -37,13 +41,22 @@ CREATE INDEX postie_messages_snapshot ON postie_messages (mailbox_id, id) INCLUD
 
 CREATE FUNCTION postie_count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-	UPDATE postie_mailboxes b SET messages = b.messages - g.n, octets = b.octets - g.octets
+	UPDATE postie_mailboxes b SET messages = b.messages - g.n, octets = b.octets - g.octets, generation = b.generation + 1
 	FROM (SELECT mailbox_id, count(*) AS n, sum(size) AS octets FROM gone GROUP BY mailbox_id) g
 	WHERE b.id = g.mailbox_id;
 	RETURN NULL;
 END $$;
 CREATE TRIGGER postie_messages_deleted AFTER DELETE ON postie_messages
 	REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION postie_count_deleted();
+
+CREATE FUNCTION postie_count_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	UPDATE postie_mailboxes SET generation = generation + 1
+	WHERE id IN (SELECT mailbox_id FROM before UNION SELECT mailbox_id FROM after);
+	RETURN NULL;
+END $$;
+CREATE TRIGGER postie_messages_updated AFTER UPDATE ON postie_messages
+	REFERENCING OLD TABLE AS before NEW TABLE AS after FOR EACH STATEMENT EXECUTE FUNCTION postie_count_updated();
 
 -- Bodies in pieces of at most 256 KiB, so that neither delivery nor RETR
 -- holds a whole message in memory. A delivery writes its chunks before
