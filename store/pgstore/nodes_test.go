@@ -747,7 +747,9 @@ func TestSnapshotCacheAcrossNodes(t *testing.T) {
 
 func TestSnapCacheLimit(t *testing.T) {
 	c := newSnapCache(5)
-	mk := func(n int) *snapshot { return &snapshot{gen: 1, msgs: make([]message, n), infos: make([]store.MessageInfo, n)} }
+	mk := func(n int) *snapshot {
+		return &snapshot{gen: 1, msgs: make([]message, n), infos: make([]store.MessageInfo, n)}
+	}
 	c.put("a", mk(3))
 	c.put("b", mk(2))
 	if c.get("a") == nil || c.get("b") == nil || c.total != 5 {
