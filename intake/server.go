@@ -327,11 +327,28 @@ type errorLog struct {
 func (l errorLog) Printf(format string, v ...any) { l.print(fmt.Sprintf(format, v...)) }
 func (l errorLog) Println(v ...any)               { l.print(strings.TrimSuffix(fmt.Sprintln(v...), "\n")) }
 func (l errorLog) print(msg string) {
+	if strings.HasPrefix(msg, "panic") && isBDATHangupRace(msg) {
+		// A client that hangs up right after a BDAT command: go-smtp's
+		// chunk goroutine finds the session already closed (nil) and
+		// panics, then recovers. Nothing was delivered and the
+		// connection is gone; any client can cause it at will, so it
+		// is no Error with a stack trace.
+		l.log.Info("intake: client hung up during BDAT", "proto", l.proto)
+		return
+	}
 	if strings.HasPrefix(msg, "panic") {
 		l.log.Error("intake: "+msg, "proto", l.proto)
 		return
 	}
 	l.log.Debug("intake: "+msg, "proto", l.proto)
+}
+
+// isBDATHangupRace recognizes the panic go-smtp (v0.25.1; v0.26.0 has the
+// same code) recovers when Conn.Close has set the session to nil before
+// its BDAT goroutine calls Session().Data or LMTPData.
+func isBDATHangupRace(msg string) bool {
+	return strings.Contains(msg, "nil pointer dereference") &&
+		strings.Contains(msg, "go-smtp.(*Conn).handleBdat.func1()")
 }
 
 // Listen opens a listener for an LMTP/SMTP address: "host:port", or
