@@ -162,7 +162,10 @@ func (md *maildrop) load(ctx context.Context) error {
 func (md *maildrop) release() error {
 	ctx, cancel := md.s.op(context.Background())
 	defer cancel()
-	if _, err := md.s.pool.Exec(ctx, `DELETE FROM postie_leases WHERE mailbox = $1 AND token = $2`, md.user, md.token); err != nil {
+	b := &pgx.Batch{}
+	b.Queue(asyncCommitSQL)
+	b.Queue(`DELETE FROM postie_leases WHERE mailbox = $1 AND token = $2`, md.user, md.token)
+	if err := md.s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return dbError("releasing the lock (it expires by itself)", err)
 	}
 	return nil
