@@ -32,12 +32,12 @@ RETURNING token`
 
 // snapshotSQL lists the maildrop, provided the lease is the session's (in
 // the same round trip as acquireSQL, it reads nothing otherwise), unless
-// its generation is still $3, the one of the node's cached snapshot: then
-// it returns one row with the generation and no message. No row: the
+// its row and generation are still $4 and $3, those of the node's cached
+// snapshot: then it returns one row with them and no message. No row: the
 // maildrop has never had mail.
 const snapshotSQL = `
 SELECT b.generation, b.id, m.id, m.uid, m.wire_size, m.chunks
-FROM postie_mailboxes b LEFT JOIN postie_messages m ON m.mailbox_id = b.id AND b.generation <> $3
+FROM postie_mailboxes b LEFT JOIN postie_messages m ON m.mailbox_id = b.id AND (b.generation, b.id) <> ($3, $4)
 WHERE b.name = $1 AND EXISTS (SELECT 1 FROM postie_leases WHERE mailbox = $1 AND token = $2)
 ORDER BY m.id`
 
@@ -103,11 +103,11 @@ func (md *maildrop) load(ctx context.Context) error {
 	b.Queue(asyncCommitSQL)
 	b.Queue(acquireSQL, md.user, s.node, md.token, s.lease.Seconds())
 	cached := s.snaps.get(md.user)
-	var cachedGen int64 // 0: none (generations start at 1)
+	var cachedGen, cachedBox int64 // 0: none (both start at 1)
 	if cached != nil {
-		cachedGen = cached.gen
+		cachedGen, cachedBox = cached.gen, cached.mailbox
 	}
-	b.Queue(snapshotSQL, md.user, md.token, cachedGen)
+	b.Queue(snapshotSQL, md.user, md.token, cachedGen, cachedBox)
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
@@ -134,7 +134,7 @@ func (md *maildrop) load(ctx context.Context) error {
 	)
 	_, err = pgx.ForEachRow(rows, []any{&gen, &mbox, &id, &uid, &size, &chunks}, func() error {
 		if !id.Valid { // no message: unchanged or empty
-			hit = gen.Int64 == cachedGen
+			hit = gen.Int64 == cachedGen && mbox.Int64 == cachedBox
 			return nil
 		}
 		md.msgs = append(md.msgs, message{id: id.Int64, chunks: int(chunks.Int32)})
@@ -153,7 +153,7 @@ func (md *maildrop) load(ctx context.Context) error {
 	case hit:
 		md.msgs, md.infos = cached.msgs, cached.infos
 	case gen.Valid:
-		s.snaps.put(md.user, &snapshot{gen: gen.Int64, msgs: md.msgs, infos: md.infos})
+		s.snaps.put(md.user, &snapshot{gen: gen.Int64, mailbox: mbox.Int64, msgs: md.msgs, infos: md.infos})
 	}
 	return nil
 }

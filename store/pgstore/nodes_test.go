@@ -743,6 +743,26 @@ func TestSnapshotCacheAcrossNodes(t *testing.T) {
 	if got := uids(a); !slices.Equal(got, []string{m2.UID + ":99"}) {
 		t.Errorf("node a after an operator's UPDATE: %q, want [%s:99]", got, m2.UID)
 	}
+
+	// An operator drops a maildrop, row and all; the next delivery makes
+	// a new row, whose generations start over.
+	deliverT(t, a, "carol", "old\n")
+	md = openT(t, a, "carol")
+	md.Close()
+	for _, q := range []string{`DELETE FROM postie_messages WHERE mailbox_id = (SELECT id FROM postie_mailboxes WHERE name = 'carol')`,
+		`DELETE FROM postie_mailboxes WHERE name = 'carol'`} {
+		if _, err := b.pool.Exec(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m3 := deliverT(t, b, "carol", "new\n")
+	md = openT(t, a, "carol")
+	defer md.Close()
+	if m := md.Messages(); len(m) != 1 || m[0].UID != m3.UID {
+		t.Errorf("node a after carol's maildrop was made again: %+v, want [%s]", m, m3.UID)
+	} else if got := readT(t, md, 0); got != "new\n" {
+		t.Errorf("node a reads %q", got)
+	}
 }
 
 func TestSnapCacheLimit(t *testing.T) {

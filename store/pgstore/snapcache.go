@@ -11,12 +11,14 @@ import (
 const DefaultSnapshotCache = 1_000_000
 
 // snapshot is a maildrop's list as of a generation of its
-// postie_mailboxes row. Its slices are shared by the sessions that use it
-// and never modified.
+// postie_mailboxes row (the row's id too: a row deleted and made again
+// starts its generations over). Its slices are shared by the sessions
+// that use it and never modified.
 type snapshot struct {
-	gen   int64
-	msgs  []message
-	infos []store.MessageInfo
+	gen     int64
+	mailbox int64
+	msgs    []message
+	infos   []store.MessageInfo
 }
 
 // snapCache remembers the last snapshot of each maildrop, so that a login
