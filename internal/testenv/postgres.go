@@ -84,7 +84,8 @@ func (p *Postgres) makeDBsWorker(ctx context.Context, next *atomic.Int64) {
 	}
 }
 
-// postgresBinDirs are searched for initdb and postgres, newest first.
+// postgresBinDir finds the directory of initdb and postgres: $POSTIE_PG_BINDIR,
+// else the newest /usr/lib/postgresql/*/bin that has postgres.
 func postgresBinDir() (string, error) {
 	if d := os.Getenv("POSTIE_PG_BINDIR"); d != "" {
 		return d, nil
