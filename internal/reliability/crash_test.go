@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -54,8 +55,8 @@ func writeForeign(t *testing.T, maildir string, msgs []foreign) []string {
 	for _, m := range msgs {
 		name := m.name
 		if name == "" {
-			foreignSeq++
-			name = fmt.Sprintf("1700000000.M%06dP4242Q%d.%s.rel", foreignSeq, foreignSeq, m.id)
+			seq := foreignSeq.Add(1)
+			name = fmt.Sprintf("1700000000.M%06dP4242Q%d.%s.rel", seq, seq, m.id)
 			if m.sized {
 				name += fmt.Sprintf(",S=%d,W=%d", len(m.msg), len(wireForm(m.msg)))
 			}
@@ -72,8 +73,9 @@ func writeForeign(t *testing.T, maildir string, msgs []foreign) []string {
 	return paths
 }
 
-// foreignSeq numbers the default names of writeForeign.
-var foreignSeq int
+// foreignSeq numbers the default names of writeForeign (tests run in
+// parallel).
+var foreignSeq atomic.Int64
 
 // TestCrashDuringUpdate kills `postie serve` with SIGKILL at a random
 // moment after a client that marked thousands of messages deleted sent
