@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/postie-mail/postie/internal/testenv"
 )
@@ -48,14 +49,23 @@ func lmtpExpect(t *testing.T, in *inst, mb *mailbox, rcpts []string, id, msg str
 // all of parts.
 func logHas(t *testing.T, in *inst, parts ...string) {
 	t.Helper()
-	for line := range strings.Lines(in.log()) {
-		all := true
-		for _, p := range parts {
-			all = all && strings.Contains(line, p)
+	// The server may write the line just after its reply (the session-end
+	// line follows QUIT's +OK): poll for a while before giving up.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for line := range strings.Lines(in.log()) {
+			all := true
+			for _, p := range parts {
+				all = all && strings.Contains(line, p)
+			}
+			if all {
+				return
+			}
 		}
-		if all {
-			return
+		if time.Now().After(deadline) {
+			break
 		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	t.Errorf("no log line with %q", parts)
 }
