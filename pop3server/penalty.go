@@ -22,6 +22,12 @@ type penalty struct {
 	fails       int
 	last        time.Time
 	bannedUntil time.Time
+	// For a user's entry: the address (key) of its failures, and
+	// whether they came from more than one. A login forgets the user's
+	// failures only when all came from the address logging in: the
+	// owner mistyping, not someone else guessing.
+	from   netip.Addr
+	others bool
 }
 
 const (
@@ -72,6 +78,11 @@ func (ps *penalties) failure(addr netip.Addr, user string, trusted bool, l *Limi
 	n := ap.fails
 	if user = strings.ToLower(user); user != "" {
 		up := entry(ps.byUser, user, now)
+		if k := addrKey(addr); up.fails == 0 {
+			up.from = k
+		} else if up.from != k {
+			up.others = true
+		}
 		up.fails++
 		up.last = now
 		n = max(n, up.fails)
@@ -100,12 +111,19 @@ func entry[K comparable](m map[K]*penalty, k K, now time.Time) *penalty {
 	return p
 }
 
-// success forgets the address's and the user's failures.
+// success forgets the address's failures, and the user's when they all
+// came from this address. Failures from elsewhere stay: the owner logging
+// in must not reset the delays of someone guessing their password (the
+// owner's own logins never wait: only failures do).
 func (ps *penalties) success(addr netip.Addr, user string) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	delete(ps.byAddr, addrKey(addr))
-	delete(ps.byUser, strings.ToLower(user))
+	k := addrKey(addr)
+	delete(ps.byAddr, k)
+	user = strings.ToLower(user)
+	if up := ps.byUser[user]; up != nil && !up.others && up.from == k {
+		delete(ps.byUser, user)
+	}
 }
 
 // banned reports whether addr is banned now.
