@@ -96,9 +96,6 @@ fi
 # --- tests -----------------------------------------------------------------
 step "go test -race -count=1 ./..."
 go test -race -count=1 -timeout 10m ./...
-# Parts of the abuse tests run only without the race detector.
-step "go test -count=1 -run TestUnreadRETR ./internal/abuse"
-go test -count=1 -run TestUnreadRETR ./internal/abuse
 
 # --- fuzzing ---------------------------------------------------------------
 # fuzz_target DIR TARGET runs one target. Go's fuzzer sometimes ends a run

@@ -163,6 +163,17 @@ func (ss *session) serve() {
 		return
 	}
 	for {
+		if ss.dw.err != nil {
+			// A write failed: the client stopped reading (the write
+			// timed out) or went away. However much it keeps
+			// sending, the session is over; waiting for its input
+			// to run dry would let it hold the maildrop for as long
+			// as it likes.
+			if ss.endReason == "" {
+				ss.endReason = "write failed"
+			}
+			return
+		}
 		timeout := ss.srv.opts.Limits.AuthTimeout
 		if ss.state == pop3.StateTransaction {
 			timeout = ss.srv.opts.Limits.IdleTimeout
