@@ -209,14 +209,20 @@ func decodeError(path string, err error) error {
 		return fmt.Errorf("config: %s:%d: %s", path, pe.Position.Line, msg)
 	}
 	if m := tomlErrRE.FindStringSubmatch(err.Error()); m != nil {
+		if m[1] == "" {
+			// Some mismatches (a table where a value belongs, under a
+			// dotted key) come without a line: the key says where.
+			return fmt.Errorf("config: %s: %s: %s", path, m[2], m[3])
+		}
 		return fmt.Errorf("config: %s:%s: %s: %s", path, m[1], m[2], m[3])
 	}
 	return fmt.Errorf("config: %s: %w", path, err)
 }
 
 // tomlErrRE matches the plain errors of the TOML decoder, such as a type
-// mismatch: `toml: line 3 (last key "pop3.max_connections"): ...`.
-var tomlErrRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+// mismatch: `toml: line 3 (last key "pop3.max_connections"): ...`, or
+// the same without the line.
+var tomlErrRE = regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key "([^"]*)"\): (.*)$`)
 
 // unknownKeys lists undecoded keys, leaving out the children of an unknown
 // table (the table itself is reported).
