@@ -55,7 +55,7 @@ func FuzzLoad(f *testing.F) {
 	dir := f.TempDir()
 	path := filepath.Join(dir, "postie.toml")
 	// A key named in an error: a known table or top-level key, dotted.
-	keyRE := regexp.MustCompile(`^(data_dir|(log|pop3|storage|auth|tls|intake|lmtp|smtp)(\.|\[|:|$))`)
+	keyRE := regexp.MustCompile(`(?i)^(data_dir|(log|pop3|storage|auth|tls|intake|lmtp|smtp)(\.|\[|:|$))`)
 	f.Fuzz(func(t *testing.T, body string) {
 		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
