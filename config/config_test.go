@@ -328,3 +328,16 @@ func TestDurationRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// A table where a value belongs, under a dotted key: the TOML decoder
+// reports it without a line, and the error names the key instead.
+func TestTableWhereValueBelongs(t *testing.T) {
+	_, dir, err := load(t, "[pop3]\nmax_connections.x = 1\n")
+	if err == nil {
+		t.Fatal("no error")
+	}
+	want := "config: " + dir + "/postie.toml: pop3.max_connections: incompatible types: TOML value has type map[string]any; destination has type integer"
+	if err.Error() != want {
+		t.Errorf("error %q,\nwant  %q", err, want)
+	}
+}
