@@ -57,15 +57,14 @@ func NewRawSender(dir string) (*RawSender, error) {
 		}
 		var out bytes.Buffer
 		out.Grow(len(data) + len(data)/20 + 64)
-		bw := bufio.NewWriterSize(&out, 64<<10)
-		dw := wire.NewDotWriter(bw)
+		dw := wire.NewDotWriter(&out, 64<<10)
 		if _, err := dw.Write(data); err != nil {
 			return nil, err
 		}
 		dw.EndLine()
 		size := dw.Size()
 		dw.Close()
-		bw.Flush()
+		dw.Flush()
 		head := "+OK " + strconv.FormatInt(size, 10) + " octets\r\n"
 		msg := make([]byte, 0, len(head)+out.Len())
 		msg = append(append(msg, head...), out.Bytes()...)

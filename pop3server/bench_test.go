@@ -19,7 +19,7 @@ func BenchmarkRetr(b *testing.B) {
 	for _, size := range []struct {
 		name string
 		n    int
-	}{{"100KB", 100 << 10}, {"10MB", 10 << 20}} {
+	}{{"100KB", 100 << 10}, {"10MB", 10 << 20}, {"50MB", 50 << 20}} {
 		b.Run(size.name, func(b *testing.B) {
 			s := startPostie(b, nil)
 			line := "0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789\n"

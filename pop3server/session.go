@@ -31,7 +31,7 @@ type session struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	dw     deadlineWriter // under bw
-	sw     deadlineWriter // under the 64 KiB writer of a message being sent
+	sw     deadlineWriter // under the writer of a message being sent
 	held   holdWriter     // replies waiting before a message being sent
 	args   []string       // reused by the tokenizer
 	start  time.Time
@@ -102,11 +102,35 @@ const (
 	maxAuthFailures   = 3
 )
 
-// bigWriters are the large output buffers used while a message streams,
-// pooled so that idle sessions stay small.
-var bigWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+// A msgWriter converts a message being sent and buffers its wire form.
+// They are pooled, so that idle sessions stay small, in two sizes: big
+// messages get the large one, whose fewer and larger reads and writes
+// (in 64 KiB, out 128 KiB to 256 KiB each) send them about a tenth
+// faster; the others (most mail) the small one, which holds a whole
+// message of up to about 100 KiB, so that it goes out in one write. The
+// output buffer is four times the input buffer: a read converts into it
+// whole (at most doubling), so that it is flushed half full or more.
+type msgWriter struct {
+	dw *wire.DotWriter
+	in []byte
+}
 
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+// bigMessage is the size from which messages get the large msgWriter.
+const bigMessage = 1 << 20
+
+var (
+	smallMsgWriters = sync.Pool{New: func() any { return newMsgWriter(32 << 10) }}
+	bigMsgWriters   = sync.Pool{New: func() any { return newMsgWriter(64 << 10) }}
+)
+
+func newMsgWriter(in int) *msgWriter {
+	return &msgWriter{dw: wire.NewDotWriter(nil, 4*in), in: make([]byte, in)}
+}
+
+// rawWriter writes to a DotWriter outside the conversion.
+type rawWriter struct{ d *wire.DotWriter }
+
+func (w rawWriter) Write(p []byte) (int, error) { return w.d.WriteRaw(p) }
 
 func newSession(srv *Server, c net.Conn, remote netip.Addr) *session {
 	ss := &session{

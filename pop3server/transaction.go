@@ -1,7 +1,6 @@
 package pop3server
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -184,34 +183,38 @@ func (ss *session) send(i int, head string, lines int) (sent, alive bool) {
 	return ss.stream(i, rc, lines)
 }
 
-// stream sends message i from rc through the 64 KiB writer, after the
-// replies waiting (those of pipelined commands before it, then the status
-// line): they go out with the message's first bytes, in one write, not one
-// of their own. A message found unsendable (changed since the snapshot)
-// before anything of it went out is answered -ERR instead, and the session
-// goes on; after that, the connection is dropped without the final ".".
+// stream sends message i from rc through a pooled message writer, after
+// the replies waiting (those of pipelined commands before it, then the
+// status line): they go out with the message's first bytes, in one write,
+// not one of their own. A message found unsendable (changed since the
+// snapshot) before anything of it went out is answered -ERR instead, and
+// the session goes on; after that, the connection is dropped without the
+// final ".".
 func (ss *session) stream(i int, rc io.Reader, lines int) (sent, alive bool) {
-	big := bigWriters.Get().(*bufio.Writer)
+	pool := &smallMsgWriters
+	if ss.msgs[i].Size >= bigMessage {
+		pool = &bigMsgWriters
+	}
+	mw := pool.Get().(*msgWriter)
+	defer pool.Put(mw)
 	ss.sw = deadlineWriter{c: ss.conn, timeout: ss.dw.timeout}
-	big.Reset(&ss.sw)
-	defer func() { big.Reset(nil); bigWriters.Put(big) }()
-	big.Write(ss.held.b)
-	ss.dw.into = big
+	dw := mw.dw
+	dw.Reset(&ss.sw)
+	defer dw.Reset(nil)
+	dw.WriteRaw(ss.held.b)
+	ss.dw.into = rawWriter{dw}
 	err := ss.bw.Flush()
 	ss.dw.into = nil
 	if err != nil {
 		ss.endReason = "write failed"
 		return false, false
 	}
-	bufp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bufp)
 
 	src := rc
 	if lines >= 0 {
 		src = wire.NewTopReader(rc, lines)
 	}
-	dw := wire.NewDotWriter(big)
-	_, err = dw.Copy(src, *bufp)
+	_, err = dw.Copy(src, mw.in)
 	if err == nil {
 		err = dw.EndLine()
 	}
@@ -228,7 +231,6 @@ func (ss *session) stream(i int, rc io.Reader, lines int) (sent, alive bool) {
 	if err != nil && ss.sw.sent == 0 {
 		// Nothing went out: take the status line and the message
 		// back, keep the replies before them.
-		big.Reset(nil)
 		ss.bw.Write(ss.held.b)
 		ss.srv.log.Warn("message vanished while being read", "session", ss.id, "user", ss.user, "msg", i+1, "err", err)
 		return false, ss.refuse("-ERR message no longer available\r\n")
@@ -238,7 +240,7 @@ func (ss *session) stream(i int, rc io.Reader, lines int) (sent, alive bool) {
 		ss.endReason = "message read failed"
 		return false, false
 	}
-	if err := dw.Close(); err != nil || big.Flush() != nil {
+	if err := dw.Close(); err != nil || dw.Flush() != nil {
 		ss.endReason = "write failed"
 		return false, false
 	}

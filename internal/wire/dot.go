@@ -13,79 +13,131 @@ import (
 // and Close supplies a missing final line end and writes the ".\r\n"
 // terminator. Size reports the octets written without the stuffing dots and
 // the terminator, which is what WireSize computes for the same input.
+//
+// A DotWriter buffers its output and writes it to the underlying writer in
+// pieces of at least half its buffer: the conversion appends to that buffer
+// directly, a line at a time, with no call per line into another writer.
+// The first write error is kept and returned by every later call.
 type DotWriter struct {
-	w   *bufio.Writer
+	w   io.Writer
+	buf []byte // output not yet written; cap(buf) is the buffer size
+	err error
 	bol bool // at the beginning of a line
 	cr  bool // the last byte written was a CR
 	n   int64
 }
 
-// NewDotWriter returns a DotWriter writing to w.
-func NewDotWriter(w *bufio.Writer) *DotWriter {
-	return &DotWriter{w: w, bol: true}
+// minDotBuffer is the smallest buffer a DotWriter uses.
+const minDotBuffer = 16
+
+// NewDotWriter returns a DotWriter writing to w through a buffer of size
+// octets (at least 16).
+func NewDotWriter(w io.Writer, size int) *DotWriter {
+	return &DotWriter{w: w, buf: make([]byte, 0, max(size, minDotBuffer)), bol: true}
 }
 
-// Reset makes d write a new message to w.
-func (d *DotWriter) Reset(w *bufio.Writer) { *d = DotWriter{w: w, bol: true} }
+// Reset discards any unwritten output and the error, and makes d write a
+// new message to w.
+func (d *DotWriter) Reset(w io.Writer) {
+	*d = DotWriter{w: w, buf: d.buf[:0], bol: true}
+}
 
-var crlf = []byte{'\r', '\n'}
+// Buffered returns the number of octets waiting in the buffer.
+func (d *DotWriter) Buffered() int { return len(d.buf) }
+
+// WriteRaw writes p as it is, outside the conversion: the lines that go
+// before the message (a status line, the replies of pipelined commands).
+func (d *DotWriter) WriteRaw(p []byte) (int, error) {
+	total := len(p)
+	for len(p) > 0 {
+		if d.err != nil {
+			return total - len(p), d.err
+		}
+		if len(d.buf) == cap(d.buf) {
+			d.Flush()
+			continue
+		}
+		k := min(len(p), cap(d.buf)-len(d.buf))
+		d.buf = append(d.buf, p[:k]...)
+		p = p[k:]
+	}
+	return total, d.err
+}
 
 // Write converts and writes p. It never retains p.
 func (d *DotWriter) Write(p []byte) (int, error) {
 	total := len(p)
 	for len(p) > 0 {
-		if d.bol && p[0] == '.' {
-			if err := d.w.WriteByte('.'); err != nil {
-				return total - len(p), err
-			}
+		if d.err != nil {
+			return total - len(p), d.err
+		}
+		// Each input octet gives at most two of output ("\n" gives
+		// "\r\n", a '.' beginning a line ".."): take what surely fits.
+		room := (cap(d.buf) - len(d.buf)) / 2
+		if room == 0 || room < len(p) && room < cap(d.buf)/4 {
+			d.Flush()
+			continue
+		}
+		k := min(len(p), room)
+		d.convert(p[:k])
+		p = p[k:]
+	}
+	return total, d.err
+}
+
+// convert appends the wire form of p to d.buf, which has room for twice
+// len(p) more octets.
+func (d *DotWriter) convert(p []byte) {
+	out := d.buf
+	start, stuffed := len(out), 0
+	bol, cr := d.bol, d.cr
+	for len(p) > 0 {
+		if bol && p[0] == '.' {
+			out = append(out, '.')
+			stuffed++
 		}
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
-			if _, err := d.w.Write(p); err != nil {
-				return total - len(p), err
-			}
-			d.n += int64(len(p))
-			d.bol = false
-			d.cr = p[len(p)-1] == '\r'
+			out = append(out, p...)
+			bol, cr = false, p[len(p)-1] == '\r'
 			break
 		}
-		seg := p[:i]
-		cr := d.cr
-		if len(seg) > 0 {
-			cr = seg[len(seg)-1] == '\r'
+		if i > 0 {
+			cr = p[i-1] == '\r'
+			out = append(out, p[:i]...)
 		}
-		if _, err := d.w.Write(seg); err != nil {
-			return total - len(p), err
-		}
-		d.n += int64(len(seg))
-		var err error
 		if cr {
-			err = d.w.WriteByte('\n')
-			d.n++
+			out = append(out, '\n')
 		} else {
-			_, err = d.w.Write(crlf)
-			d.n += 2
+			out = append(out, '\r', '\n')
 		}
-		if err != nil {
-			return total - len(p), err
-		}
-		d.bol, d.cr = true, false
+		bol, cr = true, false
 		p = p[i+1:]
 	}
-	return total, nil
+	d.n += int64(len(out) - start - stuffed)
+	d.buf, d.bol, d.cr = out, bol, cr
 }
 
-// Copy copies r through the converter using buf as scratch space (which
-// keeps large buffers out of goroutine stacks; callers pool them).
+// Copy copies r through the converter, reading into buf (which keeps large
+// buffers out of goroutine stacks; callers pool them). It returns the
+// number of octets read.
 func (d *DotWriter) Copy(r io.Reader, buf []byte) (int64, error) {
 	var read int64
 	for {
-		n, err := r.Read(buf)
+		if d.err != nil {
+			return read, d.err
+		}
+		// Read no more than converts into the room left, unless the
+		// room is small: then make it whole first.
+		room := (cap(d.buf) - len(d.buf)) / 2
+		if room < len(buf) && room < cap(d.buf)/4 {
+			d.Flush()
+			continue
+		}
+		n, err := r.Read(buf[:min(len(buf), room)])
 		read += int64(n)
 		if n > 0 {
-			if _, werr := d.Write(buf[:n]); werr != nil {
-				return read, werr
-			}
+			d.convert(buf[:n])
 		}
 		if err == io.EOF {
 			return read, nil
@@ -96,31 +148,54 @@ func (d *DotWriter) Copy(r io.Reader, buf []byte) (int64, error) {
 	}
 }
 
+// Flush writes the buffered output to the underlying writer.
+func (d *DotWriter) Flush() error {
+	if d.err != nil || len(d.buf) == 0 {
+		return d.err
+	}
+	n, err := d.w.Write(d.buf)
+	if err == nil && n < len(d.buf) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		d.err = err
+		return err
+	}
+	d.buf = d.buf[:0]
+	return nil
+}
+
 // EndLine supplies the final line end if the text lacked one. After it,
 // Size is the message's full wire size.
 func (d *DotWriter) EndLine() error {
 	if d.bol {
-		return nil
+		return d.err
 	}
 	d.bol = true
 	if d.cr {
 		d.n++
-		return d.w.WriteByte('\n')
+		_, err := d.WriteRaw(crlf[1:])
+		return err
 	}
 	d.n += 2
-	_, err := d.w.Write(crlf)
+	_, err := d.WriteRaw(crlf)
 	return err
 }
 
 // Close ends the message: the final line end if still missing, then the
-// terminating ".\r\n". It does not flush the underlying writer.
+// terminating ".\r\n". It does not flush.
 func (d *DotWriter) Close() error {
 	if err := d.EndLine(); err != nil {
 		return err
 	}
-	_, err := d.w.WriteString(".\r\n")
+	_, err := d.WriteRaw(terminator)
 	return err
 }
+
+var (
+	crlf       = []byte{'\r', '\n'}
+	terminator = []byte{'.', '\r', '\n'}
+)
 
 // Size is the number of message octets written so far, in wire form,
 // without stuffing dots or the terminator.

@@ -16,8 +16,7 @@ import (
 func dotWrite(t testing.TB, chunks ...[]byte) (string, int64) {
 	t.Helper()
 	var out bytes.Buffer
-	bw := bufio.NewWriterSize(&out, 16)
-	d := NewDotWriter(bw)
+	d := NewDotWriter(&out, 16)
 	for _, c := range chunks {
 		n, err := d.Write(c)
 		if err != nil || n != len(c) {
@@ -34,7 +33,7 @@ func dotWrite(t testing.TB, chunks ...[]byte) (string, int64) {
 	if d.Size() != size {
 		t.Fatalf("Close changed Size from %d to %d", size, d.Size())
 	}
-	if err := bw.Flush(); err != nil {
+	if err := d.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	return out.String(), size
@@ -157,8 +156,7 @@ func TestDotWriterBoundaries(t *testing.T) {
 
 func TestDotWriterEndLineReset(t *testing.T) {
 	var out bytes.Buffer
-	bw := bufio.NewWriter(&out)
-	d := NewDotWriter(bw)
+	d := NewDotWriter(&out, 4096)
 	io.WriteString(d, "x")
 	if err := d.EndLine(); err != nil {
 		t.Fatal(err)
@@ -171,13 +169,14 @@ func TestDotWriterEndLineReset(t *testing.T) {
 	}
 	io.WriteString(d, ".y") // a new line after EndLine is stuffed
 	d.Close()
-	d.Reset(bw)
+	d.Flush()
+	d.Reset(&out)
 	if d.Size() != 0 {
 		t.Fatalf("Size after Reset = %d", d.Size())
 	}
 	io.WriteString(d, ".z\r")
 	d.Close()
-	bw.Flush()
+	d.Flush()
 	const want = "x\r\n..y\r\n.\r\n..z\r\n.\r\n"
 	if out.String() != want {
 		t.Fatalf("got %q, want %q", out.String(), want)
@@ -197,21 +196,20 @@ func TestDotWriterCopy(t *testing.T) {
 		{"half", func() io.Reader { return iotest.HalfReader(strings.NewReader(in)) }},
 	} {
 		var out bytes.Buffer
-		bw := bufio.NewWriter(&out)
-		d := NewDotWriter(bw)
+		d := NewDotWriter(&out, 16)
 		n, err := d.Copy(r.r(), make([]byte, 3))
 		if err != nil || n != int64(len(in)) {
 			t.Fatalf("%s: Copy = %d, %v", r.name, n, err)
 		}
 		d.Close()
-		bw.Flush()
+		d.Flush()
 		if out.String() != want || d.Size() != int64(len(want)-3-1) {
 			t.Errorf("%s: got %q size %d, want %q size %d", r.name, out.String(), d.Size(), want, len(want)-4)
 		}
 	}
 
 	boom := errors.New("boom")
-	d := NewDotWriter(bufio.NewWriter(io.Discard))
+	d := NewDotWriter(io.Discard, 4096)
 	n, err := d.Copy(io.MultiReader(strings.NewReader("abc"), iotest.ErrReader(boom)), make([]byte, 8))
 	if err != boom || n != 3 {
 		t.Fatalf("Copy with read error = %d, %v", n, err)
@@ -220,8 +218,7 @@ func TestDotWriterCopy(t *testing.T) {
 
 func TestDotWriterWriteError(t *testing.T) {
 	boom := errors.New("boom")
-	bw := bufio.NewWriterSize(errWriter{boom}, 16)
-	d := NewDotWriter(bw)
+	d := NewDotWriter(errWriter{boom}, 16)
 	_, err := d.Write([]byte(strings.Repeat("line\n", 20)))
 	if err != boom {
 		t.Fatalf("Write err = %v, want %v", err, boom)
@@ -231,6 +228,104 @@ func TestDotWriterWriteError(t *testing.T) {
 	}
 	if err := d.Close(); err != boom {
 		t.Fatalf("Close err = %v, want %v", err, boom)
+	}
+}
+
+// TestDotWriterBuffering writes random messages, with a prefix through
+// WriteRaw, by Write in random pieces and by Copy, through buffers of many
+// sizes: the output must be the same whatever the buffer, and every write
+// to the underlying writer but the last must fill at least half of it.
+func TestDotWriterBuffering(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	alphabet := []byte(".\r\na")
+	for range 300 {
+		m := make([]byte, rng.IntN(400))
+		for i := range m {
+			m[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		prefix := []byte("+OK " + strings.Repeat("x", rng.IntN(100)) + "\r\n")
+		want := string(prefix)
+		ref, _ := dotWrite(t, m)
+		want += ref
+		for _, size := range []int{1, 16, 17, 33, 64, 100, 4096} {
+			for _, byCopy := range []bool{false, true} {
+				var rec writeRecorder
+				d := NewDotWriter(&rec, size)
+				if n, err := d.WriteRaw(prefix); n != len(prefix) || err != nil {
+					t.Fatalf("WriteRaw = %d, %v", n, err)
+				}
+				if byCopy {
+					in := make([]byte, 1+rng.IntN(64))
+					if n, err := d.Copy(&stepReader{r: bytes.NewReader(m), step: 1 + rng.IntN(80)}, in); n != int64(len(m)) || err != nil {
+						t.Fatalf("Copy = %d, %v", n, err)
+					}
+				} else {
+					for p := m; len(p) > 0; {
+						k := min(len(p), rng.IntN(90))
+						if n, err := d.Write(p[:k]); n != k || err != nil {
+							t.Fatalf("Write = %d, %v", n, err)
+						}
+						p = p[k:]
+					}
+				}
+				if err := d.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if err := d.Flush(); err != nil || d.Buffered() != 0 {
+					t.Fatalf("Flush = %v, %d left", err, d.Buffered())
+				}
+				if got := rec.String(); got != want {
+					t.Fatalf("buffer %d, copy %v: %q\ngot  %q\nwant %q", size, byCopy, m, got, want)
+				}
+				limit := max(size, minDotBuffer)
+				for i, n := range rec.sizes {
+					if n > limit || i < len(rec.sizes)-1 && n <= limit/2 {
+						t.Fatalf("buffer %d, copy %v: writes of %v octets", size, byCopy, rec.sizes)
+					}
+				}
+			}
+		}
+	}
+}
+
+// writeRecorder keeps what is written and the size of each write.
+type writeRecorder struct {
+	bytes.Buffer
+	sizes []int
+}
+
+func (w *writeRecorder) Write(p []byte) (int, error) {
+	w.sizes = append(w.sizes, len(p))
+	return w.Buffer.Write(p)
+}
+
+// TestDotWriterReset checks that Reset drops unwritten output and a
+// write error, and starts a new message.
+func TestDotWriterReset(t *testing.T) {
+	boom := errors.New("boom")
+	d := NewDotWriter(errWriter{boom}, 16)
+	io.WriteString(d, "a long line that fills the buffer\n")
+	if err := d.Flush(); err != boom {
+		t.Fatalf("Flush = %v, want %v", err, boom)
+	}
+	if _, err := d.WriteRaw([]byte("x")); err != boom {
+		t.Fatalf("WriteRaw after an error = %v, want %v", err, boom)
+	}
+	var out bytes.Buffer
+	d.Reset(&out)
+	if d.Buffered() != 0 || d.Size() != 0 {
+		t.Fatalf("after Reset: %d buffered, size %d", d.Buffered(), d.Size())
+	}
+	io.WriteString(d, ".x")
+	io.WriteString(d, "y")
+	d.Reset(&out) // unwritten: dropped
+	io.WriteString(d, ".z\n")
+	d.Close()
+	if err := d.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); got != "..z\r\n.\r\n" {
+		t.Fatalf("got %q", got)
 	}
 }
 
@@ -573,20 +668,19 @@ func BenchmarkDotWriter(b *testing.B) {
 	}{{"100KB", 100 << 10}, {"10MB", 10 << 20}} {
 		msg := lfMessage(bc.n)
 		b.Run(bc.name, func(b *testing.B) {
-			bw := bufio.NewWriterSize(io.Discard, 64<<10)
-			buf := make([]byte, 32<<10)
-			d := NewDotWriter(bw)
+			buf := make([]byte, 64<<10)
+			d := NewDotWriter(io.Discard, 256<<10)
 			b.SetBytes(int64(len(msg)))
 			b.ReportAllocs()
 			for b.Loop() {
-				d.Reset(bw)
+				d.Reset(io.Discard)
 				if _, err := d.Copy(bytes.NewReader(msg), buf); err != nil {
 					b.Fatal(err)
 				}
 				if err := d.Close(); err != nil {
 					b.Fatal(err)
 				}
-				bw.Flush()
+				d.Flush()
 			}
 		})
 	}
