@@ -11,6 +11,7 @@
 //	R/U/cur/            messages another program has seen; names carry ":2,FLAGS"
 //	R/U/postie.lock     flock(2)ed exclusively while a POP3 session is open (never removed)
 //	R/U/postie-sizes    wire sizes of messages whose names do not carry one
+//	R/U/postie-index    the last snapshot of a maildrop of 2,000 messages or more
 //	R/U/postie-update   the messages an UPDATE is removing (only while it
 //	                    runs, or after a crash until the next Open ends it)
 //
@@ -46,6 +47,13 @@
 // would not move it. Anything another program does to new/ or cur/
 // (delivery, deletion, rename, flags) moves a stamp, so the next login
 // sees it, exactly as without the cache.
+//
+// For maildrops of 2,000 messages or more, the snapshot is also kept on
+// disk, in postie-index, with the same stamps and under the same rules, so
+// that the first login after a restart reads one file instead of listing,
+// parsing and sorting the directories (about a sixth of the time for
+// 100,000 messages). It carries a checksum: a damaged one is ignored and
+// rewritten. Deleting it is always safe.
 //
 // # Usage
 //

@@ -125,16 +125,33 @@ func (md *maildrop) take(ctx context.Context) error {
 		md.snapshot = snap
 		return nil
 	}
+	snap, err = loadIndex(md.dir, newSt, curSt, began.UnixNano(), c.margin)
+	if err != nil {
+		md.s.log.Warn("maildir: ignoring the snapshot index", "user", md.user, "err", err)
+		if err := removeIndex(md.dir); err != nil {
+			md.s.log.Warn("maildir: cannot remove the snapshot index", "user", md.user, "err", err)
+		}
+	}
+	if snap != nil {
+		md.snapshot = snap
+		c.put(md.dir, newSt, curSt, began, snap)
+		return nil
+	}
 	snap, complete, err := md.read(ctx, hint)
 	if err != nil {
 		c.drop(md.dir)
 		return err
 	}
 	md.snapshot = snap
-	if complete {
-		c.put(md.dir, newSt, curSt, began, snap)
-	} else {
+	if !complete {
 		c.drop(md.dir)
+		return nil
+	}
+	c.put(md.dir, newSt, curSt, began, snap)
+	if len(snap.pos) >= indexMin && c.trusted(newSt, curSt, began) {
+		if err := saveIndex(md.dir, newSt, curSt, began.UnixNano(), snap); err != nil {
+			md.s.log.Warn("maildir: cannot save the snapshot index", "user", md.user, "err", err)
+		}
 	}
 	return nil
 }
@@ -547,6 +564,11 @@ func (md *maildrop) resize(k int32, got, listed sizes) {
 	}
 	if md.s.snaps != nil {
 		md.s.snaps.drop(md.dir)
+		// A new postie-sizes entry leaves new/ and cur/ as they were:
+		// the index would list the old size.
+		if rerr := removeIndex(md.dir); err == nil {
+			err = rerr
+		}
 	}
 	if err != nil {
 		md.s.log.Error("maildir: message size differs from the listed one; cannot record it", append(args, "err", err)...)

@@ -112,7 +112,7 @@ func (c *snapCache) get(dir string, newSt, curSt dirStamp, now time.Time) (snap 
 // entry of dir instead when the stamps are too recent to be trusted.
 func (c *snapCache) put(dir string, newSt, curSt dirStamp, began time.Time, snap *snapshot) {
 	n := len(snap.files)
-	if began.UnixNano()-max(newSt.latest(), curSt.latest()) < c.margin || n > c.max {
+	if !c.trusted(newSt, curSt, began) || n > c.max {
 		c.drop(dir)
 		return
 	}
@@ -126,6 +126,13 @@ func (c *snapCache) put(dir string, newSt, curSt dirStamp, began time.Time, snap
 	}
 	c.byDir[dir] = c.lru.PushFront(&cachedSnap{dir: dir, new: newSt, cur: curSt, began: began.UnixNano(), snap: snap})
 	c.total += n
+}
+
+// trusted reports whether a snapshot read from time began on, when the
+// directories had the stamps newSt and curSt just before, may be kept: the
+// stamps are at least the margin older than the reading.
+func (c *snapCache) trusted(newSt, curSt dirStamp, began time.Time) bool {
+	return began.UnixNano()-max(newSt.latest(), curSt.latest()) >= c.margin
 }
 
 // drop forgets the snapshot of dir.
