@@ -80,10 +80,11 @@ func FuzzDotStuffRoundTrip(f *testing.F) {
 			m = m[2:]
 			split %= len(m) + 1
 			bw.WriteString("+OK message follows\r\n")
-			dw := wire.NewDotWriter(bw)
+			dw := wire.NewDotWriter(bw, 4096)
 			dw.Write(m[:split])
 			dw.Write(m[split:])
 			dw.Close()
+			dw.Flush()
 			fc.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
 			if bw.Flush() != nil {
 				return
