@@ -193,6 +193,7 @@ func (d *DotWriter) Close() error {
 }
 
 var (
+	lf         = []byte{'\n'}
 	crlf       = []byte{'\r', '\n'}
 	terminator = []byte{'.', '\r', '\n'}
 )
@@ -205,47 +206,84 @@ func (d *DotWriter) Size() int64 { return d.n }
 // a final line end, before byte-stuffing (RFC 1939 §11 "exact size").
 func WireSize(r io.Reader) (int64, error) {
 	buf := make([]byte, 32<<10)
-	var n int64
-	prev := byte('\n') // as if at the start of a line
+	c := NewCounter()
 	for {
 		m, err := r.Read(buf)
-		if m > 0 {
-			p := buf[:m]
-			n += int64(m)
-			for {
-				i := bytes.IndexByte(p, '\n')
-				if i < 0 {
-					break
-				}
-				before := prev
-				if i > 0 {
-					before = p[i-1]
-				}
-				if before != '\r' {
-					n++
-				}
-				prev = '\n'
-				p = p[i+1:]
-			}
-			if len(p) > 0 {
-				prev = p[len(p)-1]
-			}
-		}
+		c.Write(buf[:m])
 		if err == io.EOF {
-			break
+			return c.Size(), nil
 		}
 		if err != nil {
 			return 0, err
 		}
 	}
-	switch prev {
+}
+
+// Counter computes the wire size of what is written to it, as WireSize
+// does: a bare LF counts as CRLF, CRLF as itself, and a final line end is
+// supplied (CR LF, or only LF after a trailing CR).
+type Counter struct {
+	raw   int64 // octets written
+	extra int64 // CRs the wire form adds
+	prev  byte  // the last octet written; '\n' at the start
+}
+
+// NewCounter returns a Counter at the start of a message.
+func NewCounter() Counter { return Counter{prev: '\n'} }
+
+// Write counts p. It never fails.
+func (c *Counter) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.raw += int64(len(p))
+	c.extra += bareLFs(p, c.prev)
+	c.prev = p[len(p)-1]
+	return len(p), nil
+}
+
+// Raw is the number of octets written.
+func (c *Counter) Raw() int64 { return c.raw }
+
+// Size is the wire size of everything written.
+func (c *Counter) Size() int64 {
+	n := c.raw + c.extra
+	switch c.prev {
 	case '\n':
 	case '\r':
 		n++
 	default:
 		n += 2
 	}
-	return n, nil
+	return n
+}
+
+// bareLFs returns the number of LFs in p that no CR precedes, prev being
+// the octet before p. Text without a CR (most stored mail) is counted
+// with two vectorised passes rather than a search per line.
+func bareLFs(p []byte, prev byte) int64 {
+	if bytes.IndexByte(p, '\r') < 0 {
+		n := int64(bytes.Count(p, lf))
+		if prev == '\r' && p[0] == '\n' {
+			n--
+		}
+		return n
+	}
+	var n int64
+	for {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			return n
+		}
+		if i > 0 {
+			prev = p[i-1]
+		}
+		if prev != '\r' {
+			n++
+		}
+		prev = '\n'
+		p = p[i+1:]
+	}
 }
 
 // ErrBadTerminator is returned by DotReader when the stream ends before the

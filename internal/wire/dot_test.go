@@ -354,6 +354,59 @@ func TestWireSize(t *testing.T) {
 	}
 }
 
+// TestCounter checks Counter against the reference normalisation, with
+// the input written in random pieces: from an alphabet with CRs (the
+// search per line) and from one where CRs are rare, so that most pieces
+// take the vectorised path, often just after a piece ending in CR.
+func TestCounter(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 5))
+	for iter := range 20000 {
+		alphabet := []byte("a.\r\n\x00")
+		if iter%2 == 1 {
+			alphabet = []byte("aaaaaaaaaaaaaaaaaaaaaaaaaaaa\n\n\n\n\n\r")
+		}
+		m := make([]byte, rng.IntN(64))
+		if iter%100 == 0 {
+			m = make([]byte, rng.IntN(200000))
+		}
+		for i := range m {
+			m[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		want := int64(len(normalize(m)))
+		c := NewCounter()
+		for p := m; len(p) > 0; {
+			n := min(1+rng.IntN(8), len(p))
+			if iter%100 == 0 {
+				n = min(1+rng.IntN(70000), len(p))
+			}
+			if k, err := c.Write(p[:n]); k != n || err != nil {
+				t.Fatalf("Write = %d, %v", k, err)
+			}
+			p = p[n:]
+		}
+		if c.Size() != want || c.Raw() != int64(len(m)) {
+			t.Fatalf("%q: Counter %d (raw %d), want %d (raw %d)", m, c.Size(), c.Raw(), want, len(m))
+		}
+	}
+	for _, chunks := range [][]string{
+		{"x\r", "\n\n"},      // the first LF of a piece without CR ends a CRLF
+		{"x\r", "\n"},        // and that piece is all of it
+		{"\r", "\n", "\n"},   // pieces of one octet
+		{"x\n\r", "y\n"},     // a CR not before an LF
+		{"", "\n", "", "\r"}, // empty pieces
+	} {
+		c := NewCounter()
+		var m []byte
+		for _, p := range chunks {
+			c.Write([]byte(p))
+			m = append(m, p...)
+		}
+		if want := int64(len(normalize(m))); c.Size() != want {
+			t.Errorf("%q: Counter %d, want %d", chunks, c.Size(), want)
+		}
+	}
+}
+
 // TestWireSizeLarge crosses WireSize's 32 KiB read buffer with a CR LF
 // pair, a lone LF and a lone CR on the boundary.
 func TestWireSizeLarge(t *testing.T) {

@@ -2,7 +2,6 @@ package maildir
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -11,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/postie-mail/postie/internal/wire"
 	"github.com/postie-mail/postie/store"
 )
 
@@ -122,7 +122,7 @@ func (s *Store) uniqueName() string {
 func copyMessage(ctx context.Context, w io.Writer, r io.Reader) (fsize, wsize int64, err error) {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	buf := make([]byte, 32<<10)
-	wc := newWireCounter()
+	wc := wire.NewCounter()
 	for {
 		if err := ctx.Err(); err != nil {
 			return 0, 0, err
@@ -144,52 +144,5 @@ func copyMessage(ctx context.Context, w io.Writer, r io.Reader) (fsize, wsize in
 	if err := bw.Flush(); err != nil {
 		return 0, 0, err
 	}
-	return wc.raw, wc.Size(), nil
-}
-
-// wireCounter counts the wire size of what is written to it with the rules
-// of wire.WireSize: a bare LF counts as CRLF, CRLF as itself, and a final
-// line end is supplied (CR LF, or only LF after a trailing CR).
-type wireCounter struct {
-	raw   int64 // octets written
-	extra int64 // CRs the wire form adds
-	prev  byte  // last octet written; '\n' at the start
-}
-
-func newWireCounter() wireCounter { return wireCounter{prev: '\n'} }
-
-func (c *wireCounter) Write(p []byte) (int, error) {
-	c.raw += int64(len(p))
-	prev := c.prev
-	for q := p; ; {
-		i := bytes.IndexByte(q, '\n')
-		if i < 0 {
-			break
-		}
-		if i > 0 {
-			prev = q[i-1]
-		}
-		if prev != '\r' {
-			c.extra++
-		}
-		prev = '\n'
-		q = q[i+1:]
-	}
-	if len(p) > 0 {
-		c.prev = p[len(p)-1]
-	}
-	return len(p), nil
-}
-
-// Size is the wire size of everything written.
-func (c *wireCounter) Size() int64 {
-	n := c.raw + c.extra
-	switch c.prev {
-	case '\n':
-	case '\r':
-		n++
-	default:
-		n += 2
-	}
-	return n
+	return wc.Raw(), wc.Size(), nil
 }

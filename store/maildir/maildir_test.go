@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,38 +116,6 @@ func wireSizeOf(s string) int64 {
 		panic(err)
 	}
 	return n
-}
-
-// TestWireCounterMatchesWireSize: the size Deliver records is the size the
-// server's writer will count, however the input is split into reads.
-func TestWireCounterMatchesWireSize(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	alphabet := []byte("a.\r\n\x00")
-	for iter := range 20000 {
-		b := make([]byte, rng.IntN(64))
-		if iter%100 == 0 {
-			b = make([]byte, rng.IntN(200000))
-		}
-		for i := range b {
-			b[i] = alphabet[rng.IntN(len(alphabet))]
-		}
-		want, err := wire.WireSize(bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := newWireCounter()
-		for p := b; len(p) > 0; {
-			n := min(1+rng.IntN(8), len(p))
-			if iter%100 == 0 {
-				n = min(1+rng.IntN(70000), len(p))
-			}
-			c.Write(p[:n])
-			p = p[n:]
-		}
-		if c.Size() != want || c.raw != int64(len(b)) {
-			t.Fatalf("%q: counter %d (raw %d), wire.WireSize %d", b, c.Size(), c.raw, want)
-		}
-	}
 }
 
 func TestNew(t *testing.T) {

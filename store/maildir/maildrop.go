@@ -498,7 +498,7 @@ func (md *maildrop) Open(ctx context.Context, i int) (io.ReadCloser, error) {
 		f.Close()
 		return nil, fmt.Errorf("maildir: %s: size changed: %w", m.n.base, store.ErrMessageGone)
 	}
-	return &checkedFile{f: f, md: md, k: k, want: md.infos[i].Size, wc: newWireCounter()}, nil
+	return &checkedFile{f: f, md: md, k: k, want: md.infos[i].Size, wc: wire.NewCounter()}, nil
 }
 
 // checkedFile is a message file that counts its wire size as it is read:
@@ -510,7 +510,7 @@ type checkedFile struct {
 	md   *maildrop
 	k    int32
 	want int64
-	wc   wireCounter
+	wc   wire.Counter
 	done bool
 }
 
@@ -521,7 +521,7 @@ func (c *checkedFile) Read(p []byte) (int, error) {
 		c.done = true
 		if got := c.wc.Size(); got != c.want {
 			c.md.mu.Lock()
-			c.md.resize(c.k, sizes{wire: got, file: c.wc.raw}, sizes{wire: c.want, file: c.md.files[c.k].fsize})
+			c.md.resize(c.k, sizes{wire: got, file: c.wc.Raw()}, sizes{wire: c.want, file: c.md.files[c.k].fsize})
 			c.md.mu.Unlock()
 			return n, fmt.Errorf("maildir: %s: %d octets on the wire, %d listed: %w", c.md.files[c.k].n.base, got, c.want, store.ErrMessageGone)
 		}

@@ -1,7 +1,6 @@
 package pgstore
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/postie-mail/postie/internal/wire"
 	"github.com/postie-mail/postie/store"
 )
 
@@ -42,7 +42,7 @@ func (s *Store) Deliver(ctx context.Context, user string, r io.Reader) (store.De
 	if err := ctx.Err(); err != nil {
 		return store.DeliveryInfo{}, fmt.Errorf("pgstore: deliver: %w", err)
 	}
-	wc := newWireCounter()
+	wc := wire.NewCounter()
 	var tx pgx.Tx
 	defer func() {
 		if tx != nil {
@@ -94,7 +94,7 @@ func (s *Store) Deliver(ctx context.Context, user string, r io.Reader) (store.De
 		last = pending
 		chunks++
 	}
-	size, wire := wc.raw, wc.Size()
+	size, wire := wc.Raw(), wc.Size()
 	var uid string
 	octx, cancel := s.op(ctx)
 	defer cancel()
@@ -136,50 +136,4 @@ func readChunk(ctx context.Context, r io.Reader, buf []byte) ([]byte, error) {
 		}
 	}
 	return buf, nil
-}
-
-// wireCounter counts the wire size of what is written to it (RFC 1939 §11):
-// a bare LF counts as CRLF, CRLF as itself, and a final line end is
-// supplied (CR LF, or only LF after a trailing CR).
-type wireCounter struct {
-	raw   int64 // octets written
-	extra int64 // CRs the wire form adds
-	prev  byte  // last octet written; '\n' at the start
-}
-
-func newWireCounter() wireCounter { return wireCounter{prev: '\n'} }
-
-func (c *wireCounter) Write(p []byte) {
-	c.raw += int64(len(p))
-	prev := c.prev
-	for q := p; ; {
-		i := bytes.IndexByte(q, '\n')
-		if i < 0 {
-			break
-		}
-		if i > 0 {
-			prev = q[i-1]
-		}
-		if prev != '\r' {
-			c.extra++
-		}
-		prev = '\n'
-		q = q[i+1:]
-	}
-	if len(p) > 0 {
-		c.prev = p[len(p)-1]
-	}
-}
-
-// Size is the wire size of everything written.
-func (c *wireCounter) Size() int64 {
-	n := c.raw + c.extra
-	switch c.prev {
-	case '\n':
-	case '\r':
-		n++
-	default:
-		n += 2
-	}
-	return n
 }
