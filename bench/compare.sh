@@ -501,7 +501,8 @@ scenario_bigbox() {
 	if drop_caches; then
 		# Cold: as after a reboot. postie is restarted first, so that
 		# its snapshot cache (in memory, it survives drop_caches) is
-		# empty and the Maildir is read from disk.
+		# empty and the Maildir (its postie-index, written at the first
+		# login) is read from disk.
 		for r in $(seq 1 "$ROUNDS"); do
 			for side in $(order "$r" dovecot postie); do
 				if [ "$side" = postie ]; then stop_postie; start_postie; fi
