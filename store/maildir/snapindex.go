@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/postie-mail/postie/store"
 )
@@ -130,7 +131,9 @@ func removeIndex(dir string) error {
 // else nil, with an error only when the index is damaged. Its beginning is
 // read first: an index of other stamps is not read whole.
 func loadIndex(dir string, newSt, curSt dirStamp, now, margin int64) (*snapshot, error) {
-	f, err := os.Open(dir + "/" + indexName)
+	// O_NOFOLLOW: a symbolic link put in its place is damage, not a
+	// pointer to follow.
+	f, err := os.OpenFile(dir+"/"+indexName, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}

@@ -265,3 +265,47 @@ func frozenStampsOf(t *testing.T, dir string) [2]dirStamp {
 	}
 	return st
 }
+
+// TestSnapshotIndexUnusable: an index that cannot be read, replaced or
+// written (a directory or a symbolic link in its place, its temporary
+// file's name taken by a directory) costs a warning, never the login.
+func TestSnapshotIndexUnusable(t *testing.T) {
+	s, dir, want := indexedStore(t, indexMin, false)
+	path := filepath.Join(dir, indexName)
+	secret := filepath.Join(t.TempDir(), "secret")
+	writeFile(t, secret, indexHeader+"not for sessions\n")
+	for _, tt := range []struct {
+		name  string
+		setup func()
+		warn  string
+	}{
+		{"a directory in its place", func() {
+			os.Remove(path)
+			writeFile(t, filepath.Join(path, "x"), "x")
+		}, "cannot remove the snapshot index"},
+		{"a symbolic link in its place", func() {
+			os.RemoveAll(path)
+			if err := os.Symlink(secret, path); err != nil {
+				t.Fatal(err)
+			}
+		}, "ignoring the snapshot index"},
+		{"its temporary name taken", func() {
+			os.RemoveAll(path)
+			writeFile(t, filepath.Join(path+".tmp", "x"), "x")
+		}, "cannot save the snapshot index"},
+	} {
+		tt.setup()
+		r, logs := restart(t, s, nil)
+		if got := login(t, r); !slices.Equal(got, want) {
+			t.Fatalf("%s: %d messages listed, want %d", tt.name, len(got), len(want))
+		}
+		if !strings.Contains(logs.String(), tt.warn) {
+			t.Errorf("%s: no %q in the log:\n%s", tt.name, tt.warn, logs)
+		}
+		if b, err := os.ReadFile(secret); err != nil || string(b) != indexHeader+"not for sessions\n" {
+			t.Fatalf("%s: the link's target changed: %q, %v", tt.name, b, err)
+		}
+		os.RemoveAll(path)
+		os.RemoveAll(path + ".tmp")
+	}
+}
