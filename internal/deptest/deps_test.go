@@ -39,9 +39,9 @@ func TestLayering(t *testing.T) {
 		{"pop3server", []string{module + "/pop3", module + "/internal/wire", module + "/store", module + "/sasl"}},
 		{"pop3client", []string{module + "/pop3", module + "/internal/wire", "github.com/xdg-go", "golang.org/x/text"}},
 		{"store/maildir", []string{module + "/store", module + "/internal/wire"}},
-		// The PostgreSQL store: the contract and pgx (with what pgx
+		// The PostgreSQL store: the contract, the wire-size counter and pgx (with what pgx
 		// itself pulls in: its pool, SASL's precis via x/text, x/sync).
-		{"store/pgstore", []string{module + "/store", "github.com/jackc/pgx/v5", "github.com/jackc/pgpassfile",
+		{"store/pgstore", []string{module + "/store", module + "/internal/wire", "github.com/jackc/pgx/v5", "github.com/jackc/pgpassfile",
 			"github.com/jackc/pgservicefile", "github.com/jackc/puddle/v2", "golang.org/x/text", "golang.org/x/sync"}},
 		{"intake", []string{module + "/store", "github.com/emersion/go-smtp", "github.com/emersion/go-sasl", "golang.org/x/time/rate"}},
 		{"sasl", nil},
