@@ -42,6 +42,11 @@ const (
 	// disk; smaller ones are read from their directories in a few
 	// milliseconds.
 	indexMin = 2000
+	// maxIndexSize and maxIndexLine bound what an index may be, so that
+	// a forged one cannot make a login take memory without end: a line
+	// is a file name (at most 255 octets) and three fields.
+	maxIndexSize = 1 << 30
+	maxIndexLine = 255 + 48
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -187,7 +192,7 @@ func loadIndex(dir string, newSt, curSt dirStamp, now, margin int64) (*snapshot,
 	if err != nil {
 		return nil, fmt.Errorf("maildir: snapshot index: %w", err)
 	}
-	if fi.Size() > 1<<32 {
+	if fi.Size() > maxIndexSize || fi.Size() > int64(len(head))+count*maxIndexLine {
 		return nil, errCorruptIndex
 	}
 	data := make([]byte, fi.Size())
@@ -239,9 +244,21 @@ func loadIndex(dir string, newSt, curSt dirStamp, now, margin int64) (*snapshot,
 		if !ok1 || !ok2 || err1 != nil || err2 != nil || wsize < 0 || fsize < -1 {
 			return nil, errCorruptIndex
 		}
+		// Only what a directory read could have given: the index is
+		// in the user's Maildir, and whoever can write there must not
+		// make a session open a file elsewhere ("../") or list one
+		// UID twice. parseName refuses NUL and other control octets.
 		mn, ok := parseName(name)
-		if !ok || name[0] == '.' {
+		if !ok || name[0] == '.' || strings.IndexByte(name, '/') >= 0 {
 			return nil, errCorruptIndex
+		}
+		if n := len(snap.files); n > 0 {
+			// In snapshot order: by time, then unique part, each
+			// unique part once.
+			prev := &snap.files[n-1].n
+			if mn.ts < prev.ts || mn.ts == prev.ts && mn.unique <= prev.unique {
+				return nil, errCorruptIndex
+			}
 		}
 		snap.pos = append(snap.pos, int32(len(snap.files)))
 		snap.files = append(snap.files, message{sub: sub, name: name, n: mn, fsize: fsize})

@@ -2,6 +2,7 @@ package maildir
 
 import (
 	"bytes"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -254,7 +255,7 @@ func messageLines(index []byte) []byte {
 }
 
 // frozenStampsOf returns the stamps of new/ and cur/ of dir.
-func frozenStampsOf(t *testing.T, dir string) [2]dirStamp {
+func frozenStampsOf(t testing.TB, dir string) [2]dirStamp {
 	t.Helper()
 	var st [2]dirStamp
 	for i, sub := range []string{dirNew, dirCur} {
@@ -308,4 +309,100 @@ func TestSnapshotIndexUnusable(t *testing.T) {
 		os.RemoveAll(path)
 		os.RemoveAll(path + ".tmp")
 	}
+}
+
+// forgeIndex writes an index of the given message lines for the Maildir
+// dir as it is now, trusted by a clock an hour ahead, with a right
+// checksum: what a user who can write to their Maildir could make.
+func forgeIndex(t testing.TB, dir string, lines string) {
+	t.Helper()
+	st := frozenStampsOf(t, dir)
+	began := time.Now().Add(30 * time.Minute).UnixNano()
+	b := []byte(indexHeader)
+	b = append(b, indexStamps(st[0], st[1], began, strings.Count(lines, "\n"))...)
+	b = append(b, lines...)
+	b = append(b, "end "...)
+	b = appendHex32(b, crc32.Checksum(b[:len(b)-len("end ")], castagnoli))
+	b = append(b, '\n')
+	if err := os.WriteFile(filepath.Join(dir, indexName), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSnapshotIndexForged: an index with a right checksum and the right
+// stamps, but listing what no directory read could give (a name leading
+// out of the Maildir, a UID twice, names out of order) is refused, and
+// the directories read instead. A well-formed forged one is used: that is
+// the control showing that the checks, not the checksum, refused the
+// others.
+func TestSnapshotIndexForged(t *testing.T) {
+	s, _ := newTestStore(t, "h")
+	s.now = func() time.Time { return time.Now().Add(time.Hour) }
+	dir, _ := s.Path("alice")
+	if err := ensure(dir); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "new", "1700000000.A.host,S=4,W=5"), "abc\n")
+	writeFile(t, filepath.Join(t.TempDir(), "secret"), "not yours\n")
+	real := []store.MessageInfo{{UID: "1700000000.A.host", Size: 5}}
+	for _, tt := range []struct {
+		name, lines string
+		want        []store.MessageInfo
+	}{
+		{"well formed", "n 5 4 1700000000.A.host,S=4,W=5\nn 9 9 1700000001.B.host\n",
+			[]store.MessageInfo{{UID: "1700000000.A.host", Size: 5}, {UID: "1700000001.B.host", Size: 9}}},
+		{"a name leading out", "n 11 10 ../../../../../../../../tmp/secret\n", real},
+		{"a slash inside", "c 11 10 1700000001.B/x\n", real},
+		{"a dot-file", "n 11 10 .hidden\n", real},
+		{"a UID twice", "n 5 4 1700000000.A.host,S=4,W=5\nc 5 4 1700000000.A.host,S=4,W=5:2,S\n", real},
+		{"out of order", "n 9 9 1700000001.B.host\nn 5 4 1700000000.A.host,S=4,W=5\n", real},
+		{"a control octet", "n 5 4 1700000000.A\x01host\n", real},
+		{"a negative size", "n -5 4 1700000000.A.host\n", real},
+		{"a count that lies", "n 5 4 1700000000.A.host,S=4,W=5\n\n", real},
+	} {
+		forgeIndex(t, dir, tt.lines)
+		r, _ := restart(t, s, nil)
+		if got := login(t, r); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: listed %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// FuzzLoadIndex feeds loadIndex message lines under a right header and
+// checksum: it must not panic, and what it accepts must be what a
+// directory read could give.
+func FuzzLoadIndex(f *testing.F) {
+	f.Add("n 5 4 1700000000.A.host,S=4,W=5\nc 9 9 1700000001.B.host:2,S\n")
+	f.Add("n 11 10 ../x\n")
+	f.Add("c 1 -1 1.a\nc 1 -1 1.a\n")
+	f.Add("")
+	dir := f.TempDir()
+	if err := ensure(dir); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, lines string) {
+		forgeIndex(t, dir, lines)
+		st := frozenStampsOf(t, dir)
+		snap, err := loadIndex(dir, st[0], st[1], time.Now().Add(time.Hour).UnixNano(), int64(snapMargin))
+		if snap == nil {
+			if err == nil {
+				t.Fatalf("%q: neither a snapshot nor an error", lines)
+			}
+			return
+		}
+		if len(snap.pos) != len(snap.infos) || len(snap.files) != len(snap.infos) {
+			t.Fatalf("%q: %d files, %d positions, %d infos", lines, len(snap.files), len(snap.pos), len(snap.infos))
+		}
+		uids := map[string]bool{}
+		for i, k := range snap.pos {
+			m := snap.files[k]
+			if strings.ContainsAny(m.name, "/\x00") || m.name[0] == '.' || m.sub != dirNew && m.sub != dirCur {
+				t.Fatalf("%q: accepted %s/%q", lines, m.sub, m.name)
+			}
+			if uids[snap.infos[i].UID] || snap.infos[i].Size < 0 {
+				t.Fatalf("%q: accepted %+v", lines, snap.infos[i])
+			}
+			uids[snap.infos[i].UID] = true
+		}
+	})
 }
