@@ -105,11 +105,12 @@ const (
 // A msgWriter converts a message being sent and buffers its wire form.
 // They are pooled, so that idle sessions stay small, in two sizes: big
 // messages get the large one, whose fewer and larger reads and writes
-// (in 64 KiB, out 128 KiB to 256 KiB each) send them about a tenth
-// faster; the others (most mail) the small one, which holds a whole
-// message of up to about 100 KiB, so that it goes out in one write. The
-// output buffer is four times the input buffer: a read converts into it
-// whole (at most doubling), so that it is flushed half full or more.
+// (in 64 KiB, out 192 KiB to 256 KiB each) send them about a tenth
+// faster; the others (most mail) the small one, whose 128 KiB output
+// buffer holds a whole message of up to about 95 KiB (with its status line
+// and the replies before it), so that it goes out in one write. The output
+// buffer is four times the input buffer: a read converts into it whole (at
+// most doubling) until it is three quarters full.
 type msgWriter struct {
 	dw *wire.DotWriter
 	in []byte

@@ -15,8 +15,11 @@ import (
 // the terminator, which is what WireSize computes for the same input.
 //
 // A DotWriter buffers its output and writes it to the underlying writer in
-// pieces of at least half its buffer: the conversion appends to that buffer
-// directly, a line at a time, with no call per line into another writer.
+// pieces of more than three quarters of its buffer (but the last): the
+// conversion appends to that buffer directly, a line at a time, with no
+// call per line into another writer. Input is taken in pieces that surely
+// fit, however it converts: a message whose wire form fills up to about
+// three quarters of the buffer goes out in one write.
 // The first write error is kept and returned by every later call.
 type DotWriter struct {
 	w   io.Writer
@@ -74,7 +77,7 @@ func (d *DotWriter) Write(p []byte) (int, error) {
 		// Each input octet gives at most two of output ("\n" gives
 		// "\r\n", a '.' beginning a line ".."): take what surely fits.
 		room := (cap(d.buf) - len(d.buf)) / 2
-		if room == 0 || room < len(p) && room < cap(d.buf)/4 {
+		if room == 0 || room < len(p) && room < cap(d.buf)/8 {
 			d.Flush()
 			continue
 		}
@@ -130,7 +133,7 @@ func (d *DotWriter) Copy(r io.Reader, buf []byte) (int64, error) {
 		// Read no more than converts into the room left, unless the
 		// room is small: then make it whole first.
 		room := (cap(d.buf) - len(d.buf)) / 2
-		if room < len(buf) && room < cap(d.buf)/4 {
+		if room < len(buf) && room < cap(d.buf)/8 {
 			d.Flush()
 			continue
 		}

@@ -234,7 +234,8 @@ func TestDotWriterWriteError(t *testing.T) {
 // TestDotWriterBuffering writes random messages, with a prefix through
 // WriteRaw, by Write in random pieces and by Copy, through buffers of many
 // sizes: the output must be the same whatever the buffer, and every write
-// to the underlying writer but the last must fill at least half of it.
+// to the underlying writer but the last must fill more than three quarters
+// of it.
 func TestDotWriterBuffering(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
 	alphabet := []byte(".\r\na")
@@ -279,7 +280,7 @@ func TestDotWriterBuffering(t *testing.T) {
 				}
 				limit := max(size, minDotBuffer)
 				for i, n := range rec.sizes {
-					if n > limit || i < len(rec.sizes)-1 && n <= limit/2 {
+					if n > limit || i < len(rec.sizes)-1 && 4*n <= 3*limit {
 						t.Fatalf("buffer %d, copy %v: writes of %v octets", size, byCopy, rec.sizes)
 					}
 				}
