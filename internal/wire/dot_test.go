@@ -238,12 +238,8 @@ func TestDotWriterWriteError(t *testing.T) {
 // of it.
 func TestDotWriterBuffering(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
-	alphabet := []byte(".\r\na")
 	for range 300 {
-		m := make([]byte, rng.IntN(400))
-		for i := range m {
-			m[i] = alphabet[rng.IntN(len(alphabet))]
-		}
+		m := randomText(rng, ".\r\na", rng.IntN(400))
 		prefix := []byte("+OK " + strings.Repeat("x", rng.IntN(100)) + "\r\n")
 		want := string(prefix)
 		ref, _ := dotWrite(t, m)
@@ -287,6 +283,15 @@ func TestDotWriterBuffering(t *testing.T) {
 			}
 		}
 	}
+}
+
+// randomText returns n octets drawn from alphabet.
+func randomText(rng *rand.Rand, alphabet string, n int) []byte {
+	m := make([]byte, n)
+	for i := range m {
+		m[i] = alphabet[rng.IntN(len(alphabet))]
+	}
+	return m
 }
 
 // writeRecorder keeps what is written and the size of each write.
@@ -362,17 +367,15 @@ func TestWireSize(t *testing.T) {
 func TestCounter(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 5))
 	for iter := range 20000 {
-		alphabet := []byte("a.\r\n\x00")
+		alphabet := "a.\r\n\x00"
 		if iter%2 == 1 {
-			alphabet = []byte("aaaaaaaaaaaaaaaaaaaaaaaaaaaa\n\n\n\n\n\r")
+			alphabet = "aaaaaaaaaaaaaaaaaaaaaaaaaaaa\n\n\n\n\n\r"
 		}
-		m := make([]byte, rng.IntN(64))
+		n := rng.IntN(64)
 		if iter%100 == 0 {
-			m = make([]byte, rng.IntN(200000))
+			n = rng.IntN(200000)
 		}
-		for i := range m {
-			m[i] = alphabet[rng.IntN(len(alphabet))]
-		}
+		m := randomText(rng, alphabet, n)
 		want := int64(len(normalize(m)))
 		c := NewCounter()
 		for p := m; len(p) > 0; {
@@ -628,12 +631,8 @@ func TestDotRoundTripExhaustive(t *testing.T) {
 
 func TestDotRoundTripRandom(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	alphabet := []byte(".\r\nab\x00")
 	for range 3000 {
-		m := make([]byte, rng.IntN(200))
-		for i := range m {
-			m[i] = alphabet[rng.IntN(len(alphabet))]
-		}
+		m := randomText(rng, ".\r\nab\x00", rng.IntN(200))
 		var chunks [][]byte
 		for rest := m; len(rest) > 0; {
 			n := min(len(rest), rng.IntN(20))

@@ -125,7 +125,11 @@ func (md *maildrop) take(ctx context.Context) error {
 		md.snapshot = snap
 		return nil
 	}
-	snap, err = loadIndex(md.dir, newSt, curSt, began.UnixNano(), c.margin)
+	// An outdated cached snapshot too small to have an index (hint) says
+	// there is none to look for.
+	if hint == 0 || hint >= indexMin {
+		snap, err = loadIndex(md.dir, newSt, curSt, began.UnixNano(), c.margin)
+	}
 	if err != nil {
 		md.s.log.Warn("maildir: ignoring the snapshot index", "user", md.user, "err", err)
 		if err := removeIndex(md.dir); err != nil {

@@ -192,7 +192,8 @@ func loadIndex(dir string, newSt, curSt dirStamp, now, margin int64) (*snapshot,
 	if err != nil {
 		return nil, fmt.Errorf("maildir: snapshot index: %w", err)
 	}
-	if fi.Size() > maxIndexSize || fi.Size() > int64(len(head))+count*maxIndexLine {
+	// Smaller than what was just read: cut meanwhile.
+	if fi.Size() < int64(n) || fi.Size() > maxIndexSize || fi.Size() > int64(len(head))+count*maxIndexLine {
 		return nil, errCorruptIndex
 	}
 	data := make([]byte, fi.Size())
