@@ -25,7 +25,33 @@ fi
 fuzztime=${FUZZTIME:-10s}
 staticcheck_version=${STATICCHECK_VERSION:-v0.8.2} # staticcheck 2026.2.2, works with go1.26
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each stage's wall time is printed when the next one starts, and all of
+# them again at the end (or when a stage fails), so a slow stage shows.
+started=$SECONDS
+stage=""
+stage_start=$SECONDS
+timings=()
+end_stage() {
+	if [ -n "$stage" ]; then
+		local took=$((SECONDS - stage_start))
+		timings+=("$(printf '%5ds  %s' "$took" "$stage")")
+		printf '<== %s: %ds\n' "$stage" "$took"
+	fi
+	stage=""
+}
+step() {
+	end_stage
+	stage="$*"
+	stage_start=$SECONDS
+	printf '\n==> %s\n' "$*"
+}
+report_timings() {
+	end_stage
+	printf '\nwall time of each stage:\n'
+	printf '  %s\n' "${timings[@]}"
+	printf '%7ds  in all\n' "$((SECONDS - started))"
+}
+trap report_timings EXIT
 warn() { printf 'test.sh: warning: %s\n' "$*" >&2; }
 fail() {
 	printf 'test.sh: FAIL: %s\n' "$*" >&2
@@ -131,4 +157,6 @@ step "fuzzing, $fuzztime per target"
 		fuzz_target "$dir" "$target"
 	done
 
-step "all checks passed"
+end_stage
+echo
+echo "==> all checks passed"

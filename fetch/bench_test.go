@@ -115,7 +115,7 @@ func BenchmarkFetch(b *testing.B) {
 			fmrc := filepath.Join(dir, "fetchmailrc")
 			os.WriteFile(fmrc, []byte(fmt.Sprintf("set no syslog\npoll %s port %s protocol pop3 uidl auth password user \"user1\" password \"pass1\" is root here keep fetchall sslproto '' mda \"%s -m %s\"\n",
 				host, port, procmail, rc)), 0o600)
-			return peer(dir, "fetchmail", "-f", fmrc, "-i", filepath.Join(dir, "fetchids"), "--nodetach", "--silent")
+			return peer(dir, "fetchmail", "-f", fmrc, "-i", filepath.Join(dir, "fetchids"), "--pidfile", filepath.Join(dir, "fetchmail.pid"), "--nodetach", "--silent")
 		})
 	})
 	b.Run("getmail6", func(b *testing.B) {

@@ -44,12 +44,15 @@ type recordingConn struct {
 	l *recordingListener
 }
 
+// Write records p before it goes on the wire: once the client has read
+// a byte, the write that carried it is in the record. (Recorded after the
+// write returned, a reply the client had already read could land in the
+// next window the test looks at.) A failed write fails the test anyway.
 func (c *recordingConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
 	c.l.mu.Lock()
-	c.l.writes = append(c.l.writes, bytes.Clone(p[:n]))
+	c.l.writes = append(c.l.writes, bytes.Clone(p))
 	c.l.mu.Unlock()
-	return n, err
+	return c.Conn.Write(p)
 }
 
 // TestRetrWrites pins how a message goes out: a message of ordinary size

@@ -234,7 +234,8 @@ func TestMpopTLS(t *testing.T) {
 			run(t, nil, mpop, "-C", "/dev/null", "--host=127.0.0.1", "--port="+p,
 				"--tls=on", "--tls-starttls="+starttls, "--tls-trust-file="+s.caFile,
 				"--auth="+tc.auth, "--user="+tc.user, "--passwordeval=cat "+secretFile,
-				"--delivery=maildir,"+md, "--received-header=off", "--keep=off", "--quiet")
+				"--delivery=maildir,"+md, "--received-header=off", "--keep=off", "--quiet",
+				"--uidls-file="+filepath.Join(md, "uidls")) // not the shared ~/.mpop_uidls
 			files, _ := filepath.Glob(filepath.Join(md, "new", "*"))
 			if len(files) != 1 {
 				t.Fatalf("mpop delivered %v, want one message", files)
@@ -257,7 +258,7 @@ func TestMpopTLS(t *testing.T) {
 	for _, tok := range []string{iss.token(t, "erin", -time.Hour), iss.token(t, "carol", time.Hour)} {
 		cmd := exec.Command(mpop, "-C", "/dev/null", "--host=127.0.0.1", "--port="+tlsPort, "--tls=on",
 			"--tls-starttls=off", "--tls-trust-file="+s.caFile, "--auth=oauthbearer", "--user=erin",
-			"--passwordeval=echo "+tok, "--delivery=maildir,"+md)
+			"--passwordeval=echo "+tok, "--delivery=maildir,"+md, "--uidls-file="+filepath.Join(md, "uidls"))
 		out, err := cmd.CombinedOutput()
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 77 {
 			t.Errorf("mpop with a bad token: %v, want exit 77 (authentication failed): %s", err, out)
@@ -306,7 +307,11 @@ func TestFetchmailTLS(t *testing.T) {
   user "dave" password "dave pw" %s sslcertck sslcertfile %q sslcommonname localhost sslproto "tls1.2+"
   mda "/bin/sh -c 'cat >> %s'" nokeep
 `, tc.port, tc.ssl, s.caFile, out)), 0o600)
-			run(t, []string{"HOME=" + home, "FETCHMAILHOME=" + home}, fetchmail, "-f", rc, "--nosyslog", "--invisible", "--nodetach")
+			run(t, []string{"HOME=" + home, "FETCHMAILHOME=" + home}, fetchmail, "-f", rc, "--nosyslog", "--invisible", "--nodetach",
+				// Its own lock and UID list: run as root, fetchmail locks
+				// /var/run/fetchmail.pid whatever FETCHMAILHOME says, and
+				// another fetchmail on the machine would make it refuse.
+				"--pidfile", filepath.Join(home, "fetchmail.pid"), "--idfile", filepath.Join(home, "fetchids"))
 			got, _ := os.ReadFile(out)
 			if string(got) != want {
 				t.Errorf("fetchmail retrieved:\n got %q\nwant %q", got, want)

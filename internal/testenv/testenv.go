@@ -6,11 +6,13 @@ package testenv
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -40,14 +42,50 @@ func LookPath(t testing.TB, name string) string {
 
 // FreePort returns a loopback port that was free a moment ago, for peers
 // whose configuration needs a port number rather than a listener.
+//
+// The port is taken below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range), where a listener on port 0 would get
+// one: every outgoing connection on the machine also takes its source
+// port from that range, so a port found free there can be taken by any
+// connect(2) before the peer binds it. Below the range only a listener
+// can take it. Ports are tried at random, so that parallel tests and test
+// binaries rarely try the same one.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	low := ephemeralLow()
+	const first = 10000
+	for range 200 {
+		port := first + rand.IntN(low-first)
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range, or
+// Linux's default where it cannot be read (or leaves too little below).
+func ephemeralLow() int {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
+	}
+	if low < 12000 {
+		low = 32768
+	}
+	return low
 }
 
 // Itoa is strconv.Itoa, for test tables.
