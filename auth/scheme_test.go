@@ -189,7 +189,7 @@ func TestDoveadmAcceptsOurHashes(t *testing.T) {
 	var wg sync.WaitGroup
 	check := func(h, pw string, want bool) {
 		defer wg.Done()
-		out, err := exec.Command(doveadm, "pw", "-t", h, "-p", pw).CombinedOutput()
+		out, err := exec.Command(doveadm, "-c", "/dev/null", "pw", "-t", h, "-p", pw).CombinedOutput()
 		if got := err == nil && strings.Contains(string(out), "(verified)"); got != want {
 			t.Errorf("doveadm pw -t %q -p %q: verified %v, want %v (%v)\n%s", h, pw, got, want, err, out)
 		}

@@ -598,7 +598,7 @@ func TestDovecotSCRAM(t *testing.T) {
 func TestDovecotSCRAMLive(t *testing.T) {
 	doveadm := testenv.LookPath(t, "doveadm")
 	for _, mech := range []string{"SCRAM-SHA-256", "SCRAM-SHA-1"} {
-		out, err := exec.Command(doveadm, "pw", "-s", mech, "-p", "secret").Output()
+		out, err := exec.Command(doveadm, "-c", "/dev/null", "pw", "-s", mech, "-p", "secret").Output()
 		if err != nil {
 			t.Skipf("doveadm pw: %v", err)
 		}

@@ -52,7 +52,7 @@ func lfForm(wire string) string { return strings.ReplaceAll(wire, "\r\n", "\n") 
 func doveadmSCRAM(t *testing.T, password string) string {
 	t.Helper()
 	doveadm := testenv.LookPath(t, "doveadm")
-	return strings.TrimSpace(string(run(t, nil, doveadm, "pw", "-s", "SCRAM-SHA-256", "-p", password)))
+	return strings.TrimSpace(string(run(t, nil, doveadm, "-c", "/dev/null", "pw", "-s", "SCRAM-SHA-256", "-p", password)))
 }
 
 // Python's poplib: STLS, APOP, and USER/PASS over POP3S for a user whose
