@@ -29,16 +29,3 @@ func lockFile(path string) (unlock func(), err error) {
 	}
 	return func() { f.Close() }, nil
 }
-
-// keepOwner gives tmp the owner and group of the file it replaces, so that
-// `postie user` run as root does not leave the server (running as its own
-// user) unable to read the file. It is best effort: only root may give a
-// file away, and anyone else is already the owner of what they replace or
-// cannot write it.
-func keepOwner(tmp *os.File, old os.FileInfo) error {
-	st, ok := old.Sys().(*syscall.Stat_t)
-	if !ok || (int(st.Uid) == os.Geteuid() && int(st.Gid) == os.Getegid()) {
-		return nil
-	}
-	return tmp.Chown(int(st.Uid), int(st.Gid))
-}

@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+
+	"github.com/postie-mail/postie/internal/fsutil"
 )
 
 // maildirDest delivers into a Maildir (https://cr.yp.to/proto/maildir.html)
@@ -224,7 +226,7 @@ func (d *maildirDest) flush(batch []*stagedFile) error {
 		}
 	}
 	if err == nil {
-		err = syncDir(filepath.Join(d.dir, "new"))
+		err = fsutil.SyncDir(filepath.Join(d.dir, "new"))
 	}
 	if err != nil {
 		for _, s := range batch {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/postie-mail/postie/internal/fsutil"
 )
 
 // The state of an account lives in three files of the state directory:
@@ -326,7 +328,7 @@ func (s *state) compact(dirty bool) error {
 		e := s.entries[id]
 		fmt.Fprintf(&b, "%s %d %d %d %d\n", id, e.seen, e.delivered, e.pendOff, e.pendTime)
 	}
-	if err := writeFileAtomic(s.path(".state"), b.Bytes()); err != nil {
+	if err := fsutil.WriteFileAtomic(s.path(".state"), b.Bytes(), fsutil.WriteOptions{Perm: 0o600}); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
 	if err := s.journal.Truncate(0); err != nil {
@@ -350,47 +352,6 @@ func (s *state) close(clean bool) error {
 		s.journal = nil
 	}
 	s.unlock()
-	return err
-}
-
-// writeFileAtomic replaces path with data: a temporary file in the same
-// directory, fsync, rename, fsync of the directory.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o600)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
 	return err
 }
 
