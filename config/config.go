@@ -403,33 +403,6 @@ func checkListen(addr string) error {
 	return nil
 }
 
-// Duration is a time.Duration written as a string in the file ("10m").
-// Negative durations are refused.
-type Duration time.Duration
-
-// Std returns d as a time.Duration.
-func (d Duration) Std() time.Duration { return time.Duration(d) }
-
-// UnmarshalText parses a Go duration string such as "90s" or "10m".
-func (d *Duration) UnmarshalText(text []byte) error {
-	s := string(text)
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		if _, nerr := strconv.ParseFloat(s, 64); nerr == nil && s != "0" {
-			return fmt.Errorf("invalid duration %q: needs a unit, e.g. \"30s\" or \"10m\"", s)
-		}
-		return fmt.Errorf("invalid duration %q (use e.g. \"30s\", \"10m\", \"1h\")", s)
-	}
-	if v < 0 {
-		return fmt.Errorf("invalid duration %q: must not be negative", s)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalText writes d as a duration string.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
 // Expire is the EXPIRE policy advertised in CAPA (RFC 2449 §6.7): not
 // advertised (""), "never", or a number of days, written as a string or
 // an integer.

@@ -1,10 +1,8 @@
 package config
 
 import (
-	"fmt"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -192,68 +190,4 @@ func validDomain(d string) bool {
 		}
 	}
 	return true
-}
-
-// Size is a number of octets, written as an integer or as a string with a
-// unit: "512K", "50M", "1G", "2T" (powers of 1024; "50MB" and "50MiB" mean
-// the same).
-type Size int64
-
-// UnmarshalText parses a size such as "50M" or "1048576".
-func (s *Size) UnmarshalText(text []byte) error {
-	str := strings.TrimSpace(string(text))
-	u := strings.ToUpper(str)
-	u = strings.TrimSuffix(u, "IB")
-	u = strings.TrimSuffix(u, "B")
-	mult := int64(1)
-	if u != "" {
-		switch u[len(u)-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		case 'T':
-			mult = 1 << 40
-		}
-		if mult > 1 {
-			u = strings.TrimSpace(u[:len(u)-1])
-		}
-	}
-	n, err := strconv.ParseInt(u, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
-		return fmt.Errorf("invalid size %q (use e.g. 1048576, \"512K\", \"50M\" or \"1G\")", str)
-	}
-	*s = Size(n * mult)
-	return nil
-}
-
-// UnmarshalTOML accepts a size written as a TOML integer or string.
-func (s *Size) UnmarshalTOML(v any) error {
-	switch v := v.(type) {
-	case int64:
-		if v < 0 {
-			return fmt.Errorf("invalid size %d: must not be negative", v)
-		}
-		*s = Size(v)
-		return nil
-	case string:
-		return s.UnmarshalText([]byte(v))
-	}
-	return fmt.Errorf("invalid size %v: use an integer or a string such as \"50M\"", v)
-}
-
-// MarshalText writes s with the largest unit that divides it.
-func (s Size) MarshalText() ([]byte, error) {
-	n := int64(s)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
-		if n != 0 && n%u.mult == 0 {
-			return []byte(strconv.FormatInt(n/u.mult, 10) + u.suffix), nil
-		}
-	}
-	return []byte(strconv.FormatInt(n, 10)), nil
 }

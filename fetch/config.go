@@ -14,6 +14,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	// Named conf: the package's tests have a helper named config.
+	conf "github.com/postie-mail/postie/config"
 	"github.com/postie-mail/postie/pop3client"
 )
 
@@ -25,9 +27,9 @@ type Config struct {
 	StateDir string `toml:"state_dir"`
 	// Interval is the time between two polls of an account in daemon
 	// mode (default 5m).
-	Interval Duration `toml:"interval"`
+	Interval conf.Duration `toml:"interval"`
 	// Timeout bounds every network read and write (default 2m).
-	Timeout Duration `toml:"timeout"`
+	Timeout conf.Duration `toml:"timeout"`
 	// Accounts are the [[account]] tables, in file order.
 	Accounts []*Account `toml:"account"`
 
@@ -58,11 +60,11 @@ type Account struct {
 	LMTP          string `toml:"lmtp"`
 	LMTPRecipient string `toml:"lmtp_recipient"`
 
-	Keep              *bool  `toml:"keep"`
-	DeleteAfterDays   int    `toml:"delete_after_days"`
-	MaxSize           Size   `toml:"max_size"`
-	Oversize          string `toml:"oversize"` // skip | delete
-	MaxMessagesPerRun int    `toml:"max_messages_per_run"`
+	Keep              *bool     `toml:"keep"`
+	DeleteAfterDays   int       `toml:"delete_after_days"`
+	MaxSize           conf.Size `toml:"max_size"`
+	Oversize          string    `toml:"oversize"` // skip | delete
+	MaxMessagesPerRun int       `toml:"max_messages_per_run"`
 
 	timeout time.Duration // Config.Timeout
 	pin     []byte        // PinSHA256, parsed
@@ -133,13 +135,13 @@ func (c *Config) finish(base string) error {
 	bad := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
 
 	if c.Interval == 0 {
-		c.Interval = Duration(DefaultInterval)
+		c.Interval = conf.Duration(DefaultInterval)
 	}
-	if c.Interval < Duration(time.Second) {
+	if c.Interval < conf.Duration(time.Second) {
 		bad("interval: must be at least 1s, not %v", c.Interval.Std())
 	}
 	if c.Timeout == 0 {
-		c.Timeout = Duration(DefaultTimeout)
+		c.Timeout = conf.Duration(DefaultTimeout)
 	}
 	if c.Timeout < 0 {
 		bad("timeout: must not be negative")
@@ -366,65 +368,4 @@ func resolve(base, p string) string {
 		p = filepath.Join(base, p)
 	}
 	return filepath.Clean(p)
-}
-
-// Duration is a TOML duration string such as "90s" or "5m".
-type Duration time.Duration
-
-// Std returns d as a time.Duration.
-func (d Duration) Std() time.Duration { return time.Duration(d) }
-
-// UnmarshalText parses a Go duration string.
-func (d *Duration) UnmarshalText(text []byte) error {
-	v, err := time.ParseDuration(string(text))
-	if err != nil {
-		return fmt.Errorf("%q is not a duration such as \"90s\" or \"5m\"", text)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// Size is a number of octets: a TOML integer, or a string with a unit
-// ("500k", "25M", "1G"; powers of 1024).
-type Size int64
-
-// UnmarshalTOML reads an integer or a string with a unit.
-func (s *Size) UnmarshalTOML(v any) error {
-	switch v := v.(type) {
-	case int64:
-		*s = Size(v)
-		return nil
-	case string:
-		n, err := parseSize(v)
-		if err != nil {
-			return err
-		}
-		*s = Size(n)
-		return nil
-	}
-	return fmt.Errorf("a size is a number of octets or a string such as \"25M\", not %v", v)
-}
-
-func parseSize(v string) (int64, error) {
-	t := strings.TrimSpace(strings.ToUpper(v))
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
-	mult := int64(1)
-	if t != "" {
-		switch t[len(t)-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		}
-		if mult > 1 {
-			t = t[:len(t)-1]
-		}
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(t), 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q is not a size such as 1048576, \"500k\" or \"25M\"", v)
-	}
-	return n * mult, nil
 }

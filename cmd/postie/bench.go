@@ -24,6 +24,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/postie-mail/postie/bench"
+	"github.com/postie-mail/postie/config"
 	"github.com/postie-mail/postie/pop3server"
 )
 
@@ -246,9 +247,13 @@ owned by --chown (default vmail).`,
   postie bench corpus --users big --postie-root P --dovecot-root D --count 0 --big 50M`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			bigSize, err := parseSize(big)
-			if err != nil {
-				return exitf(exitUsage, "--big: %v", err)
+			var bigSize int64
+			if big != "" {
+				n, err := config.ParseSize(big)
+				if err != nil {
+					return exitf(exitUsage, "--big: %v", err)
+				}
+				bigSize = int64(n)
 			}
 			if count < 0 || count == 0 && bigSize == 0 {
 				return exitf(exitUsage, "--count must be positive (or give --big)")
@@ -268,6 +273,7 @@ owned by --chown (default vmail).`,
 				}
 				var owner *bench.Owner
 				if dovecotRoot != "" {
+					var err error
 					if owner, err = lookupOwner(chown); err != nil {
 						return exitf(exitUsage, "--chown: %v (the Dovecot anchor's setup.sh creates vmail)", err)
 					}
@@ -368,33 +374,6 @@ func lookupOwner(name string) (*bench.Owner, error) {
 		return nil, fmt.Errorf("user %s has no numeric ids", name)
 	}
 	return &bench.Owner{UID: uid, GID: gid}, nil
-}
-
-// parseSize reads a size in octets with an optional K, M or G suffix
-// (powers of 1024; "MB", "MiB" and the like are read the same way).
-func parseSize(s string) (int64, error) {
-	if s == "" {
-		return 0, nil
-	}
-	t := strings.ToUpper(strings.TrimSpace(s))
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
-	mult := int64(1)
-	switch {
-	case strings.HasSuffix(t, "K"):
-		mult = 1 << 10
-	case strings.HasSuffix(t, "M"):
-		mult = 1 << 20
-	case strings.HasSuffix(t, "G"):
-		mult = 1 << 30
-	}
-	if mult > 1 {
-		t = t[:len(t)-1]
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%q is not a size (e.g. 50M)", s)
-	}
-	return n * mult, nil
 }
 
 // --- raw-sender -------------------------------------------------------------

@@ -49,7 +49,9 @@ func TestLayering(t *testing.T) {
 		{"sasl/oauth", []string{module + "/sasl", "github.com/golang-jwt/jwt/v5", "github.com/MicahParks", "golang.org/x/time/rate"}},
 		// The retriever and the load generator speak POP3 only through
 		// pop3client; they never reach into the server, a store or auth.
-		{"fetch", []string{module + "/pop3client", module + "/pop3", module + "/internal/wire", module + "/internal/fsutil", "github.com/xdg-go", "golang.org/x/text",
+		// fetch shares config's Size and Duration (config imports nothing
+		// of postie).
+		{"fetch", []string{module + "/pop3client", module + "/pop3", module + "/internal/wire", module + "/internal/fsutil", module + "/config", "github.com/xdg-go", "golang.org/x/text",
 			"github.com/BurntSushi/toml", "github.com/emersion/go-smtp", "github.com/emersion/go-sasl"}},
 		{"bench", []string{module + "/pop3client", module + "/pop3", module + "/internal/wire", "github.com/xdg-go", "golang.org/x/text"}},
 		{"auth", []string{"golang.org/x/crypto", "golang.org/x/sys", "github.com/GehirnInc/crypt", module + "/sasl", module + "/internal/fsutil"}},
