@@ -15,10 +15,9 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
-)
 
-// exTempFail is sysexits(3) EX_TEMPFAIL: the MDA asks to try again later.
-const exTempFail = 75
+	"github.com/postie-mail/postie/internal/exitcode"
+)
 
 // mdaDest runs a command for each message, "sh -c COMMAND", with the
 // message on its standard input (LF line ends) and POSTIE_FETCH_ACCOUNT,
@@ -94,8 +93,8 @@ func (d *mdaDest) deliver(ctx context.Context, m *message, r io.Reader) (bool, e
 	if msg != "" {
 		msg = ": " + msg
 	}
-	if ee.ExitCode() == exTempFail {
-		return false, &refusal{temp: true, err: fmt.Errorf("mda exited %d (try again later)%s", exTempFail, msg)}
+	if ee.ExitCode() == exitcode.TempFail {
+		return false, &refusal{temp: true, err: fmt.Errorf("mda exited %d (try again later)%s", exitcode.TempFail, msg)}
 	}
 	return false, &refusal{err: fmt.Errorf("mda %s%s", ee.ProcessState, msg)}
 }

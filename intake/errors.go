@@ -8,6 +8,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/postie-mail/postie/internal/exitcode"
 	"github.com/postie-mail/postie/store"
 )
 
@@ -99,14 +100,14 @@ func classify(err error) *Error {
 	return newError(KindTemporary, err)
 }
 
-// Exit codes of deliver, from sysexits(3), as Postfix's local(8) and
-// pipe(8) read them: 67 and 69 and 73 bounce, 75 retries.
+// Exit codes of deliver (the table is internal/exitcode's), as Postfix's
+// local(8) and pipe(8) read them: 67 and 69 and 73 bounce, 75 retries.
 const (
-	ExitOK          = 0
-	ExitNoUser      = 67 // EX_NOUSER
-	ExitUnavailable = 69 // EX_UNAVAILABLE
-	ExitCantCreat   = 73 // EX_CANTCREAT
-	ExitTempFail    = 75 // EX_TEMPFAIL
+	ExitOK          = exitcode.OK
+	ExitNoUser      = exitcode.NoUser
+	ExitUnavailable = exitcode.Unavailable
+	ExitCantCreat   = exitcode.CantCreat
+	ExitTempFail    = exitcode.TempFail
 )
 
 // ExitCode returns the sysexits(3) code of a failed delivery.

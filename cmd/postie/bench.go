@@ -25,6 +25,7 @@ import (
 
 	"github.com/postie-mail/postie/bench"
 	"github.com/postie-mail/postie/config"
+	"github.com/postie-mail/postie/internal/exitcode"
 	"github.com/postie-mail/postie/pop3server"
 )
 
@@ -53,7 +54,7 @@ Helpers:
   report     a table of medians and ratios from JSON result lines`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return exitf(exitUsage, "name a scenario or helper (see postie bench --help)")
+			return exitf(exitcode.Usage, "name a scenario or helper (see postie bench --help)")
 		},
 	}
 	for _, s := range bench.Scenarios {
@@ -147,7 +148,7 @@ func (a *app) benchScenarioCmd(scenario string) *cobra.Command {
 func (a *app) runBench(scenario string, f *benchFlags) error {
 	mode, err := bench.ParseTLSMode(f.tlsMode)
 	if err != nil {
-		return withCode(exitUsage, err)
+		return withCode(exitcode.Usage, err)
 	}
 	o := bench.Options{
 		Addr:              f.addr,
@@ -168,34 +169,34 @@ func (a *app) runBench(scenario string, f *benchFlags) error {
 		Log:               a.stderr,
 	}
 	if f.addr == "" {
-		return exitf(exitUsage, "--addr is required")
+		return exitf(exitcode.Usage, "--addr is required")
 	}
 	switch {
 	case f.users != "" && f.user != "":
-		return exitf(exitUsage, "--user and --users exclude each other")
+		return exitf(exitcode.Usage, "--user and --users exclude each other")
 	case f.users != "":
 		if o.Users, err = bench.ParseUsers(f.users, f.nusers); err != nil {
-			return withCode(exitUsage, err)
+			return withCode(exitcode.Usage, err)
 		}
 		o.Users.First = f.firstUser
 	case f.user != "":
 		o.Users = bench.Credentials{User: f.user, Pass: f.pass, N: 1}
 	default:
-		return exitf(exitUsage, "give --user and --pass, or --users and --nusers")
+		return exitf(exitcode.Usage, "give --user and --pass, or --users and --nusers")
 	}
 	if o.Curves, err = bench.ParseCurves(f.curves); err != nil {
-		return withCode(exitUsage, err)
+		return withCode(exitcode.Usage, err)
 	}
 	if mode != 0 {
 		cfg := &tls.Config{InsecureSkipVerify: f.insecure}
 		if f.ca != "" {
 			pem, err := os.ReadFile(f.ca)
 			if err != nil {
-				return exitf(exitUsage, "--ca: %v", err)
+				return exitf(exitcode.Usage, "--ca: %v", err)
 			}
 			cfg.RootCAs = x509.NewCertPool()
 			if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-				return exitf(exitUsage, "--ca: no PEM certificate in %s", f.ca)
+				return exitf(exitcode.Usage, "--ca: no PEM certificate in %s", f.ca)
 			}
 		}
 		o.TLSConfig = cfg
@@ -204,14 +205,14 @@ func (a *app) runBench(scenario string, f *benchFlags) error {
 	defer stop()
 	res, err := bench.Run(ctx, scenario, o)
 	if err != nil {
-		return withCode(exitUsage, err)
+		return withCode(exitcode.Usage, err)
 	}
 	bench.WriteSummary(a.stderr, res)
 	if err := bench.WriteResult(a.stdout, res); err != nil {
-		return withCode(exitFailure, err)
+		return withCode(exitcode.Failure, err)
 	}
 	if res.Ops == 0 {
-		return exitf(exitFailure, "bench %s: no operation succeeded", scenario)
+		return exitf(exitcode.Failure, "bench %s: no operation succeeded", scenario)
 	}
 	return nil
 }
@@ -251,37 +252,37 @@ owned by --chown (default vmail).`,
 			if big != "" {
 				n, err := config.ParseSize(big)
 				if err != nil {
-					return exitf(exitUsage, "--big: %v", err)
+					return exitf(exitcode.Usage, "--big: %v", err)
 				}
 				bigSize = int64(n)
 			}
 			if count < 0 || count == 0 && bigSize == 0 {
-				return exitf(exitUsage, "--count must be positive (or give --big)")
+				return exitf(exitcode.Usage, "--count must be positive (or give --big)")
 			}
 			base := bench.CorpusOptions{Count: count, Seed: seed, Profile: profile, BigSize: bigSize, NoSizes: noSizes}
 			var jobs []bench.CorpusOptions
 			if len(dirs) > 0 {
 				if users != "" {
-					return exitf(exitUsage, "--dir and --users exclude each other")
+					return exitf(exitcode.Usage, "--dir and --users exclude each other")
 				}
 				j := base
 				j.Dirs = dirs
 				jobs = append(jobs, j)
 			} else {
 				if users == "" || postieRoot == "" && dovecotRoot == "" {
-					return exitf(exitUsage, "give --dir, or --users with --postie-root and/or --dovecot-root")
+					return exitf(exitcode.Usage, "give --dir, or --users with --postie-root and/or --dovecot-root")
 				}
 				var owner *bench.Owner
 				if dovecotRoot != "" {
 					var err error
 					if owner, err = lookupOwner(chown); err != nil {
-						return exitf(exitUsage, "--chown: %v (the Dovecot anchor's setup.sh creates vmail)", err)
+						return exitf(exitcode.Usage, "--chown: %v (the Dovecot anchor's setup.sh creates vmail)", err)
 					}
 				}
 				for n := first; n < first+max(nusers, 1); n++ {
 					name := strings.ReplaceAll(users, "%d", strconv.Itoa(n))
 					if name == "" || strings.ContainsAny(name, "/\x00") || name[0] == '.' {
-						return exitf(exitUsage, "--users: %q cannot name a maildrop", name)
+						return exitf(exitcode.Usage, "--users: %q cannot name a maildrop", name)
 					}
 					j := base
 					j.Seed = seed + uint64(n)
@@ -291,10 +292,10 @@ owned by --chown (default vmail).`,
 					if dovecotRoot != "" {
 						home := filepath.Join(dovecotRoot, "mail", name)
 						if err := os.MkdirAll(home, 0o700); err != nil {
-							return withCode(exitFailure, err)
+							return withCode(exitcode.Failure, err)
 						}
 						if err := os.Chown(home, owner.UID, owner.GID); err != nil {
-							return withCode(exitFailure, err)
+							return withCode(exitcode.Failure, err)
 						}
 						j.Dirs = append(j.Dirs, filepath.Join(home, "Maildir"))
 						j.Chown = owner
@@ -356,7 +357,7 @@ func (a *app) runCorpus(jobs []bench.CorpusOptions) error {
 	close(next)
 	wg.Wait()
 	if first != nil {
-		return withCode(exitFailure, first)
+		return withCode(exitcode.Failure, first)
 	}
 	fmt.Fprintf(a.stderr, "corpus: %d maildrops, %d messages in all, each written to %d Maildir(s): %d octets (wire %d, largest %d), %d CRLF files, %d without a final line end, %d with attachments, %d dot lines; %.1fs\n",
 		len(jobs), total.Messages, len(jobs[0].Dirs), total.FileBytes, total.WireBytes, total.Largest, total.CRLF, total.NoFinalEOL, total.Attachment, total.DotLines, time.Since(start).Seconds())
@@ -391,18 +392,18 @@ server could reach on this machine with the same client. It logs
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			if dir == "" {
-				return exitf(exitUsage, "--maildir is required")
+				return exitf(exitcode.Usage, "--maildir is required")
 			}
 			log := slog.New(slog.NewTextHandler(a.stderr, nil))
 			rs, err := bench.NewRawSender(dir)
 			if err != nil {
-				return withCode(exitFailure, err)
+				return withCode(exitcode.Failure, err)
 			}
 			n, total := rs.Messages()
 			var lns []net.Listener
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
-				return exitf(exitFailure, "%v", err)
+				return exitf(exitcode.Failure, "%v", err)
 			}
 			lns = append(lns, ln)
 			log.Info("listening", "proto", "pop3", "addr", ln.Addr().String(), "messages", n, "octets", total)
@@ -410,12 +411,12 @@ server could reach on this machine with the same client. It logs
 				cfg, err := loadTLS(cert, key)
 				if err != nil {
 					ln.Close()
-					return withCode(exitUsage, err)
+					return withCode(exitcode.Usage, err)
 				}
 				tln, err := net.Listen("tcp", tlsListen)
 				if err != nil {
 					ln.Close()
-					return exitf(exitFailure, "%v", err)
+					return exitf(exitcode.Failure, "%v", err)
 				}
 				lns = append(lns, tls.NewListener(tln, cfg))
 				log.Info("listening", "proto", "pop3s", "addr", tln.Addr().String())
@@ -433,7 +434,7 @@ server could reach on this machine with the same client. It logs
 				return nil
 			case err := <-errc:
 				rs.Close()
-				return exitf(exitFailure, "%v", err)
+				return exitf(exitcode.Failure, "%v", err)
 			}
 		},
 	}
@@ -498,7 +499,7 @@ func (a *app) benchServe(listen, tlsListen, cert, key, cpuProfile, memProfile st
 	}
 	tcfg, err := loadTLS(cert, key)
 	if err != nil {
-		return withCode(exitUsage, err)
+		return withCode(exitcode.Usage, err)
 	}
 	log := newLogger(c.Log, a.stderr, slog.LevelDebug)
 	sigs := make(chan os.Signal, 4)
@@ -507,40 +508,40 @@ func (a *app) benchServe(listen, tlsListen, cert, key, cpuProfile, memProfile st
 
 	db, err := openAuth(c, log)
 	if err != nil {
-		return withCode(exitConfig, fmt.Errorf("user database: %w", err))
+		return withCode(exitcode.Config, fmt.Errorf("user database: %w", err))
 	}
 	st, closeStore, err := openStore(c, log)
 	if err != nil {
-		return withCode(exitConfig, fmt.Errorf("%s store: %w", c.Storage.Backend, err))
+		return withCode(exitcode.Config, fmt.Errorf("%s store: %w", c.Storage.Backend, err))
 	}
 	defer closeStore()
 	opts := pop3Options(c, db, st, log)
 	opts.TLSConfig = tcfg
 	srv, err := pop3server.New(opts)
 	if err != nil {
-		return withCode(exitConfig, err)
+		return withCode(exitcode.Config, err)
 	}
 	ln, err := listenTCP(listen)
 	if err != nil {
-		return exitf(exitFailure, "pop3: %v", err)
+		return exitf(exitcode.Failure, "pop3: %v", err)
 	}
 	tln, err := listenTCP(tlsListen)
 	if err != nil {
 		ln.Close()
-		return exitf(exitFailure, "pop3s: %v", err)
+		return exitf(exitcode.Failure, "pop3s: %v", err)
 	}
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
 		if err != nil {
 			ln.Close()
 			tln.Close()
-			return withCode(exitFailure, err)
+			return withCode(exitcode.Failure, err)
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
 			ln.Close()
 			tln.Close()
-			return withCode(exitFailure, err)
+			return withCode(exitcode.Failure, err)
 		}
 		defer pprof.StopCPUProfile()
 	}
@@ -582,7 +583,7 @@ func (a *app) benchServe(listen, tlsListen, cert, key, cpuProfile, memProfile st
 		case err := <-errc:
 			srv.Close()
 			<-errc
-			return exitf(exitFailure, "pop3: %v", err)
+			return exitf(exitcode.Failure, "pop3: %v", err)
 		}
 	}
 }
@@ -614,14 +615,14 @@ func (a *app) benchReportCmd() *cobra.Command {
 				if name != "-" {
 					f, err := os.Open(name)
 					if err != nil {
-						return withCode(exitFailure, err)
+						return withCode(exitcode.Failure, err)
 					}
 					defer f.Close()
 					r = f
 				}
 				res, err := bench.ReadResults(r)
 				if err != nil {
-					return withCode(exitFailure, fmt.Errorf("%s: %w", name, err))
+					return withCode(exitcode.Failure, fmt.Errorf("%s: %w", name, err))
 				}
 				all = append(all, res...)
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/postie-mail/postie/intake"
+	"github.com/postie-mail/postie/internal/exitcode"
 )
 
 func (a *app) deliverCmd() *cobra.Command {
@@ -45,7 +46,7 @@ later); 78 configuration error.`,
   postie unix - n n - - pipe user=postie argv=/usr/local/bin/postie deliver -f ${sender} ${recipient}`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
-				return exitf(exitUsage, "deliver: want exactly one USER or ADDRESS argument, got %d", len(args))
+				return exitf(exitcode.Usage, "deliver: want exactly one USER or ADDRESS argument, got %d", len(args))
 			}
 			return nil
 		},
@@ -73,16 +74,16 @@ func (a *app) deliver(sender *string, to string) error {
 	log := newLogger(c.Log, a.stderr, slog.LevelError+1)
 	db, err := openAuth(c, log)
 	if err != nil {
-		return exitf(exitTempFail, "deliver: user database: %v", err)
+		return exitf(exitcode.TempFail, "deliver: user database: %v", err)
 	}
 	st, closeStore, err := openStore(c, log)
 	if err != nil {
-		return exitf(exitTempFail, "deliver: %v", err)
+		return exitf(exitcode.TempFail, "deliver: %v", err)
 	}
 	defer closeStore()
 	d, err := newDeliverer(c, db, st, log)
 	if err != nil {
-		return exitf(exitConfig, "deliver: %v", err)
+		return exitf(exitcode.Config, "deliver: %v", err)
 	}
 	rcpt, err := d.Resolve(to)
 	if err != nil {

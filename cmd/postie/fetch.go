@@ -18,13 +18,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/postie-mail/postie/fetch"
+	"github.com/postie-mail/postie/internal/exitcode"
 	"github.com/postie-mail/postie/pop3client"
-)
-
-// Exit codes of postie fetch beyond those of main.go (sysexits(3)).
-const (
-	exitProtocol = 76 // EX_PROTOCOL: TLS verification or set-up failed
-	exitNoPerm   = 77 // EX_NOPERM: the server refused the credentials
 )
 
 // fetchExit maps what went wrong with an account to an exit code, and
@@ -32,15 +27,15 @@ const (
 func fetchExit(k fetch.Kind) (code, rank int) {
 	switch k {
 	case fetch.KindConfig:
-		return exitConfig, 5
+		return exitcode.Config, 5
 	case fetch.KindAuth:
-		return exitNoPerm, 4
+		return exitcode.NoPerm, 4
 	case fetch.KindTLS:
-		return exitProtocol, 3
+		return exitcode.Protocol, 3
 	case fetch.KindFailed:
-		return exitFailure, 2
+		return exitcode.Failure, 2
 	case fetch.KindTemporary:
-		return exitTempFail, 1
+		return exitcode.TempFail, 1
 	}
 	return 0, 0
 }
@@ -87,7 +82,7 @@ or set-up failed; 77 authentication refused; 78 configuration error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if a.dev || a.dataDir != "" {
-				return exitf(exitUsage, "fetch: --dev and --data-dir do not apply to fetch")
+				return exitf(exitcode.Usage, "fetch: --dev and --data-dir do not apply to fetch")
 			}
 			if dryRun && !once {
 				once = true
@@ -102,15 +97,15 @@ or set-up failed; 77 authentication refused; 78 configuration error.`,
 			log := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
 			path, err := fetchConfigPath(a.configPath)
 			if err != nil {
-				return withCode(exitConfig, err)
+				return withCode(exitcode.Config, err)
 			}
 			cfg, err := fetch.Load(path)
 			if err != nil {
-				return withCode(exitConfig, err)
+				return withCode(exitcode.Config, err)
 			}
 			accts, err := cfg.Select(accounts)
 			if err != nil {
-				return withCode(exitUsage, err)
+				return withCode(exitcode.Usage, err)
 			}
 			opts := fetch.Options{Logger: log, DryRun: dryRun, Plan: a.stdout}
 			if !noProgress && !dryRun && isTerminal(a.stderr) {
@@ -134,7 +129,7 @@ or set-up failed; 77 authentication refused; 78 configuration error.`,
 			}
 			fmt.Fprintf(a.stderr, "postie fetch: polling %d account(s) every %v (%s); SIGTERM or Ctrl-C stops\n", len(accts), every, cfg.Path())
 			if err := d.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				return withCode(exitFailure, err)
+				return withCode(exitcode.Failure, err)
 			}
 			return nil
 		},
@@ -269,7 +264,7 @@ verify. Exit codes: 0 done; 75 server unreachable or refusing; 76 TLS
 failed; 78 bad --tls or --ca-file.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
-				return exitf(exitUsage, "fetch probe: want one HOST[:PORT] argument, got %d", len(args))
+				return exitf(exitcode.Usage, "fetch probe: want one HOST[:PORT] argument, got %d", len(args))
 			}
 			return nil
 		},
@@ -278,11 +273,11 @@ failed; 78 bad --tls or --ca-file.`,
 			if caFile != "" {
 				pem, err := os.ReadFile(caFile)
 				if err != nil {
-					return withCode(exitConfig, err)
+					return withCode(exitcode.Config, err)
 				}
 				po.Roots = x509.NewCertPool()
 				if !po.Roots.AppendCertsFromPEM(pem) {
-					return exitf(exitConfig, "fetch probe: %s holds no PEM certificate", caFile)
+					return exitf(exitcode.Config, "fetch probe: %s holds no PEM certificate", caFile)
 				}
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -293,7 +288,7 @@ failed; 78 bad --tls or --ca-file.`,
 				code, _ := fetchExit(fe.Kind)
 				return &exitError{code: code, err: fmt.Errorf("fetch probe: %w", fe)}
 			}
-			return withCode(exitFailure, err)
+			return withCode(exitcode.Failure, err)
 		},
 	}
 	cmd.Flags().StringVar(&mode, "tls", "", `"implicit", "starttls" or "none" (default: implicit on port 995, else starttls)`)

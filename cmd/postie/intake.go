@@ -15,6 +15,7 @@ import (
 
 	"github.com/postie-mail/postie/config"
 	"github.com/postie-mail/postie/intake"
+	"github.com/postie-mail/postie/internal/exitcode"
 	"github.com/postie-mail/postie/store"
 )
 
@@ -92,13 +93,13 @@ func startIntake(c *config.Config, d *intake.Deliverer, tlsConfig *tls.Config, l
 	if len(c.LMTP.Listen) > 0 {
 		srv, err := intake.NewServer(intake.ServerOptions{Deliverer: d, LMTP: true, MaxConnections: c.LMTP.MaxConnections, Logger: log})
 		if err != nil {
-			return fail(withCode(exitConfig, err))
+			return fail(withCode(exitcode.Config, err))
 		}
 		in.servers = append(in.servers, srv)
 		for _, addr := range c.LMTP.Listen {
 			ln, err := intake.Listen(addr)
 			if err != nil {
-				return fail(exitf(exitFailure, "lmtp: %v", err))
+				return fail(exitf(exitcode.Failure, "lmtp: %v", err))
 			}
 			lns = append(lns, listener{srv, ln, "lmtp"})
 		}
@@ -115,13 +116,13 @@ func startIntake(c *config.Config, d *intake.Deliverer, tlsConfig *tls.Config, l
 			Logger:         log,
 		})
 		if err != nil {
-			return fail(withCode(exitConfig, err))
+			return fail(withCode(exitcode.Config, err))
 		}
 		in.servers = append(in.servers, srv)
 		for _, addr := range s.Listen {
 			ln, err := intake.Listen(addr)
 			if err != nil {
-				return fail(exitf(exitFailure, "smtp: %v", err))
+				return fail(exitf(exitcode.Failure, "smtp: %v", err))
 			}
 			lns = append(lns, listener{srv, ln, "smtp"})
 		}

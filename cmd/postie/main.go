@@ -13,17 +13,8 @@ import (
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
-)
 
-// Exit codes, from sysexits(3) where one fits: an MTA running `postie
-// deliver` bounces on 64 and 67, retries on 75.
-const (
-	exitFailure  = 1
-	exitUsage    = 64 // EX_USAGE: bad command line
-	exitDataErr  = 65 // EX_DATAERR: bad user name or password input
-	exitNoUser   = 67 // EX_NOUSER: no such user
-	exitTempFail = 75 // EX_TEMPFAIL: try again later
-	exitConfig   = 78 // EX_CONFIG: configuration error
+	"github.com/postie-mail/postie/internal/exitcode"
 )
 
 // exitError carries the exit code an error should end the process with.
@@ -96,13 +87,13 @@ func (a *app) run(args []string) int {
 	if !errors.As(err, &ee) {
 		// Every error of our own commands carries a code: what is left
 		// came from parsing the command line.
-		ee = &exitError{code: exitUsage, err: err}
+		ee = &exitError{code: exitcode.Usage, err: err}
 	}
 	if ee.dsn != "" {
 		fmt.Fprintf(a.stderr, "%s ", ee.dsn)
 	}
 	fmt.Fprintf(a.stderr, "postie: %v\n", ee.err)
-	if ee.code == exitUsage {
+	if ee.code == exitcode.Usage {
 		fmt.Fprintf(a.stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 	}
 	return ee.code
@@ -126,7 +117,7 @@ if it exists. With --dev no file is needed (state in ./postie-dev).`,
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &exitError{code: exitUsage, err: err}
+		return &exitError{code: exitcode.Usage, err: err}
 	})
 	root.CompletionOptions.DisableDefaultCmd = true
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/postie-mail/postie/auth"
 	"github.com/postie-mail/postie/config"
+	"github.com/postie-mail/postie/internal/exitcode"
 	"github.com/postie-mail/postie/pop3server"
 	"github.com/postie-mail/postie/sasl"
 	"github.com/postie-mail/postie/sasl/oauth"
@@ -246,7 +247,7 @@ func (a *app) listenTLSFlag(c *config.Config, listen, listenTLS []string) error 
 		return nil
 	}
 	if err := c.Validate(); err != nil {
-		return exitf(exitUsage, "--listen-tls: %v", err)
+		return exitf(exitcode.Usage, "--listen-tls: %v", err)
 	}
 	return nil
 }
@@ -258,7 +259,7 @@ func (a *app) prepareSecurity(c *config.Config, log *slog.Logger) ([]byte, error
 	if a.dev {
 		created, err := ensureDevCert(c.TLS.CertFile, c.TLS.KeyFile)
 		if err != nil {
-			return nil, withCode(exitFailure, err)
+			return nil, withCode(exitcode.Failure, err)
 		}
 		if created {
 			log.Info("created a self-signed certificate for --dev", "cert_file", c.TLS.CertFile)
@@ -266,7 +267,7 @@ func (a *app) prepareSecurity(c *config.Config, log *slog.Logger) ([]byte, error
 	}
 	secret, err := loadSCRAMSecret(c)
 	if err != nil {
-		return nil, withCode(exitFailure, err)
+		return nil, withCode(exitcode.Failure, err)
 	}
 	return secret, nil
 }

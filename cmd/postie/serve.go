@@ -16,6 +16,7 @@ import (
 
 	"github.com/postie-mail/postie/auth"
 	"github.com/postie-mail/postie/config"
+	"github.com/postie-mail/postie/internal/exitcode"
 	"github.com/postie-mail/postie/pop3server"
 	"github.com/postie-mail/postie/store"
 )
@@ -63,7 +64,7 @@ func (a *app) serve(listen, listenTLS []string) error {
 	if len(listen) > 0 {
 		c.POP3.Listen = listen
 		if err := c.Validate(); err != nil {
-			return exitf(exitUsage, "--listen: %v", err)
+			return exitf(exitcode.Usage, "--listen: %v", err)
 		}
 	}
 	if err := a.listenTLSFlag(c, listen, listenTLS); err != nil {
@@ -78,7 +79,7 @@ func (a *app) serve(listen, listenTLS []string) error {
 	defer signal.Stop(sigs)
 
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-		return withCode(exitFailure, fmt.Errorf("data directory: %w", err))
+		return withCode(exitcode.Failure, fmt.Errorf("data directory: %w", err))
 	}
 	firstDevRun := a.dev && !fileExists(c.Auth.PasswdFile)
 	secret, err := a.prepareSecurity(c, log)
@@ -87,19 +88,19 @@ func (a *app) serve(listen, listenTLS []string) error {
 	}
 	db, err := openAuthSecret(c, log, secret)
 	if err != nil {
-		return withCode(exitConfig, fmt.Errorf("user database: %w", err))
+		return withCode(exitcode.Config, fmt.Errorf("user database: %w", err))
 	}
 	var demoPassword string
 	if firstDevRun {
 		if demoPassword, err = createDemo(c, db); err != nil {
-			return withCode(exitFailure, err)
+			return withCode(exitcode.Failure, err)
 		}
 	}
 	st, closeStore, err := openStore(c, log)
 	if err != nil {
-		code := exitConfig
+		code := exitcode.Config
 		if c.Storage.Backend == config.BackendPostgres {
-			code = exitFailure // most often the database is unreachable
+			code = exitcode.Failure // most often the database is unreachable
 		}
 		return withCode(code, fmt.Errorf("%s store: %w", c.Storage.Backend, err))
 	}
@@ -107,17 +108,17 @@ func (a *app) serve(listen, listenTLS []string) error {
 	opts := pop3Options(c, db, st, log)
 	sec, err := setupSecurity(c, db, secret, log, &opts)
 	if err != nil {
-		return withCode(exitConfig, err)
+		return withCode(exitcode.Config, err)
 	}
 	defer sec.close()
 	srv, err := pop3server.New(opts)
 	if err != nil {
-		return withCode(exitConfig, err)
+		return withCode(exitcode.Config, err)
 	}
 	a.devIntakeListen(c, listen)
 	deliverer, err := newDeliverer(c, db, st, log)
 	if err != nil {
-		return withCode(exitConfig, err)
+		return withCode(exitcode.Config, err)
 	}
 	in, err := startIntake(c, deliverer, opts.TLSConfig, log)
 	if err != nil {
@@ -133,7 +134,7 @@ func (a *app) serve(listen, listenTLS []string) error {
 			for _, l := range lns {
 				l.Close()
 			}
-			return exitf(exitFailure, "pop3: %v", err)
+			return exitf(exitcode.Failure, "pop3: %v", err)
 		}
 		lns = append(lns, ln)
 	}
@@ -142,14 +143,14 @@ func (a *app) serve(listen, listenTLS []string) error {
 		for _, l := range lns {
 			l.Close()
 		}
-		return exitf(exitFailure, "pop3s: %v", err)
+		return exitf(exitcode.Failure, "pop3s: %v", err)
 	}
 	adm, err := startAdmin(c.Admin.Listen, srv, deliverer, log)
 	if err != nil {
 		for _, l := range append(lns, tlsLns...) {
 			l.Close()
 		}
-		return exitf(exitFailure, "admin: %v", err)
+		return exitf(exitcode.Failure, "admin: %v", err)
 	}
 	defer adm.close()
 	errc := make(chan error, len(lns)+len(tlsLns))
@@ -192,7 +193,7 @@ func (a *app) serve(listen, listenTLS []string) error {
 			for ; running > 0; running-- {
 				<-errc
 			}
-			return exitf(exitFailure, "pop3: %v", err)
+			return exitf(exitcode.Failure, "pop3: %v", err)
 		}
 	}
 }

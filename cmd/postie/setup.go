@@ -14,6 +14,7 @@ import (
 
 	"github.com/postie-mail/postie/auth"
 	"github.com/postie-mail/postie/config"
+	"github.com/postie-mail/postie/internal/exitcode"
 	"github.com/postie-mail/postie/store"
 	"github.com/postie-mail/postie/store/maildir"
 	"github.com/postie-mail/postie/store/pgstore"
@@ -36,12 +37,12 @@ const (
 func (a *app) loadConfig() (*config.Config, error) {
 	if a.dev {
 		if a.configPath != "" {
-			return nil, exitf(exitUsage, "--dev and --config cannot be used together")
+			return nil, exitf(exitcode.Usage, "--dev and --config cannot be used together")
 		}
 		return a.devConfig()
 	}
 	if a.dataDir != "" {
-		return nil, exitf(exitUsage, "--data-dir goes with --dev; with a config file, set data_dir in it")
+		return nil, exitf(exitcode.Usage, "--data-dir goes with --dev; with a config file, set data_dir in it")
 	}
 	path := a.configPath
 	if path == "" {
@@ -49,13 +50,13 @@ func (a *app) loadConfig() (*config.Config, error) {
 	}
 	if path == "" {
 		if _, err := os.Stat(systemConfig); err != nil {
-			return nil, exitf(exitConfig, "no configuration file: pass --config FILE, set POSTIE_CONFIG, or try --dev (%s does not exist)", systemConfig)
+			return nil, exitf(exitcode.Config, "no configuration file: pass --config FILE, set POSTIE_CONFIG, or try --dev (%s does not exist)", systemConfig)
 		}
 		path = systemConfig
 	}
 	c, err := config.Load(path)
 	if err != nil {
-		return nil, &exitError{code: exitConfig, err: err}
+		return nil, &exitError{code: exitcode.Config, err: err}
 	}
 	return c, nil
 }
@@ -75,10 +76,10 @@ func (a *app) devConfig() (*config.Config, error) {
 	c.POP3.AuthFailDelay = config.Duration(200 * time.Millisecond)
 	c.POP3.ShutdownGrace = config.Duration(3 * time.Second)
 	if err := c.ResolvePaths(""); err != nil {
-		return nil, &exitError{code: exitConfig, err: err}
+		return nil, &exitError{code: exitcode.Config, err: err}
 	}
 	if err := c.Validate(); err != nil {
-		return nil, &exitError{code: exitConfig, err: err}
+		return nil, &exitError{code: exitcode.Config, err: err}
 	}
 	return c, nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/postie-mail/postie/auth"
 	"github.com/postie-mail/postie/config"
+	"github.com/postie-mail/postie/internal/exitcode"
 )
 
 func (a *app) userCmd() *cobra.Command {
@@ -31,7 +32,7 @@ error; 65 invalid user name or password; 67 no such user; 78 configuration
 error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return exitf(exitUsage, "user: missing subcommand (add, passwd, del or list)")
+			return exitf(exitcode.Usage, "user: missing subcommand (add, passwd, del or list)")
 		},
 	}
 	cmd.AddCommand(a.userAddCmd(), a.userPasswdCmd(), a.userDelCmd(), a.userListCmd())
@@ -52,7 +53,7 @@ func (p *passwordFlags) register(cmd *cobra.Command) {
 func oneUser(verb string) cobra.PositionalArgs {
 	return func(_ *cobra.Command, args []string) error {
 		if len(args) != 1 {
-			return exitf(exitUsage, "user %s: want exactly one USER argument, got %d", verb, len(args))
+			return exitf(exitcode.Usage, "user %s: want exactly one USER argument, got %d", verb, len(args))
 		}
 		return nil
 	}
@@ -95,14 +96,14 @@ func (a *app) setPassword(verb, user string, pf passwordFlags) error {
 		return err
 	}
 	if err := auth.ValidUsername(user); err != nil {
-		return exitf(exitDataErr, "user %s: %v", verb, err)
+		return exitf(exitcode.DataErr, "user %s: %v", verb, err)
 	}
 	exists := db.Exists(user)
 	switch {
 	case verb == "add" && exists:
-		return exitf(exitFailure, "user add: user %q already exists (use 'postie user passwd' to change the password)", user)
+		return exitf(exitcode.Failure, "user add: user %q already exists (use 'postie user passwd' to change the password)", user)
 	case verb == "passwd" && !exists:
-		return exitf(exitNoUser, "user passwd: no such user %q", user)
+		return exitf(exitcode.NoUser, "user passwd: no such user %q", user)
 	}
 	scheme := pf.scheme
 	if scheme == "" {
@@ -119,19 +120,19 @@ func (a *app) setPassword(verb, user string, pf passwordFlags) error {
 	}
 	switch {
 	case errors.Is(err, auth.ErrUserExists):
-		return exitf(exitFailure, "user add: user %q already exists", user)
+		return exitf(exitcode.Failure, "user add: user %q already exists", user)
 	case errors.Is(err, auth.ErrNoSuchUser):
-		return exitf(exitNoUser, "user passwd: no such user %q", user)
+		return exitf(exitcode.NoUser, "user passwd: no such user %q", user)
 	case errors.Is(err, auth.ErrBadUsername):
-		return exitf(exitDataErr, "user %s: %v", verb, err)
+		return exitf(exitcode.DataErr, "user %s: %v", verb, err)
 	case errors.Is(err, auth.ErrUnknownScheme):
 		from := "--scheme"
 		if pf.scheme == "" {
 			from = "auth.default_scheme"
 		}
-		return exitf(exitUsage, "user %s: %s: %v", verb, from, err)
+		return exitf(exitcode.Usage, "user %s: %s: %v", verb, from, err)
 	case err != nil:
-		return exitf(exitFailure, "user %s: %v", verb, err)
+		return exitf(exitcode.Failure, "user %s: %v", verb, err)
 	}
 	if verb == "add" {
 		fmt.Fprintf(a.stderr, "postie: added user %q to %s\n", user, c.Auth.PasswdFile)
@@ -148,37 +149,37 @@ func (a *app) readPassword(fromStdin bool) (string, error) {
 		line, err := bufio.NewReader(a.stdin).ReadString('\n')
 		if err != nil && !(errors.Is(err, io.EOF) && line != "") {
 			if errors.Is(err, io.EOF) {
-				return "", exitf(exitDataErr, "no password on stdin")
+				return "", exitf(exitcode.DataErr, "no password on stdin")
 			}
-			return "", exitf(exitFailure, "reading the password: %v", err)
+			return "", exitf(exitcode.Failure, "reading the password: %v", err)
 		}
 		password := strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
 		if password == "" {
-			return "", exitf(exitDataErr, "empty password")
+			return "", exitf(exitcode.DataErr, "empty password")
 		}
 		return password, nil
 	}
 	f, ok := a.stdin.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return "", exitf(exitUsage, "stdin is not a terminal: use --password-stdin to read the password from it")
+		return "", exitf(exitcode.Usage, "stdin is not a terminal: use --password-stdin to read the password from it")
 	}
 	fmt.Fprint(a.stderr, "Password: ")
 	p1, err := term.ReadPassword(int(f.Fd()))
 	fmt.Fprintln(a.stderr)
 	if err != nil {
-		return "", exitf(exitFailure, "reading the password: %v", err)
+		return "", exitf(exitcode.Failure, "reading the password: %v", err)
 	}
 	if len(p1) == 0 {
-		return "", exitf(exitDataErr, "empty password")
+		return "", exitf(exitcode.DataErr, "empty password")
 	}
 	fmt.Fprint(a.stderr, "Repeat password: ")
 	p2, err := term.ReadPassword(int(f.Fd()))
 	fmt.Fprintln(a.stderr)
 	if err != nil {
-		return "", exitf(exitFailure, "reading the password: %v", err)
+		return "", exitf(exitcode.Failure, "reading the password: %v", err)
 	}
 	if string(p1) != string(p2) {
-		return "", exitf(exitDataErr, "the passwords do not match")
+		return "", exitf(exitcode.DataErr, "the passwords do not match")
 	}
 	return string(p1), nil
 }
@@ -196,14 +197,14 @@ func (a *app) userDelCmd() *cobra.Command {
 			user := args[0]
 			name, ok := db.Lookup(user)
 			if !ok {
-				return exitf(exitNoUser, "user del: no such user %q", user)
+				return exitf(exitcode.NoUser, "user del: no such user %q", user)
 			}
 			err = db.Delete(user)
 			switch {
 			case errors.Is(err, auth.ErrNoSuchUser):
-				return exitf(exitNoUser, "user del: no such user %q", user)
+				return exitf(exitcode.NoUser, "user del: no such user %q", user)
 			case err != nil:
-				return exitf(exitFailure, "user del: %v", err)
+				return exitf(exitcode.Failure, "user del: %v", err)
 			}
 			fmt.Fprintf(a.stderr, "postie: deleted user %q from %s\n", name, c.Auth.PasswdFile)
 			if dir := filepath.Join(c.Storage.MaildirRoot, name); fileExists(dir) {
@@ -243,7 +244,7 @@ func (a *app) openUsers() (*config.Config, *auth.DB, error) {
 	}
 	db, err := openAuth(c, newLogger(c.Log, a.stderr, slog.LevelWarn))
 	if err != nil {
-		return nil, nil, exitf(exitConfig, "user database: %v", err)
+		return nil, nil, exitf(exitcode.Config, "user database: %v", err)
 	}
 	return c, db, nil
 }

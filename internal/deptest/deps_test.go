@@ -36,6 +36,7 @@ func TestLayering(t *testing.T) {
 		{"store", nil},
 		{"internal/wire", nil},
 		{"internal/fsutil", nil},
+		{"internal/exitcode", nil},
 		{"config", []string{"github.com/BurntSushi/toml"}},
 		{"pop3server", []string{module + "/pop3", module + "/internal/wire", module + "/store", module + "/sasl"}},
 		{"pop3client", []string{module + "/pop3", module + "/internal/wire", "github.com/xdg-go", "golang.org/x/text"}},
@@ -44,14 +45,14 @@ func TestLayering(t *testing.T) {
 		// itself pulls in: its pool, SASL's precis via x/text, x/sync).
 		{"store/pgstore", []string{module + "/store", module + "/internal/wire", "github.com/jackc/pgx/v5", "github.com/jackc/pgpassfile",
 			"github.com/jackc/pgservicefile", "github.com/jackc/puddle/v2", "golang.org/x/text", "golang.org/x/sync"}},
-		{"intake", []string{module + "/store", "github.com/emersion/go-smtp", "github.com/emersion/go-sasl", "golang.org/x/time/rate"}},
+		{"intake", []string{module + "/store", module + "/internal/exitcode", "github.com/emersion/go-smtp", "github.com/emersion/go-sasl", "golang.org/x/time/rate"}},
 		{"sasl", nil},
 		{"sasl/oauth", []string{module + "/sasl", "github.com/golang-jwt/jwt/v5", "github.com/MicahParks", "golang.org/x/time/rate"}},
 		// The retriever and the load generator speak POP3 only through
 		// pop3client; they never reach into the server, a store or auth.
 		// fetch shares config's Size and Duration (config imports nothing
 		// of postie).
-		{"fetch", []string{module + "/pop3client", module + "/pop3", module + "/internal/wire", module + "/internal/fsutil", module + "/config", "github.com/xdg-go", "golang.org/x/text",
+		{"fetch", []string{module + "/pop3client", module + "/pop3", module + "/internal/wire", module + "/internal/fsutil", module + "/internal/exitcode", module + "/config", "github.com/xdg-go", "golang.org/x/text",
 			"github.com/BurntSushi/toml", "github.com/emersion/go-smtp", "github.com/emersion/go-sasl"}},
 		{"bench", []string{module + "/pop3client", module + "/pop3", module + "/internal/wire", "github.com/xdg-go", "golang.org/x/text"}},
 		{"auth", []string{"golang.org/x/crypto", "golang.org/x/sys", "github.com/GehirnInc/crypt", module + "/sasl", module + "/internal/fsutil"}},
