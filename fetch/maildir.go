@@ -12,10 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"sync"
 
 	"github.com/postie-mail/postie/internal/fsutil"
+	"github.com/postie-mail/postie/internal/maildirname"
 )
 
 // maildirDest delivers into a Maildir (https://cr.yp.to/proto/maildir.html)
@@ -102,22 +102,16 @@ func openMaildir(dir, account string, scan bool) (*maildirDest, error) {
 	return d, nil
 }
 
-// maildirHost escapes a host name for a Maildir name: '/' and ':' (and ','
-// and anything outside 0x21–0x7E) in octal, as Dovecot and postie do.
+// maildirHost is host name h as a Maildir name holds it ("localhost" when
+// unknown): escaped as the Maildir store escapes it, and cut to 64 octets.
 func maildirHost(h string) string {
 	if h == "" {
 		h = "localhost"
 	}
-	var b strings.Builder
-	for i := 0; i < len(h) && b.Len() < 64; i++ {
-		c := h[i]
-		if c == '/' || c == ':' || c == ',' || c == '\\' || c < 0x21 || c > 0x7e {
-			fmt.Fprintf(&b, `\%03o`, c)
-			continue
-		}
-		b.WriteByte(c)
+	if h = maildirname.EscapeHost(h); len(h) > 64 {
+		h = h[:64]
 	}
-	return b.String()
+	return h
 }
 
 func (d *maildirDest) hash(id string) string {

@@ -37,6 +37,7 @@ func TestLayering(t *testing.T) {
 		{"internal/wire", nil},
 		{"internal/fsutil", nil},
 		{"internal/exitcode", nil},
+		{"internal/maildirname", nil},
 		{"config", []string{"github.com/BurntSushi/toml"}},
 		{"pop3server", []string{module + "/pop3", module + "/internal/wire", module + "/store", module + "/sasl"}},
 		{"pop3client", []string{module + "/pop3", module + "/internal/wire", "github.com/xdg-go", "golang.org/x/text"}},
@@ -52,7 +53,7 @@ func TestLayering(t *testing.T) {
 		// pop3client; they never reach into the server, a store or auth.
 		// fetch shares config's Size and Duration (config imports nothing
 		// of postie).
-		{"fetch", []string{module + "/pop3client", module + "/pop3", module + "/internal/wire", module + "/internal/fsutil", module + "/internal/exitcode", module + "/config", "github.com/xdg-go", "golang.org/x/text",
+		{"fetch", []string{module + "/pop3client", module + "/pop3", module + "/internal/wire", module + "/internal/fsutil", module + "/internal/exitcode", module + "/internal/maildirname", module + "/config", "github.com/xdg-go", "golang.org/x/text",
 			"github.com/BurntSushi/toml", "github.com/emersion/go-smtp", "github.com/emersion/go-sasl"}},
 		{"bench", []string{module + "/pop3client", module + "/pop3", module + "/internal/wire", "github.com/xdg-go", "golang.org/x/text"}},
 		{"auth", []string{"golang.org/x/crypto", "golang.org/x/sys", "github.com/GehirnInc/crypt", module + "/sasl", module + "/internal/fsutil"}},
