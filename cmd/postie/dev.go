@@ -17,6 +17,13 @@ const (
 	demoPasswordFile = "demo-password" // in the data directory
 )
 
+// Files of the --dev certificate, in the data directory (made by
+// tlsconf.EnsureSelfSigned on the first start).
+const (
+	devCertFile = "dev-cert.pem"
+	devKeyFile  = "dev-key.pem"
+)
+
 // createDemo adds the demo account with a random password to a new user
 // database and keeps the password in <data_dir>/demo-password, so a
 // newcomer who lost the terminal output can still log in.

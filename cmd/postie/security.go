@@ -14,11 +14,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 
 	"github.com/postie-mail/postie/auth"
 	"github.com/postie-mail/postie/config"
 	"github.com/postie-mail/postie/internal/exitcode"
+	"github.com/postie-mail/postie/internal/tlsconf"
 	"github.com/postie-mail/postie/pop3server"
 	"github.com/postie-mail/postie/sasl"
 	"github.com/postie-mail/postie/sasl/oauth"
@@ -53,9 +53,9 @@ func loadSCRAMSecret(c *config.Config) ([]byte, error) {
 // [auth]: the TLS configuration with its certificates, and the SASL
 // backends.
 type security struct {
-	tls    *tls.Config // nil without [tls]
-	certs  *certStore  // nil without [tls]
-	tokens *tokenUsers // nil without [auth.oauth]
+	tls    *tls.Config      // nil without [tls]
+	certs  *tlsconf.Certs   // nil without [tls]
+	tokens *auth.TokenUsers // nil without [auth.oauth]
 	cancel context.CancelFunc
 }
 
@@ -73,29 +73,30 @@ func setupSecurity(c *config.Config, db *auth.DB, secret []byte, log *slog.Logge
 	}()
 
 	if c.TLS.CertFile != "" {
-		certs, err := newCertStore(c.TLS, log)
+		pairs := []tlsconf.Pair{{CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile}}
+		for _, p := range c.TLS.Certificates {
+			pairs = append(pairs, tlsconf.Pair{CertFile: p.CertFile, KeyFile: p.KeyFile})
+		}
+		certs, err := tlsconf.LoadCerts(pairs, log)
 		if err != nil {
 			return nil, err
 		}
 		sec.certs = certs
-		sec.tls = newTLSConfig(certs)
+		var clientCAs *x509.CertPool
 		if c.Auth.ClientCAFile != "" {
 			pem, err := os.ReadFile(c.Auth.ClientCAFile)
 			if err != nil {
 				return nil, fmt.Errorf("auth.client_ca_file: %w", err)
 			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
+			clientCAs = x509.NewCertPool()
+			if !clientCAs.AppendCertsFromPEM(pem) {
 				return nil, fmt.Errorf("auth.client_ca_file: %s holds no PEM certificate", c.Auth.ClientCAFile)
 			}
-			// A client certificate is asked for, never required: clients
-			// without one log in as usual.
-			sec.tls.ClientAuth = tls.VerifyClientCertIfGiven
-			sec.tls.ClientCAs = pool
-			opts.ClientCertUser = certUser(db)
+			opts.ClientCertUser = db.ClientCertUser
 		}
+		sec.tls = tlsconf.ServerConfig(certs, clientCAs)
 		opts.TLSConfig = sec.tls
-		go certs.watch(ctx, certCheckInterval)
+		go certs.Watch(ctx, tlsconf.CheckInterval)
 	}
 
 	if len(c.Auth.Mechanisms) > 0 {
@@ -107,8 +108,8 @@ func setupSecurity(c *config.Config, db *auth.DB, secret []byte, log *slog.Logge
 			Enabled:     c.Auth.Mechanisms,
 		}
 		if c.Auth.OAuth.Enabled() {
-			tu := &tokenUsers{db: db, build: func() (sasl.TokenValidator, error) { return newTokenValidator(ctx, c.Auth.OAuth, log) }}
-			if err := tu.reload(); err != nil {
+			tu, err := db.TokenUsers(func() (sasl.TokenValidator, error) { return newTokenValidator(ctx, c.Auth.OAuth, log) })
+			if err != nil {
 				return nil, err
 			}
 			sec.tokens = tu
@@ -124,10 +125,10 @@ func setupSecurity(c *config.Config, db *auth.DB, secret []byte, log *slog.Logge
 // reload re-reads the certificates and the JWK Set file (SIGHUP).
 func (sec *security) reload(log *slog.Logger) {
 	if sec.certs != nil {
-		sec.certs.reload(true)
+		sec.certs.Reload(true)
 	}
 	if sec.tokens != nil {
-		if err := sec.tokens.reload(); err != nil {
+		if err := sec.tokens.Reload(); err != nil {
 			log.Error("reloading the OAuth settings failed; keeping the previous ones", "err", err)
 		}
 	}
@@ -151,27 +152,6 @@ func (sec *security) listenTLS(addrs []string) ([]net.Listener, error) {
 		lns = append(lns, tls.NewListener(ln, sec.tls))
 	}
 	return lns, nil
-}
-
-// certUser maps a verified client certificate to a user for SASL
-// EXTERNAL: its first e-mail address (SAN) that names a user, else its
-// common name, matched as the user database matches names.
-func certUser(db *auth.DB) func(cs *tls.ConnectionState) string {
-	return func(cs *tls.ConnectionState) string {
-		if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
-			return ""
-		}
-		leaf := cs.VerifiedChains[0][0]
-		for _, e := range leaf.EmailAddresses {
-			if name, ok := db.Lookup(e); ok {
-				return name
-			}
-		}
-		if name, ok := db.Lookup(leaf.Subject.CommonName); ok {
-			return name
-		}
-		return ""
-	}
 }
 
 // newTokenValidator builds the validator [auth.oauth] describes.
@@ -206,34 +186,6 @@ func newTokenValidator(ctx context.Context, o config.OAuth, log *slog.Logger) (s
 	return v, nil
 }
 
-// tokenUsers checks OAuth tokens with the configured validator, then
-// requires the user they name to exist in the user database: the
-// maildrop opened is the database's spelling of the name.
-type tokenUsers struct {
-	db    *auth.DB
-	build func() (sasl.TokenValidator, error)
-	cur   atomic.Pointer[sasl.TokenValidator]
-}
-
-func (t *tokenUsers) reload() error {
-	v, err := t.build()
-	if err != nil {
-		return err
-	}
-	t.cur.Store(&v)
-	return nil
-}
-
-// ValidateToken implements sasl.TokenValidator.
-func (t *tokenUsers) ValidateToken(ctx context.Context, user, token string) (string, bool, error) {
-	name, ok, err := (*t.cur.Load()).ValidateToken(ctx, user, token)
-	if err != nil || !ok {
-		return "", false, err
-	}
-	canonical, ok := t.db.Lookup(name)
-	return canonical, ok, nil
-}
-
 // listenTLSFlag applies --listen-tls. In --dev without it, the
 // implicit-TLS listener moves to port 0 too when every --listen address
 // asks for port 0, so that several dev servers can run side by side.
@@ -257,7 +209,7 @@ func (a *app) listenTLSFlag(c *config.Config, listen, listenTLS []string) error 
 // secret.
 func (a *app) prepareSecurity(c *config.Config, log *slog.Logger) ([]byte, error) {
 	if a.dev {
-		created, err := ensureDevCert(c.TLS.CertFile, c.TLS.KeyFile)
+		created, err := tlsconf.EnsureSelfSigned(c.TLS.CertFile, c.TLS.KeyFile)
 		if err != nil {
 			return nil, withCode(exitcode.Failure, err)
 		}

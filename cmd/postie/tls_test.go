@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/postie-mail/postie/internal/testenv"
+	"github.com/postie-mail/postie/internal/tlsconf"
 )
 
 // tlsServer is a running `postie serve` with TLS: a plain listener
@@ -270,7 +271,7 @@ func TestServeDevTLS(t *testing.T) {
 	// This session stays open across the reloads below.
 
 	// Replace the certificate: picked up within a few seconds.
-	certPEM, keyPEM, err := selfSigned("localhost", time.Now())
+	certPEM, keyPEM, err := tlsconf.SelfSigned("localhost", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,6 +38,7 @@ func TestLayering(t *testing.T) {
 		{"internal/fsutil", nil},
 		{"internal/exitcode", nil},
 		{"internal/maildirname", nil},
+		{"internal/tlsconf", nil},
 		{"config", []string{"github.com/BurntSushi/toml"}},
 		{"pop3server", []string{module + "/pop3", module + "/internal/wire", module + "/store", module + "/sasl"}},
 		{"pop3client", []string{module + "/pop3", module + "/internal/wire", "github.com/xdg-go", "golang.org/x/text"}},

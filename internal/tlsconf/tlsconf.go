@@ -1,4 +1,10 @@
-package main
+// Package tlsconf owns the TLS policy of postie's listeners (RFC 8997's
+// TLS 1.2 at least, forward-secret AEAD suites, optional client
+// certificates) and their certificates: several, chosen by SNI name, and
+// reloaded when their files change or on request without dropping the
+// sessions open. It also makes the self-signed certificate of --dev. It
+// imports only the standard library.
+package tlsconf
 
 import (
 	"context"
@@ -17,22 +23,21 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/postie-mail/postie/config"
 )
 
-// certCheckInterval is how often the certificate files are checked for
+// CheckInterval is how often the certificate files are checked for
 // changes (a renewal by certbot or an ACME client).
-const certCheckInterval = 2 * time.Second
+const CheckInterval = 2 * time.Second
 
-// tlsCipherSuites are the TLS 1.2 suites offered: forward secrecy (ECDHE)
+// cipherSuites are the TLS 1.2 suites offered: forward secrecy (ECDHE)
 // and AEAD only, as in Mozilla's "intermediate" profile. TLS 1.3 suites
 // are not configurable in crypto/tls and are all sound.
-var tlsCipherSuites = []uint16{
+var cipherSuites = []uint16{
 	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
 	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
 	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
@@ -41,24 +46,32 @@ var tlsCipherSuites = []uint16{
 	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
-// newTLSConfig returns the server's TLS configuration: TLS 1.2 at least
+// ServerConfig returns a server's TLS configuration: TLS 1.2 at least
 // (RFC 8997), the suites above, Go's default key exchange groups (X25519
-// with ML-KEM, X25519, P-256, P-384), certificates from certs.
+// with ML-KEM, X25519, P-256, P-384), certificates from certs. With
+// clientCAs, a client certificate is asked for and verified against them,
+// but never required: clients without one log in as usual.
 //
 // Session resumption is on: crypto/tls issues session tickets under keys
 // it rotates itself and keeps in this Config, which lives as long as the
 // process (certificate reloads change what GetCertificate returns, not
 // the Config), so tickets stay valid across reloads.
-func newTLSConfig(certs *certStore) *tls.Config {
-	return &tls.Config{
+func ServerConfig(certs *Certs, clientCAs *x509.CertPool) *tls.Config {
+	c := &tls.Config{
 		MinVersion:     tls.VersionTLS12,
-		CipherSuites:   tlsCipherSuites,
-		GetCertificate: certs.getCertificate,
+		CipherSuites:   cipherSuites,
+		GetCertificate: certs.GetCertificate,
 	}
+	if clientCAs != nil {
+		c.ClientAuth = tls.VerifyClientCertIfGiven
+		c.ClientCAs = clientCAs
+	}
+	return c
 }
 
-// certPair names the files of one certificate.
-type certPair struct{ cert, key string }
+// Pair names the files of one certificate: the PEM certificate chain and
+// its PEM private key.
+type Pair struct{ CertFile, KeyFile string }
 
 // certSet is one load of every certificate: replaced whole, never changed.
 type certSet struct {
@@ -67,11 +80,11 @@ type certSet struct {
 	stamps []os.FileInfo                 // of the files, in load order
 }
 
-// certStore holds the current certificates and reloads them on request
-// (SIGHUP) or when their files change. Sessions already open keep the
+// Certs holds the current certificates and reloads them on request
+// (Reload, on SIGHUP) or when their files change (Watch). Sessions already open keep the
 // certificate they were handshaken with; new ones get the new one.
-type certStore struct {
-	pairs []certPair // the first is the default
+type Certs struct {
+	pairs []Pair // the first is the default
 	log   *slog.Logger
 	cur   atomic.Pointer[certSet]
 
@@ -79,13 +92,18 @@ type certStore struct {
 	lastFailed string     // the stamps of the last load that failed, logged once
 }
 
-// newCertStore loads the certificates of c.TLS. A certificate that cannot
-// be loaded at start is an error.
-func newCertStore(c config.TLS, log *slog.Logger) (*certStore, error) {
-	s := &certStore{pairs: []certPair{{c.CertFile, c.KeyFile}}, log: log}
-	for _, p := range c.Certificates {
-		s.pairs = append(s.pairs, certPair{p.CertFile, p.KeyFile})
+// LoadCerts loads the certificates of pairs; the first is the default, for
+// clients that name no server or one no certificate is for. A certificate
+// that cannot be loaded is an error. Problems found later are logged on
+// log.
+func LoadCerts(pairs []Pair, log *slog.Logger) (*Certs, error) {
+	if len(pairs) == 0 {
+		return nil, errors.New("tls: no certificate")
 	}
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Certs{pairs: slices.Clone(pairs), log: log}
 	set, err := s.load()
 	if err != nil {
 		return nil, err
@@ -95,29 +113,29 @@ func newCertStore(c config.TLS, log *slog.Logger) (*certStore, error) {
 }
 
 // load reads every certificate and indexes it by its DNS names.
-func (s *certStore) load() (*certSet, error) {
+func (s *Certs) load() (*certSet, error) {
 	set := &certSet{byName: map[string][]*tls.Certificate{}}
 	for _, p := range s.pairs {
-		for _, f := range []string{p.cert, p.key} {
+		for _, f := range []string{p.CertFile, p.KeyFile} {
 			fi, err := os.Stat(f)
 			if err != nil {
 				return nil, fmt.Errorf("tls: %w", err)
 			}
 			set.stamps = append(set.stamps, fi)
 		}
-		cert, err := tls.LoadX509KeyPair(p.cert, p.key)
+		cert, err := tls.LoadX509KeyPair(p.CertFile, p.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("tls: %s: %w", p.cert, err)
+			return nil, fmt.Errorf("tls: %s: %w", p.CertFile, err)
 		}
 		leaf := cert.Leaf
 		if leaf == nil {
 			if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
-				return nil, fmt.Errorf("tls: %s: %w", p.cert, err)
+				return nil, fmt.Errorf("tls: %s: %w", p.CertFile, err)
 			}
 			cert.Leaf = leaf
 		}
 		if now := time.Now(); now.After(leaf.NotAfter) || now.Before(leaf.NotBefore) {
-			s.log.Warn("tls: certificate not valid now", "file", p.cert, "not_before", leaf.NotBefore, "not_after", leaf.NotAfter)
+			s.log.Warn("tls: certificate not valid now", "file", p.CertFile, "not_before", leaf.NotBefore, "not_after", leaf.NotAfter)
 		}
 		if set.def == nil {
 			set.def = &cert
@@ -134,11 +152,11 @@ func (s *certStore) load() (*certSet, error) {
 	return set, nil
 }
 
-// getCertificate picks the certificate for a handshake: one whose DNS
+// GetCertificate picks the certificate for a handshake: one whose DNS
 // names match the SNI name exactly, else by wildcard, preferring one the
 // client supports (an ECDSA and an RSA certificate for the same name);
 // else the default.
-func (s *certStore) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+func (s *Certs) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	set := s.cur.Load()
 	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
 	cands := set.byName[name]
@@ -158,10 +176,10 @@ func (s *certStore) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate
 	return set.def, nil
 }
 
-// reload loads the certificates again; when force is false, only if a
+// Reload loads the certificates again; when force is false, only if a
 // file changed since the last successful load. On error the current
 // certificates stay in use.
-func (s *certStore) reload(force bool) error {
+func (s *Certs) Reload(force bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !force && !s.changed() {
@@ -187,11 +205,11 @@ func (s *certStore) reload(force bool) error {
 
 // changed reports whether a file differs from the last successful load:
 // another file (a renewed symlink target), size or modification time.
-func (s *certStore) changed() bool {
+func (s *Certs) changed() bool {
 	old := s.cur.Load().stamps
 	i := 0
 	for _, p := range s.pairs {
-		for _, f := range []string{p.cert, p.key} {
+		for _, f := range []string{p.CertFile, p.KeyFile} {
 			fi, err := os.Stat(f)
 			if err != nil {
 				return true
@@ -208,10 +226,10 @@ func (s *certStore) changed() bool {
 
 // stampKey describes the current state of the files, to log a failing
 // state once.
-func (s *certStore) stampKey() string {
+func (s *Certs) stampKey() string {
 	var b strings.Builder
 	for _, p := range s.pairs {
-		for _, f := range []string{p.cert, p.key} {
+		for _, f := range []string{p.CertFile, p.KeyFile} {
 			if fi, err := os.Stat(f); err == nil {
 				fmt.Fprintf(&b, "%s %d %d;", f, fi.Size(), fi.ModTime().UnixNano())
 			}
@@ -220,8 +238,8 @@ func (s *certStore) stampKey() string {
 	return b.String()
 }
 
-// watch reloads the certificates when their files change, until ctx ends.
-func (s *certStore) watch(ctx context.Context, every time.Duration) {
+// Watch reloads the certificates when their files change, until ctx ends.
+func (s *Certs) Watch(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -229,22 +247,16 @@ func (s *certStore) watch(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			s.reload(false)
+			s.Reload(false)
 		}
 	}
 }
 
-// Files of the --dev certificate, in the data directory.
-const (
-	devCertFile = "dev-cert.pem"
-	devKeyFile  = "dev-key.pem"
-)
-
-// ensureDevCert makes the self-signed certificate of --dev unless a valid
-// one is there: P-256, for localhost, 127.0.0.1 and ::1, valid for a year.
-// It is its own CA: clients trust it with --cacert <data_dir>/dev-cert.pem
-// and the like.
-func ensureDevCert(certPath, keyPath string) (created bool, err error) {
+// EnsureSelfSigned makes a self-signed certificate (postie serve --dev's)
+// at certPath and keyPath unless a valid one is there for another day:
+// P-256, for localhost, 127.0.0.1 and ::1, valid for a year. It is its own
+// CA: clients trust it with --cacert certPath and the like.
+func EnsureSelfSigned(certPath, keyPath string) (created bool, err error) {
 	if pair, err := tls.LoadX509KeyPair(certPath, keyPath); err == nil {
 		if leaf, err := x509.ParseCertificate(pair.Certificate[0]); err == nil && time.Now().Add(24*time.Hour).Before(leaf.NotAfter) {
 			return false, nil
@@ -252,7 +264,7 @@ func ensureDevCert(certPath, keyPath string) (created bool, err error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return false, fmt.Errorf("dev certificate: %w", err)
 	}
-	certPEM, keyPEM, err := selfSigned("localhost", time.Now())
+	certPEM, keyPEM, err := SelfSigned("localhost", time.Now())
 	if err != nil {
 		return false, fmt.Errorf("dev certificate: %w", err)
 	}
@@ -269,10 +281,10 @@ func ensureDevCert(certPath, keyPath string) (created bool, err error) {
 	return true, nil
 }
 
-// selfSigned makes a self-signed P-256 certificate and key in PEM for cn,
+// SelfSigned makes a self-signed P-256 certificate and key in PEM for cn,
 // localhost, 127.0.0.1 and ::1, valid from now (less an hour of clock skew)
 // for a year.
-func selfSigned(cn string, now time.Time) (certPEM, keyPEM []byte, err error) {
+func SelfSigned(cn string, now time.Time) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
