@@ -292,8 +292,6 @@ if [ "$IDLE" -gt 0 ] && [ "$IDLE_MSGS" -gt 0 ]; then
 fi
 
 # postie reads the very passwd-file Dovecot reads ({PLAIN} entries).
-SERVE_TLS=0
-"$BIN" serve --help 2>/dev/null | grep -q -- '--listen-tls' && SERVE_TLS=1
 {
 	echo "data_dir = \"$PDATA\""
 	echo '[log]'
@@ -307,11 +305,9 @@ SERVE_TLS=0
 	echo "maildir_root = \"$PROOT\""
 	echo '[auth]'
 	echo "passwd_file = \"$PASSWD\""
-	if [ "$SERVE_TLS" = 1 ]; then
-		echo '[tls]'
-		echo "cert_file = \"$CERT\""
-		echo "key_file = \"$KEY\""
-	fi
+	echo '[tls]'
+	echo "cert_file = \"$CERT\""
+	echo "key_file = \"$KEY\""
 } >"$WORK/postie.toml"
 
 DOVECOT_PLAIN=127.0.0.1:$DPORT
@@ -337,36 +333,21 @@ start_dovecot_reuse() {
 	wait_port "$DOVECOT_REUSE_TLS"
 }
 
-# postie: `postie serve` for everything when it has TLS listeners; otherwise
-# `postie serve` for the plain scenarios and `postie bench serve` (the same
-# engine and config, with TLS listeners) for the TLS ones.
-POSTIE_PID="" POSTIE_TLS_PID=""
+# postie: `postie serve` for every scenario, plain (STLS offered) and
+# implicit TLS.
+POSTIE_PID=""
 start_postie() {
 	local log=$LOG/postie-serve.$((++POSTIE_STARTS)).log
-	if [ "$SERVE_TLS" = 1 ]; then
-		"$BIN" serve --config "$WORK/postie.toml" --listen-tls 127.0.0.1:0 2>"$log" &
-		POSTIE_PID=$!
-		PIDS+=("$POSTIE_PID")
-		POSTIE_PLAIN=$(wait_log "$log" pop3)
-		POSTIE_TLS=$(wait_log "$log" pop3s)
-		POSTIE_STLS=$POSTIE_PLAIN
-	else
-		"$BIN" serve --config "$WORK/postie.toml" 2>"$log" &
-		POSTIE_PID=$!
-		PIDS+=("$POSTIE_PID")
-		POSTIE_PLAIN=$(wait_log "$log" pop3)
-		local tlog=$LOG/postie-bench-serve.$POSTIE_STARTS.log
-		"$BIN" bench serve --config "$WORK/postie.toml" --tls-cert "$CERT" --tls-key "$KEY" 2>"$tlog" &
-		POSTIE_TLS_PID=$!
-		PIDS+=("$POSTIE_TLS_PID")
-		POSTIE_STLS=$(wait_log "$tlog" pop3)
-		POSTIE_TLS=$(wait_log "$tlog" pop3s)
-	fi
+	"$BIN" serve --config "$WORK/postie.toml" --listen-tls 127.0.0.1:0 2>"$log" &
+	POSTIE_PID=$!
+	PIDS+=("$POSTIE_PID")
+	POSTIE_PLAIN=$(wait_log "$log" pop3)
+	POSTIE_TLS=$(wait_log "$log" pop3s)
+	POSTIE_STLS=$POSTIE_PLAIN
 }
 stop_postie() {
 	stop_pid "$POSTIE_PID"
-	[ -n "$POSTIE_TLS_PID" ] && stop_pid "$POSTIE_TLS_PID"
-	POSTIE_PID="" POSTIE_TLS_PID=""
+	POSTIE_PID=""
 }
 POSTIE_STARTS=0
 
@@ -380,7 +361,6 @@ PIDS+=("$!")
 RAW_PLAIN=$(wait_log "$RAWLOG" pop3)
 RAW_TLS=$(wait_log "$RAWLOG" pop3s)
 echo "Dovecot $DOVECOT_PLAIN/$DOVECOT_TLS, postie $POSTIE_PLAIN (STLS $POSTIE_STLS, TLS $POSTIE_TLS), raw sender $RAW_PLAIN/$RAW_TLS"
-if [ "$SERVE_TLS" = 1 ]; then echo "postie serve has TLS listeners: it serves every scenario"; else echo "postie serve has no TLS listeners: TLS scenarios use postie bench serve (same engine, config and store)"; fi
 
 # --- running -----------------------------------------------------------------
 # bench NAME LABEL LIMIT_SECONDS ARGS...: one run, its JSON line into results.
@@ -533,7 +513,7 @@ say "report"
 	echo "TLS: certificate ECDSA P-256 (the same file on both); the client verifies it and offers the key exchanges: $CURVES."
 	[ "$DOVECOT_REUSE" = 1 ] && echo "Dovecot (reuse): the same Dovecot with service pop3 { service_count = 1000; process_min_avail = 4 } (sessions only)."
 	echo "Runs: ROUNDS=$ROUNDS DURATION=$DURATION CONC=$CONC RETR_CONC=$RETR_CONC CORPUS_COUNT=$CORPUS_COUNT BIG=$BIG BIGBOX=$BIGBOX IDLE=$IDLE"
-	if [ "$SERVE_TLS" = 1 ]; then echo "postie: postie serve for every scenario."; else echo "postie: postie serve (plain); postie bench serve (same engine and config) for STLS and implicit TLS."; fi
+	echo "postie: postie serve for every scenario."
 	echo
 	"$BIN" bench report "$RESULTS"
 } | tee "$OUT/report.md"

@@ -14,7 +14,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,7 +25,6 @@ import (
 	"github.com/postie-mail/postie/bench"
 	"github.com/postie-mail/postie/config"
 	"github.com/postie-mail/postie/internal/exitcode"
-	"github.com/postie-mail/postie/pop3server"
 )
 
 func (a *app) benchCmd() *cobra.Command {
@@ -49,8 +47,6 @@ Scenarios:
 Helpers:
   corpus     write a reproducible corpus into Maildirs
   raw-sender a trivial POP3 responder sending prepared octets: the RETR ceiling
-  serve      postie's POP3 engine with TLS listeners (for the TLS scenarios
-             until "postie serve" has TLS settings), optionally profiled
   report     a table of medians and ratios from JSON result lines`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -60,7 +56,7 @@ Helpers:
 	for _, s := range bench.Scenarios {
 		cmd.AddCommand(a.benchScenarioCmd(s))
 	}
-	cmd.AddCommand(a.benchCorpusCmd(), a.benchRawSenderCmd(), a.benchServeCmd(), a.benchReportCmd())
+	cmd.AddCommand(a.benchCorpusCmd(), a.benchRawSenderCmd(), a.benchReportCmd())
 	return cmd
 }
 
@@ -456,149 +452,6 @@ func loadTLS(cert, key string) (*tls.Config, error) {
 		return nil, fmt.Errorf("TLS certificate: %w", err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS12}, nil
-}
-
-// --- serve ------------------------------------------------------------------
-
-func (a *app) benchServeCmd() *cobra.Command {
-	var listen, tlsListen, cert, key, cpuProfile, memProfile string
-	cmd := &cobra.Command{
-		Use:   "serve (--config FILE | --dev) --tls-cert F --tls-key F [--listen ADDR] [--tls-listen ADDR] [--cpuprofile F] [--memprofile F]",
-		Short: "postie's POP3 engine with TLS listeners, for the TLS scenarios and profiling",
-		Long: `Run postie's POP3 engine as "postie serve" wires it — the same
-configuration file, user database, Maildir store and [pop3] settings — with
-a plain listener offering STLS (--listen) and an implicit-TLS listener
-(--tls-listen), using the certificate and key given. "postie serve" has no
-TLS settings yet; this lets bench/compare.sh measure TLS sessions and
-transfers of the same engine. With --cpuprofile a CPU profile is written
-when it stops (SIGTERM or SIGINT); with --memprofile a heap profile is
-written on SIGUSR1 (and to FILE.exit when it stops). SIGUSR1 also logs the Go
-heap and stack in use.`,
-		Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			return a.benchServe(listen, tlsListen, cert, key, cpuProfile, memProfile)
-		},
-	}
-	fl := cmd.Flags()
-	fl.StringVar(&listen, "listen", "127.0.0.1:0", "plain POP3 address (STLS offered)")
-	fl.StringVar(&tlsListen, "tls-listen", "127.0.0.1:0", "implicit-TLS address")
-	fl.StringVar(&cert, "tls-cert", "", "PEM certificate chain")
-	fl.StringVar(&key, "tls-key", "", "PEM private key")
-	fl.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
-	fl.StringVar(&memProfile, "memprofile", "", "write a heap profile to this file on SIGUSR1 (which also logs memory figures) and at the end")
-	return cmd
-}
-
-func (a *app) benchServe(listen, tlsListen, cert, key, cpuProfile, memProfile string) error {
-	if memProfile != "" {
-		runtime.MemProfileRate = 4096 // fine-grained: per-session objects are small
-	}
-	c, err := a.loadConfig()
-	if err != nil {
-		return err
-	}
-	tcfg, err := loadTLS(cert, key)
-	if err != nil {
-		return withCode(exitcode.Usage, err)
-	}
-	log := newLogger(c.Log, a.stderr, slog.LevelDebug)
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
-	defer signal.Stop(sigs)
-
-	db, err := openAuth(c, log)
-	if err != nil {
-		return withCode(exitcode.Config, fmt.Errorf("user database: %w", err))
-	}
-	st, closeStore, err := openStore(c, log)
-	if err != nil {
-		return withCode(exitcode.Config, fmt.Errorf("%s store: %w", c.Storage.Backend, err))
-	}
-	defer closeStore()
-	opts := pop3Options(c, db, st, log)
-	opts.TLSConfig = tcfg
-	srv, err := pop3server.New(opts)
-	if err != nil {
-		return withCode(exitcode.Config, err)
-	}
-	ln, err := listenTCP(listen)
-	if err != nil {
-		return exitf(exitcode.Failure, "pop3: %v", err)
-	}
-	tln, err := listenTCP(tlsListen)
-	if err != nil {
-		ln.Close()
-		return exitf(exitcode.Failure, "pop3s: %v", err)
-	}
-	if cpuProfile != "" {
-		f, err := os.Create(cpuProfile)
-		if err != nil {
-			ln.Close()
-			tln.Close()
-			return withCode(exitcode.Failure, err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			ln.Close()
-			tln.Close()
-			return withCode(exitcode.Failure, err)
-		}
-		defer pprof.StopCPUProfile()
-	}
-	writeHeap := func(path string) {
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		log.Info("memory", "sessions", srv.Sessions(), "goroutines", runtime.NumGoroutine(),
-			"heap_inuse_kib", ms.HeapInuse>>10, "stack_inuse_kib", ms.StackInuse>>10, "sys_kib", ms.Sys>>10)
-		if path == "" {
-			return
-		}
-		if err := writeHeapProfile(path); err != nil {
-			log.Error("heap profile", "err", err)
-		} else {
-			log.Info("heap profile written", "file", path)
-		}
-	}
-	exitProfile := ""
-	if memProfile != "" {
-		exitProfile = memProfile + ".exit"
-	}
-	errc := make(chan error, 2)
-	log.Info("listening", "proto", "pop3", "addr", ln.Addr().String())
-	log.Info("listening", "proto", "pop3s", "addr", tln.Addr().String())
-	go func() { errc <- srv.Serve(ln) }()
-	go func() { errc <- srv.Serve(tls.NewListener(tln, tcfg)) }()
-	for {
-		select {
-		case sig := <-sigs:
-			if sig == syscall.SIGUSR1 {
-				writeHeap(memProfile)
-				continue
-			}
-			srv.Close()
-			<-errc
-			<-errc
-			writeHeap(exitProfile)
-			return nil
-		case err := <-errc:
-			srv.Close()
-			<-errc
-			return exitf(exitcode.Failure, "pop3: %v", err)
-		}
-	}
-}
-
-func writeHeapProfile(path string) error {
-	runtime.GC()
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	err = pprof.Lookup("heap").WriteTo(f, 0)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // --- report -----------------------------------------------------------------
