@@ -120,8 +120,6 @@ type Message struct {
 	EOL string
 	// local, for deliver: Delivered-To fields already present.
 	local *LocalMessage
-	// noQuota: the quota was decided by the caller (SMTP's DATA).
-	noQuota bool
 }
 
 // LocalMessage returns the Message of a message read by ReadLocalMessage.
@@ -148,8 +146,24 @@ func (d *Deliverer) CheckRecipient(ctx context.Context, rcpt Recipient, sizeHint
 // error nothing of it is in the maildrop, and the error is an *Error
 // whose Kind decides the reply or exit code. It logs one line.
 func (d *Deliverer) Deliver(ctx context.Context, env Envelope, rcpt Recipient, msg Message) (store.DeliveryInfo, error) {
+	return d.deliverLogged(ctx, env, rcpt, msg, d.checkQuota)
+}
+
+// quotaDecision decides whether a message of size octets (-1: not known)
+// may go into user's maildrop, and the octets it may take (Unlimited: no
+// bound). Every delivery decides its quota once, with one of these:
+// checkQuota (LMTP, deliver), or decidedQuota when the caller decided
+// before (SMTP's DATA, for all its recipients at once).
+type quotaDecision func(ctx context.Context, user string, size int64) (room int64, err error)
+
+// decidedQuota is the quotaDecision of a delivery whose quota its caller
+// has decided already: no bound.
+func decidedQuota(context.Context, string, int64) (int64, error) { return Unlimited, nil }
+
+// deliverLogged is Deliver with the quota decided by quota.
+func (d *Deliverer) deliverLogged(ctx context.Context, env Envelope, rcpt Recipient, msg Message, quota quotaDecision) (store.DeliveryInfo, error) {
 	start := time.Now()
-	info, err := d.deliver(ctx, env, rcpt, msg)
+	info, err := d.deliver(ctx, env, rcpt, msg, quota)
 	args := []any{"proto", env.Proto, "id", env.ID, "user", rcpt.User}
 	if err != nil {
 		e := classify(err)
@@ -172,7 +186,7 @@ func (d *Deliverer) Deliver(ctx context.Context, env Envelope, rcpt Recipient, m
 	return info, nil
 }
 
-func (d *Deliverer) deliver(ctx context.Context, env Envelope, rcpt Recipient, msg Message) (store.DeliveryInfo, error) {
+func (d *Deliverer) deliver(ctx context.Context, env Envelope, rcpt Recipient, msg Message, quota quotaDecision) (store.DeliveryInfo, error) {
 	eol := msg.EOL
 	if eol != "\n" {
 		eol = "\r\n"
@@ -188,12 +202,9 @@ func (d *Deliverer) deliver(ctx context.Context, env Envelope, rcpt Recipient, m
 	if msg.Size >= 0 {
 		total = int64(len(hdr)) + msg.Size
 	}
-	room := int64(Unlimited)
-	if !msg.noQuota {
-		var err error
-		if room, err = d.checkQuota(ctx, rcpt.User, total); err != nil {
-			return store.DeliveryInfo{}, err
-		}
+	room, err := quota(ctx, rcpt.User, total)
+	if err != nil {
+		return store.DeliveryInfo{}, err
 	}
 	body := msg.Body
 	if msg.Size < 0 && (maxSize > 0 || room != Unlimited) {

@@ -230,9 +230,8 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	env := ss.envelope(t)
 	for i, e := range t.rcpts {
-		m := message(sp)
-		m.noQuota = true // decided above, for all recipients at once
-		if _, err := d.Deliver(ss.ctx(), env, e.rcpt, m); err != nil {
+		// The quota was decided above, for all recipients at once.
+		if _, err := d.deliverLogged(ss.ctx(), env, e.rcpt, message(sp), decidedQuota); err != nil {
 			if i > 0 && !classify(err).Temporary {
 				// Too late to refuse the message for good.
 				return smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "Temporary local problem, try again later")
