@@ -173,16 +173,8 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	c := Default()
-	md, err := toml.Decode(string(data), c)
-	if err != nil {
-		return nil, decodeError(path, err)
-	}
-	if unknown := unknownKeys(md.Undecoded()); len(unknown) > 0 {
-		noun := "key"
-		if len(unknown) > 1 {
-			noun = "keys"
-		}
-		return nil, fmt.Errorf("config: %s: unknown %s: %s", path, noun, strings.Join(unknown, ", "))
+	if err := Decode("config", path, data, c); err != nil {
+		return nil, err
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -197,26 +189,46 @@ func Load(path string) (*Config, error) {
 	return c, nil
 }
 
+// Decode reads the TOML text data of the file at path into v, as postie
+// reads its config files (this package's and fetch's): a key v has no
+// field for is an error (an unknown table is named, not its keys), and
+// every error starts with prefix and names the file, the line and the key
+// when they are known ("config: postie.toml:3: pop3.idle_timeout: ...").
+func Decode(prefix, path string, data []byte, v any) error {
+	md, err := toml.Decode(string(data), v)
+	if err != nil {
+		return decodeError(prefix, path, err)
+	}
+	if unknown := unknownKeys(md.Undecoded()); len(unknown) > 0 {
+		noun := "key"
+		if len(unknown) > 1 {
+			noun = "keys"
+		}
+		return fmt.Errorf("%s: %s: unknown %s: %s", prefix, path, noun, strings.Join(unknown, ", "))
+	}
+	return nil
+}
+
 // decodeError rewrites a TOML error so that it names the file, the line
 // and the key.
-func decodeError(path string, err error) error {
+func decodeError(prefix, path string, err error) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
 		msg := pe.Message
 		if pe.LastKey != "" {
 			msg = pe.LastKey + ": " + msg
 		}
-		return fmt.Errorf("config: %s:%d: %s", path, pe.Position.Line, msg)
+		return fmt.Errorf("%s: %s:%d: %s", prefix, path, pe.Position.Line, msg)
 	}
 	if m := tomlErrRE.FindStringSubmatch(err.Error()); m != nil {
 		if m[1] == "" {
 			// Some mismatches (a table where a value belongs, under a
 			// dotted key) come without a line: the key says where.
-			return fmt.Errorf("config: %s: %s: %s", path, m[2], m[3])
+			return fmt.Errorf("%s: %s: %s: %s", prefix, path, m[2], m[3])
 		}
-		return fmt.Errorf("config: %s:%s: %s: %s", path, m[1], m[2], m[3])
+		return fmt.Errorf("%s: %s:%s: %s: %s", prefix, path, m[1], m[2], m[3])
 	}
-	return fmt.Errorf("config: %s: %w", path, err)
+	return fmt.Errorf("%s: %s: %w", prefix, path, err)
 }
 
 // tomlErrRE matches the plain errors of the TOML decoder, such as a type

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
-
 	// Named conf: the package's tests have a helper named config.
 	conf "github.com/postie-mail/postie/config"
 	"github.com/postie-mail/postie/pop3client"
@@ -95,28 +93,8 @@ func Load(path string) (*Config, error) {
 // base of relative paths.
 func Parse(path string, data []byte) (*Config, error) {
 	c := &Config{}
-	md, err := toml.Decode(string(data), c)
-	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			msg := pe.Message
-			if pe.LastKey != "" {
-				msg = pe.LastKey + ": " + msg
-			}
-			return nil, fmt.Errorf("fetch config: %s:%d: %s", path, pe.Position.Line, msg)
-		}
-		return nil, fmt.Errorf("fetch config: %s: %w", path, err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		var keys []string
-		for _, k := range und {
-			keys = append(keys, k.String())
-		}
-		noun := "key"
-		if len(keys) > 1 {
-			noun = "keys"
-		}
-		return nil, fmt.Errorf("fetch config: %s: unknown %s: %s", path, noun, strings.Join(keys, ", "))
+	if err := conf.Decode("fetch config", path, data, c); err != nil {
+		return nil, err
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
