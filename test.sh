@@ -121,7 +121,10 @@ fi
 
 # --- tests -----------------------------------------------------------------
 step "go test -race -count=1 ./..."
-go test -race -count=1 -timeout 10m ./...
+# -timeout is per test binary and counts the postie binaries that
+# end-to-end TestMains build: cmd/postie alone took 517 s on a cold cache
+# with the machine loaded, so 10m left too little room.
+go test -race -count=1 -timeout 15m ./...
 
 # --- fuzzing ---------------------------------------------------------------
 # fuzz_target DIR TARGET runs one target. Go's fuzzer sometimes ends a run
