@@ -116,11 +116,16 @@ func (c *Config) offered(m Mechanism, conn Conn) bool {
 // New starts an exchange of the mechanism the client named (ASCII
 // case-insensitively). It returns an error wrapping
 // ErrUnsupportedMechanism when the mechanism is unknown or not offered
-// on conn (the reply is then "-ERR unrecognized authentication type").
+// on conn (the reply is then "-ERR unrecognized authentication type"),
+// and one wrapping ErrCleartextRefused when it is a Cleartext mechanism
+// and conn may not carry cleartext.
 func (c *Config) New(name string, conn Conn) (Server, error) {
 	for _, m := range Mechanisms() {
 		if !sameUser(name, m.Name) {
 			continue
+		}
+		if m.Cleartext && !conn.TLS && !conn.AllowCleartext {
+			return nil, fmt.Errorf("%w: %s", ErrCleartextRefused, m.Name)
 		}
 		if !c.offered(m, conn) {
 			break

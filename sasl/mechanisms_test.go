@@ -47,6 +47,13 @@ func TestConfigNames(t *testing.T) {
 				if !offered && !errors.Is(err, ErrUnsupportedMechanism) {
 					t.Errorf("New(%s) not advertised: err = %v", m.Name, err)
 				}
+				// Cleartext refused is said for exactly the Cleartext
+				// mechanisms on a connection that may not carry them,
+				// configured or not.
+				refused := m.Cleartext && !tc.conn.TLS && !tc.conn.AllowCleartext
+				if errors.Is(err, ErrCleartextRefused) != refused {
+					t.Errorf("New(%s): err = %v, want cleartext refused: %v", m.Name, err, refused)
+				}
 			}
 		})
 	}

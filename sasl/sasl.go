@@ -31,6 +31,12 @@ var (
 	// ErrUnsupportedMechanism: Config.New was asked for a mechanism that
 	// is unknown or not offered on this connection.
 	ErrUnsupportedMechanism = errors.New("sasl: unsupported mechanism")
+	// ErrCleartextRefused: Config.New was asked for a Cleartext mechanism
+	// on a connection that may not carry cleartext secrets (no TLS and
+	// Conn.AllowCleartext unset), whether or not the mechanism is
+	// configured: the client learns why, not what is enabled. It wraps
+	// ErrUnsupportedMechanism.
+	ErrCleartextRefused = fmt.Errorf("%w: cleartext mechanism refused without TLS", ErrUnsupportedMechanism)
 )
 
 // Server is one server-side authentication exchange.
