@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 
 	"github.com/postie-mail/postie/internal/wire"
 	"github.com/postie-mail/postie/sasl"
@@ -44,7 +45,7 @@ func (ss *session) saslNames() []string {
 
 // RFC 5034 AUTH mechanism [initial-response]. Without arguments it lists
 // the mechanisms, as many clients (fetchmail among them) probe that way.
-func (ss *session) cmdAuth(c *wire.Command) bool {
+func (ss *session) cmdAuth(c *wire.Command) error {
 	names := ss.saslNames()
 	if len(c.Args) == 0 {
 		ss.reply("+OK mechanisms follow\r\n")
@@ -54,40 +55,34 @@ func (ss *session) cmdAuth(c *wire.Command) bool {
 		return ss.ok(".\r\n")
 	}
 	if len(c.Args) > 2 {
-		return ss.fail("-ERR usage: AUTH mechanism [initial-response]\r\n")
+		return usage("AUTH mechanism [initial-response]")
 	}
 	if ss.srv.opts.SASL == nil {
-		return ss.fail("-ERR unrecognized authentication type\r\n")
+		return badCommand(errUnknownMechanism)
 	}
 	mech, err := ss.srv.opts.SASL.New(c.Args[0], ss.conninfo())
 	if err != nil {
-		// A cleartext mechanism refused on this connection gets the
-		// reason; anything else is simply unknown.
-		for _, m := range sasl.Mechanisms() {
-			if m.Cleartext && equalFold(m.Name, c.Args[0]) && !ss.cleartextOK() {
-				return ss.fail(errCleartext)
-			}
-		}
-		return ss.fail("-ERR unrecognized authentication type\r\n")
+		// sasl.ErrCleartextRefused: told why; else simply unknown.
+		return err
 	}
 	var resp []byte // nil: no initial response
 	if len(c.Args) == 2 {
 		if resp, err = decodeResponse(c.Args[1]); err != nil {
-			return ss.fail("-ERR invalid base64 in initial response\r\n")
+			return badCommand(errSASLBase64IR)
 		}
 	}
 	ctx := ss.srv.ctx
+	mechAttr := slog.String("mech", c.Args[0])
 	for step := 0; ; step++ {
 		if step > 10 {
-			return ss.fail("-ERR [AUTH] authentication exchange too long\r\n")
+			return badCommand(errSASLTooLong)
 		}
 		challenge, done, err := mech.Next(ctx, resp)
 		if err != nil {
 			if errors.Is(err, sasl.ErrAuthFailed) || errors.Is(err, sasl.ErrMalformed) {
-				return ss.authFailed(c.Args[0], "-ERR [AUTH] authentication failed\r\n")
+				return &authFailure{user: c.Args[0], reply: errSASLFailed}
 			}
-			ss.srv.log.Error("sasl backend failed", "session", ss.id, "remote", ss.remote.String(), "mech", c.Args[0], "err", err)
-			return ss.refuse("-ERR [SYS/TEMP] authentication temporarily unavailable\r\n")
+			return failed(opAuthenticate, err, mechAttr)
 		}
 		if done && challenge == nil {
 			ss.srv.penalties.success(ss.remote, mech.User())
@@ -97,25 +92,25 @@ func (ss *session) cmdAuth(c *wire.Command) bool {
 		// as a challenge answered by an empty response (RFC 5034 §4).
 		ss.reply("+ " + base64.StdEncoding.EncodeToString(challenge) + "\r\n")
 		if !ss.flush() {
-			return false
+			return errWriteFailed
 		}
 		line, err := readLongLine(ss.br, maxSASLLine)
 		if err != nil {
 			if errors.Is(err, wire.ErrLineTooLong) {
-				return ss.fail("-ERR authentication response too long\r\n")
+				return badCommand(errSASLLineTooLong)
 			}
 			ss.endOnReadError(err)
-			return false
+			return endSession("")
 		}
 		if string(line) == "*" {
-			return ss.fail("-ERR authentication canceled\r\n")
+			return badCommand(errSASLCanceled)
 		}
 		if resp, err = decodeResponse(string(line)); err != nil {
-			return ss.fail("-ERR invalid base64 in authentication response\r\n")
+			return badCommand(errSASLBase64)
 		}
 		if done {
 			if len(resp) != 0 {
-				return ss.authFailed(c.Args[0], "-ERR [AUTH] authentication failed\r\n")
+				return &authFailure{user: c.Args[0], reply: errSASLFailed}
 			}
 			ss.srv.penalties.success(ss.remote, mech.User())
 			return ss.openMaildrop(mech.User())
@@ -167,23 +162,4 @@ func readLongLine(br *bufio.Reader, max int) ([]byte, error) {
 		}
 		return acc, nil
 	}
-}
-
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'a' <= x && x <= 'z' {
-			x -= 'a' - 'A'
-		}
-		if 'a' <= y && y <= 'z' {
-			y -= 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }

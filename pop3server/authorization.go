@@ -2,14 +2,13 @@ package pop3server
 
 import (
 	"crypto/tls"
-	"errors"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/postie-mail/postie/internal/wire"
 	"github.com/postie-mail/postie/pop3"
-	"github.com/postie-mail/postie/store"
 )
 
 // cleartextOK reports whether a password may travel on this connection:
@@ -31,15 +30,13 @@ func (ss *session) trusted() bool {
 	return false
 }
 
-const errCleartext = "-ERR [AUTH] cleartext login refused on an unencrypted connection; use STLS or the TLS port\r\n"
-
 // RFC 1939 §7 USER. The reply is the same whether or not the user exists.
-func (ss *session) cmdUser(c *wire.Command) bool {
+func (ss *session) cmdUser(c *wire.Command) error {
 	if !ss.cleartextOK() {
-		return ss.fail(errCleartext)
+		return badCommand(errCleartext)
 	}
 	if c.Rest == "" {
-		return ss.fail("-ERR missing user name\r\n")
+		return badCommand(errNoUserName)
 	}
 	ss.userArg = c.Rest
 	return ss.ok("+OK send PASS\r\n")
@@ -47,88 +44,55 @@ func (ss *session) cmdUser(c *wire.Command) bool {
 
 // RFC 1939 §7 PASS. The whole rest of the line is the password: it may
 // hold spaces.
-func (ss *session) cmdPass(c *wire.Command) bool {
+func (ss *session) cmdPass(c *wire.Command) error {
 	if !ss.cleartextOK() {
-		return ss.fail(errCleartext)
+		return badCommand(errCleartext)
 	}
 	if ss.userArg == "" {
-		return ss.fail("-ERR send USER first\r\n")
+		return badCommand(errSendUserFirst)
 	}
 	user := ss.userArg
 	ss.userArg = ""
 	canonical, ok, err := ss.srv.opts.Authenticator.Authenticate(ss.srv.ctx, user, c.Rest)
-	return ss.afterAuth(user, canonical, ok, err, "-ERR [AUTH] invalid user name or password\r\n")
+	return ss.afterAuth(user, canonical, ok, err)
 }
 
 // RFC 1939 §7 APOP name digest.
-func (ss *session) cmdAPOP(c *wire.Command) bool {
+func (ss *session) cmdAPOP(c *wire.Command) error {
 	if !ss.srv.opts.APOP {
-		return ss.fail("-ERR APOP not enabled\r\n")
+		return badCommand(errAPOPDisabled)
 	}
 	if len(c.Args) != 2 {
-		return ss.fail("-ERR usage: APOP name digest\r\n")
+		return usage("APOP name digest")
 	}
 	a := ss.srv.opts.Authenticator.(APOPAuthenticator)
 	canonical, ok, err := a.AuthenticateAPOP(ss.srv.ctx, c.Args[0], ss.timestamp, c.Args[1])
-	return ss.afterAuth(c.Args[0], canonical, ok, err, "-ERR [AUTH] invalid user name or password\r\n")
+	return ss.afterAuth(c.Args[0], canonical, ok, err)
 }
 
-// afterAuth finishes any login attempt: the failure path (logged for
+// afterAuth finishes a USER/PASS or APOP login: the failure (logged for
 // fail2ban, delayed, counted) or the maildrop.
-func (ss *session) afterAuth(typed, canonical string, ok bool, err error, failure string) bool {
+func (ss *session) afterAuth(typed, canonical string, ok bool, err error) error {
 	if err != nil {
-		ss.srv.stats.authErrors.Add(1)
-		ss.srv.log.Error("authentication backend failed", "session", ss.id, "remote", ss.remote.String(), "err", err)
-		return ss.refuse("-ERR [SYS/TEMP] authentication temporarily unavailable\r\n")
+		return failed(opAuthenticate, err)
 	}
 	if !ok {
-		return ss.authFailed(typed, failure)
+		return &authFailure{user: typed, reply: errBadPassword}
 	}
 	ss.srv.penalties.success(ss.remote, typed)
 	return ss.openMaildrop(canonical)
 }
 
-// authFailed answers a failed login after the penalty delay. The typed
-// user name is logged for fail2ban-style matching
-// (`authentication failed .* remote=<HOST>`); the password never is.
-func (ss *session) authFailed(typed, reply string) bool {
-	ss.authFail++
-	ss.srv.stats.authFailures.Add(1)
-	lim := &ss.srv.opts.Limits
-	delay, banned := ss.srv.penalties.failure(ss.remote, typed, ss.trusted(), lim, time.Now())
-	ss.srv.log.Warn("authentication failed", "session", ss.id, "remote", ss.remote.String(), "user", typed, "delay", max(delay, 0).String())
-	if banned {
-		ss.srv.log.Warn("address banned after repeated authentication failures", "remote", ss.remote.String(), "for", lim.BanDuration.String())
-	}
-	if !ss.sleep(ss.srv.ctx, delay) {
-		ss.endReason = "server closing"
-		return false
-	}
-	ss.reply(reply)
-	if ss.authFail >= maxAuthFailures || banned {
-		ss.endReason = "too many authentication failures"
-		return false
-	}
-	return ss.badCommand()
-}
-
 // openMaildrop locks and snapshots the maildrop of an authenticated user.
-func (ss *session) openMaildrop(canonical string) bool {
+func (ss *session) openMaildrop(canonical string) error {
 	ctx := ss.srv.ctx
+	user := slog.String("user", canonical)
 	if d := ss.srv.opts.Limits.LoginDelay; d > 0 && !ss.srv.loginTimes.allow(canonical, d, time.Now()) {
-		ss.srv.log.Info("login too soon", "session", ss.id, "remote", ss.remote.String(), "user", canonical)
-		return ss.refuse("-ERR [LOGIN-DELAY] minimum time between logins not yet passed\r\n")
+		return failed(opOpenMaildrop, errLoginTooSoon, user)
 	}
 	md, err := ss.srv.opts.Store.Open(ctx, canonical)
 	if err != nil {
-		if errors.Is(err, store.ErrInUse) {
-			ss.srv.stats.inUse.Add(1)
-			ss.srv.log.Info("maildrop in use", "session", ss.id, "remote", ss.remote.String(), "user", canonical)
-			return ss.refuse("-ERR [IN-USE] maildrop already locked by another session\r\n")
-		}
-		ss.srv.stats.storeErrors.Add(1)
-		ss.srv.log.Error("opening maildrop", "session", ss.id, "remote", ss.remote.String(), "user", canonical, "err", err)
-		return ss.refuse("-ERR [SYS/TEMP] unable to open maildrop\r\n")
+		return failed(opOpenMaildrop, err, user)
 	}
 	ss.srv.stats.logins.Add(1)
 	ss.user = canonical
@@ -146,19 +110,19 @@ func (ss *session) openMaildrop(canonical string) bool {
 // RFC 2595 §4 STLS: only in AUTHORIZATION, only once. Whatever the client
 // sent after STLS in the same packet is discarded, never read as commands
 // inside TLS (the CVE-2011-0411 class of injection).
-func (ss *session) cmdSTLS(c *wire.Command) bool {
+func (ss *session) cmdSTLS(c *wire.Command) error {
 	cfg := ss.srv.opts.TLSConfig
 	switch {
 	case len(c.Args) > 0:
-		return ss.fail("-ERR STLS takes no arguments\r\n")
+		return noArgs("STLS")
 	case cfg == nil:
-		return ss.fail("-ERR STLS not available\r\n")
+		return badCommand(errNoSTLS)
 	case ss.tls:
-		return ss.fail("-ERR already using TLS\r\n")
+		return badCommand(errAlreadyTLS)
 	}
 	ss.reply("+OK begin TLS negotiation\r\n")
 	if !ss.flush() {
-		return false
+		return errWriteFailed
 	}
 	if n := ss.br.Buffered(); n > 0 {
 		ss.srv.log.Warn("discarding plaintext pipelined after STLS", "session", ss.id, "remote", ss.remote.String(), "bytes", n)
@@ -168,8 +132,7 @@ func (ss *session) cmdSTLS(c *wire.Command) bool {
 	if err := tc.HandshakeContext(ss.srv.ctx); err != nil {
 		ss.srv.stats.tlsFailures.Add(1)
 		ss.srv.log.Info("tls handshake failed", "session", ss.id, "remote", ss.remote.String(), "err", err)
-		ss.endReason = "tls handshake failed"
-		return false
+		return endSession("tls handshake failed")
 	}
 	tc.SetDeadline(time.Time{})
 	ss.conn = tc
@@ -180,23 +143,23 @@ func (ss *session) cmdSTLS(c *wire.Command) bool {
 	ss.br.Reset(tc)
 	ss.bw.Reset(&ss.dw)
 	ss.bad = 0
-	return true
+	return nil
 }
 
 // RFC 1939 §6 QUIT in AUTHORIZATION: nothing to update.
-func (ss *session) cmdQuitAuth(c *wire.Command) bool {
+func (ss *session) cmdQuitAuth(c *wire.Command) error {
 	if len(c.Args) > 0 {
-		return ss.fail("-ERR QUIT takes no arguments\r\n")
+		return noArgs("QUIT")
 	}
 	ss.reply("+OK bye\r\n")
 	ss.endReason = "quit"
-	return false
+	return nil
 }
 
 // RFC 2449 §5 CAPA, valid in both states.
-func (ss *session) cmdCapa(c *wire.Command) bool {
+func (ss *session) cmdCapa(c *wire.Command) error {
 	if len(c.Args) > 0 {
-		return ss.fail("-ERR CAPA takes no arguments\r\n")
+		return noArgs("CAPA")
 	}
 	lim := ss.srv.opts.Limits
 	ss.reply("+OK capability list follows\r\nTOP\r\n")
@@ -236,12 +199,12 @@ func (ss *session) cmdCapa(c *wire.Command) bool {
 // so UTF-8 mode changes nothing on the wire; the command only has to be
 // answered. RFC 6856 allows it before login only, but classic Outlook
 // sends it after login and gives up on -ERR, so TRANSACTION gets +OK too.
-func (ss *session) cmdUTF8(c *wire.Command) bool {
+func (ss *session) cmdUTF8(c *wire.Command) error {
 	if !ss.srv.opts.UTF8 {
-		return ss.fail("-ERR unknown command\r\n")
+		return badCommand(errUnknownCommand)
 	}
 	if len(c.Args) > 0 {
-		return ss.fail("-ERR UTF8 takes no arguments\r\n")
+		return noArgs("UTF8")
 	}
 	return ss.ok("+OK UTF8 enabled\r\n")
 }

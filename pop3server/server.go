@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/postie-mail/postie/pop3"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -133,16 +135,16 @@ func (s *Server) accept(c net.Conn) {
 	key := addrKey(addr)
 
 	s.mu.Lock()
-	var refuse string
+	var refuse *pop3.Error
 	switch {
 	case s.closing:
-		refuse = "-ERR [SYS/TEMP] server shutting down\r\n"
+		refuse = errShuttingDown
 	case len(s.conns) >= s.opts.Limits.MaxConns:
-		refuse = "-ERR [SYS/TEMP] too many connections, try again later\r\n"
+		refuse = errTooManyConns
 	case s.perIP[key] >= s.opts.Limits.MaxConnsPerIP:
-		refuse = "-ERR [SYS/TEMP] too many connections from your address\r\n"
+		refuse = errTooManyPerAddr
 	case s.opts.Limits.BanAfter > 0 && s.penalties.banned(addr, time.Now()):
-		refuse = "-ERR [SYS/TEMP] too many failed logins from your address, try again later\r\n"
+		refuse = errBanned
 	default:
 		s.conns[ss] = struct{}{}
 		s.perIP[key]++
@@ -150,12 +152,12 @@ func (s *Server) accept(c net.Conn) {
 		s.stats.sessionsTotal.Add(1)
 	}
 	s.mu.Unlock()
-	if refuse != "" {
+	if refuse != nil {
 		s.stats.refused.Add(1)
 		if ok, suppressed := s.refusals.allow(time.Now()); ok {
 			// At most one line a second: a flood of refused clients
 			// must not flood the log (and the disk) too.
-			s.log.Warn("connection refused", "remote", c.RemoteAddr().String(), "reason", refuse[len("-ERR [SYS/TEMP] "):len(refuse)-2], "suppressed", suppressed)
+			s.log.Warn("connection refused", "remote", c.RemoteAddr().String(), "reason", refuse.Text, "suppressed", suppressed)
 		}
 		if s.refusing.Add(1) > maxRefusing {
 			// A flood of refused clients: no reply, so that none of
@@ -171,7 +173,7 @@ func (s *Server) accept(c net.Conn) {
 			// client's hello, and a client that never sends one must
 			// not hold the connection.
 			c.SetDeadline(time.Now().Add(min(refuseTimeout, s.opts.Limits.AuthTimeout)))
-			c.Write([]byte(refuse))
+			c.Write([]byte(refuse.Reply()))
 			c.Close()
 		}()
 		return

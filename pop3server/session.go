@@ -163,7 +163,7 @@ func (ss *session) serve() {
 		if r := recover(); r != nil {
 			ss.srv.log.Error("session panic", "session", ss.id, "remote", ss.remote.String(), "panic", r, "stack", string(debug.Stack()))
 			ss.endReason = "internal error"
-			ss.reply("-ERR [SYS/TEMP] internal server error\r\n")
+			ss.writeErr(errInternal)
 			ss.flush()
 		}
 	}()
@@ -222,8 +222,7 @@ func (ss *session) serve() {
 		line, err := wire.ReadLine(ss.br, limit)
 		if err != nil {
 			if errors.Is(err, wire.ErrLineTooLong) {
-				ss.reply("-ERR line too long\r\n")
-				if !ss.badLine() {
+				if !ss.badLine(badCommand(errLineTooLong)) {
 					return
 				}
 				continue
@@ -233,15 +232,13 @@ func (ss *session) serve() {
 		}
 		cmd, ok := wire.ParseCommand(line, ss.args)
 		if ok && len(line)+1 > pop3.MaxCommandLine && cmd.Verb != "AUTH" {
-			ss.reply("-ERR line too long\r\n")
-			if !ss.badLine() {
+			if !ss.badLine(badCommand(errLineTooLong)) {
 				return
 			}
 			continue
 		}
 		if !ok {
-			ss.reply("-ERR unknown command\r\n")
-			if !ss.badLine() {
+			if !ss.badLine(badCommand(errUnknownCommand)) {
 				return
 			}
 			continue
@@ -265,10 +262,10 @@ func (ss *session) endOnReadError(err error) {
 	case errors.As(err, &ne) && ne.Timeout() && errors.Is(err, os.ErrDeadlineExceeded):
 		if ss.state == pop3.StateAuthorization && !time.Now().Before(ss.loginDeadline()) {
 			ss.endReason = "login timeout"
-			ss.reply("-ERR autologout: no login in time\r\n")
+			ss.writeErr(errAutologoutLogin)
 		} else {
 			ss.endReason = "idle timeout"
-			ss.reply("-ERR autologout: idle for too long\r\n")
+			ss.writeErr(errAutologoutIdle)
 		}
 		ss.flush()
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
@@ -283,8 +280,18 @@ func (ss *session) loginDeadline() time.Time {
 	return ss.start.Add(ss.srv.opts.Limits.LoginTimeout)
 }
 
-// dispatch runs one command. It returns false when the session must end.
+// dispatch runs one command and answers its error, if any. It returns
+// false when the session must end.
 func (ss *session) dispatch(c *wire.Command) bool {
+	if err := ss.run(c); err != nil {
+		ss.answer(err)
+	}
+	return ss.endReason == ""
+}
+
+// run runs the handler of one command: nil when it has replied, else
+// the error that decides the reply (see answer).
+func (ss *session) run(c *wire.Command) error {
 	if ss.state == pop3.StateAuthorization {
 		switch c.Verb {
 		case "USER":
@@ -304,9 +311,9 @@ func (ss *session) dispatch(c *wire.Command) bool {
 		case "QUIT":
 			return ss.cmdQuitAuth(c)
 		case "STAT", "LIST", "RETR", "DELE", "NOOP", "RSET", "TOP", "UIDL", "LAST":
-			return ss.fail("-ERR command not valid before login\r\n")
+			return badCommand(errNotBeforeLogin)
 		}
-		return ss.fail("-ERR unknown command\r\n")
+		return badCommand(errUnknownCommand)
 	}
 	switch c.Verb {
 	case "STAT":
@@ -334,47 +341,35 @@ func (ss *session) dispatch(c *wire.Command) bool {
 	case "QUIT":
 		return ss.cmdQuit(c)
 	case "USER", "PASS", "APOP", "AUTH", "STLS":
-		return ss.fail("-ERR already logged in\r\n")
+		return badCommand(errAlreadyLoggedIn)
 	}
-	return ss.fail("-ERR unknown command\r\n")
+	return badCommand(errUnknownCommand)
 }
 
 // reply queues a response line (or lines) for the client.
 func (ss *session) reply(s string) { ss.bw.WriteString(s) }
 
 // ok answers a good command and resets the bad-command count.
-func (ss *session) ok(s string) bool {
+func (ss *session) ok(s string) error {
 	ss.bad = 0
 	ss.reply(s)
-	return true
+	return nil
 }
 
-// fail answers a bad command (unknown, wrong state, bad syntax) and
-// counts it; too many in a row end the session.
-func (ss *session) fail(s string) bool {
-	ss.reply(s)
-	return ss.badCommand()
-}
-
-// refuse answers a well-formed command that cannot be carried out (no
-// such message, …). It does not count as a bad command.
-func (ss *session) refuse(s string) bool {
-	ss.bad = 0
-	ss.reply(s)
-	return true
-}
-
-// badLine counts a line that is no command at all (over-long, or not a
+// badLine answers a line that is no command at all (over-long, or not a
 // keyword) and reports whether the session goes on. When it does not, the
 // replies queued so far, with the reason for closing, are sent first.
-func (ss *session) badLine() bool {
-	if !ss.badCommand() {
+func (ss *session) badLine(err error) bool {
+	ss.answer(err)
+	if ss.endReason != "" {
 		ss.flush()
 		return false
 	}
 	return ss.flushIfIdle()
 }
 
+// badCommand counts a bad command (unknown, wrong state, bad syntax);
+// too many in a row end the session.
 func (ss *session) badCommand() bool {
 	ss.bad++
 	ss.srv.stats.bad.Add(1)
@@ -383,7 +378,7 @@ func (ss *session) badCommand() bool {
 		limit = min(limit, maxBadBeforeLogin)
 	}
 	if ss.bad >= limit {
-		ss.reply("-ERR too many bad commands, closing connection\r\n")
+		ss.writeErr(errTooManyBad)
 		ss.endReason = "too many bad commands"
 		return false
 	}
@@ -443,7 +438,7 @@ func (ss *session) closeMaildrop() {
 		return
 	}
 	if err := ss.md.Close(); err != nil {
-		ss.srv.log.Error("closing maildrop", "session", ss.id, "user", ss.user, "err", err)
+		ss.log(slog.LevelError, "closing maildrop", slog.Any("err", err))
 	}
 	ss.md = nil
 }

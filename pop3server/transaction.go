@@ -3,7 +3,9 @@ package pop3server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 
 	"github.com/postie-mail/postie/internal/wire"
@@ -13,22 +15,19 @@ import (
 
 // message resolves a message-number argument (RFC 1939 §5: numbers start
 // at 1; deleted messages may not be referred to). It returns the 0-based
-// index, or false after answering.
-func (ss *session) message(arg string) (int, bool) {
+// index, or the error that answers the command.
+func (ss *session) message(arg string) (int, error) {
 	n, ok := wire.ParseNumber(arg)
 	if !ok {
-		ss.fail("-ERR invalid message number\r\n")
-		return 0, false
+		return 0, badCommand(errBadMessageNumber)
 	}
 	if n < 1 || n > len(ss.msgs) {
-		ss.refuse("-ERR no such message\r\n")
-		return 0, false
+		return 0, errNoSuchMessage
 	}
 	if ss.deleted[n-1] {
-		ss.refuse("-ERR message already deleted\r\n")
-		return 0, false
+		return 0, errMessageDeleted
 	}
-	return n - 1, true
+	return n - 1, nil
 }
 
 // appendStat appends "N SIZE" for the messages not marked deleted.
@@ -41,9 +40,9 @@ func (ss *session) appendStat(b []byte) []byte {
 func (ss *session) write(b []byte) { ss.bw.Write(b) }
 
 // RFC 1939 §5 STAT.
-func (ss *session) cmdStat(c *wire.Command) bool {
+func (ss *session) cmdStat(c *wire.Command) error {
 	if len(c.Args) > 0 {
-		return ss.fail("-ERR STAT takes no arguments\r\n")
+		return noArgs("STAT")
 	}
 	var buf [48]byte
 	b := append(buf[:0], "+OK "...)
@@ -53,21 +52,21 @@ func (ss *session) cmdStat(c *wire.Command) bool {
 }
 
 // RFC 1939 §5 LIST [msg].
-func (ss *session) cmdList(c *wire.Command) bool {
+func (ss *session) cmdList(c *wire.Command) error {
 	return ss.listing(c, func(b []byte, i int) []byte {
 		return strconv.AppendInt(b, ss.msgs[i].Size, 10)
 	})
 }
 
 // RFC 1939 §7 UIDL [msg].
-func (ss *session) cmdUidl(c *wire.Command) bool {
+func (ss *session) cmdUidl(c *wire.Command) error {
 	return ss.listing(c, func(b []byte, i int) []byte {
 		return append(b, ss.msgs[i].UID...)
 	})
 }
 
 // listing answers LIST and UIDL: one message, or all not marked deleted.
-func (ss *session) listing(c *wire.Command, field func([]byte, int) []byte) bool {
+func (ss *session) listing(c *wire.Command, field func([]byte, int) []byte) error {
 	var buf [128]byte
 	switch len(c.Args) {
 	case 0:
@@ -92,9 +91,9 @@ func (ss *session) listing(c *wire.Command, field func([]byte, int) []byte) bool
 		}
 		return ss.ok(".\r\n")
 	case 1:
-		i, ok := ss.message(c.Args[0])
-		if !ok {
-			return ss.alive()
+		i, err := ss.message(c.Args[0])
+		if err != nil {
+			return err
 		}
 		b := append(buf[:0], "+OK "...)
 		b = strconv.AppendInt(b, int64(i+1), 10)
@@ -103,25 +102,21 @@ func (ss *session) listing(c *wire.Command, field func([]byte, int) []byte) bool
 		ss.write(b)
 		return ss.ok("")
 	}
-	return ss.fail("-ERR too many arguments\r\n")
+	return badCommand(errTooManyArgs)
 }
 
-// alive reports whether the session goes on after a refused argument
-// (message() has answered; a bad one may have hit the bad-command limit).
-func (ss *session) alive() bool { return ss.endReason == "" }
-
 // RFC 1939 §5 RETR msg.
-func (ss *session) cmdRetr(c *wire.Command) bool {
+func (ss *session) cmdRetr(c *wire.Command) error {
 	if len(c.Args) != 1 {
-		return ss.fail("-ERR usage: RETR message-number\r\n")
+		return usage("RETR message-number")
 	}
-	i, ok := ss.message(c.Args[0])
-	if !ok {
-		return ss.alive()
+	i, err := ss.message(c.Args[0])
+	if err != nil {
+		return err
 	}
 	size := ss.msgs[i].Size
-	if sent, alive := ss.send(i, "+OK "+strconv.FormatInt(size, 10)+" octets\r\n", -1); !sent {
-		return alive
+	if err := ss.send(i, "+OK "+strconv.FormatInt(size, 10)+" octets\r\n", -1); err != nil {
+		return err
 	}
 	ss.retr++
 	ss.retrBytes += size
@@ -130,20 +125,20 @@ func (ss *session) cmdRetr(c *wire.Command) bool {
 }
 
 // RFC 1939 §7 TOP msg n.
-func (ss *session) cmdTop(c *wire.Command) bool {
+func (ss *session) cmdTop(c *wire.Command) error {
 	if len(c.Args) != 2 {
-		return ss.fail("-ERR usage: TOP message-number lines\r\n")
+		return usage("TOP message-number lines")
 	}
-	i, ok := ss.message(c.Args[0])
-	if !ok {
-		return ss.alive()
+	i, err := ss.message(c.Args[0])
+	if err != nil {
+		return err
 	}
 	k, ok := wire.ParseNumber(c.Args[1])
 	if !ok {
-		return ss.fail("-ERR invalid number of lines\r\n")
+		return badCommand(errBadLineCount)
 	}
-	if sent, alive := ss.send(i, "+OK top of message follows\r\n", k); !sent {
-		return alive
+	if err := ss.send(i, "+OK top of message follows\r\n", k); err != nil {
+		return err
 	}
 	ss.top++
 	return ss.ok("")
@@ -151,23 +146,17 @@ func (ss *session) cmdTop(c *wire.Command) bool {
 
 // send streams message i as a multi-line response after the status line
 // head: whole when lines < 0, else header plus that many body lines. It
-// reports whether the message was sent, and whether the session goes on.
-// A message that cannot be opened, or turns out unsendable before any of
-// the reply went out, is answered -ERR (not sent, session alive). Once
-// "+OK" is out, a message that cannot be sent whole and exactly as sized
-// cannot be answered with -ERR, so the connection is dropped rather than
-// the client handed a short message.
-func (ss *session) send(i int, head string, lines int) (sent, alive bool) {
+// returns nil once the message is sent. A message that cannot be opened,
+// or turns out unsendable before any of the reply went out, is an error
+// the command answers with -ERR, and the session goes on. Once "+OK" is
+// out, a message that cannot be sent whole and exactly as sized cannot be
+// answered with -ERR, so the connection is dropped (endSession) rather
+// than the client handed a short message.
+func (ss *session) send(i int, head string, lines int) error {
 	ctx := ss.srv.ctx
 	rc, err := ss.md.Open(ctx, i)
 	if err != nil {
-		if errors.Is(err, store.ErrMessageGone) {
-			ss.srv.log.Warn("message vanished", "session", ss.id, "user", ss.user, "msg", i+1, "err", err)
-			return false, ss.refuse("-ERR message no longer available\r\n")
-		}
-		ss.srv.log.Error("opening message", "session", ss.id, "user", ss.user, "msg", i+1, "err", err)
-		ss.srv.stats.storeErrors.Add(1)
-		return false, ss.refuse("-ERR [SYS/TEMP] unable to read message\r\n")
+		return failed(opOpenMessage, err, slog.Int("msg", i+1))
 	}
 	defer rc.Close()
 	// The replies of pipelined commands before this one are kept apart
@@ -190,7 +179,7 @@ func (ss *session) send(i int, head string, lines int) (sent, alive bool) {
 // snapshot) before anything of it went out is answered -ERR instead, and
 // the session goes on; after that, the connection is dropped without the
 // final ".".
-func (ss *session) stream(i int, rc io.Reader, lines int) (sent, alive bool) {
+func (ss *session) stream(i int, rc io.Reader, lines int) error {
 	pool := &smallMsgWriters
 	if ss.msgs[i].Size >= bigMessage {
 		pool = &bigMsgWriters
@@ -206,8 +195,7 @@ func (ss *session) stream(i int, rc io.Reader, lines int) (sent, alive bool) {
 	err := ss.bw.Flush()
 	ss.dw.into = nil
 	if err != nil {
-		ss.endReason = "write failed"
-		return false, false
+		return errWriteFailed
 	}
 
 	src := rc
@@ -221,40 +209,38 @@ func (ss *session) stream(i int, rc io.Reader, lines int) (sent, alive bool) {
 	if err == nil && lines < 0 && dw.Size() != ss.msgs[i].Size {
 		err = errors.New("size differs from the snapshot: " + strconv.FormatInt(dw.Size(), 10) + " octets read, " + strconv.FormatInt(ss.msgs[i].Size, 10) + " listed")
 	}
+	msg := slog.Int("msg", i+1)
 	if err != nil && ss.sw.err != nil {
 		// The client stopped reading (write timeout) or went away: not
 		// a store failure.
-		ss.endReason = "write failed"
-		ss.srv.log.Info("client not taking the message; dropping connection", "session", ss.id, "user", ss.user, "msg", i+1, "err", ss.sw.err)
-		return false, false
+		ss.log(slog.LevelInfo, "client not taking the message; dropping connection", msg, slog.Any("err", ss.sw.err))
+		return errWriteFailed
 	}
 	if err != nil && ss.sw.sent == 0 {
 		// Nothing went out: take the status line and the message
-		// back, keep the replies before them.
+		// back, keep the replies before them. Whatever the cause, the
+		// message is not what the snapshot listed.
 		ss.bw.Write(ss.held.b)
-		ss.srv.log.Warn("message vanished while being read", "session", ss.id, "user", ss.user, "msg", i+1, "err", err)
-		return false, ss.refuse("-ERR message no longer available\r\n")
+		return failed(opReadMessage, fmt.Errorf("%w: %w", store.ErrMessageGone, err), msg)
 	}
 	if err != nil {
-		ss.srv.log.Error("message not sent whole; dropping connection", "session", ss.id, "user", ss.user, "msg", i+1, "err", err)
-		ss.endReason = "message read failed"
-		return false, false
+		ss.log(slog.LevelError, "message not sent whole; dropping connection", msg, slog.Any("err", err))
+		return endSession("message read failed")
 	}
 	if err := dw.Close(); err != nil || dw.Flush() != nil {
-		ss.endReason = "write failed"
-		return false, false
+		return errWriteFailed
 	}
-	return true, true
+	return nil
 }
 
 // RFC 1939 §5 DELE msg: only marks; removal waits for UPDATE.
-func (ss *session) cmdDele(c *wire.Command) bool {
+func (ss *session) cmdDele(c *wire.Command) error {
 	if len(c.Args) != 1 {
-		return ss.fail("-ERR usage: DELE message-number\r\n")
+		return usage("DELE message-number")
 	}
-	i, ok := ss.message(c.Args[0])
-	if !ok {
-		return ss.alive()
+	i, err := ss.message(c.Args[0])
+	if err != nil {
+		return err
 	}
 	ss.deleted[i] = true
 	ss.ndel++
@@ -264,9 +250,9 @@ func (ss *session) cmdDele(c *wire.Command) bool {
 }
 
 // RFC 1939 §5 RSET.
-func (ss *session) cmdRset(c *wire.Command) bool {
+func (ss *session) cmdRset(c *wire.Command) error {
 	if len(c.Args) > 0 {
-		return ss.fail("-ERR RSET takes no arguments\r\n")
+		return noArgs("RSET")
 	}
 	clear(ss.deleted)
 	ss.ndel, ss.delSize, ss.last = 0, 0, 0
@@ -281,18 +267,18 @@ func (ss *session) cmdRset(c *wire.Command) bool {
 }
 
 // RFC 1939 §5 NOOP.
-func (ss *session) cmdNoop(c *wire.Command) bool {
+func (ss *session) cmdNoop(c *wire.Command) error {
 	if len(c.Args) > 0 {
-		return ss.fail("-ERR NOOP takes no arguments\r\n")
+		return noArgs("NOOP")
 	}
 	return ss.ok("+OK\r\n")
 }
 
 // RFC 1460 LAST (removed from RFC 1939, still sent by some old clients):
 // the highest message number accessed.
-func (ss *session) cmdLast(c *wire.Command) bool {
+func (ss *session) cmdLast(c *wire.Command) error {
 	if len(c.Args) > 0 {
-		return ss.fail("-ERR LAST takes no arguments\r\n")
+		return noArgs("LAST")
 	}
 	return ss.ok("+OK " + strconv.Itoa(ss.last) + "\r\n")
 }
@@ -300,9 +286,9 @@ func (ss *session) cmdLast(c *wire.Command) bool {
 // RFC 1939 §6 QUIT → UPDATE: remove the messages marked deleted, then
 // release the lock. Deletions run without the session's cancellation: a
 // server closing mid-UPDATE still finishes them.
-func (ss *session) cmdQuit(c *wire.Command) bool {
+func (ss *session) cmdQuit(c *wire.Command) error {
 	if len(c.Args) > 0 {
-		return ss.fail("-ERR QUIT takes no arguments\r\n")
+		return noArgs("QUIT")
 	}
 	ss.state = pop3.StateUpdate
 	ss.endReason = "quit"
@@ -323,12 +309,9 @@ func (ss *session) cmdQuit(c *wire.Command) bool {
 	// soon as it reads +OK must not meet its own old session's lock.
 	ss.closeMaildrop()
 	if err != nil {
-		ss.srv.log.Error("deleting messages", "session", ss.id, "user", ss.user, "err", err)
-		ss.srv.stats.storeErrors.Add(1)
-		ss.reply("-ERR [SYS/TEMP] some deleted messages not removed\r\n")
-		return false
+		return failed(opCommit, err)
 	}
 	ss.dele = len(del)
 	ss.reply("+OK bye, " + strconv.Itoa(len(del)) + " messages deleted\r\n")
-	return false
+	return nil
 }
