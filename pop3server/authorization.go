@@ -139,9 +139,8 @@ func (ss *session) cmdSTLS(c *wire.Command) error {
 	ss.tls = true
 	ss.saslConn = nil
 	ss.userArg = ""
-	ss.dw.c = tc
+	ss.w.reset(tc)
 	ss.br.Reset(tc)
-	ss.bw.Reset(&ss.dw)
 	ss.bad = 0
 	return nil
 }

@@ -1,7 +1,6 @@
 package pop3server
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -103,7 +102,7 @@ func TestAnswer(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var out, logs bytes.Buffer
+			var logs bytes.Buffer
 			srv, err := New(Options{
 				Logger:        logTo(&logs, slog.LevelInfo),
 				Store:         noStore{},
@@ -114,15 +113,14 @@ func TestAnswer(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer srv.Close()
-			ss := &session{srv: srv, id: "s1", remote: netip.MustParseAddr("192.0.2.7"), bw: bufio.NewWriter(&out), bad: 1}
+			ss := &session{srv: srv, id: "s1", remote: netip.MustParseAddr("192.0.2.7"), w: newConnWriter(nil, 0, writeBufSize), bad: 1}
 			if tc.loggedIn {
 				ss.user = "bob"
 				ss.state = pop3.StateTransaction
 			}
 			ss.answer(tc.err)
-			ss.bw.Flush()
-			if out.String() != tc.reply {
-				t.Errorf("reply %q, want %q", out.String(), tc.reply)
+			if got := string(ss.w.buf); got != tc.reply {
+				t.Errorf("reply %q, want %q", got, tc.reply)
 			}
 			if got := strings.TrimSuffix(logs.String(), "\n"); got != tc.log {
 				t.Errorf("log\n%s\nwant\n%s", got, tc.log)
@@ -140,7 +138,6 @@ func TestAnswer(t *testing.T) {
 // A bad command that reaches the limit is answered, then the session is
 // told why it closes.
 func TestAnswerBadCommandLimit(t *testing.T) {
-	var out bytes.Buffer
 	srv, err := New(Options{
 		Logger:        logTo(&bytes.Buffer{}, slog.LevelInfo),
 		Store:         noStore{},
@@ -150,10 +147,9 @@ func TestAnswerBadCommandLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	ss := &session{srv: srv, id: "s1", bw: bufio.NewWriter(&out), bad: maxBadBeforeLogin - 1}
+	ss := &session{srv: srv, id: "s1", w: newConnWriter(nil, 0, writeBufSize), bad: maxBadBeforeLogin - 1}
 	ss.answer(badCommand(errNotBeforeLogin))
-	ss.bw.Flush()
-	if want := "-ERR command not valid before login\r\n-ERR too many bad commands, closing connection\r\n"; out.String() != want || ss.endReason != "too many bad commands" {
-		t.Fatalf("%q, end %q; want %q", out.String(), ss.endReason, want)
+	if want := "-ERR command not valid before login\r\n-ERR too many bad commands, closing connection\r\n"; string(ss.w.buf) != want || ss.endReason != "too many bad commands" {
+		t.Fatalf("%q, end %q; want %q", ss.w.buf, ss.endReason, want)
 	}
 }

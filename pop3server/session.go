@@ -29,11 +29,8 @@ type session struct {
 	id     string
 	remote netip.Addr
 	br     *bufio.Reader
-	bw     *bufio.Writer
-	dw     deadlineWriter // under bw
-	sw     deadlineWriter // under the writer of a message being sent
-	held   holdWriter     // replies waiting before a message being sent
-	args   []string       // reused by the tokenizer
+	w      connWriter
+	args   []string // reused by the tokenizer
 	start  time.Time
 
 	state     pop3.State
@@ -58,40 +55,6 @@ type session struct {
 	endReason       string
 
 	closeOnce sync.Once
-}
-
-// deadlineWriter sets a write deadline before every write, so a client
-// that stops reading costs at most WriteTimeout, however long the message.
-// While into is set, it writes there instead (the buffer of a message
-// about to be sent).
-type deadlineWriter struct {
-	c       net.Conn
-	timeout time.Duration
-	into    io.Writer
-	err     error // the first error writing to c: the client's fault, not the store's
-	sent    int64 // octets written to c
-}
-
-func (d *deadlineWriter) Write(p []byte) (int, error) {
-	if d.into != nil {
-		return d.into.Write(p)
-	}
-	d.c.SetWriteDeadline(time.Now().Add(d.timeout))
-	n, err := d.c.Write(p)
-	d.sent += int64(n)
-	if err != nil && d.err == nil {
-		d.err = err
-	}
-	return n, err
-}
-
-// holdWriter keeps what is written to it (the replies of pipelined
-// commands waiting before a RETR or TOP).
-type holdWriter struct{ b []byte }
-
-func (h *holdWriter) Write(p []byte) (int, error) {
-	h.b = append(h.b, p...)
-	return len(p), nil
 }
 
 const (
@@ -128,11 +91,6 @@ func newMsgWriter(in int) *msgWriter {
 	return &msgWriter{dw: wire.NewDotWriter(nil, 4*in), in: make([]byte, in)}
 }
 
-// rawWriter writes to a DotWriter outside the conversion.
-type rawWriter struct{ d *wire.DotWriter }
-
-func (w rawWriter) Write(p []byte) (int, error) { return w.d.WriteRaw(p) }
-
 func newSession(srv *Server, c net.Conn, remote netip.Addr) *session {
 	ss := &session{
 		srv:    srv,
@@ -145,9 +103,8 @@ func newSession(srv *Server, c net.Conn, remote netip.Addr) *session {
 	if _, ok := c.(*tls.Conn); ok {
 		ss.tls = true
 	}
-	ss.dw = deadlineWriter{c: c, timeout: srv.opts.Limits.WriteTimeout}
+	ss.w = newConnWriter(c, srv.opts.Limits.WriteTimeout, writeBufSize)
 	ss.br = bufio.NewReaderSize(c, readBufSize)
-	ss.bw = bufio.NewWriterSize(&ss.dw, writeBufSize)
 	return ss
 }
 
@@ -180,15 +137,15 @@ func (ss *session) serve() {
 	if ss.srv.opts.APOP {
 		// RFC 1939 §7: unique per greeting, msg-id syntax.
 		ss.timestamp = "<" + strconv.Itoa(os.Getpid()) + "." + ss.id + "." + strconv.FormatInt(time.Now().UnixNano(), 36) + "@" + ss.srv.opts.Hostname + ">"
-		ss.bw.WriteString("+OK " + ss.srv.opts.Hostname + " POP3 server ready " + ss.timestamp + "\r\n")
+		ss.reply("+OK " + ss.srv.opts.Hostname + " POP3 server ready " + ss.timestamp + "\r\n")
 	} else {
-		ss.bw.WriteString(ss.srv.greeting)
+		ss.reply(ss.srv.greeting)
 	}
 	if !ss.flush() {
 		return
 	}
 	for {
-		if ss.dw.err != nil {
+		if ss.w.err != nil {
 			// A write failed: the client stopped reading (the write
 			// timed out) or went away. However much it keeps
 			// sending, the session is over; waiting for its input
@@ -347,7 +304,7 @@ func (ss *session) run(c *wire.Command) error {
 }
 
 // reply queues a response line (or lines) for the client.
-func (ss *session) reply(s string) { ss.bw.WriteString(s) }
+func (ss *session) reply(s string) { ss.w.WriteString(s) }
 
 // ok answers a good command and resets the bad-command count.
 func (ss *session) ok(s string) error {
@@ -395,7 +352,7 @@ func (ss *session) flushIfIdle() bool {
 }
 
 func (ss *session) flush() bool {
-	if err := ss.bw.Flush(); err != nil {
+	if err := ss.w.Flush(); err != nil {
 		if ss.endReason == "" {
 			ss.endReason = "write failed"
 		}

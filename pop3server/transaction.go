@@ -37,7 +37,7 @@ func (ss *session) appendStat(b []byte) []byte {
 	return strconv.AppendInt(b, ss.total-ss.delSize, 10)
 }
 
-func (ss *session) write(b []byte) { ss.bw.Write(b) }
+func (ss *session) write(b []byte) { ss.w.Write(b) }
 
 // RFC 1939 §5 STAT.
 func (ss *session) cmdStat(c *wire.Command) error {
@@ -159,50 +159,35 @@ func (ss *session) send(i int, head string, lines int) error {
 		return failed(opOpenMessage, err, slog.Int("msg", i+1))
 	}
 	defer rc.Close()
-	// The replies of pipelined commands before this one are kept apart
-	// from the status line, in case the message turns out unsendable
-	// before anything went out.
-	ss.held.b = ss.held.b[:0]
-	if ss.bw.Buffered() > 0 {
-		ss.dw.into = &ss.held
-		ss.bw.Flush()
-		ss.dw.into = nil
-	}
-	ss.reply(head)
-	return ss.stream(i, rc, lines)
+	return ss.stream(i, rc, head, lines)
 }
 
 // stream sends message i from rc through a pooled message writer, after
-// the replies waiting (those of pipelined commands before it, then the
-// status line): they go out with the message's first bytes, in one write,
-// not one of their own. A message found unsendable (changed since the
-// snapshot) before anything of it went out is answered -ERR instead, and
-// the session goes on; after that, the connection is dropped without the
-// final ".".
-func (ss *session) stream(i int, rc io.Reader, lines int) error {
+// the replies waiting (those of pipelined commands before it) and the
+// status line head: they go out with the message's first bytes, in one
+// write, not one of their own. A message found unsendable (changed since
+// the snapshot) before anything of it went out is answered -ERR instead,
+// after the replies before it, and the session goes on; after that, the
+// connection is dropped without the final ".".
+func (ss *session) stream(i int, rc io.Reader, head string, lines int) error {
 	pool := &smallMsgWriters
 	if ss.msgs[i].Size >= bigMessage {
 		pool = &bigMsgWriters
 	}
 	mw := pool.Get().(*msgWriter)
 	defer pool.Put(mw)
-	ss.sw = deadlineWriter{c: ss.conn, timeout: ss.dw.timeout}
 	dw := mw.dw
-	dw.Reset(&ss.sw)
+	dw.Reset(&ss.w)
 	defer dw.Reset(nil)
-	dw.WriteRaw(ss.held.b)
-	ss.dw.into = rawWriter{dw}
-	err := ss.bw.Flush()
-	ss.dw.into = nil
-	if err != nil {
-		return errWriteFailed
-	}
+	sent := ss.w.sent
+	dw.WriteRaw(ss.w.lend())
+	dw.WriteRaw([]byte(head))
 
 	src := rc
 	if lines >= 0 {
 		src = wire.NewTopReader(rc, lines)
 	}
-	_, err = dw.Copy(src, mw.in)
+	_, err := dw.Copy(src, mw.in)
 	if err == nil {
 		err = dw.EndLine()
 	}
@@ -210,24 +195,30 @@ func (ss *session) stream(i int, rc io.Reader, lines int) error {
 		err = errors.New("size differs from the snapshot: " + strconv.FormatInt(dw.Size(), 10) + " octets read, " + strconv.FormatInt(ss.msgs[i].Size, 10) + " listed")
 	}
 	msg := slog.Int("msg", i+1)
-	if err != nil && ss.sw.err != nil {
+	switch {
+	case err != nil && ss.w.err != nil:
 		// The client stopped reading (write timeout) or went away: not
 		// a store failure.
-		ss.log(slog.LevelInfo, "client not taking the message; dropping connection", msg, slog.Any("err", ss.sw.err))
+		ss.w.settle()
+		ss.log(slog.LevelInfo, "client not taking the message; dropping connection", msg, slog.Any("err", ss.w.err))
 		return errWriteFailed
-	}
-	if err != nil && ss.sw.sent == 0 {
+	case err != nil && ss.w.sent == sent:
 		// Nothing went out: take the status line and the message
 		// back, keep the replies before them. Whatever the cause, the
 		// message is not what the snapshot listed.
-		ss.bw.Write(ss.held.b)
+		ss.w.restore()
 		return failed(opReadMessage, fmt.Errorf("%w: %w", store.ErrMessageGone, err), msg)
-	}
-	if err != nil {
+	case err != nil:
+		ss.w.settle()
 		ss.log(slog.LevelError, "message not sent whole; dropping connection", msg, slog.Any("err", err))
 		return endSession("message read failed")
 	}
-	if err := dw.Close(); err != nil || dw.Flush() != nil {
+	err = dw.Close()
+	if err == nil {
+		err = dw.Flush()
+	}
+	ss.w.settle()
+	if err != nil {
 		return errWriteFailed
 	}
 	return nil
