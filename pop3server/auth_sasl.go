@@ -21,18 +21,18 @@ const maxAuthLine = maxSASLLine + 64
 
 // conn describes this connection to the mechanisms.
 func (ss *session) conninfo() sasl.Conn {
-	if ss.saslConn != nil {
-		return *ss.saslConn
+	if ss.auth.saslConn != nil {
+		return *ss.auth.saslConn
 	}
-	c := sasl.Conn{TLS: ss.tls, AllowCleartext: ss.cleartextOK()}
-	if tc, ok := ss.conn.(interface{ ConnectionState() tls.ConnectionState }); ok {
+	c := sasl.Conn{TLS: ss.conn.tls, AllowCleartext: ss.cleartextOK()}
+	if tc, ok := ss.conn.nc.(interface{ ConnectionState() tls.ConnectionState }); ok {
 		cs := tc.ConnectionState()
 		c.ChannelBinding = sasl.ChannelBindingFromTLS(&cs)
 		if f := ss.srv.opts.ClientCertUser; f != nil && len(cs.VerifiedChains) > 0 {
 			c.ExternalIdentity = f(&cs)
 		}
 	}
-	ss.saslConn = &c
+	ss.auth.saslConn = &c
 	return c
 }
 
@@ -85,7 +85,7 @@ func (ss *session) cmdAuth(c *wire.Command) error {
 			return failed(opAuthenticate, err, mechAttr)
 		}
 		if done && challenge == nil {
-			ss.srv.penalties.success(ss.remote, mech.User())
+			ss.srv.penalties.success(ss.conn.remote, mech.User())
 			return ss.openMaildrop(mech.User())
 		}
 		// A challenge; or additional data with success, which POP3 sends
@@ -94,7 +94,7 @@ func (ss *session) cmdAuth(c *wire.Command) error {
 		if !ss.flush() {
 			return errWriteFailed
 		}
-		line, err := readLongLine(ss.br, maxSASLLine)
+		line, err := readLongLine(ss.conn.br, maxSASLLine)
 		if err != nil {
 			if errors.Is(err, wire.ErrLineTooLong) {
 				return badCommand(errSASLLineTooLong)
@@ -112,7 +112,7 @@ func (ss *session) cmdAuth(c *wire.Command) error {
 			if len(resp) != 0 {
 				return &authFailure{user: c.Args[0], reply: errSASLFailed}
 			}
-			ss.srv.penalties.success(ss.remote, mech.User())
+			ss.srv.penalties.success(ss.conn.remote, mech.User())
 			return ss.openMaildrop(mech.User())
 		}
 	}

@@ -15,7 +15,7 @@ import (
 // over TLS, from a trusted network, or anywhere when the operator allowed
 // it (RFC 2595 §2.2, RFC 8314 §4).
 func (ss *session) cleartextOK() bool {
-	if ss.tls || ss.srv.opts.AllowCleartext {
+	if ss.conn.tls || ss.srv.opts.AllowCleartext {
 		return true
 	}
 	return ss.trusted()
@@ -23,7 +23,7 @@ func (ss *session) cleartextOK() bool {
 
 func (ss *session) trusted() bool {
 	for _, p := range ss.srv.opts.TrustedNets {
-		if p.Contains(ss.remote) {
+		if p.Contains(ss.conn.remote) {
 			return true
 		}
 	}
@@ -38,7 +38,7 @@ func (ss *session) cmdUser(c *wire.Command) error {
 	if c.Rest == "" {
 		return badCommand(errNoUserName)
 	}
-	ss.userArg = c.Rest
+	ss.auth.userArg = c.Rest
 	return ss.ok("+OK send PASS\r\n")
 }
 
@@ -48,11 +48,11 @@ func (ss *session) cmdPass(c *wire.Command) error {
 	if !ss.cleartextOK() {
 		return badCommand(errCleartext)
 	}
-	if ss.userArg == "" {
+	if ss.auth.userArg == "" {
 		return badCommand(errSendUserFirst)
 	}
-	user := ss.userArg
-	ss.userArg = ""
+	user := ss.auth.userArg
+	ss.auth.userArg = ""
 	canonical, ok, err := ss.srv.opts.Authenticator.Authenticate(ss.srv.ctx, user, c.Rest)
 	return ss.afterAuth(user, canonical, ok, err)
 }
@@ -66,7 +66,7 @@ func (ss *session) cmdAPOP(c *wire.Command) error {
 		return usage("APOP name digest")
 	}
 	a := ss.srv.opts.Authenticator.(APOPAuthenticator)
-	canonical, ok, err := a.AuthenticateAPOP(ss.srv.ctx, c.Args[0], ss.timestamp, c.Args[1])
+	canonical, ok, err := a.AuthenticateAPOP(ss.srv.ctx, c.Args[0], ss.auth.timestamp, c.Args[1])
 	return ss.afterAuth(c.Args[0], canonical, ok, err)
 }
 
@@ -79,7 +79,7 @@ func (ss *session) afterAuth(typed, canonical string, ok bool, err error) error 
 	if !ok {
 		return &authFailure{user: typed, reply: errBadPassword}
 	}
-	ss.srv.penalties.success(ss.remote, typed)
+	ss.srv.penalties.success(ss.conn.remote, typed)
 	return ss.openMaildrop(canonical)
 }
 
@@ -95,16 +95,16 @@ func (ss *session) openMaildrop(canonical string) error {
 		return failed(opOpenMaildrop, err, user)
 	}
 	ss.srv.stats.logins.Add(1)
-	ss.user = canonical
-	ss.md = md
-	ss.msgs = md.Messages()
-	ss.deleted = make([]bool, len(ss.msgs))
-	for _, m := range ss.msgs {
-		ss.total += m.Size
+	ss.auth.user = canonical
+	ss.drop.md = md
+	ss.drop.msgs = md.Messages()
+	ss.drop.deleted = make([]bool, len(ss.drop.msgs))
+	for _, m := range ss.drop.msgs {
+		ss.drop.total += m.Size
 	}
 	ss.state = pop3.StateTransaction
-	ss.srv.log.Info("login", "session", ss.id, "remote", ss.remote.String(), "user", canonical, "tls", ss.tls, "messages", len(ss.msgs))
-	return ss.ok("+OK logged in, " + strconv.Itoa(len(ss.msgs)) + " messages (" + strconv.FormatInt(ss.total, 10) + " octets)\r\n")
+	ss.srv.log.Info("login", "session", ss.id, "remote", ss.conn.remote.String(), "user", canonical, "tls", ss.conn.tls, "messages", len(ss.drop.msgs))
+	return ss.ok("+OK logged in, " + strconv.Itoa(len(ss.drop.msgs)) + " messages (" + strconv.FormatInt(ss.drop.total, 10) + " octets)\r\n")
 }
 
 // RFC 2595 §4 STLS: only in AUTHORIZATION, only once. Whatever the client
@@ -117,30 +117,30 @@ func (ss *session) cmdSTLS(c *wire.Command) error {
 		return noArgs("STLS")
 	case cfg == nil:
 		return badCommand(errNoSTLS)
-	case ss.tls:
+	case ss.conn.tls:
 		return badCommand(errAlreadyTLS)
 	}
 	ss.reply("+OK begin TLS negotiation\r\n")
 	if !ss.flush() {
 		return errWriteFailed
 	}
-	if n := ss.br.Buffered(); n > 0 {
-		ss.srv.log.Warn("discarding plaintext pipelined after STLS", "session", ss.id, "remote", ss.remote.String(), "bytes", n)
+	if n := ss.conn.br.Buffered(); n > 0 {
+		ss.srv.log.Warn("discarding plaintext pipelined after STLS", "session", ss.id, "remote", ss.conn.remote.String(), "bytes", n)
 	}
-	tc := tls.Server(ss.raw, cfg)
+	tc := tls.Server(ss.conn.raw, cfg)
 	tc.SetDeadline(time.Now().Add(ss.srv.opts.Limits.AuthTimeout))
 	if err := tc.HandshakeContext(ss.srv.ctx); err != nil {
 		ss.srv.stats.tlsFailures.Add(1)
-		ss.srv.log.Info("tls handshake failed", "session", ss.id, "remote", ss.remote.String(), "err", err)
+		ss.srv.log.Info("tls handshake failed", "session", ss.id, "remote", ss.conn.remote.String(), "err", err)
 		return endSession("tls handshake failed")
 	}
 	tc.SetDeadline(time.Time{})
-	ss.conn = tc
-	ss.tls = true
-	ss.saslConn = nil
-	ss.userArg = ""
-	ss.w.reset(tc)
-	ss.br.Reset(tc)
+	ss.conn.nc = tc
+	ss.conn.tls = true
+	ss.auth.saslConn = nil
+	ss.auth.userArg = ""
+	ss.conn.w.reset(tc)
+	ss.conn.br.Reset(tc)
 	ss.bad = 0
 	return nil
 }
@@ -168,7 +168,7 @@ func (ss *session) cmdCapa(c *wire.Command) error {
 	}
 	ss.reply("UIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n")
 	if ss.state == pop3.StateAuthorization {
-		if !ss.tls && ss.srv.opts.TLSConfig != nil {
+		if !ss.conn.tls && ss.srv.opts.TLSConfig != nil {
 			ss.reply("STLS\r\n")
 		}
 		if names := ss.saslNames(); len(names) > 0 {

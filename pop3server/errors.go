@@ -259,7 +259,7 @@ func (ss *session) answer(err error) {
 }
 
 // writeErr queues the reply e.
-func (ss *session) writeErr(e *pop3.Error) { ss.w.WriteString(e.Reply()) }
+func (ss *session) writeErr(e *pop3.Error) { ss.conn.w.WriteString(e.Reply()) }
 
 // log writes a line about this session: its id, the client's address and
 // the user once known, then attrs.
@@ -269,9 +269,9 @@ func (ss *session) log(level slog.Level, msg string, attrs ...slog.Attr) {
 	if !l.Enabled(ctx, level) {
 		return
 	}
-	base := []slog.Attr{slog.String("session", ss.id), slog.String("remote", ss.remote.String())}
-	if ss.user != "" {
-		base = append(base, slog.String("user", ss.user))
+	base := []slog.Attr{slog.String("session", ss.id), slog.String("remote", ss.conn.remote.String())}
+	if ss.auth.user != "" {
+		base = append(base, slog.String("user", ss.auth.user))
 	}
 	l.LogAttrs(ctx, level, msg, append(base, attrs...)...)
 }
@@ -280,20 +280,20 @@ func (ss *session) log(level slog.Level, msg string, attrs ...slog.Attr) {
 // name the client gave is logged for fail2ban-style matching
 // (`authentication failed .* remote=<HOST>`); the password never is.
 func (ss *session) authFailed(af *authFailure) {
-	ss.authFail++
+	ss.auth.fails++
 	ss.srv.stats.authFailures.Add(1)
 	lim := &ss.srv.opts.Limits
-	delay, banned := ss.srv.penalties.failure(ss.remote, af.user, ss.trusted(), lim, time.Now())
-	ss.srv.log.Warn("authentication failed", "session", ss.id, "remote", ss.remote.String(), "user", af.user, "delay", max(delay, 0).String())
+	delay, banned := ss.srv.penalties.failure(ss.conn.remote, af.user, ss.trusted(), lim, time.Now())
+	ss.srv.log.Warn("authentication failed", "session", ss.id, "remote", ss.conn.remote.String(), "user", af.user, "delay", max(delay, 0).String())
 	if banned {
-		ss.srv.log.Warn("address banned after repeated authentication failures", "remote", ss.remote.String(), "for", lim.BanDuration.String())
+		ss.srv.log.Warn("address banned after repeated authentication failures", "remote", ss.conn.remote.String(), "for", lim.BanDuration.String())
 	}
 	if !ss.sleep(ss.srv.ctx, delay) {
 		ss.endReason = "server closing"
 		return
 	}
 	ss.writeErr(af.reply)
-	if ss.authFail >= maxAuthFailures || banned {
+	if ss.auth.fails >= maxAuthFailures || banned {
 		ss.endReason = "too many authentication failures"
 		return
 	}

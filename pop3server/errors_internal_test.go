@@ -113,13 +113,15 @@ func TestAnswer(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer srv.Close()
-			ss := &session{srv: srv, id: "s1", remote: netip.MustParseAddr("192.0.2.7"), w: newConnWriter(nil, 0, writeBufSize), bad: 1}
+			ss := &session{srv: srv, id: "s1", bad: 1}
+			ss.conn.remote = netip.MustParseAddr("192.0.2.7")
+			ss.conn.w = newConnWriter(nil, 0, writeBufSize)
 			if tc.loggedIn {
-				ss.user = "bob"
+				ss.auth.user = "bob"
 				ss.state = pop3.StateTransaction
 			}
 			ss.answer(tc.err)
-			if got := string(ss.w.buf); got != tc.reply {
+			if got := string(ss.conn.w.buf); got != tc.reply {
 				t.Errorf("reply %q, want %q", got, tc.reply)
 			}
 			if got := strings.TrimSuffix(logs.String(), "\n"); got != tc.log {
@@ -147,9 +149,10 @@ func TestAnswerBadCommandLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	ss := &session{srv: srv, id: "s1", w: newConnWriter(nil, 0, writeBufSize), bad: maxBadBeforeLogin - 1}
+	ss := &session{srv: srv, id: "s1", bad: maxBadBeforeLogin - 1}
+	ss.conn.w = newConnWriter(nil, 0, writeBufSize)
 	ss.answer(badCommand(errNotBeforeLogin))
-	if want := "-ERR command not valid before login\r\n-ERR too many bad commands, closing connection\r\n"; string(ss.w.buf) != want || ss.endReason != "too many bad commands" {
-		t.Fatalf("%q, end %q; want %q", ss.w.buf, ss.endReason, want)
+	if want := "-ERR command not valid before login\r\n-ERR too many bad commands, closing connection\r\n"; string(ss.conn.w.buf) != want || ss.endReason != "too many bad commands" {
+		t.Fatalf("%q, end %q; want %q", ss.conn.w.buf, ss.endReason, want)
 	}
 }

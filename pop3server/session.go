@@ -21,27 +21,46 @@ import (
 	"github.com/postie-mail/postie/store"
 )
 
-// session is one client connection, from greeting to close.
+// session is one client connection, from greeting to close. Its state
+// is kept by concern: the connection, the login, and the maildrop once
+// logged in.
 type session struct {
-	srv    *Server
-	conn   net.Conn // the current transport (a *tls.Conn after STLS)
-	raw    net.Conn // the accepted connection
-	id     string
-	remote netip.Addr
-	br     *bufio.Reader
-	w      connWriter
-	args   []string // reused by the tokenizer
-	start  time.Time
-
+	srv       *Server
+	id        string
+	start     time.Time
 	state     pop3.State
+	args      []string // reused by the tokenizer
+	bad       int      // bad commands in a row
+	endReason string   // why the session ended; "" while it goes on
+
+	conn connection
+	auth authState
+	drop maildropState
+}
+
+// connection is the transport of a session.
+type connection struct {
+	nc        net.Conn // the current transport (a *tls.Conn after STLS)
+	raw       net.Conn // the accepted connection
+	remote    netip.Addr
 	tls       bool
+	br        *bufio.Reader
+	w         connWriter
+	closeOnce sync.Once
+}
+
+// authState is what the AUTHORIZATION state knows, and who logged in.
+type authState struct {
 	userArg   string // from USER, waiting for PASS
 	timestamp string // the APOP timestamp of the greeting, when enabled
 	saslConn  *sasl.Conn
+	fails     int    // failed logins on this connection
 	user      string // the authenticated (canonical) user
-	bad       int    // bad commands in a row
-	authFail  int    // failed logins on this connection
+}
 
+// maildropState is the maildrop of a logged-in session: its snapshot,
+// the marks of DELE, and what was done for the session-end log line.
+type maildropState struct {
 	md      store.Maildrop
 	msgs    []store.MessageInfo
 	deleted []bool
@@ -52,9 +71,6 @@ type session struct {
 
 	retr, top, dele int
 	retrBytes       int64
-	endReason       string
-
-	closeOnce sync.Once
 }
 
 const (
@@ -93,24 +109,25 @@ func newMsgWriter(in int) *msgWriter {
 
 func newSession(srv *Server, c net.Conn, remote netip.Addr) *session {
 	ss := &session{
-		srv:    srv,
-		conn:   c,
+		srv:   srv,
+		start: time.Now(),
+		id:    strconv.FormatUint(srv.nextID.Add(1), 36),
+	}
+	_, isTLS := c.(*tls.Conn)
+	ss.conn = connection{
+		nc:     c,
 		raw:    c,
 		remote: remote,
-		start:  time.Now(),
-		id:     strconv.FormatUint(srv.nextID.Add(1), 36),
+		tls:    isTLS,
+		br:     bufio.NewReaderSize(c, readBufSize),
+		w:      newConnWriter(c, srv.opts.Limits.WriteTimeout, writeBufSize),
 	}
-	if _, ok := c.(*tls.Conn); ok {
-		ss.tls = true
-	}
-	ss.w = newConnWriter(c, srv.opts.Limits.WriteTimeout, writeBufSize)
-	ss.br = bufio.NewReaderSize(c, readBufSize)
 	return ss
 }
 
 // abort closes the connection from another goroutine (server Close).
 func (ss *session) abort() {
-	ss.closeOnce.Do(func() { ss.raw.Close() })
+	ss.conn.closeOnce.Do(func() { ss.conn.raw.Close() })
 }
 
 func (ss *session) serve() {
@@ -118,26 +135,26 @@ func (ss *session) serve() {
 	defer func() {
 		// A bug in one session must not take the server down with it.
 		if r := recover(); r != nil {
-			ss.srv.log.Error("session panic", "session", ss.id, "remote", ss.remote.String(), "panic", r, "stack", string(debug.Stack()))
+			ss.srv.log.Error("session panic", "session", ss.id, "remote", ss.conn.remote.String(), "panic", r, "stack", string(debug.Stack()))
 			ss.endReason = "internal error"
 			ss.writeErr(errInternal)
 			ss.flush()
 		}
 	}()
-	if tc, ok := ss.conn.(*tls.Conn); ok {
+	if tc, ok := ss.conn.nc.(*tls.Conn); ok {
 		tc.SetDeadline(time.Now().Add(ss.srv.opts.Limits.AuthTimeout))
 		if err := tc.HandshakeContext(ss.srv.ctx); err != nil {
 			ss.endReason = "tls handshake failed"
 			ss.srv.stats.tlsFailures.Add(1)
-			ss.srv.log.Info("tls handshake failed", "session", ss.id, "remote", ss.remote.String(), "err", err)
+			ss.srv.log.Info("tls handshake failed", "session", ss.id, "remote", ss.conn.remote.String(), "err", err)
 			return
 		}
 		tc.SetDeadline(time.Time{})
 	}
 	if ss.srv.opts.APOP {
 		// RFC 1939 §7: unique per greeting, msg-id syntax.
-		ss.timestamp = "<" + strconv.Itoa(os.Getpid()) + "." + ss.id + "." + strconv.FormatInt(time.Now().UnixNano(), 36) + "@" + ss.srv.opts.Hostname + ">"
-		ss.reply("+OK " + ss.srv.opts.Hostname + " POP3 server ready " + ss.timestamp + "\r\n")
+		ss.auth.timestamp = "<" + strconv.Itoa(os.Getpid()) + "." + ss.id + "." + strconv.FormatInt(time.Now().UnixNano(), 36) + "@" + ss.srv.opts.Hostname + ">"
+		ss.reply("+OK " + ss.srv.opts.Hostname + " POP3 server ready " + ss.auth.timestamp + "\r\n")
 	} else {
 		ss.reply(ss.srv.greeting)
 	}
@@ -145,7 +162,7 @@ func (ss *session) serve() {
 		return
 	}
 	for {
-		if ss.w.err != nil {
+		if ss.conn.w.err != nil {
 			// A write failed: the client stopped reading (the write
 			// timed out) or went away. However much it keeps
 			// sending, the session is over; waiting for its input
@@ -168,7 +185,7 @@ func (ss *session) serve() {
 				deadline = end
 			}
 		}
-		ss.conn.SetReadDeadline(deadline)
+		ss.conn.nc.SetReadDeadline(deadline)
 		limit := pop3.MaxCommandLine
 		if ss.state == pop3.StateAuthorization && ss.srv.opts.SASL != nil {
 			// Clients such as mpop put an OAuth token of several KB
@@ -176,7 +193,7 @@ func (ss *session) serve() {
 			// not to do; accept it as a continuation line would be.
 			limit = maxAuthLine
 		}
-		line, err := wire.ReadLine(ss.br, limit)
+		line, err := wire.ReadLine(ss.conn.br, limit)
 		if err != nil {
 			if errors.Is(err, wire.ErrLineTooLong) {
 				if !ss.badLine(badCommand(errLineTooLong)) {
@@ -304,7 +321,7 @@ func (ss *session) run(c *wire.Command) error {
 }
 
 // reply queues a response line (or lines) for the client.
-func (ss *session) reply(s string) { ss.w.WriteString(s) }
+func (ss *session) reply(s string) { ss.conn.w.WriteString(s) }
 
 // ok answers a good command and resets the bad-command count.
 func (ss *session) ok(s string) error {
@@ -345,14 +362,14 @@ func (ss *session) badCommand() bool {
 // flushIfIdle flushes once the client's pipelined commands are all
 // answered (RFC 2449 §6.6 PIPELINING): one write per batch, not per line.
 func (ss *session) flushIfIdle() bool {
-	if ss.br.Buffered() > 0 {
+	if ss.conn.br.Buffered() > 0 {
 		return true
 	}
 	return ss.flush()
 }
 
 func (ss *session) flush() bool {
-	if err := ss.w.Flush(); err != nil {
+	if err := ss.conn.w.Flush(); err != nil {
 		if ss.endReason == "" {
 			ss.endReason = "write failed"
 		}
@@ -370,20 +387,20 @@ func (ss *session) finish() {
 		ss.endReason = "closed"
 	}
 	st := &ss.srv.stats
-	st.retr.Add(uint64(ss.retr))
-	st.retrBytes.Add(uint64(ss.retrBytes))
-	st.top.Add(uint64(ss.top))
-	st.deleted.Add(uint64(ss.dele))
+	st.retr.Add(uint64(ss.drop.retr))
+	st.retrBytes.Add(uint64(ss.drop.retrBytes))
+	st.top.Add(uint64(ss.drop.top))
+	st.deleted.Add(uint64(ss.drop.dele))
 	// Typed attributes: no boxing of each value into an interface.
 	ss.srv.log.LogAttrs(context.Background(), slog.LevelInfo, "session end",
 		slog.String("session", ss.id),
-		slog.String("remote", ss.remote.String()),
-		slog.String("user", ss.user),
-		slog.Bool("tls", ss.tls),
-		slog.Int("retr", ss.retr),
-		slog.Int64("retr_bytes", ss.retrBytes),
-		slog.Int("top", ss.top),
-		slog.Int("dele", ss.dele),
+		slog.String("remote", ss.conn.remote.String()),
+		slog.String("user", ss.auth.user),
+		slog.Bool("tls", ss.conn.tls),
+		slog.Int("retr", ss.drop.retr),
+		slog.Int64("retr_bytes", ss.drop.retrBytes),
+		slog.Int("top", ss.drop.top),
+		slog.Int("dele", ss.drop.dele),
 		slog.String("duration", time.Since(ss.start).Round(time.Millisecond).String()),
 		slog.String("reason", ss.endReason),
 	)
@@ -391,13 +408,13 @@ func (ss *session) finish() {
 
 // closeMaildrop releases the maildrop lock, deleting nothing.
 func (ss *session) closeMaildrop() {
-	if ss.md == nil {
+	if ss.drop.md == nil {
 		return
 	}
-	if err := ss.md.Close(); err != nil {
+	if err := ss.drop.md.Close(); err != nil {
 		ss.log(slog.LevelError, "closing maildrop", slog.Any("err", err))
 	}
-	ss.md = nil
+	ss.drop.md = nil
 }
 
 // sleep waits d unless the server is closing; it reports whether the full

@@ -21,10 +21,10 @@ func (ss *session) message(arg string) (int, error) {
 	if !ok {
 		return 0, badCommand(errBadMessageNumber)
 	}
-	if n < 1 || n > len(ss.msgs) {
+	if n < 1 || n > len(ss.drop.msgs) {
 		return 0, errNoSuchMessage
 	}
-	if ss.deleted[n-1] {
+	if ss.drop.deleted[n-1] {
 		return 0, errMessageDeleted
 	}
 	return n - 1, nil
@@ -32,12 +32,12 @@ func (ss *session) message(arg string) (int, error) {
 
 // appendStat appends "N SIZE" for the messages not marked deleted.
 func (ss *session) appendStat(b []byte) []byte {
-	b = strconv.AppendInt(b, int64(len(ss.msgs)-ss.ndel), 10)
+	b = strconv.AppendInt(b, int64(len(ss.drop.msgs)-ss.drop.ndel), 10)
 	b = append(b, ' ')
-	return strconv.AppendInt(b, ss.total-ss.delSize, 10)
+	return strconv.AppendInt(b, ss.drop.total-ss.drop.delSize, 10)
 }
 
-func (ss *session) write(b []byte) { ss.w.Write(b) }
+func (ss *session) write(b []byte) { ss.conn.w.Write(b) }
 
 // RFC 1939 §5 STAT.
 func (ss *session) cmdStat(c *wire.Command) error {
@@ -54,14 +54,14 @@ func (ss *session) cmdStat(c *wire.Command) error {
 // RFC 1939 §5 LIST [msg].
 func (ss *session) cmdList(c *wire.Command) error {
 	return ss.listing(c, func(b []byte, i int) []byte {
-		return strconv.AppendInt(b, ss.msgs[i].Size, 10)
+		return strconv.AppendInt(b, ss.drop.msgs[i].Size, 10)
 	})
 }
 
 // RFC 1939 §7 UIDL [msg].
 func (ss *session) cmdUidl(c *wire.Command) error {
 	return ss.listing(c, func(b []byte, i int) []byte {
-		return append(b, ss.msgs[i].UID...)
+		return append(b, ss.drop.msgs[i].UID...)
 	})
 }
 
@@ -72,16 +72,16 @@ func (ss *session) listing(c *wire.Command, field func([]byte, int) []byte) erro
 	case 0:
 		b := append(buf[:0], "+OK "...)
 		if c.Verb == "LIST" {
-			b = strconv.AppendInt(b, int64(len(ss.msgs)-ss.ndel), 10)
+			b = strconv.AppendInt(b, int64(len(ss.drop.msgs)-ss.drop.ndel), 10)
 			b = append(b, " messages ("...)
-			b = strconv.AppendInt(b, ss.total-ss.delSize, 10)
+			b = strconv.AppendInt(b, ss.drop.total-ss.drop.delSize, 10)
 			b = append(b, " octets)\r\n"...)
 		} else {
 			b = append(b, "unique-id listing follows\r\n"...)
 		}
 		ss.write(b)
-		for i := range ss.msgs {
-			if ss.deleted[i] {
+		for i := range ss.drop.msgs {
+			if ss.drop.deleted[i] {
 				continue
 			}
 			b = strconv.AppendInt(buf[:0], int64(i+1), 10)
@@ -114,13 +114,13 @@ func (ss *session) cmdRetr(c *wire.Command) error {
 	if err != nil {
 		return err
 	}
-	size := ss.msgs[i].Size
+	size := ss.drop.msgs[i].Size
 	if err := ss.send(i, "+OK "+strconv.FormatInt(size, 10)+" octets\r\n", -1); err != nil {
 		return err
 	}
-	ss.retr++
-	ss.retrBytes += size
-	ss.last = max(ss.last, i+1)
+	ss.drop.retr++
+	ss.drop.retrBytes += size
+	ss.drop.last = max(ss.drop.last, i+1)
 	return ss.ok("")
 }
 
@@ -140,7 +140,7 @@ func (ss *session) cmdTop(c *wire.Command) error {
 	if err := ss.send(i, "+OK top of message follows\r\n", k); err != nil {
 		return err
 	}
-	ss.top++
+	ss.drop.top++
 	return ss.ok("")
 }
 
@@ -154,7 +154,7 @@ func (ss *session) cmdTop(c *wire.Command) error {
 // than the client handed a short message.
 func (ss *session) send(i int, head string, lines int) error {
 	ctx := ss.srv.ctx
-	rc, err := ss.md.Open(ctx, i)
+	rc, err := ss.drop.md.Open(ctx, i)
 	if err != nil {
 		return failed(opOpenMessage, err, slog.Int("msg", i+1))
 	}
@@ -171,16 +171,16 @@ func (ss *session) send(i int, head string, lines int) error {
 // connection is dropped without the final ".".
 func (ss *session) stream(i int, rc io.Reader, head string, lines int) error {
 	pool := &smallMsgWriters
-	if ss.msgs[i].Size >= bigMessage {
+	if ss.drop.msgs[i].Size >= bigMessage {
 		pool = &bigMsgWriters
 	}
 	mw := pool.Get().(*msgWriter)
 	defer pool.Put(mw)
 	dw := mw.dw
-	dw.Reset(&ss.w)
+	dw.Reset(&ss.conn.w)
 	defer dw.Reset(nil)
-	sent := ss.w.sent
-	dw.WriteRaw(ss.w.lend())
+	sent := ss.conn.w.sent
+	dw.WriteRaw(ss.conn.w.lend())
 	dw.WriteRaw([]byte(head))
 
 	src := rc
@@ -191,25 +191,25 @@ func (ss *session) stream(i int, rc io.Reader, head string, lines int) error {
 	if err == nil {
 		err = dw.EndLine()
 	}
-	if err == nil && lines < 0 && dw.Size() != ss.msgs[i].Size {
-		err = errors.New("size differs from the snapshot: " + strconv.FormatInt(dw.Size(), 10) + " octets read, " + strconv.FormatInt(ss.msgs[i].Size, 10) + " listed")
+	if err == nil && lines < 0 && dw.Size() != ss.drop.msgs[i].Size {
+		err = errors.New("size differs from the snapshot: " + strconv.FormatInt(dw.Size(), 10) + " octets read, " + strconv.FormatInt(ss.drop.msgs[i].Size, 10) + " listed")
 	}
 	msg := slog.Int("msg", i+1)
 	switch {
-	case err != nil && ss.w.err != nil:
+	case err != nil && ss.conn.w.err != nil:
 		// The client stopped reading (write timeout) or went away: not
 		// a store failure.
-		ss.w.settle()
-		ss.log(slog.LevelInfo, "client not taking the message; dropping connection", msg, slog.Any("err", ss.w.err))
+		ss.conn.w.settle()
+		ss.log(slog.LevelInfo, "client not taking the message; dropping connection", msg, slog.Any("err", ss.conn.w.err))
 		return errWriteFailed
-	case err != nil && ss.w.sent == sent:
+	case err != nil && ss.conn.w.sent == sent:
 		// Nothing went out: take the status line and the message
 		// back, keep the replies before them. Whatever the cause, the
 		// message is not what the snapshot listed.
-		ss.w.restore()
+		ss.conn.w.restore()
 		return failed(opReadMessage, fmt.Errorf("%w: %w", store.ErrMessageGone, err), msg)
 	case err != nil:
-		ss.w.settle()
+		ss.conn.w.settle()
 		ss.log(slog.LevelError, "message not sent whole; dropping connection", msg, slog.Any("err", err))
 		return endSession("message read failed")
 	}
@@ -217,7 +217,7 @@ func (ss *session) stream(i int, rc io.Reader, head string, lines int) error {
 	if err == nil {
 		err = dw.Flush()
 	}
-	ss.w.settle()
+	ss.conn.w.settle()
 	if err != nil {
 		return errWriteFailed
 	}
@@ -233,10 +233,10 @@ func (ss *session) cmdDele(c *wire.Command) error {
 	if err != nil {
 		return err
 	}
-	ss.deleted[i] = true
-	ss.ndel++
-	ss.delSize += ss.msgs[i].Size
-	ss.last = max(ss.last, i+1)
+	ss.drop.deleted[i] = true
+	ss.drop.ndel++
+	ss.drop.delSize += ss.drop.msgs[i].Size
+	ss.drop.last = max(ss.drop.last, i+1)
 	return ss.ok("+OK message " + strconv.Itoa(i+1) + " deleted\r\n")
 }
 
@@ -245,13 +245,13 @@ func (ss *session) cmdRset(c *wire.Command) error {
 	if len(c.Args) > 0 {
 		return noArgs("RSET")
 	}
-	clear(ss.deleted)
-	ss.ndel, ss.delSize, ss.last = 0, 0, 0
+	clear(ss.drop.deleted)
+	ss.drop.ndel, ss.drop.delSize, ss.drop.last = 0, 0, 0
 	var buf [64]byte
 	b := append(buf[:0], "+OK maildrop has "...)
-	b = strconv.AppendInt(b, int64(len(ss.msgs)), 10)
+	b = strconv.AppendInt(b, int64(len(ss.drop.msgs)), 10)
 	b = append(b, " messages ("...)
-	b = strconv.AppendInt(b, ss.total, 10)
+	b = strconv.AppendInt(b, ss.drop.total, 10)
 	b = append(b, " octets)\r\n"...)
 	ss.write(b)
 	return ss.ok("")
@@ -271,7 +271,7 @@ func (ss *session) cmdLast(c *wire.Command) error {
 	if len(c.Args) > 0 {
 		return noArgs("LAST")
 	}
-	return ss.ok("+OK " + strconv.Itoa(ss.last) + "\r\n")
+	return ss.ok("+OK " + strconv.Itoa(ss.drop.last) + "\r\n")
 }
 
 // RFC 1939 §6 QUIT → UPDATE: remove the messages marked deleted, then
@@ -284,9 +284,9 @@ func (ss *session) cmdQuit(c *wire.Command) error {
 	ss.state = pop3.StateUpdate
 	ss.endReason = "quit"
 	var del []int
-	if ss.ndel > 0 {
-		del = make([]int, 0, ss.ndel)
-		for i, d := range ss.deleted {
+	if ss.drop.ndel > 0 {
+		del = make([]int, 0, ss.drop.ndel)
+		for i, d := range ss.drop.deleted {
 			if d {
 				del = append(del, i)
 			}
@@ -294,7 +294,7 @@ func (ss *session) cmdQuit(c *wire.Command) error {
 	}
 	var err error
 	if len(del) > 0 {
-		err = ss.md.Commit(context.WithoutCancel(ss.srv.ctx), del)
+		err = ss.drop.md.Commit(context.WithoutCancel(ss.srv.ctx), del)
 	}
 	// The lock goes before the reply: a client that logs in again as
 	// soon as it reads +OK must not meet its own old session's lock.
@@ -302,7 +302,7 @@ func (ss *session) cmdQuit(c *wire.Command) error {
 	if err != nil {
 		return failed(opCommit, err)
 	}
-	ss.dele = len(del)
+	ss.drop.dele = len(del)
 	ss.reply("+OK bye, " + strconv.Itoa(len(del)) + " messages deleted\r\n")
 	return nil
 }
