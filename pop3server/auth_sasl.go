@@ -24,7 +24,7 @@ func (ss *session) conninfo() sasl.Conn {
 	if ss.auth.saslConn != nil {
 		return *ss.auth.saslConn
 	}
-	c := sasl.Conn{TLS: ss.conn.tls, AllowCleartext: ss.cleartextOK()}
+	c := sasl.Conn{TLS: ss.conn.tls, AllowCleartext: ss.conn.cleartext}
 	if tc, ok := ss.conn.nc.(interface{ ConnectionState() tls.ConnectionState }); ok {
 		cs := tc.ConnectionState()
 		c.ChannelBinding = sasl.ChannelBindingFromTLS(&cs)

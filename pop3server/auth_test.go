@@ -1,7 +1,9 @@
 package pop3server_test
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"net"
 	"net/netip"
@@ -129,6 +131,54 @@ func TestCleartextPolicy(t *testing.T) {
 		"C: AUTH PLAIN " + b64("\x00user1\x00pass1") + "\nS: -ERR [AUTH] cleartext login refused on an unencrypted connection; use STLS or the TLS port\n" +
 		"C: QUIT\nS: +OK bye\nE:"
 	runScript(t, s.addr, testenv.Exact, script)
+}
+
+// The cleartext decision is made once per connection and again after
+// STLS: an untrusted client is refused USER and AUTH PLAIN before STLS
+// and may use both inside TLS, where CAPA offers them.
+func TestCleartextAfterSTLS(t *testing.T) {
+	certPEM, keyPEM, err := testenv.SelfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startPostie(t, func(o *pop3server.Options) {
+		withSASL(o)
+		o.TrustedNets = []netip.Prefix{}
+		o.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	})
+	s.deliverCorpus(t, "user1")
+	cl := dial(t, s.addr)
+	const refused = "-ERR [AUTH] cleartext login refused on an unencrypted connection; use STLS or the TLS port"
+	cl.cmd("USER user1", refused)
+	cl.cmd("AUTH PLAIN "+b64("\x00user1\x00pass1"), refused)
+	cl.cmd("STLS", "+OK begin TLS negotiation")
+	tc := tls.Client(cl.c, &tls.Config{InsecureSkipVerify: true})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	tcl := &client{t: t, c: tc, br: bufio.NewReader(tc)}
+	tcl.send("CAPA")
+	var capa []string
+	for {
+		l, err := tcl.line()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l == "." {
+			break
+		}
+		capa = append(capa, l)
+	}
+	if got, want := strings.Join(capa, "|"), "+OK capability list follows|TOP|USER|UIDL|RESP-CODES|AUTH-RESP-CODE|PIPELINING|SASL SCRAM-SHA-256-PLUS SCRAM-SHA-256 SCRAM-SHA-1-PLUS SCRAM-SHA-1 OAUTHBEARER XOAUTH2 PLAIN LOGIN|IMPLEMENTATION postie"; got != want {
+		t.Fatalf("CAPA inside TLS:\n%s\nwant\n%s", got, want)
+	}
+	tcl.cmd("AUTH PLAIN "+b64("\x00user1\x00nope"), "-ERR [AUTH] authentication failed")
+	tcl.login("user1", "pass1")
+	tcl.cmd("QUIT", "+OK bye, 0 messages deleted")
 }
 
 func dialFrom(t *testing.T, local, addr string) *client {

@@ -3,6 +3,7 @@ package pop3server
 import (
 	"crypto/tls"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -11,19 +12,10 @@ import (
 	"github.com/postie-mail/postie/pop3"
 )
 
-// cleartextOK reports whether a password may travel on this connection:
-// over TLS, from a trusted network, or anywhere when the operator allowed
-// it (RFC 2595 §2.2, RFC 8314 §4).
-func (ss *session) cleartextOK() bool {
-	if ss.conn.tls || ss.srv.opts.AllowCleartext {
-		return true
-	}
-	return ss.trusted()
-}
-
-func (ss *session) trusted() bool {
-	for _, p := range ss.srv.opts.TrustedNets {
-		if p.Contains(ss.conn.remote) {
+// trusted reports whether addr is in Options.TrustedNets.
+func (s *Server) trusted(addr netip.Addr) bool {
+	for _, p := range s.opts.TrustedNets {
+		if p.Contains(addr) {
 			return true
 		}
 	}
@@ -32,7 +24,7 @@ func (ss *session) trusted() bool {
 
 // RFC 1939 §7 USER. The reply is the same whether or not the user exists.
 func (ss *session) cmdUser(c *wire.Command) error {
-	if !ss.cleartextOK() {
+	if !ss.conn.cleartext {
 		return badCommand(errCleartext)
 	}
 	if c.Rest == "" {
@@ -45,7 +37,7 @@ func (ss *session) cmdUser(c *wire.Command) error {
 // RFC 1939 §7 PASS. The whole rest of the line is the password: it may
 // hold spaces.
 func (ss *session) cmdPass(c *wire.Command) error {
-	if !ss.cleartextOK() {
+	if !ss.conn.cleartext {
 		return badCommand(errCleartext)
 	}
 	if ss.auth.userArg == "" {
@@ -137,6 +129,7 @@ func (ss *session) cmdSTLS(c *wire.Command) error {
 	tc.SetDeadline(time.Time{})
 	ss.conn.nc = tc
 	ss.conn.tls = true
+	ss.conn.cleartext = true
 	ss.auth.saslConn = nil
 	ss.auth.userArg = ""
 	ss.conn.w.reset(tc)
@@ -163,7 +156,7 @@ func (ss *session) cmdCapa(c *wire.Command) error {
 	lim := ss.srv.opts.Limits
 	ss.reply("+OK capability list follows\r\nTOP\r\n")
 	// USER is offered only where it will be honoured (RFC 2595 §2.2).
-	if ss.state != pop3.StateAuthorization || ss.cleartextOK() {
+	if ss.state != pop3.StateAuthorization || ss.conn.cleartext {
 		ss.reply("USER\r\n")
 	}
 	ss.reply("UIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n")

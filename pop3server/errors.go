@@ -283,7 +283,7 @@ func (ss *session) authFailed(af *authFailure) {
 	ss.auth.fails++
 	ss.srv.stats.authFailures.Add(1)
 	lim := &ss.srv.opts.Limits
-	delay, banned := ss.srv.penalties.failure(ss.conn.remote, af.user, ss.trusted(), lim, time.Now())
+	delay, banned := ss.srv.penalties.failure(ss.conn.remote, af.user, ss.conn.trusted, lim, time.Now())
 	ss.srv.log.Warn("authentication failed", "session", ss.id, "remote", ss.conn.remote.String(), "user", af.user, "delay", max(delay, 0).String())
 	if banned {
 		ss.srv.log.Warn("address banned after repeated authentication failures", "remote", ss.conn.remote.String(), "for", lim.BanDuration.String())

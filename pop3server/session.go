@@ -40,10 +40,18 @@ type session struct {
 
 // connection is the transport of a session.
 type connection struct {
-	nc        net.Conn // the current transport (a *tls.Conn after STLS)
-	raw       net.Conn // the accepted connection
-	remote    netip.Addr
-	tls       bool
+	nc     net.Conn // the current transport (a *tls.Conn after STLS)
+	raw    net.Conn // the accepted connection
+	remote netip.Addr
+	tls    bool
+	// trusted: the client is in Options.TrustedNets. cleartext: a
+	// password may travel on this connection (RFC 2595 §2.2, RFC 8314
+	// §4): over TLS, from a trusted network, or anywhere when
+	// Options.AllowCleartext says so. Both are decided once, when the
+	// connection is accepted; STLS sets cleartext. USER, PASS, CAPA and
+	// the SASL mechanisms (through sasl.Conn) all follow it.
+	trusted   bool
+	cleartext bool
 	br        *bufio.Reader
 	w         connWriter
 	closeOnce sync.Once
@@ -114,13 +122,16 @@ func newSession(srv *Server, c net.Conn, remote netip.Addr) *session {
 		id:    strconv.FormatUint(srv.nextID.Add(1), 36),
 	}
 	_, isTLS := c.(*tls.Conn)
+	trusted := srv.trusted(remote)
 	ss.conn = connection{
-		nc:     c,
-		raw:    c,
-		remote: remote,
-		tls:    isTLS,
-		br:     bufio.NewReaderSize(c, readBufSize),
-		w:      newConnWriter(c, srv.opts.Limits.WriteTimeout, writeBufSize),
+		nc:        c,
+		raw:       c,
+		remote:    remote,
+		tls:       isTLS,
+		trusted:   trusted,
+		cleartext: isTLS || srv.opts.AllowCleartext || trusted,
+		br:        bufio.NewReaderSize(c, readBufSize),
+		w:         newConnWriter(c, srv.opts.Limits.WriteTimeout, writeBufSize),
 	}
 	return ss
 }
