@@ -80,13 +80,12 @@ func (ss *session) cmdAuth(c *wire.Command) error {
 		challenge, done, err := mech.Next(ctx, resp)
 		if err != nil {
 			if errors.Is(err, sasl.ErrAuthFailed) || errors.Is(err, sasl.ErrMalformed) {
-				return &authFailure{user: c.Args[0], reply: errSASLFailed}
+				return ss.saslFailed(mech, c.Args[0])
 			}
 			return failed(opAuthenticate, err, mechAttr)
 		}
 		if done && challenge == nil {
-			ss.srv.penalties.success(ss.conn.remote, mech.User())
-			return ss.openMaildrop(mech.User())
+			return ss.saslDone(mech)
 		}
 		// A challenge; or additional data with success, which POP3 sends
 		// as a challenge answered by an empty response (RFC 5034 §4).
@@ -110,12 +109,30 @@ func (ss *session) cmdAuth(c *wire.Command) error {
 		}
 		if done {
 			if len(resp) != 0 {
-				return &authFailure{user: c.Args[0], reply: errSASLFailed}
+				return ss.saslFailed(mech, c.Args[0])
 			}
-			ss.srv.penalties.success(ss.conn.remote, mech.User())
-			return ss.openMaildrop(mech.User())
+			return ss.saslDone(mech)
 		}
 	}
+}
+
+// saslFailed is a failed exchange, counted and logged against the user
+// the client named (the user name of PLAIN, LOGIN and SCRAM), as a
+// failed PASS is: the per-user delay applies to guesses through AUTH
+// too, and one user's failures never slow another's login.
+func (ss *session) saslFailed(mech sasl.Server, name string) error {
+	return &authFailure{user: sasl.AttemptedUser(mech), mech: name, reply: errSASLFailed}
+}
+
+// saslDone opens the maildrop after a successful exchange. As after PASS,
+// the failures forgotten are those of the name the client gave.
+func (ss *session) saslDone(mech sasl.Server) error {
+	typed := sasl.AttemptedUser(mech)
+	if typed == "" {
+		typed = mech.User()
+	}
+	ss.srv.penalties.success(ss.conn.remote, typed)
+	return ss.openMaildrop(mech.User())
 }
 
 // decodeResponse decodes a base64 client response; "=" is the empty

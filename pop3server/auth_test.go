@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -257,6 +258,82 @@ func TestPasswordFlood(t *testing.T) {
 	// The good address is not.
 	good := dialFrom(t, "127.0.0.3", s.addr)
 	good.expect("+OK postie POP3 server ready")
+}
+
+// SASL failures count against the user the client named, as failed PASS
+// commands do: guesses at user1's password through AUTH PLAIN and LOGIN
+// raise user1's delay for USER/PASS too (and the reverse), while one typo
+// by user2 from another address waits only the base delay. The delays
+// are read from the "authentication failed" lines, which name the user.
+func TestSASLFailuresCountPerUser(t *testing.T) {
+	logs := &syncBuf{}
+	s := startPostie(t, func(o *pop3server.Options) {
+		withSASL(o)
+		o.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey || a.Key == "session" {
+				return slog.Attr{}
+			}
+			return a
+		}}))
+		o.TrustedNets = []netip.Prefix{}
+		o.AllowCleartext = true
+		o.Limits.AuthFailDelay = time.Millisecond
+		o.Limits.MaxAuthFailDelay = time.Second
+	})
+	s.deliverCorpus(t, "user2")
+	guess := func(from string, cmds ...[2]string) {
+		t.Helper()
+		cl := dialFrom(t, from, s.addr)
+		cl.expect("+OK postie POP3 server ready")
+		for _, c := range cmds {
+			cl.cmd(c[0], c[1])
+		}
+		cl.c.Close()
+	}
+	const failed = "-ERR [AUTH] authentication failed"
+	// An attacker from .2 guesses user1's password through both
+	// mechanisms, and once with a name in another case.
+	guess("127.0.0.2",
+		[2]string{"AUTH PLAIN " + b64("\x00user1\x00guess1"), failed},
+		[2]string{"AUTH LOGIN", "+ " + b64("Username:")},
+		[2]string{b64("USER1"), "+ " + b64("Password:")},
+		[2]string{b64("guess2"), failed})
+	// user2 mistypes once from .3, then logs in through PLAIN.
+	guess("127.0.0.3",
+		[2]string{"AUTH PLAIN " + b64("\x00user2\x00typo"), failed},
+		[2]string{"AUTH PLAIN " + b64("\x00user2\x00pass2"), "+OK logged in, 3 messages (" + itoa(totalSize()) + " octets)"})
+	// A guess at user1 by USER/PASS from .4 meets user1's record.
+	guess("127.0.0.4",
+		[2]string{"USER user1", "+OK send PASS"},
+		[2]string{"PASS guess3", "-ERR [AUTH] invalid user name or password"})
+	// And a SCRAM guess from .5 meets it too: a wrong proof.
+	cl := dialFrom(t, "127.0.0.5", s.addr)
+	cl.expect("+OK postie POP3 server ready")
+	cl.send("AUTH SCRAM-SHA-256 " + b64("n,,n=user1,r=abcdefghijkl"))
+	l, err := cl.line()
+	first, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(l, "+ "))
+	nonce, _, _ := strings.Cut(strings.TrimPrefix(string(first), "r="), ",")
+	if err != nil || !strings.HasPrefix(nonce, "abcdefghijkl") {
+		t.Fatalf("SCRAM server-first %q (%q), %v", l, first, err)
+	}
+	cl.cmd(b64("c=biws,r="+nonce+",p="+b64(strings.Repeat("x", 32))), failed)
+
+	var got []string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, `msg="authentication failed"`) {
+			got = append(got, l)
+		}
+	}
+	want := []string{
+		`level=WARN msg="authentication failed" remote=127.0.0.2 user=user1 delay=1ms mech=PLAIN`,
+		`level=WARN msg="authentication failed" remote=127.0.0.2 user=USER1 delay=2ms mech=LOGIN`,
+		`level=WARN msg="authentication failed" remote=127.0.0.3 user=user2 delay=1ms mech=PLAIN`,
+		`level=WARN msg="authentication failed" remote=127.0.0.4 user=user1 delay=4ms`,
+		`level=WARN msg="authentication failed" remote=127.0.0.5 user=user1 delay=8ms mech=SCRAM-SHA-256`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("failure lines:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }
 
 func TestLoginDelay(t *testing.T) {

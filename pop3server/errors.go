@@ -108,6 +108,7 @@ type authFailure struct {
 	// user is the identity the client gave, for the per-user penalty
 	// and the log; "" when it gave none that could be read.
 	user  string
+	mech  string // the SASL mechanism as the client named it; "" for PASS and APOP
 	reply *pop3.Error
 }
 
@@ -284,7 +285,16 @@ func (ss *session) authFailed(af *authFailure) {
 	ss.srv.stats.authFailures.Add(1)
 	lim := &ss.srv.opts.Limits
 	delay, banned := ss.srv.penalties.failure(ss.conn.remote, af.user, ss.conn.trusted, lim, time.Now())
-	ss.srv.log.Warn("authentication failed", "session", ss.id, "remote", ss.conn.remote.String(), "user", af.user, "delay", max(delay, 0).String())
+	attrs := []slog.Attr{
+		slog.String("session", ss.id),
+		slog.String("remote", ss.conn.remote.String()),
+		slog.String("user", af.user),
+		slog.String("delay", max(delay, 0).String()),
+	}
+	if af.mech != "" {
+		attrs = append(attrs, slog.String("mech", af.mech))
+	}
+	ss.srv.log.LogAttrs(context.Background(), slog.LevelWarn, "authentication failed", attrs...)
 	if banned {
 		ss.srv.log.Warn("address banned after repeated authentication failures", "remote", ss.conn.remote.String(), "for", lim.BanDuration.String())
 	}

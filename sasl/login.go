@@ -24,9 +24,13 @@ type loginServer struct {
 	user string
 }
 
-var _ Server = (*loginServer)(nil)
+var (
+	_ Server    = (*loginServer)(nil)
+	_ Attempter = (*loginServer)(nil)
+)
 
-func (s *loginServer) User() string { return s.user }
+func (s *loginServer) User() string      { return s.user }
+func (s *loginServer) Attempted() string { return s.name }
 
 func (s *loginServer) Next(ctx context.Context, resp []byte) ([]byte, bool, error) {
 	switch s.step {

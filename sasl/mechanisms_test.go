@@ -110,3 +110,49 @@ func TestConfigNew(t *testing.T) {
 		t.Fatalf("y client without binding: %v", tr.err)
 	}
 }
+
+// Attempted is the user the client named, whether or not it exists or
+// the exchange succeeds, so that an engine can throttle and log failed
+// guesses per user; "" when the client named none that could be read.
+func TestAttempted(t *testing.T) {
+	ctx := context.Background()
+	cfg := &Config{Passwords: passwords{"alice": "secret"}, SCRAM: testSCRAMUsers(t), SCRAMSecret: testSecret, Tokens: testTokens, External: true}
+	conn := Conn{TLS: true, ExternalIdentity: "alice"}
+	tests := []struct {
+		mech  string
+		resps []string
+		want  string
+	}{
+		{"PLAIN", []string{"\x00Alice\x00wrong"}, "Alice"},
+		{"PLAIN", []string{"\x00nobody\x00secret"}, "nobody"},
+		{"PLAIN", []string{"alice\x00bob\x00secret"}, "bob"},
+		{"PLAIN", []string{"\x00\x00secret"}, ""},
+		{"PLAIN", []string{"no NULs"}, ""},
+		{"LOGIN", []string{"mallory", "wrong"}, "mallory"},
+		{"LOGIN", []string{"mallory"}, "mallory"},
+		{"SCRAM-SHA-256", []string{"n,,n=eve,r=abcdefgh", "c=biws,r=bogus,p=AAAA"}, "eve"},
+		{"SCRAM-SHA-1", []string{"n,,n=a=3Db,r=abcdefgh"}, "a=b"},
+		{"SCRAM-SHA-256", []string{"n,,n=,r=abcdefgh"}, ""},
+		{"XOAUTH2", []string{"user=bob\x01auth=Bearer nope\x01\x01"}, "bob"},
+		{"OAUTHBEARER", []string{"n,a=carol,\x01auth=Bearer nope\x01\x01"}, "carol"},
+		{"OAUTHBEARER", []string{"n,,\x01auth=Bearer nope\x01\x01"}, ""},
+		{"EXTERNAL", []string{"mallory"}, ""},
+	}
+	for _, tc := range tests {
+		s, err := cfg.New(tc.mech, conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range tc.resps {
+			if _, done, _ := s.Next(ctx, b(r)); done {
+				break
+			}
+		}
+		if got := AttemptedUser(s); got != tc.want {
+			t.Errorf("%s %q: attempted %q, want %q", tc.mech, tc.resps, got, tc.want)
+		}
+		if s.User() != "" {
+			t.Errorf("%s %q: User %q after a failure", tc.mech, tc.resps, s.User())
+		}
+	}
+}

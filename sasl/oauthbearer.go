@@ -58,11 +58,18 @@ type oauthServer struct {
 	xoauth2 bool
 	step    int // 0 start, 1 empty challenge sent, 2 error challenge sent, 3 done
 	user    string
+	// attempted is the user the client named (XOAUTH2's user, the
+	// OAUTHBEARER authorization identity); the token may say otherwise.
+	attempted string
 }
 
-var _ Server = (*oauthServer)(nil)
+var (
+	_ Server    = (*oauthServer)(nil)
+	_ Attempter = (*oauthServer)(nil)
+)
 
-func (s *oauthServer) User() string { return s.user }
+func (s *oauthServer) User() string      { return s.user }
+func (s *oauthServer) Attempted() string { return s.attempted }
 
 func (s *oauthServer) Next(ctx context.Context, resp []byte) ([]byte, bool, error) {
 	switch {
@@ -89,6 +96,7 @@ func (s *oauthServer) Next(ctx context.Context, resp []byte) ([]byte, bool, erro
 	if err != nil {
 		return nil, true, err
 	}
+	s.attempted = user
 	canonical, ok, err := s.v.ValidateToken(ctx, user, token)
 	if err != nil {
 		return nil, true, err

@@ -16,14 +16,19 @@ func NewPLAIN(pc PasswordChecker) Server {
 }
 
 type plainServer struct {
-	pc   PasswordChecker
-	step int // 0 start, 1 empty challenge sent, 2 done
-	user string
+	pc        PasswordChecker
+	step      int // 0 start, 1 empty challenge sent, 2 done
+	attempted string
+	user      string
 }
 
-var _ Server = (*plainServer)(nil)
+var (
+	_ Server    = (*plainServer)(nil)
+	_ Attempter = (*plainServer)(nil)
+)
 
-func (s *plainServer) User() string { return s.user }
+func (s *plainServer) User() string      { return s.user }
+func (s *plainServer) Attempted() string { return s.attempted }
 
 func (s *plainServer) Next(ctx context.Context, resp []byte) ([]byte, bool, error) {
 	switch {
@@ -45,7 +50,8 @@ func (s *plainServer) Next(ctx context.Context, resp []byte) ([]byte, bool, erro
 		!validField(authzid) || !validField(authcid) || !validField(passwd) {
 		return nil, true, ErrMalformed
 	}
-	canonical, ok, err := s.pc.Authenticate(ctx, string(authcid), string(passwd))
+	s.attempted = string(authcid)
+	canonical, ok, err := s.pc.Authenticate(ctx, s.attempted, string(passwd))
 	if err != nil {
 		return nil, true, err
 	}

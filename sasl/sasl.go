@@ -55,6 +55,27 @@ type Server interface {
 	User() string
 }
 
+// Attempter is implemented by the mechanisms in which the client names
+// the user it authenticates as: PLAIN, LOGIN, the SCRAM family,
+// OAUTHBEARER (when it gives an authorization identity) and XOAUTH2.
+type Attempter interface {
+	// Attempted returns the authentication identity the client gave, as
+	// it gave it and unverified (at most 255 octets of UTF-8 without
+	// NUL), or "" when it gave none that could be read. It is for
+	// throttling and logging failures per user, never for opening a
+	// maildrop: that is User, after success.
+	Attempted() string
+}
+
+// AttemptedUser returns s's Attempted, or "" when s does not implement
+// Attempter.
+func AttemptedUser(s Server) string {
+	if a, ok := s.(Attempter); ok {
+		return a.Attempted()
+	}
+	return ""
+}
+
 // PasswordChecker checks a user name and password, like
 // pop3server.Authenticator: ok false for wrong credentials, err for
 // system trouble only.

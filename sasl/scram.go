@@ -116,9 +116,13 @@ type scramServer struct {
 	testNonce string // fixed server nonce for known-answer tests
 }
 
-var _ Server = (*scramServer)(nil)
+var (
+	_ Server    = (*scramServer)(nil)
+	_ Attempter = (*scramServer)(nil)
+)
 
-func (s *scramServer) User() string { return s.user }
+func (s *scramServer) User() string      { return s.user }
+func (s *scramServer) Attempted() string { return s.username }
 
 func (s *scramServer) Next(ctx context.Context, resp []byte) ([]byte, bool, error) {
 	switch {
@@ -185,6 +189,7 @@ func (s *scramServer) first(ctx context.Context, resp []byte) ([]byte, error) {
 	if user, err = decodeSASLName(user); err != nil {
 		return nil, err
 	}
+	s.username = user
 	cnonce, ok := strings.CutPrefix(attrs[1], "r=")
 	if !ok || !validNonce(cnonce) {
 		return nil, ErrMalformed
@@ -207,7 +212,6 @@ func (s *scramServer) first(ctx context.Context, resp []byte) ([]byte, error) {
 	}
 
 	s.gs2 = g
-	s.username = user
 	s.bare = bare
 	s.nonce = cnonce + s.serverNonce()
 	s.cred, s.known, s.canonical = cred, known, canonical
