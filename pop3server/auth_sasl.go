@@ -89,7 +89,10 @@ func (ss *session) cmdAuth(c *wire.Command) error {
 		}
 		// A challenge; or additional data with success, which POP3 sends
 		// as a challenge answered by an empty response (RFC 5034 §4).
-		ss.reply("+ " + base64.StdEncoding.EncodeToString(challenge) + "\r\n")
+		ss.conn.w.WriteString("+ " + base64.StdEncoding.EncodeToString(challenge) + "\r\n")
+		if ss.tracing {
+			ss.trace("s", "+ "+redacted)
+		}
 		if !ss.flush() {
 			return errWriteFailed
 		}
@@ -100,6 +103,9 @@ func (ss *session) cmdAuth(c *wire.Command) error {
 			}
 			ss.endOnReadError(err)
 			return endSession("")
+		}
+		if ss.tracing {
+			ss.trace("c", redacted)
 		}
 		if string(line) == "*" {
 			return badCommand(errSASLCanceled)

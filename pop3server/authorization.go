@@ -31,6 +31,7 @@ func (ss *session) cmdUser(c *wire.Command) error {
 		return badCommand(errNoUserName)
 	}
 	ss.auth.userArg = c.Rest
+	ss.auth.named = c.Rest
 	return ss.ok("+OK send PASS\r\n")
 }
 
@@ -57,6 +58,7 @@ func (ss *session) cmdAPOP(c *wire.Command) error {
 	if len(c.Args) != 2 {
 		return usage("APOP name digest")
 	}
+	ss.auth.named = c.Args[0]
 	a := ss.srv.opts.Authenticator.(APOPAuthenticator)
 	canonical, ok, err := a.AuthenticateAPOP(ss.srv.ctx, c.Args[0], ss.auth.timestamp, c.Args[1])
 	return ss.afterAuth(c.Args[0], canonical, ok, err)
@@ -88,6 +90,10 @@ func (ss *session) openMaildrop(canonical string) error {
 	}
 	ss.srv.stats.logins.Add(1)
 	ss.auth.user = canonical
+	if !ss.tracing {
+		// A session selected by its user is traced from its login.
+		ss.traceCheck(nil)
+	}
 	ss.drop.md = md
 	ss.drop.msgs = md.Messages()
 	ss.drop.deleted = make([]bool, len(ss.drop.msgs))

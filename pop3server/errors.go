@@ -260,7 +260,7 @@ func (ss *session) answer(err error) {
 }
 
 // writeErr queues the reply e.
-func (ss *session) writeErr(e *pop3.Error) { ss.conn.w.WriteString(e.Reply()) }
+func (ss *session) writeErr(e *pop3.Error) { ss.reply(e.Reply()) }
 
 // log writes a line about this session: its id, the client's address and
 // the user once known, then attrs.

@@ -117,6 +117,10 @@ type Options struct {
 	// the client sent, whether or not it enabled UTF-8 mode.
 	UTF8   bool
 	Limits Limits
+	// Trace, when set, selects sessions whose conversation is logged at
+	// slog.LevelDebug, without credentials or message texts; it may be
+	// changed while the server runs.
+	Trace *Trace
 }
 
 func (o *Options) setDefaults() error {

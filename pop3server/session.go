@@ -32,6 +32,7 @@ type session struct {
 	args      []string // reused by the tokenizer
 	bad       int      // bad commands in a row
 	endReason string   // why the session ended; "" while it goes on
+	tracing   bool     // the conversation is logged (Options.Trace)
 
 	conn connection
 	auth authState
@@ -60,6 +61,7 @@ type connection struct {
 // authState is what the AUTHORIZATION state knows, and who logged in.
 type authState struct {
 	userArg   string // from USER, waiting for PASS
+	named     string // the name last given to USER or APOP (for Trace)
 	timestamp string // the APOP timestamp of the greeting, when enabled
 	saslConn  *sasl.Conn
 	fails     int    // failed logins on this connection
@@ -162,6 +164,7 @@ func (ss *session) serve() {
 		}
 		tc.SetDeadline(time.Time{})
 	}
+	ss.traceCheck(nil)
 	if ss.srv.opts.APOP {
 		// RFC 1939 §7: unique per greeting, msg-id syntax.
 		ss.auth.timestamp = "<" + strconv.Itoa(os.Getpid()) + "." + ss.id + "." + strconv.FormatInt(time.Now().UnixNano(), 36) + "@" + ss.srv.opts.Hostname + ">"
@@ -207,6 +210,9 @@ func (ss *session) serve() {
 		line, err := wire.ReadLine(ss.conn.br, limit)
 		if err != nil {
 			if errors.Is(err, wire.ErrLineTooLong) {
+				if ss.traceCheck(nil); ss.tracing {
+					ss.trace("c", "<line too long>")
+				}
 				if !ss.badLine(badCommand(errLineTooLong)) {
 					return
 				}
@@ -216,6 +222,16 @@ func (ss *session) serve() {
 			return
 		}
 		cmd, ok := wire.ParseCommand(line, ss.args)
+		if ss.traceCheck(&cmd); ss.tracing {
+			switch {
+			case !ok:
+				ss.trace("c", "<unknown command>")
+			case len(line)+1 > pop3.MaxCommandLine && cmd.Verb != "AUTH":
+				ss.trace("c", "<line too long>")
+			default:
+				ss.traceCommand(&cmd)
+			}
+		}
 		if ok && len(line)+1 > pop3.MaxCommandLine && cmd.Verb != "AUTH" {
 			if !ss.badLine(badCommand(errLineTooLong)) {
 				return
@@ -332,7 +348,12 @@ func (ss *session) run(c *wire.Command) error {
 }
 
 // reply queues a response line (or lines) for the client.
-func (ss *session) reply(s string) { ss.conn.w.WriteString(s) }
+func (ss *session) reply(s string) {
+	ss.conn.w.WriteString(s)
+	if ss.tracing {
+		ss.traceReply(s)
+	}
+}
 
 // ok answers a good command and resets the bad-command count.
 func (ss *session) ok(s string) error {

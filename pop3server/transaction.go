@@ -37,7 +37,12 @@ func (ss *session) appendStat(b []byte) []byte {
 	return strconv.AppendInt(b, ss.drop.total-ss.drop.delSize, 10)
 }
 
-func (ss *session) write(b []byte) { ss.conn.w.Write(b) }
+func (ss *session) write(b []byte) {
+	ss.conn.w.Write(b)
+	if ss.tracing {
+		ss.traceReply(string(b))
+	}
+}
 
 // RFC 1939 §5 STAT.
 func (ss *session) cmdStat(c *wire.Command) error {
@@ -220,6 +225,9 @@ func (ss *session) stream(i int, rc io.Reader, head string, lines int) error {
 	ss.conn.w.settle()
 	if err != nil {
 		return errWriteFailed
+	}
+	if ss.tracing {
+		ss.traceMessage(head, dw.Size())
 	}
 	return nil
 }
