@@ -46,6 +46,41 @@ type Config struct {
 type Log struct {
 	Level  string `toml:"level"`  // debug, info, warn or error
 	Format string `toml:"format"` // text or json
+	// TraceUsers and TraceAddresses select the POP3 sessions whose
+	// conversation is logged line by line at level debug (credentials
+	// and message texts left out): those of these users, and those from
+	// these addresses (an address, or a CIDR prefix). postie serve
+	// re-reads both on SIGHUP.
+	TraceUsers     []string `toml:"trace_users"`
+	TraceAddresses []string `toml:"trace_addresses"`
+}
+
+// TracePrefixes returns TraceAddresses as prefixes, a lone address as a
+// prefix of its full length. Entries that do not parse (Validate reports
+// them) are left out.
+func (l Log) TracePrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range l.TraceAddresses {
+		if p, ok := tracePrefix(s); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func tracePrefix(s string) (netip.Prefix, bool) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), true
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	if p.Addr().Is4In6() {
+		return netip.Prefix{}, false
+	}
+	return p.Masked(), true
 }
 
 // POP3 configures the POP3 listeners and the limits of each session.
@@ -130,7 +165,7 @@ type Auth struct {
 func Default() *Config {
 	c := &Config{
 		DataDir: "/var/lib/postie",
-		Log:     Log{Level: "info", Format: "text"},
+		Log:     Log{Level: "info", Format: "text", TraceUsers: []string{}, TraceAddresses: []string{}},
 		POP3: POP3{
 			Listen:              []string{"127.0.0.1:110"},
 			ListenTLS:           []string{},
@@ -331,6 +366,16 @@ func (c *Config) problems() []string {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format", "unknown format %q (use text or json)", c.Log.Format)
+	}
+	for _, s := range c.Log.TraceAddresses {
+		if _, ok := tracePrefix(s); !ok {
+			bad("log.trace_addresses", "%q is not an address or a CIDR prefix such as 192.0.2.0/24", s)
+		}
+	}
+	for _, u := range c.Log.TraceUsers {
+		if u == "" || len(u) > 255 {
+			bad("log.trace_users", "%q is not a user name", u)
+		}
 	}
 
 	p := &c.POP3

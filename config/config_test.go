@@ -152,6 +152,9 @@ func TestBadValues(t *testing.T) {
 		{"data_dir = \"\"", "data_dir"},
 		{"[log]\nlevel = \"loud\"", "log.level"},
 		{"[log]\nformat = \"xml\"", "log.format"},
+		{"[log]\ntrace_addresses = [\"192.0.2.0/33\"]", "log.trace_addresses"},
+		{"[log]\ntrace_addresses = [\"host.example\"]", "log.trace_addresses"},
+		{"[log]\ntrace_users = [\"\"]", "log.trace_users"},
 		{"[pop3]\nlisten = []", "pop3.listen"},
 		{"[pop3]\nlisten = [\"localhost\"]", "pop3.listen"},
 		{"[pop3]\nlisten = [\"127.0.0.1:pop3\"]", "pop3.listen"},
@@ -339,5 +342,19 @@ func TestTableWhereValueBelongs(t *testing.T) {
 	want := "config: " + dir + "/postie.toml: pop3.max_connections: incompatible types: TOML value has type map[string]any; destination has type integer"
 	if err.Error() != want {
 		t.Errorf("error %q,\nwant  %q", err, want)
+	}
+}
+
+func TestTraceSelection(t *testing.T) {
+	c, _, err := load(t, "[log]\nlevel = \"debug\"\ntrace_users = [\"alice\"]\ntrace_addresses = [\"192.0.2.10\", \"::ffff:192.0.2.11\", \"2001:db8::1/64\", \"10.0.0.0/8\"]\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range c.Log.TracePrefixes() {
+		got = append(got, p.String())
+	}
+	if g, w := strings.Join(got, " "), "192.0.2.10/32 192.0.2.11/32 2001:db8::/64 10.0.0.0/8"; g != w || len(c.Log.TraceUsers) != 1 {
+		t.Fatalf("prefixes %s, want %s; users %q", g, w, c.Log.TraceUsers)
 	}
 }

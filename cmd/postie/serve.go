@@ -32,7 +32,8 @@ SIGTERM/SIGINT stop accepting connections and give open sessions
 pop3.shutdown_grace to finish; sessions still open then are closed without
 deleting anything (a second signal closes them at once). SIGHUP reloads the
 user database, the TLS certificates (also reloaded when their files
-change) and the OAuth JWK Set file.
+change), the OAuth JWK Set file and the protocol trace selection
+([log] trace_users, trace_addresses).
 
 The LMTP listeners ([lmtp] listen, default 127.0.0.1:24) take mail from an
 MTA, the SMTP ones ([smtp] listen, none by default) mail for local domains;
@@ -106,6 +107,8 @@ func (a *app) serve(listen, listenTLS []string) error {
 	}
 	defer closeStore()
 	opts := pop3Options(c, db, st, log)
+	opts.Trace = &pop3server.Trace{}
+	setTrace(opts.Trace, c.Log, log)
 	sec, err := setupSecurity(c, db, secret, log, &opts)
 	if err != nil {
 		return withCode(exitcode.Config, err)
@@ -179,6 +182,7 @@ func (a *app) serve(listen, listenTLS []string) error {
 					log.Info("users reloaded", "users", len(db.Users()))
 				}
 				sec.reload(log)
+				a.reloadTrace(opts.Trace, log)
 				continue
 			}
 			adm.drain()
