@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -16,16 +17,18 @@ import (
 	"github.com/postie-mail/postie/pop3server"
 )
 
-// panicCatcher is a slog handler that remembers error records, so a
-// recovered session panic still fails the fuzz run.
+// panicCatcher is a slog handler that remembers the records of bugs (a
+// recovered session panic, an error no handler expected, masked as
+// [SYS/TEMP]), so that they still fail the fuzz run. It takes every
+// level, so that the protocol trace runs too.
 type panicCatcher struct {
 	mu   sync.Mutex
 	msgs []string
 }
 
-func (p *panicCatcher) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
+func (p *panicCatcher) Enabled(context.Context, slog.Level) bool { return true }
 func (p *panicCatcher) Handle(_ context.Context, r slog.Record) error {
-	if r.Message == "session panic" {
+	if r.Message == "session panic" || r.Message == "unexpected error" {
 		var b strings.Builder
 		r.Attrs(func(a slog.Attr) bool { b.WriteString(a.String() + " "); return true })
 		p.mu.Lock()
@@ -83,6 +86,8 @@ func FuzzSession(f *testing.F) {
 		o.Limits.AuthTimeout = 2 * time.Second
 		o.Limits.IdleTimeout = 2 * time.Second
 		withSASL(o)
+		o.Trace = &pop3server.Trace{}
+		o.Trace.Set(nil, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
 	})
 	s.deliverCorpus(f, "user1")
 
