@@ -222,17 +222,11 @@ func (ss *session) serve() {
 			return
 		}
 		cmd, ok := wire.ParseCommand(line, ss.args)
+		tooLong := ok && len(line)+1 > pop3.MaxCommandLine && cmd.Verb != "AUTH"
 		if ss.traceCheck(&cmd); ss.tracing {
-			switch {
-			case !ok:
-				ss.trace("c", "<unknown command>")
-			case len(line)+1 > pop3.MaxCommandLine && cmd.Verb != "AUTH":
-				ss.trace("c", "<line too long>")
-			default:
-				ss.traceCommand(&cmd)
-			}
+			ss.traceCommand(&cmd, ok, tooLong)
 		}
-		if ok && len(line)+1 > pop3.MaxCommandLine && cmd.Verb != "AUTH" {
+		if tooLong {
 			if !ss.badLine(badCommand(errLineTooLong)) {
 				return
 			}

@@ -121,9 +121,18 @@ func (ss *session) trace(key, line string) {
 	ss.log(slog.LevelDebug, "trace", slog.String(key, line))
 }
 
-// traceCommand logs a command line as received, without credentials.
-func (ss *session) traceCommand(c *wire.Command) {
+// traceCommand logs a command line as received, without credentials;
+// of a line that is no command (!ok) or too long, only that.
+func (ss *session) traceCommand(c *wire.Command, ok, tooLong bool) {
 	var line string
+	switch {
+	case !ok:
+		ss.trace("c", "<unknown command>")
+		return
+	case tooLong:
+		ss.trace("c", "<line too long>")
+		return
+	}
 	switch c.Verb {
 	case "PASS":
 		line = "PASS " + redacted

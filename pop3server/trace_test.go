@@ -55,6 +55,8 @@ func TestTrace(t *testing.T) {
 	multi(a, "TOP 2 1", "+OK top of message follows")
 	a.cmd("XTND XMIT", "-ERR unknown command")
 	a.cmd("hunter2-is-my-password", "-ERR unknown command")
+	a.cmd("\x01hunter3", "-ERR unknown command")
+	a.cmd("NOOP "+strings.Repeat("hunter4", 40), "-ERR line too long")
 	a.cmd("QUIT", "+OK bye, 0 messages deleted")
 
 	// Not selected: nothing, until the selection takes in its address
@@ -118,6 +120,10 @@ func TestTrace(t *testing.T) {
 		`remote=127.0.0.2 user=user1 s="-ERR unknown command"`,
 		`remote=127.0.0.2 user=user1 c="<unknown command>"`,
 		`remote=127.0.0.2 user=user1 s="-ERR unknown command"`,
+		`remote=127.0.0.2 user=user1 c="<unknown command>"`,
+		`remote=127.0.0.2 user=user1 s="-ERR unknown command"`,
+		`remote=127.0.0.2 user=user1 c="<line too long>"`,
+		`remote=127.0.0.2 user=user1 s="-ERR line too long"`,
 		`remote=127.0.0.2 user=user1 c=QUIT`,
 		`remote=127.0.0.2 user=user1 s="+OK bye, 0 messages deleted"`,
 
@@ -160,7 +166,7 @@ func TestTrace(t *testing.T) {
 	// No credential, in any form, and no message text, anywhere in the
 	// log.
 	for _, secret := range []string{
-		"pass1", "pass3", "0123456789abcdef", "hunter2", "XMIT",
+		"pass1", "pass3", "0123456789abcdef", "hunter", "XMIT",
 		b64("\x00user3\x00pass3"), b64("pass1"), b64("user1"),
 		"Subject", "Hello", "leading dot", "From: ",
 	} {
