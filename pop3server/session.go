@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -345,7 +346,9 @@ func (ss *session) run(c *wire.Command) error {
 func (ss *session) reply(s string) {
 	ss.conn.w.WriteString(s)
 	if ss.tracing {
-		ss.traceReply(s)
+		// A copy: s must not escape, so that short replies built
+		// for the wire stay off the heap when nothing is traced.
+		ss.traceReply(strings.Clone(s))
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 
 	"github.com/postie-mail/postie/internal/wire"
 	"github.com/postie-mail/postie/pop3"
@@ -227,7 +228,7 @@ func (ss *session) stream(i int, rc io.Reader, head string, lines int) error {
 		return errWriteFailed
 	}
 	if ss.tracing {
-		ss.traceMessage(head, dw.Size())
+		ss.traceMessage(strings.Clone(head), dw.Size()) // head must not escape (see reply)
 	}
 	return nil
 }
