@@ -175,6 +175,7 @@ type outcome struct {
 	msg   string // the log line; "" logs nothing
 	attrs []slog.Attr
 	count func(*counters) // the counter it adds to, if any
+	end   string          // ends the session for this reason, unless one is set
 }
 
 // decide maps an error of a command (any error but an authFailure) to
@@ -193,7 +194,7 @@ func decide(err error) outcome {
 	}
 	switch {
 	case errors.As(err, &es):
-		return outcome{}
+		return outcome{end: string(es)}
 	case errors.As(err, &bc):
 		return outcome{reply: bc.reply, bad: true}
 	case errors.Is(err, sasl.ErrCleartextRefused):
@@ -239,8 +240,8 @@ func (ss *session) answer(err error) {
 		return
 	}
 	o := decide(err)
-	if es, ok := err.(endSession); ok && es != "" && ss.endReason == "" {
-		ss.endReason = string(es)
+	if o.end != "" && ss.endReason == "" {
+		ss.endReason = o.end
 	}
 	if o.count != nil {
 		o.count(&ss.srv.stats)
