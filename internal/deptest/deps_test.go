@@ -42,7 +42,9 @@ func TestLayering(t *testing.T) {
 		{"config", []string{"github.com/BurntSushi/toml"}},
 		{"pop3server", []string{module + "/pop3", module + "/internal/wire", module + "/store", module + "/sasl"}},
 		{"pop3client", []string{module + "/pop3", module + "/internal/wire", "github.com/xdg-go", "golang.org/x/text"}},
-		{"store/maildir", []string{module + "/store", module + "/internal/wire"}},
+		// maildir works relative to directory descriptors (openat(2) and
+		// friends) from x/sys/unix.
+		{"store/maildir", []string{module + "/store", module + "/internal/wire", "golang.org/x/sys/unix"}},
 		// The PostgreSQL store: the contract, the wire-size counter and pgx (with what pgx
 		// itself pulls in: its pool, SASL's precis via x/text, x/sync).
 		{"store/pgstore", []string{module + "/store", module + "/internal/wire", "github.com/jackc/pgx/v5", "github.com/jackc/pgpassfile",

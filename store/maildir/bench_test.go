@@ -127,7 +127,12 @@ func makeMaildir(b testing.TB, dir string, n int, cached bool) {
 		}
 	}
 	if cached {
-		if err := saveSizes(dir, cache); err != nil {
+		d, err := openMdir(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer d.close()
+		if err := saveSizes(d.fd, cache); err != nil {
 			b.Fatal(err)
 		}
 	}

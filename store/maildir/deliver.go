@@ -8,17 +8,19 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/postie-mail/postie/internal/wire"
 	"github.com/postie-mail/postie/store"
+	"golang.org/x/sys/unix"
 )
 
 // Deliver writes the message read from r into user's Maildir, following the
 // Maildir delivery protocol: a new file in tmp/, fsync, rename into new/,
 // fsync of new/. It returns only once the message is durable; on any error
 // nothing of the message is left behind. Deliver does not take the session
-// lock: a message delivered during a session appears in the next one.
+// lock: a message delivered during a session appears in the next one. A
+// Maildir, tmp/ or new/ that is a symbolic link is refused (an error
+// wrapping errUnsafe): the message is written nowhere else.
 func (s *Store) Deliver(ctx context.Context, user string, r io.Reader) (store.DeliveryInfo, error) {
 	dir, err := s.Path(user)
 	if err != nil {
@@ -27,12 +29,26 @@ func (s *Store) Deliver(ctx context.Context, user string, r io.Reader) (store.De
 	if err := ctx.Err(); err != nil {
 		return store.DeliveryInfo{}, fmt.Errorf("maildir: deliver: %w", err)
 	}
-	s.maybeCleanTmp(dir)
-	f, unique, err := s.createTmp(dir)
+	d, err := openMdir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := ensure(dir); err != nil {
+			return store.DeliveryInfo{}, err
+		}
+		d, err = openMdir(dir)
+	}
+	if err != nil {
+		return store.DeliveryInfo{}, fmt.Errorf("maildir: deliver: %w", err)
+	}
+	defer d.close()
+	s.maybeCleanTmp(d)
+	tmpfd, err := subMade(d, dirTmp)
+	if err != nil {
+		return store.DeliveryInfo{}, fmt.Errorf("maildir: deliver: %w", err)
+	}
+	f, unique, err := s.createTmp(tmpfd)
 	if err != nil {
 		return store.DeliveryInfo{}, err
 	}
-	tmpPath := filepath.Join(dir, dirTmp, unique)
 	var w io.Writer = f
 	if s.wrapTmp != nil {
 		w = s.wrapTmp(f)
@@ -45,49 +61,53 @@ func (s *Store) Deliver(ctx context.Context, user string, r io.Reader) (store.De
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(tmpPath)
+		unlinkAt(tmpfd, unique)
 		return store.DeliveryInfo{}, fmt.Errorf("maildir: deliver: %w", err)
 	}
-	newPath := filepath.Join(dir, dirNew, fmt.Sprintf("%s,S=%d,W=%d", unique, fsize, wsize))
-	err = os.Rename(tmpPath, newPath)
-	if errors.Is(err, os.ErrNotExist) {
-		// new/ removed by someone (tmp/ was there): make it again.
-		if err = ensure(dir); err == nil {
-			err = os.Rename(tmpPath, newPath)
-		}
+	final := fmt.Sprintf("%s,S=%d,W=%d", unique, fsize, wsize)
+	newfd, err := subMade(d, dirNew)
+	if err == nil {
+		err = renameAt(tmpfd, unique, newfd, final)
 	}
 	if err != nil {
-		os.Remove(tmpPath)
+		unlinkAt(tmpfd, unique)
 		return store.DeliveryInfo{}, fmt.Errorf("maildir: deliver: %w", err)
 	}
-	if err := syncDir(filepath.Join(dir, dirNew)); err != nil {
+	if err := syncFD(newfd); err != nil {
 		// Not known to be durable: take it back so that the sender's
 		// retry does not make a duplicate.
-		os.Remove(newPath)
+		unlinkAt(newfd, final)
 		return store.DeliveryInfo{}, fmt.Errorf("maildir: deliver: %w", err)
 	}
 	return store.DeliveryInfo{UID: uidOf(unique), Size: wsize}, nil
 }
 
-// createTmp creates a new file in dir/tmp under a fresh unique name, making
-// the Maildir first if it does not exist.
-func (s *Store) createTmp(dir string) (*os.File, string, error) {
-	ensured := false
+// subMade returns the descriptor of folder sub of d, making the folders
+// first if sub is missing (removed by someone).
+func subMade(d *mdir, sub string) (int, error) {
+	fd, err := d.sub(sub)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := ensureSubs(d); err != nil {
+			return -1, err
+		}
+		fd, err = d.sub(sub)
+	}
+	return fd, err
+}
+
+// createTmp creates a new file in the open tmp/ folder tmpfd under a
+// fresh unique name.
+func (s *Store) createTmp(tmpfd int) (*os.File, string, error) {
 	for attempt := 0; ; attempt++ {
 		unique := s.uniqueName()
-		f, err := os.OpenFile(filepath.Join(dir, dirTmp, unique), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		fd, err := openat(tmpfd, unique, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|openFlags, 0o600)
 		switch {
 		case err == nil:
-			return f, unique, nil
-		case errors.Is(err, os.ErrNotExist) && !ensured:
-			if err := ensure(dir); err != nil {
-				return nil, "", err
-			}
-			ensured = true
-		case errors.Is(err, os.ErrExist) && attempt < 10:
+			return os.NewFile(uintptr(fd), unique), unique, nil
+		case err == unix.EEXIST && attempt < 10:
 			// Someone else's file under our name: take another.
 		default:
-			return nil, "", fmt.Errorf("maildir: deliver: %w", err)
+			return nil, "", fmt.Errorf("maildir: deliver: %w", &os.PathError{Op: "open", Path: dirTmp + "/" + unique, Err: err})
 		}
 	}
 }

@@ -7,31 +7,25 @@ import (
 	"sync"
 	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // direntBufs holds the buffers getdents64(2) reads into: one 64 KiB buffer
 // reads about 1,300 Maildir names per system call.
 var direntBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
-// readDir calls fn for every entry of directory path except "." and "..",
-// with its name and whether it is a regular file (from the directory entry's
-// type; an entry of unknown type, on file systems that record none, is
-// stat'ed). It reads the directory with getdents64(2) directly: no os.File,
-// no poller registration, no allocation per entry. The name passed to fn is
-// only valid during the call.
-func readDir(path string, fn func(name []byte, regular bool)) error {
-	var fd int
-	var err error
-	for {
-		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
-		if err != syscall.EINTR {
-			break
-		}
+// readDirFD calls fn for every entry of the open directory fd except "."
+// and "..", from its beginning, with its name and whether it is a regular
+// file (from the directory entry's type; an entry of unknown type, on file
+// systems that record none, is fstatat'ed without following a symbolic
+// link). It reads the directory with getdents64(2) directly: no os.File,
+// no poller registration, no allocation per entry. The name passed to fn
+// is only valid during the call.
+func readDirFD(fd int, fn func(name []byte, regular bool)) error {
+	if _, err := unix.Seek(fd, 0, 0); err != nil {
+		return &os.PathError{Op: "seek", Path: "directory", Err: err}
 	}
-	if err != nil {
-		return &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer syscall.Close(fd)
 	bp := direntBufs.Get().(*[]byte)
 	defer direntBufs.Put(bp)
 	buf := *bp
@@ -41,7 +35,7 @@ func readDir(path string, fn func(name []byte, regular bool)) error {
 			continue
 		}
 		if err != nil {
-			return &os.PathError{Op: "readdirent", Path: path, Err: err}
+			return &os.PathError{Op: "readdirent", Path: "directory", Err: err}
 		}
 		if n <= 0 {
 			return nil
@@ -51,7 +45,7 @@ func readDir(path string, fn func(name []byte, regular bool)) error {
 		for b := buf[:n]; len(b) >= 19; {
 			reclen := int(*(*uint16)(unsafe.Pointer(&b[16])))
 			if reclen < 19 || reclen > len(b) {
-				return &os.PathError{Op: "readdirent", Path: path, Err: syscall.EIO}
+				return &os.PathError{Op: "readdirent", Path: "directory", Err: syscall.EIO}
 			}
 			typ := b[18]
 			name := b[19:reclen]
@@ -67,9 +61,9 @@ func readDir(path string, fn func(name []byte, regular bool)) error {
 			}
 			regular := typ == syscall.DT_REG
 			if typ == syscall.DT_UNKNOWN {
-				var st syscall.Stat_t
-				if syscall.Lstat(path+"/"+string(name), &st) == nil {
-					regular = st.Mode&syscall.S_IFMT == syscall.S_IFREG
+				var st unix.Stat_t
+				if unix.Fstatat(fd, string(name), &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+					regular = st.Mode&unix.S_IFMT == unix.S_IFREG
 				}
 			}
 			fn(name, regular)
@@ -77,20 +71,22 @@ func readDir(path string, fn func(name []byte, regular bool)) error {
 	}
 }
 
-// statDir returns the stamp of directory path.
-func statDir(path string) (dirStamp, error) {
-	var st syscall.Stat_t
+// statDirAt returns the stamp of directory name in dirfd (unix.AT_FDCWD:
+// a path), not following a symbolic link: such a link, or a file of
+// another type, gives an error wrapping errUnsafe.
+func statDirAt(dirfd int, name string) (dirStamp, error) {
+	var st unix.Stat_t
 	var err error
 	for {
-		if err = syscall.Stat(path, &st); err != syscall.EINTR {
+		if err = unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != unix.EINTR {
 			break
 		}
 	}
 	if err != nil {
-		return dirStamp{}, &os.PathError{Op: "stat", Path: path, Err: err}
+		return dirStamp{}, &os.PathError{Op: "stat", Path: name, Err: err}
 	}
-	if st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
-		return dirStamp{}, &os.PathError{Op: "stat", Path: path, Err: syscall.ENOTDIR}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return dirStamp{}, &os.PathError{Op: "stat", Path: name, Err: errUnsafe}
 	}
 	return dirStamp{
 		dev:   uint64(st.Dev),

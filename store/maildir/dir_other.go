@@ -7,13 +7,16 @@ import (
 	"os"
 )
 
-// readDir calls fn for every entry of directory path, with its name and
-// whether it is a regular file.
-func readDir(path string, fn func(name []byte, regular bool)) error {
-	d, err := os.Open(path)
+// readDirFD calls fn for every entry of the open directory fd, with its
+// name and whether it is a regular file (without following a symbolic
+// link).
+func readDirFD(fd int, fn func(name []byte, regular bool)) error {
+	// A descriptor of its own, read from the start, for os.File to own.
+	dfd, err := openat(fd, ".", dirFlags, 0)
 	if err != nil {
-		return err
+		return &os.PathError{Op: "open", Path: ".", Err: err}
 	}
+	d := os.NewFile(uintptr(dfd), ".")
 	defer d.Close()
 	ents, err := d.ReadDir(-1)
 	if err != nil {
@@ -29,5 +32,6 @@ func readDir(path string, fn func(name []byte, regular bool)) error {
 // implemented.
 var errNoStamp = errors.New("maildir: directory stamps not implemented on this system")
 
-// statDir is not implemented here: every login reads the directories.
-func statDir(path string) (dirStamp, error) { return dirStamp{}, errNoStamp }
+// statDirAt is not implemented here: every login reads the directories
+// (opened without following a symbolic link, which refuses one).
+func statDirAt(dirfd int, name string) (dirStamp, error) { return dirStamp{}, errNoStamp }

@@ -17,29 +17,27 @@ const lockName = "postie.lock"
 // registration attempt, finalizer or blocking-mode change.
 type lockFile int
 
-// lock takes the exclusive session lock of the Maildir dir: flock(2) on a
+// lock takes the exclusive session lock of the Maildir d: flock(2) on a
 // file description of its own, so that two sessions of one process exclude
 // each other as well, and the kernel drops the lock when its process dies.
-// A lock held elsewhere gives an error wrapping store.ErrInUse; a missing
-// Maildir one wrapping os.ErrNotExist.
+// A lock held elsewhere gives an error wrapping store.ErrInUse. The lock
+// file is opened without following a symbolic link and must be a regular
+// file (errUnsafe otherwise).
 //
 // On a read-only file system (EROFS) the lock file cannot be created or
 // opened for writing: it is then opened read-only, or, when it does not
 // exist, the Maildir directory itself is locked, so that mail can still be
 // read (deletions then fail at UPDATE, and nothing is lost).
-func lock(dir string) (lockFile, error) {
-	path := dir + "/" + lockName
-	// Not through a symbolic link put in the lock file's place.
-	fd, err := open(path, syscall.O_RDWR|syscall.O_CREAT|syscall.O_NOFOLLOW)
-	if err == syscall.EROFS {
-		fd, err = open(path, syscall.O_RDONLY|syscall.O_NOFOLLOW)
-		if err == syscall.ENOENT {
-			path = dir
-			fd, err = open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY)
+func lock(d *mdir) (lockFile, error) {
+	fd, _, err := openRegularAt(d.fd, lockName, syscall.O_RDWR|syscall.O_CREAT, 0o600)
+	if errors.Is(err, syscall.EROFS) {
+		fd, _, err = openRegularAt(d.fd, lockName, syscall.O_RDONLY, 0)
+		if errors.Is(err, os.ErrNotExist) {
+			fd, err = openat(d.fd, ".", dirFlags, 0)
 		}
 	}
 	if err != nil {
-		return -1, fmt.Errorf("maildir: lock: %w", &os.PathError{Op: "open", Path: path, Err: err})
+		return -1, fmt.Errorf("maildir: lock %s: %w", d.path, err)
 	}
 	for {
 		err = syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB)
@@ -50,21 +48,11 @@ func lock(dir string) (lockFile, error) {
 	if err != nil {
 		syscall.Close(fd)
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return -1, fmt.Errorf("maildir: lock %s: %w", dir, store.ErrInUse)
+			return -1, fmt.Errorf("maildir: lock %s: %w", d.path, store.ErrInUse)
 		}
-		return -1, fmt.Errorf("maildir: lock %s: %w", dir, err)
+		return -1, fmt.Errorf("maildir: lock %s: %w", d.path, err)
 	}
 	return lockFile(fd), nil
-}
-
-// open is open(2) with O_CLOEXEC, retried on EINTR.
-func open(path string, flags int) (int, error) {
-	for {
-		fd, err := syscall.Open(path, flags|syscall.O_CLOEXEC, 0o600)
-		if err != syscall.EINTR {
-			return fd, err
-		}
-	}
 }
 
 // unlock releases a lock taken by lock: closing the only descriptor of

@@ -86,8 +86,27 @@
 // wrong name) is refused in the session that finds out, never sent short,
 // and its true sizes are recorded for the next one: in its name (renamed
 // with the true ,S= and ,W=, as Dovecot does; the UIDL stays) or in
-// postie-sizes. Message files are opened without following symbolic links,
-// and postie's own files are never written through one.
+// postie-sizes.
+//
+// # Hostile Maildirs
+//
+// A maildrop's user may write in it (mutt, a mailbox_command delivery)
+// while postie runs as root, so every name in R/U is treated as hostile.
+// R (Options.Root, the administrator's) may be or lie below a symbolic
+// link; R/U, tmp/, new/ and cur/ may not: each is opened once with
+// O_NOFOLLOW|O_DIRECTORY, and everything else is done relative to those
+// descriptors (openat, unlinkat, renameat, fstatat without following).
+// A Maildir or folder that is a symbolic link is refused (Open, Deliver
+// and Usage fail with an error saying so; a tmp/ that is one is not
+// cleaned). A message or one of postie's files is opened with
+// O_NOFOLLOW|O_NONBLOCK and used only if it is a regular file: a symbolic
+// link, FIFO or device in a message's place is not listed, or, if put
+// there during a session, is a message gone; in place of postie-sizes,
+// postie-index or postie-update it is ignored as damage, and in place of
+// postie.lock it makes Open fail. postie's files are read up to a bound
+// (postie-sizes: what the maildrop's messages could need; postie-update:
+// 64 MiB; postie-index: see below), and written afresh under a temporary
+// name, never through a link.
 package maildir
 
 import (
@@ -156,9 +175,9 @@ type Store struct {
 
 	// snaps caches the last snapshot of each maildrop; nil when disabled.
 	snaps *snapCache
-	// statDir stats a directory for the snapshot cache (statDir; tests
-	// change it to imitate coarse timestamps).
-	statDir func(path string) (dirStamp, error)
+	// statDir stats folder sub of a Maildir for the snapshot cache
+	// (statDirAt; tests change it to imitate coarse timestamps).
+	statDir func(d *mdir, sub string) (dirStamp, error)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -179,7 +198,7 @@ func New(opts Options) (*Store, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("maildir: root %s is not a directory", root)
 	}
-	s := &Store{root: root, log: opts.Logger, host: opts.Hostname, now: time.Now, nameNow: opts.Now, cleaned: map[string]time.Time{}, statDir: statDir}
+	s := &Store{root: root, log: opts.Logger, host: opts.Hostname, now: time.Now, nameNow: opts.Now, cleaned: map[string]time.Time{}, statDir: statSub}
 	if s.nameNow == nil {
 		s.nameNow = time.Now
 	}
@@ -229,6 +248,9 @@ func checkUser(user string) error {
 	return nil
 }
 
+// statSub is the default Store.statDir.
+func statSub(d *mdir, sub string) (dirStamp, error) { return statDirAt(d.fd, sub) }
+
 // Subdirectories of a Maildir.
 const (
 	dirTmp = "tmp"
@@ -236,28 +258,42 @@ const (
 	dirCur = "cur"
 )
 
-// ensure creates the Maildir dir and its subdirectories where missing, and
-// makes the new directory entries durable.
+// ensure creates the Maildir dir (Root/U) and its subdirectories where
+// missing, and makes the new directory entries durable. A symbolic link in
+// place of the Maildir or of a subdirectory is not followed (an error
+// wrapping errUnsafe, or left for the open that follows to refuse).
 func ensure(dir string) error {
 	created, err := mkdir(dir)
 	if err != nil {
 		return err
 	}
 	if created {
+		// Root is the administrator's: its path may be followed.
 		if err := syncDir(filepath.Dir(dir)); err != nil {
 			return err
 		}
 	}
+	d, err := openMdir(dir)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	return ensureSubs(d)
+}
+
+// ensureSubs creates the subdirectories of the open Maildir d where
+// missing, and makes the new entries durable.
+func ensureSubs(d *mdir) error {
 	made := false
 	for _, sub := range []string{dirCur, dirNew, dirTmp} {
-		c, err := mkdir(filepath.Join(dir, sub))
+		c, err := mkdirAt(d.fd, sub)
 		if err != nil {
 			return err
 		}
 		made = made || c
 	}
 	if made {
-		return syncDir(dir)
+		return syncFD(d.fd)
 	}
 	return nil
 }

@@ -1,13 +1,13 @@
 package maildir
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/postie-mail/postie/internal/wire"
 	"github.com/postie-mail/postie/store"
+	"golang.org/x/sys/unix"
 )
 
 // Open locks user's Maildir (creating it if missing) and takes the snapshot
@@ -29,34 +30,40 @@ func (s *Store) Open(ctx context.Context, user string) (store.Maildrop, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("maildir: open: %w", err)
 	}
-	s.maybeCleanTmp(dir)
-	// The Maildir is created only when the lock file cannot be: most
-	// logins find it there.
-	lf, err := lock(dir)
+	// The Maildir is opened once, never through a symbolic link (see
+	// fsat.go), and created where missing.
+	d, err := openMdir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		if err := ensure(dir); err != nil {
 			return nil, err
 		}
-		lf, err = lock(dir)
+		d, err = openMdir(dir)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if n, err := s.finishUpdate(dir, user); err != nil {
+	s.maybeCleanTmp(d)
+	lf, err := lock(d)
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	if n, err := s.finishUpdate(d, user); err != nil {
 		s.log.Error("maildir: cannot finish an update interrupted by a crash", "user", user, "err", err)
 	} else if n > 0 {
 		s.log.Info("maildir: finished an update interrupted by a crash", "user", user, "removed", n)
 	}
-	md := &maildrop{s: s, user: user, dir: dir, lockf: lf}
+	md := &maildrop{s: s, user: user, dir: dir, d: d, lockf: lf}
 	err = md.take(ctx)
 	if errors.Is(err, os.ErrNotExist) {
 		// new/ or cur/ missing: make them, as for a new Maildir.
-		if err = ensure(dir); err == nil {
+		if err = ensureSubs(d); err == nil {
 			err = md.take(ctx)
 		}
 	}
 	if err != nil {
 		unlock(lf)
+		d.close()
 		return nil, err
 	}
 	return md, nil
@@ -80,7 +87,8 @@ type maildrop struct {
 	dir  string
 	*snapshot
 
-	mu        sync.Mutex      // guards the fields below
+	mu        sync.Mutex      // guards the fields below (and d after take)
+	d         *mdir           // the open Maildir; its descriptors -1 once closed
 	moved     map[int32]place // files[k] found elsewhere during this session
 	lockf     lockFile        // -1 once closed
 	committed bool
@@ -100,7 +108,7 @@ func (md *maildrop) take(ctx context.Context) error {
 	// The time is taken before the stamps: whatever changes after it
 	// moves them (see snapcache.go).
 	began := md.s.now()
-	newSt, err := md.s.statDir(md.dir + "/" + dirNew)
+	newSt, err := md.s.statDir(md.d, dirNew)
 	if err != nil {
 		c.drop(md.dir)
 		if errors.Is(err, os.ErrNotExist) {
@@ -110,7 +118,7 @@ func (md *maildrop) take(ctx context.Context) error {
 		md.snapshot = snap
 		return err
 	}
-	curSt, err := md.s.statDir(md.dir + "/" + dirCur)
+	curSt, err := md.s.statDir(md.d, dirCur)
 	if err != nil {
 		c.drop(md.dir)
 		if errors.Is(err, os.ErrNotExist) {
@@ -128,11 +136,11 @@ func (md *maildrop) take(ctx context.Context) error {
 	// An outdated cached snapshot too small to have an index (hint) says
 	// there is none to look for.
 	if hint == 0 || hint >= indexMin {
-		snap, err = loadIndex(md.dir, newSt, curSt, began.UnixNano(), c.margin)
+		snap, err = loadIndex(md.d, newSt, curSt, began.UnixNano(), c.margin)
 	}
 	if err != nil {
 		md.s.log.Warn("maildir: ignoring the snapshot index", "user", md.user, "err", err)
-		if err := removeIndex(md.dir); err != nil {
+		if err := removeIndex(md.d); err != nil {
 			md.s.log.Warn("maildir: cannot remove the snapshot index", "user", md.user, "err", err)
 		}
 	}
@@ -153,7 +161,7 @@ func (md *maildrop) take(ctx context.Context) error {
 	}
 	c.put(md.dir, newSt, curSt, began, snap)
 	if len(snap.pos) >= indexMin && c.trusted(newSt, curSt, began) {
-		if err := saveIndex(md.dir, newSt, curSt, began.UnixNano(), snap); err != nil {
+		if err := saveIndex(md.d, newSt, curSt, began.UnixNano(), snap); err != nil {
 			md.s.log.Warn("maildir: cannot save the snapshot index", "user", md.user, "err", err)
 		}
 	}
@@ -212,8 +220,8 @@ func (md *maildrop) read(ctx context.Context, hint int) (snap *snapshot, complet
 	// postie-sizes is read only when a name lacks W=, or when the file
 	// exists and may hold entries to drop.
 	var cache map[string]sizes
-	if !allSized || fileExists(md.dir+"/"+cacheName) {
-		if cache, err = loadSizes(md.dir); err != nil {
+	if !allSized || existsAt(md.d.fd, cacheName) {
+		if cache, err = loadSizes(md.d.fd, maxSizesFor(len(files))); err != nil {
 			md.s.log.Warn("maildir: ignoring size cache", "user", md.user, "err", err)
 			cache = map[string]sizes{}
 		}
@@ -267,41 +275,40 @@ func (md *maildrop) read(ctx context.Context, hint int) (snap *snapshot, complet
 	}
 	// Rewrite the cache when it gained entries or has stale ones.
 	if computed > 0 || hits < len(cache) {
-		if err := saveSizes(md.dir, used); err != nil {
+		if err := saveSizes(md.d.fd, used); err != nil {
 			md.s.log.Warn("maildir: cannot save size cache", "user", md.user, "err", err)
 		}
 	}
 	return snap, complete, nil
 }
 
-// fileExists reports whether path exists (as far as stat(2) can tell).
-func fileExists(path string) bool {
-	_, err := os.Lstat(path)
-	return !errors.Is(err, os.ErrNotExist)
-}
-
 // list appends the messages in subdirectory sub to files: the regular
-// files, except dot-files and those whose names cannot be a message's. It
-// reads the directory only: no message is stat'ed (the file type comes
-// from the directory entry on file systems that record it). The names are
+// files, except dot-files and those whose names cannot be a message's (a
+// symbolic link, FIFO or device is left out, logged). It reads the
+// directory only: no message is stat'ed (the file type comes from the
+// directory entry on file systems that record it). The names are
 // gathered in a pooled buffer and then share one string of the exact
 // size, not allocated one by one.
 func (md *maildrop) list(sub string, files []message) ([]message, error) {
+	fd, err := md.d.sub(sub)
+	if err != nil {
+		return nil, fmt.Errorf("maildir: open: %w", err)
+	}
 	sc := nameScratches.Get().(*nameScratch)
 	defer sc.release()
-	err := readDir(md.dir+"/"+sub, func(b []byte, regular bool) {
+	err = readDirFD(fd, func(b []byte, regular bool) {
 		if b[0] == '.' {
 			return
 		}
 		if !regular {
-			md.s.log.Debug("maildir: ignoring non-file", "user", md.user, "dir", sub, "name", string(b))
+			md.s.log.Warn("maildir: ignoring what is not a regular file (symbolic link, FIFO, device, directory)", "user", md.user, "dir", sub, "name", string(b))
 			return
 		}
 		sc.buf = append(sc.buf, b...)
 		sc.ends = append(sc.ends, len(sc.buf))
 	})
 	if err != nil {
-		return nil, fmt.Errorf("maildir: open: %w", err)
+		return nil, fmt.Errorf("maildir: open: %s/%s: %w", md.dir, sub, err)
 	}
 	all := string(sc.buf)
 	files = slices.Grow(files, len(sc.ends))
@@ -348,69 +355,72 @@ func (sc *nameScratch) release() {
 // store.ErrMessageGone.
 func (md *maildrop) measure(m *message) (sizes, error) {
 	p := place{m.sub, m.name}
-	f, err := md.openFile(&p, m.n.base)
+	f, size, err := md.openFile(&p, m.n.base)
 	if err != nil {
 		return sizes{}, err
 	}
 	m.sub, m.name = p.sub, p.name
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return sizes{}, err
-	}
-	if !fi.Mode().IsRegular() {
-		return sizes{}, fmt.Errorf("maildir: %s: not a regular file", m.name)
-	}
 	w, err := wire.WireSize(f)
 	if err != nil {
 		return sizes{}, err
 	}
-	return sizes{wire: w, file: fi.Size()}, nil
+	return sizes{wire: w, file: size}, nil
 }
 
 // openFile opens the message with base name base found at p, following it
 // to its current name (and updating p) if another program renamed it (new/
-// to cur/, changed flags). O_NONBLOCK keeps a FIFO put in a message's place
-// from hanging the session; it does not change reading a regular file.
-// O_NOFOLLOW refuses a symbolic link put in a message's place (the
-// snapshot lists regular files only): it could point anywhere the server
-// may read. It counts as the message being gone.
-func (md *maildrop) openFile(p *place, base string) (*os.File, error) {
-	const flags = os.O_RDONLY | syscall.O_NONBLOCK | syscall.O_NOFOLLOW
-	f, err := os.OpenFile(md.dir+"/"+p.sub+"/"+p.name, flags, 0)
+// to cur/, changed flags), and returns it with its size. It opens the file
+// relative to the folder's descriptor, with O_NOFOLLOW (a symbolic link
+// put in a message's place could point anywhere the server may read) and
+// O_NONBLOCK (a FIFO put there cannot hang the session), and only a
+// regular file is returned: anything else counts as the message being
+// gone, and is never read.
+func (md *maildrop) openFile(p *place, base string) (*os.File, int64, error) {
+	fd, err := md.d.sub(p.sub)
+	if err != nil {
+		return nil, 0, err
+	}
+	mfd, st, err := openRegularAt(fd, p.name, syscall.O_RDONLY, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		if !md.relocate(p, base) {
-			return nil, fmt.Errorf("maildir: %s: %w", base, store.ErrMessageGone)
+			return nil, 0, fmt.Errorf("maildir: %s: %w", base, store.ErrMessageGone)
 		}
-		f, err = os.OpenFile(md.dir+"/"+p.sub+"/"+p.name, flags, 0)
+		if fd, err = md.d.sub(p.sub); err != nil {
+			return nil, 0, err
+		}
+		mfd, st, err = openRegularAt(fd, p.name, syscall.O_RDONLY, 0)
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("maildir: %s: %w", base, store.ErrMessageGone)
+			return nil, 0, fmt.Errorf("maildir: %s: %w", base, store.ErrMessageGone)
 		}
 	}
-	if errors.Is(err, syscall.ELOOP) {
-		return nil, fmt.Errorf("maildir: %s: a symbolic link in place of the message: %w", base, store.ErrMessageGone)
+	if errors.Is(err, errUnsafe) {
+		md.s.log.Warn("maildir: not a regular file in place of a message; not read", "user", md.user, "dir", p.sub, "name", p.name)
+		return nil, 0, fmt.Errorf("maildir: %s: not a regular file (symbolic link, FIFO, device): %w", base, store.ErrMessageGone)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("maildir: %w", err)
+		return nil, 0, fmt.Errorf("maildir: %w", err)
 	}
-	return f, nil
+	return os.NewFile(uintptr(mfd), p.name), st.Size, nil
 }
 
 // relocate looks for the message with base name base in new/ and cur/ and
 // sets p to where it is now. It reports false when the message is gone.
 func (md *maildrop) relocate(p *place, base string) bool {
 	for _, sub := range []string{dirNew, dirCur} {
-		d, err := os.Open(filepath.Join(md.dir, sub))
+		fd, err := md.d.sub(sub)
 		if err != nil {
 			continue
 		}
-		names, _ := d.Readdirnames(-1)
-		d.Close()
-		for _, name := range names {
-			if b, _, _ := strings.Cut(name, ":"); b == base {
-				*p = place{sub, name}
-				return true
+		found := ""
+		readDirFD(fd, func(name []byte, regular bool) {
+			if b, _, _ := bytes.Cut(name, []byte{':'}); found == "" && regular && string(b) == base {
+				found = string(name)
 			}
+		})
+		if found != "" {
+			*p = place{sub, found}
+			return true
 		}
 	}
 	return false
@@ -427,12 +437,12 @@ func (md *maildrop) where(k int32) place {
 
 // openAt opens file k of the snapshot, remembering where it was found.
 // md.mu must be held.
-func (md *maildrop) openAt(k int32) (*os.File, error) {
+func (md *maildrop) openAt(k int32) (*os.File, int64, error) {
 	p := md.where(k)
 	old := p
-	f, err := md.openFile(&p, md.files[k].n.base)
+	f, size, err := md.openFile(&p, md.files[k].n.base)
 	md.setPlace(k, old, p)
-	return f, err
+	return f, size, err
 }
 
 // setPlace records that file k, last seen at old, is at p. md.mu must be
@@ -479,25 +489,16 @@ func (md *maildrop) Open(ctx context.Context, i int) (io.ReadCloser, error) {
 	}
 	k := md.pos[i]
 	m := &md.files[k]
-	f, err := md.openAt(k)
+	f, fsize, err := md.openAt(k)
 	if err != nil {
 		return nil, err
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("maildir: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("maildir: %s: not a regular file: %w", m.n.base, store.ErrMessageGone)
-	}
-	if m.fsize >= 0 && fi.Size() != m.fsize {
+	if m.fsize >= 0 && fsize != m.fsize {
 		// Changed by another program, or a name or postie-sizes entry
 		// that was wrong from the start: measure it now, so that the
 		// next session lists it as it is.
 		if ws, err := wire.WireSize(f); err == nil {
-			md.resize(k, sizes{wire: ws, file: fi.Size()}, sizes{wire: md.infos[i].Size, file: m.fsize})
+			md.resize(k, sizes{wire: ws, file: fsize}, sizes{wire: md.infos[i].Size, file: m.fsize})
 		}
 		f.Close()
 		return nil, fmt.Errorf("maildir: %s: size changed: %w", m.n.base, store.ErrMessageGone)
@@ -549,14 +550,17 @@ func (md *maildrop) resize(k int32, got, listed sizes) {
 	var err error
 	if m.n.fsize >= 0 || m.n.wsize >= 0 {
 		np := place{p.sub, withSizes(p.name, got.file, got.wire)}
-		if err = os.Rename(md.dir+"/"+p.sub+"/"+p.name, md.dir+"/"+np.sub+"/"+np.name); err == nil {
-			md.setPlace(k, p, np)
-			err = syncDir(md.dir + "/" + p.sub)
-			args = append(args, "renamed_to", np.name)
+		var fd int
+		if fd, err = md.d.sub(p.sub); err == nil {
+			if err = renameAt(fd, p.name, fd, np.name); err == nil {
+				md.setPlace(k, p, np)
+				err = syncFD(fd)
+				args = append(args, "renamed_to", np.name)
+			}
 		}
 	} else {
 		var cache map[string]sizes
-		if cache, err = loadSizes(md.dir); err != nil {
+		if cache, err = loadSizes(md.d.fd, maxSizesFor(len(md.files))); err != nil {
 			cache = map[string]sizes{}
 		}
 		cache[m.n.unique] = got
@@ -564,13 +568,13 @@ func (md *maildrop) resize(k int32, got, listed sizes) {
 		for u, e := range cache {
 			entries = append(entries, cacheEntry{u, e})
 		}
-		err = saveSizes(md.dir, entries)
+		err = saveSizes(md.d.fd, entries)
 	}
 	if md.s.snaps != nil {
 		md.s.snaps.drop(md.dir)
 		// A new postie-sizes entry leaves new/ and cur/ as they were:
 		// the index would list the old size.
-		if rerr := removeIndex(md.dir); err == nil {
+		if rerr := removeIndex(md.d); err == nil {
 			err = rerr
 		}
 	}
@@ -616,7 +620,7 @@ func (md *maildrop) Commit(ctx context.Context, deleted []int) error {
 	// by itself.
 	journaled := false
 	if len(bases) > 1 && !md.s.noJournal {
-		if err := writeJournal(md.dir, bases); err != nil {
+		if err := writeJournal(md.d.fd, bases); err != nil {
 			md.s.log.Warn("maildir: cannot write the update journal; removing the messages one by one", "user", md.user, "err", err)
 		} else {
 			journaled = true
@@ -643,13 +647,17 @@ func (md *maildrop) Commit(ctx context.Context, deleted []int) error {
 	}
 	for _, sub := range []string{dirNew, dirCur} {
 		if touched[sub] {
-			if err := syncDir(filepath.Join(md.dir, sub)); err != nil {
+			fd, err := md.d.sub(sub)
+			if err == nil {
+				err = syncFD(fd)
+			}
+			if err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
 	if journaled {
-		if err := removeJournal(md.dir); err != nil {
+		if err := removeJournal(md.d.fd); err != nil {
 			errs = append(errs, fmt.Errorf("maildir: update journal: %w", err))
 		}
 	}
@@ -657,18 +665,26 @@ func (md *maildrop) Commit(ctx context.Context, deleted []int) error {
 }
 
 // remove unlinks file k of the snapshot (never a directory, unlike
-// os.Remove) and returns the subdirectory it was removed from. md.mu must be
-// held.
+// os.Remove), in the folder opened at login or since, never through a
+// symbolic link, and returns the subdirectory it was removed from. md.mu
+// must be held.
 func (md *maildrop) remove(k int32) (sub string, err error) {
 	for range 3 {
 		p := md.where(k)
-		path := md.dir + "/" + p.sub + "/" + p.name
-		err := syscall.Unlink(path)
+		fd, err := md.d.sub(p.sub)
+		if err != nil {
+			return "", err
+		}
+		for {
+			if err = unix.Unlinkat(fd, p.name, 0); err != syscall.EINTR {
+				break
+			}
+		}
 		if err == nil {
 			return p.sub, nil
 		}
 		if err != syscall.ENOENT {
-			return "", &os.PathError{Op: "unlink", Path: path, Err: err}
+			return "", &os.PathError{Op: "unlink", Path: md.dir + "/" + p.sub + "/" + p.name, Err: err}
 		}
 		np := p
 		if !md.relocate(&np, md.files[k].n.base) {
@@ -688,5 +704,6 @@ func (md *maildrop) Close() error {
 	}
 	err := unlock(md.lockf)
 	md.lockf = -1
+	md.d.close()
 	return err
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -33,10 +32,22 @@ type cacheEntry struct {
 	sizes
 }
 
-// loadSizes reads the size cache of the Maildir dir. A missing cache is an
-// empty one; a damaged one is reported with errCorruptCache.
-func loadSizes(dir string) (map[string]sizes, error) {
-	data, err := os.ReadFile(filepath.Join(dir, cacheName))
+// maxCacheLine bounds a line of the size cache: a unique name (a file
+// name, at most 255 octets) and two sizes of up to 18 digits.
+const maxCacheLine = 255 + 2*(1+18) + 1
+
+// maxSizesFor bounds the size cache of a maildrop of n messages: one line
+// for each, and room for as many again of messages since removed.
+func maxSizesFor(n int) int64 {
+	return int64(len(cacheHeader)+1) + int64(2*n+1024)*maxCacheLine
+}
+
+// loadSizes reads the size cache of the open Maildir dirfd, of at most
+// max octets. A missing cache is an empty one; a damaged one is reported
+// with errCorruptCache; one that is not a regular file (a symbolic link,
+// a FIFO), or is bigger than max, with an error, without reading it.
+func loadSizes(dirfd int, max int64) (map[string]sizes, error) {
+	data, err := readStateFile(dirfd, cacheName, max)
 	if errors.Is(err, os.ErrNotExist) {
 		return map[string]sizes{}, nil
 	}
@@ -72,18 +83,18 @@ func loadSizes(dir string) (map[string]sizes, error) {
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
-// saveSizes replaces the size cache of the Maildir dir with entries,
-// atomically: a temporary file, fsync, rename over the old one, fsync of
-// dir.
-func saveSizes(dir string, entries []cacheEntry) (err error) {
-	tmp := filepath.Join(dir, cacheName+".tmp")
-	f, err := createNew(tmp)
+// saveSizes replaces the size cache of the open Maildir dirfd with
+// entries, atomically: a temporary file, fsync, rename over the old one,
+// fsync of the Maildir.
+func saveSizes(dirfd int, entries []cacheEntry) (err error) {
+	const tmp = cacheName + ".tmp"
+	f, err := createNewAt(dirfd, tmp)
 	if err != nil {
 		return fmt.Errorf("maildir: size cache: %w", err)
 	}
 	defer func() {
 		if err != nil {
-			os.Remove(tmp)
+			unlinkAt(dirfd, tmp)
 			err = fmt.Errorf("maildir: size cache: %w", err)
 		}
 	}()
@@ -106,8 +117,8 @@ func saveSizes(dir string, entries []cacheEntry) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, cacheName)); err != nil {
+	if err := renameAt(dirfd, tmp, dirfd, cacheName); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return syncFD(dirfd)
 }

@@ -162,8 +162,8 @@ func frozenStore(t *testing.T, after time.Duration) (*Store, string) {
 	t.Helper()
 	s, dir := trustingStore(t)
 	frozen := time.Now().Truncate(time.Second).UnixNano()
-	s.statDir = func(path string) (dirStamp, error) {
-		d, err := statDir(path)
+	s.statDir = func(md *mdir, sub string) (dirStamp, error) {
+		d, err := statDirAt(md.fd, sub)
 		d.mtime, d.ctime = frozen, frozen
 		return d, err
 	}

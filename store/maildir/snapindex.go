@@ -9,9 +9,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/postie-mail/postie/store"
+	"golang.org/x/sys/unix"
 )
 
 // The snapshot index is the snapshot cache kept on disk, for big maildrops:
@@ -68,8 +68,8 @@ func indexStamps(newSt, curSt dirStamp, began int64, n int) []byte {
 }
 
 // saveIndex writes snap, read from time began on when new/ and cur/ had the
-// stamps newSt and curSt, as the snapshot index of the Maildir dir.
-func saveIndex(dir string, newSt, curSt dirStamp, began int64, snap *snapshot) (err error) {
+// stamps newSt and curSt, as the snapshot index of the open Maildir d.
+func saveIndex(d *mdir, newSt, curSt dirStamp, began int64, snap *snapshot) (err error) {
 	size := len(indexHeader) + 200 + 20
 	for _, k := range snap.pos {
 		size += len(snap.files[k].name) + 32
@@ -95,8 +95,8 @@ func saveIndex(dir string, newSt, curSt dirStamp, began int64, snap *snapshot) (
 	b = appendHex32(b, crc32.Checksum(b[:len(b)-len("end ")], castagnoli))
 	b = append(b, '\n')
 
-	tmp := dir + "/" + indexName + ".tmp"
-	f, err := createNew(tmp)
+	const tmp = indexName + ".tmp"
+	f, err := createNewAt(d.fd, tmp)
 	if err != nil {
 		return fmt.Errorf("maildir: snapshot index: %w", err)
 	}
@@ -105,10 +105,10 @@ func saveIndex(dir string, newSt, curSt dirStamp, began int64, snap *snapshot) (
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, dir+"/"+indexName)
+		err = renameAt(d.fd, tmp, d.fd, indexName)
 	}
 	if err != nil {
-		os.Remove(tmp)
+		unlinkAt(d.fd, tmp)
 		return fmt.Errorf("maildir: snapshot index: %w", err)
 	}
 	return nil
@@ -122,29 +122,32 @@ func appendHex32(b []byte, v uint32) []byte {
 	return b
 }
 
-// removeIndex removes the snapshot index of the Maildir dir, if any.
-func removeIndex(dir string) error {
-	if err := os.Remove(dir + "/" + indexName); err != nil && !errors.Is(err, os.ErrNotExist) {
+// removeIndex removes the snapshot index of the open Maildir d, if any
+// (whatever it is, but a directory: a symbolic link is removed, not
+// followed).
+func removeIndex(d *mdir) error {
+	if err := unlinkAt(d.fd, indexName); err != nil {
 		return fmt.Errorf("maildir: snapshot index: %w", err)
 	}
 	return nil
 }
 
-// loadIndex returns the snapshot kept in the index of the Maildir dir if
+// loadIndex returns the snapshot kept in the index of the open Maildir d if
 // it is the snapshot of new/ and cur/ with the stamps newSt and curSt, and
 // trustworthy (see above) at time now, in nanoseconds since the epoch;
 // else nil, with an error only when the index is damaged. Its beginning is
 // read first: an index of other stamps is not read whole.
-func loadIndex(dir string, newSt, curSt dirStamp, now, margin int64) (*snapshot, error) {
-	// O_NOFOLLOW: a symbolic link put in its place is damage, not a
-	// pointer to follow.
-	f, err := os.OpenFile(dir+"/"+indexName, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+func loadIndex(d *mdir, newSt, curSt dirStamp, now, margin int64) (*snapshot, error) {
+	// A symbolic link, FIFO or device put in its place is damage, not
+	// something to follow or wait on.
+	fd, _, err := openRegularAt(d.fd, indexName, unix.O_RDONLY, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("maildir: snapshot index: %w", err)
 	}
+	f := os.NewFile(uintptr(fd), indexName)
 	defer f.Close()
 	var head [512]byte
 	n, err := io.ReadFull(f, head[:])

@@ -39,7 +39,7 @@ func indexedStore(t *testing.T, n int, bare bool) (*Store, string, []store.Messa
 
 // restart returns a new Store on s's root, with s's clock and the given
 // directory stamps (nil: the real ones), and its log.
-func restart(t *testing.T, s *Store, stat func(string) (dirStamp, error)) (*Store, *bytes.Buffer) {
+func restart(t *testing.T, s *Store, stat func(*mdir, string) (dirStamp, error)) (*Store, *bytes.Buffer) {
 	t.Helper()
 	r, logs := newTestStore(t, "h")
 	r.root, r.now = s.root, s.now
@@ -52,7 +52,7 @@ func restart(t *testing.T, s *Store, stat func(string) (dirStamp, error)) (*Stor
 // frozenStamps returns a statDir that gives the stamps new/ and cur/ of dir
 // have now, whatever happens to them later: a file system whose timestamps
 // did not move.
-func frozenStamps(t *testing.T, dir string) func(string) (dirStamp, error) {
+func frozenStamps(t *testing.T, dir string) func(*mdir, string) (dirStamp, error) {
 	t.Helper()
 	stamps := map[string]dirStamp{}
 	for _, sub := range []string{dirNew, dirCur} {
@@ -62,11 +62,11 @@ func frozenStamps(t *testing.T, dir string) func(string) (dirStamp, error) {
 		}
 		stamps[filepath.Join(dir, sub)] = st
 	}
-	return func(path string) (dirStamp, error) {
-		if st, ok := stamps[filepath.Clean(path)]; ok {
+	return func(d *mdir, sub string) (dirStamp, error) {
+		if st, ok := stamps[filepath.Join(d.path, sub)]; ok {
 			return st, nil
 		}
-		return statDir(path)
+		return statDirAt(d.fd, sub)
 	}
 }
 
@@ -207,7 +207,7 @@ func TestSnapshotIndexDamaged(t *testing.T) {
 			t.Fatalf("%s: the index was not rewritten: %v", tt.name, err)
 		}
 		st := frozenStampsOf(t, dir)
-		if snap, err := loadIndex(dir, st[0], st[1], time.Now().Add(time.Hour).UnixNano(), int64(snapMargin)); snap == nil || err != nil {
+		if snap, err := loadIndex(mustMdir(t, dir), st[0], st[1], time.Now().Add(time.Hour).UnixNano(), int64(snapMargin)); snap == nil || err != nil {
 			t.Fatalf("%s: the rewritten index is not usable: %v", tt.name, err)
 		}
 	}
@@ -383,7 +383,7 @@ func FuzzLoadIndex(f *testing.F) {
 	f.Fuzz(func(t *testing.T, lines string) {
 		forgeIndex(t, dir, lines)
 		st := frozenStampsOf(t, dir)
-		snap, err := loadIndex(dir, st[0], st[1], time.Now().Add(time.Hour).UnixNano(), int64(snapMargin))
+		snap, err := loadIndex(mustMdir(t, dir), st[0], st[1], time.Now().Add(time.Hour).UnixNano(), int64(snapMargin))
 		if snap == nil {
 			if err == nil {
 				t.Fatalf("%q: neither a snapshot nor an error", lines)

@@ -3,8 +3,9 @@ package maildir
 import (
 	"errors"
 	"os"
-	"path/filepath"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -18,54 +19,63 @@ const (
 	maxCleaned = 100_000
 )
 
-// maybeCleanTmp removes the stale files of dir/tmp unless this Store did so
-// less than tmpCleanEvery ago. Failures are logged, never returned: a
-// leftover costs disk space, not mail.
-func (s *Store) maybeCleanTmp(dir string) {
+// maybeCleanTmp removes the stale files of tmp/ in the open Maildir d
+// unless this Store did so less than tmpCleanEvery ago. Failures are
+// logged, never returned: a leftover costs disk space, not mail.
+func (s *Store) maybeCleanTmp(d *mdir) {
 	now := s.now()
 	s.cleanMu.Lock()
-	if last, ok := s.cleaned[dir]; ok && now.Sub(last) < tmpCleanEvery && now.After(last) {
+	if last, ok := s.cleaned[d.path]; ok && now.Sub(last) < tmpCleanEvery && now.After(last) {
 		s.cleanMu.Unlock()
 		return
 	}
 	if len(s.cleaned) >= maxCleaned {
 		clear(s.cleaned)
 	}
-	s.cleaned[dir] = now
+	s.cleaned[d.path] = now
 	s.cleanMu.Unlock()
-	s.cleanTmp(dir, now)
+	s.cleanTmp(d, now)
 }
 
-// cleanTmp removes the regular files in dir/tmp last modified before
-// now-tmpMaxAge.
-func (s *Store) cleanTmp(dir string, now time.Time) {
-	tmp := filepath.Join(dir, dirTmp)
-	d, err := os.Open(tmp)
+// cleanTmp removes the regular files in tmp/ of the open Maildir d last
+// modified before now-tmpMaxAge: in that folder only, never through a
+// symbolic link (a tmp/ that is one is not cleaned; one in tmp/ is not a
+// regular file).
+func (s *Store) cleanTmp(d *mdir, now time.Time) {
+	tmp := d.path + "/" + dirTmp
+	fd, err := d.sub(dirTmp)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			s.log.Warn("maildir: cannot clean tmp/", "dir", tmp, "err", err)
 		}
 		return
 	}
-	names, err := d.Readdirnames(-1)
-	d.Close()
+	var names []string
+	err = readDirFD(fd, func(name []byte, regular bool) {
+		if regular {
+			names = append(names, string(name))
+		}
+	})
 	if err != nil {
 		s.log.Warn("maildir: cannot clean tmp/", "dir", tmp, "err", err)
 		return
 	}
 	cutoff := now.Add(-tmpMaxAge)
 	for _, name := range names {
-		p := filepath.Join(tmp, name)
-		fi, err := os.Lstat(p)
-		if err != nil || !fi.Mode().IsRegular() || !fi.ModTime().Before(cutoff) {
+		var st unix.Stat_t
+		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 			continue
 		}
-		if err := os.Remove(p); err != nil {
-			if !errors.Is(err, os.ErrNotExist) {
-				s.log.Warn("maildir: cannot remove stale file in tmp/", "file", p, "err", err)
+		mtime := time.Unix(st.Mtim.Unix())
+		if !mtime.Before(cutoff) {
+			continue
+		}
+		if err := unix.Unlinkat(fd, name, 0); err != nil {
+			if err != unix.ENOENT {
+				s.log.Warn("maildir: cannot remove stale file in tmp/", "file", tmp+"/"+name, "err", err)
 			}
 			continue
 		}
-		s.log.Info("maildir: removed stale file in tmp/", "file", p, "modified", fi.ModTime().UTC().Format(time.RFC3339), "size", fi.Size())
+		s.log.Info("maildir: removed stale file in tmp/", "file", tmp+"/"+name, "modified", mtime.UTC().Format(time.RFC3339), "size", st.Size)
 	}
 }

@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // The update journal makes an UPDATE all or nothing across a crash. Commit
@@ -26,40 +27,40 @@ const (
 	journalHeader = "postie-update 1"
 )
 
-// writeJournal durably records the base names Commit is about to remove.
-func writeJournal(dir string, bases []string) error {
+// maxJournal bounds the journal: a bigger one is not written (Commit then
+// removes without one) and not read.
+const maxJournal = 64 << 20
+
+// errJournalTooBig reports a journal that would exceed maxJournal.
+var errJournalTooBig = errors.New("maildir: update journal: too many messages")
+
+// writeJournal durably records the base names Commit is about to remove,
+// in the open Maildir dirfd.
+func writeJournal(dirfd int, bases []string) error {
 	var b strings.Builder
 	b.WriteString(journalHeader + "\n")
 	for _, base := range bases {
 		b.WriteString(base)
 		b.WriteByte('\n')
 	}
-	tmp := dir + "/" + journalName + ".tmp"
-	if err := writeSync(tmp, b.String()); err != nil {
-		os.Remove(tmp)
+	if b.Len() > maxJournal {
+		return errJournalTooBig
+	}
+	const tmp = journalName + ".tmp"
+	if err := writeSync(dirfd, tmp, b.String()); err != nil {
+		unlinkAt(dirfd, tmp)
 		return err
 	}
-	if err := os.Rename(tmp, dir+"/"+journalName); err != nil {
-		os.Remove(tmp)
+	if err := renameAt(dirfd, tmp, dirfd, journalName); err != nil {
+		unlinkAt(dirfd, tmp)
 		return err
 	}
-	return syncDir(dir)
+	return syncFD(dirfd)
 }
 
-// createNew creates the file path afresh for writing, removing what was
-// there first: never through a symbolic link someone put in its place
-// (O_EXCL does not follow one), which could make the server overwrite any
-// file it may write.
-func createNew(path string) (*os.File, error) {
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-}
-
-// writeSync writes data to a new file at path and fsyncs it.
-func writeSync(path, data string) error {
-	f, err := createNew(path)
+// writeSync writes data to the new file name in dirfd and fsyncs it.
+func writeSync(dirfd int, name, data string) error {
+	f, err := createNewAt(dirfd, name)
 	if err != nil {
 		return err
 	}
@@ -76,39 +77,36 @@ func writeSync(path, data string) error {
 // removeJournal removes the journal once the removals are done. Its own
 // removal need not be durable: a journal that comes back names files that
 // are gone, and base names are never reused.
-func removeJournal(dir string) error {
-	err := os.Remove(dir + "/" + journalName)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	return err
+func removeJournal(dirfd int) error {
+	return unlinkAt(dirfd, journalName)
 }
 
 // finishUpdate completes an UPDATE that a crash interrupted, if the
-// Maildir dir has a journal: the messages it names that are still in new/
-// or cur/ are removed, then the journal. The lock must be held. It
+// open Maildir d has a journal: the messages it names that are still in
+// new/ or cur/ are removed, then the journal. The lock must be held. It
 // reports how many it removed; on an error the journal stays for the next
-// Open to try again.
-func (s *Store) finishUpdate(dir, user string) (int, error) {
-	path := dir + "/" + journalName
+// Open to try again. A journal that is not a regular file, or too big, or
+// damaged, removes nothing and is renamed out of the way.
+func (s *Store) finishUpdate(d *mdir, user string) (int, error) {
 	// Every login asks: a stat(2) that fails is the cheapest answer.
-	var st syscall.Stat_t
-	if err := syscall.Stat(path, &st); err == syscall.ENOENT {
+	var st unix.Stat_t
+	if err := unix.Fstatat(d.fd, journalName, &st, unix.AT_SYMLINK_NOFOLLOW); err == unix.ENOENT {
 		return 0, nil
 	}
-	data, err := os.ReadFile(path)
+	data, err := readStateFile(d.fd, journalName, maxJournal)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
 	}
-	if err != nil {
+	damaged := errors.Is(err, errUnsafe) || errors.Is(err, errTooBig)
+	if err != nil && !damaged {
 		return 0, fmt.Errorf("maildir: update journal: %w", err)
 	}
 	text, ok := strings.CutPrefix(string(data), journalHeader+"\n")
-	if !ok || !strings.HasSuffix(text, "\n") && text != "" {
+	if damaged || !ok || !strings.HasSuffix(text, "\n") && text != "" {
 		// Written whole or not at all (renamed into place): this is
 		// not ours. Nothing is removed on its word.
-		s.log.Error("maildir: ignoring a damaged update journal", "user", user, "file", dir+"/"+journalName)
-		return 0, os.Rename(dir+"/"+journalName, dir+"/"+journalName+".damaged")
+		s.log.Error("maildir: ignoring a damaged update journal", "user", user, "file", d.path+"/"+journalName, "err", err)
+		return 0, renameAt(d.fd, journalName, d.fd, journalName+".damaged")
 	}
 	bases := map[string]bool{}
 	sc := bufio.NewScanner(strings.NewReader(text))
@@ -119,26 +117,34 @@ func (s *Store) finishUpdate(dir, user string) (int, error) {
 	removed := 0
 	var errs []error
 	for _, sub := range []string{dirNew, dirCur} {
+		fd, err := d.sub(sub)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		var names []string
-		err := readDir(dir+"/"+sub, func(b []byte, _ bool) {
+		err = readDirFD(fd, func(b []byte, regular bool) {
 			name := string(b)
-			if base, _, _ := strings.Cut(name, ":"); bases[base] {
+			if base, _, _ := strings.Cut(name, ":"); regular && bases[base] {
 				names = append(names, name)
 			}
 		})
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		for _, name := range names {
-			if err := syscall.Unlink(dir + "/" + sub + "/" + name); err != nil && err != syscall.ENOENT {
-				errs = append(errs, &os.PathError{Op: "unlink", Path: dir + "/" + sub + "/" + name, Err: err})
+			if err := unlinkAt(fd, name); err != nil {
+				errs = append(errs, err)
 				continue
 			}
 			removed++
 		}
 		if len(names) > 0 {
-			if err := syncDir(dir + "/" + sub); err != nil {
+			if err := syncFD(fd); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -147,7 +153,7 @@ func (s *Store) finishUpdate(dir, user string) (int, error) {
 		return removed, fmt.Errorf("maildir: finishing an interrupted update: %w", err)
 	}
 	if s.snaps != nil && removed > 0 {
-		s.snaps.drop(dir)
+		s.snaps.drop(d.path)
 	}
-	return removed, removeJournal(dir)
+	return removed, removeJournal(d.fd)
 }

@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/postie-mail/postie/store"
+	"golang.org/x/sys/unix"
 )
 
 var _ store.Usager = (*Store)(nil)
@@ -16,8 +15,11 @@ var _ store.Usager = (*Store)(nil)
 // Usage returns the number of messages in user's Maildir and the octets
 // they occupy on disk. It reads new/ and cur/ once and opens no message:
 // sizes come from the S= fields of the names, else from the size cache,
-// else from stat(2). A message seen in both new/ and cur/ (moved while
-// being listed) counts once. A Maildir that does not exist is empty.
+// else from fstatat(2). A message seen in both new/ and cur/ (moved while
+// being listed) counts once; nothing is followed or opened (a symbolic
+// link counts with its own size). A Maildir that does
+// not exist is empty; one, or a folder, that is a symbolic link gives an
+// error wrapping errUnsafe.
 func (s *Store) Usage(ctx context.Context, user string) (msgs int, bytes int64, err error) {
 	dir, err := s.Path(user)
 	if err != nil {
@@ -26,43 +28,44 @@ func (s *Store) Usage(ctx context.Context, user string) (msgs int, bytes int64, 
 	if err := ctx.Err(); err != nil {
 		return 0, 0, fmt.Errorf("maildir: usage: %w", err)
 	}
+	d, err := openMdir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("maildir: usage: %w", err)
+	}
+	defer d.close()
 	var unknown []place // names without S=
 	seen := map[string]bool{}
 	for _, sub := range []string{dirNew, dirCur} {
-		d, err := os.Open(filepath.Join(dir, sub))
+		fd, err := d.sub(sub)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return 0, 0, fmt.Errorf("maildir: usage: %w", err)
 		}
-		for {
-			names, rerr := d.Readdirnames(4096)
-			for _, name := range names {
-				if name[0] == '.' {
-					continue
-				}
-				n, ok := parseName(name)
-				if !ok || seen[n.unique] {
-					continue
-				}
-				seen[n.unique] = true
-				msgs++
-				if n.fsize >= 0 {
-					bytes += n.fsize
-				} else {
-					unknown = append(unknown, place{sub, name})
-				}
+		err = readDirFD(fd, func(b []byte, _ bool) {
+			if b[0] == '.' {
+				return
 			}
-			if rerr == io.EOF {
-				break
+			name := string(b)
+			n, ok := parseName(name)
+			if !ok || seen[n.unique] {
+				return
 			}
-			if rerr != nil {
-				d.Close()
-				return 0, 0, fmt.Errorf("maildir: usage: %w", rerr)
+			seen[n.unique] = true
+			msgs++
+			if n.fsize >= 0 {
+				bytes += n.fsize
+			} else {
+				unknown = append(unknown, place{sub, name})
 			}
+		})
+		if err != nil {
+			return 0, 0, fmt.Errorf("maildir: usage: %w", err)
 		}
-		d.Close()
 	}
 	if len(unknown) == 0 {
 		return msgs, bytes, nil
@@ -70,7 +73,7 @@ func (s *Store) Usage(ctx context.Context, user string) (msgs int, bytes int64, 
 	// Messages delivered by other programs: the size cache knows most of
 	// them; it is written atomically, so reading it without the session
 	// lock is safe.
-	cache, err := loadSizes(dir)
+	cache, err := loadSizes(d.fd, maxSizesFor(msgs))
 	if err != nil {
 		cache = nil
 	}
@@ -80,16 +83,17 @@ func (s *Store) Usage(ctx context.Context, user string) (msgs int, bytes int64, 
 			bytes += c.file
 			continue
 		}
-		fi, err := os.Lstat(filepath.Join(dir, e.sub, e.name))
-		if err != nil {
+		fd, _ := d.sub(e.sub)
+		var st unix.Stat_t
+		if err := unix.Fstatat(fd, e.name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			// Gone meanwhile (deleted or moved): its other name, if
 			// any, was counted or will be next time.
-			if errors.Is(err, os.ErrNotExist) {
+			if err == unix.ENOENT {
 				msgs--
 			}
 			continue
 		}
-		bytes += fi.Size()
+		bytes += st.Size
 	}
 	return msgs, bytes, nil
 }
