@@ -105,7 +105,7 @@
 // postie-index or postie-update it is ignored as damage, and in place of
 // postie.lock it makes Open fail. postie's files are read up to a bound
 // (postie-sizes: what the maildrop's messages could need; postie-update:
-// 64 MiB; postie-index: see below), and written afresh under a temporary
+// 64 MiB; postie-index: see "Snapshot cache"), and written afresh under a temporary
 // name, never through a link.
 package maildir
 
