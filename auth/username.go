@@ -29,8 +29,10 @@ const MaxUsernameLen = 255
 // ValidUsername refuses names that could escape a mail root or confuse a
 // passwd-file: the empty name, names longer than MaxUsernameLen bytes,
 // names containing '/', '\\', ':', NUL, other control characters (below
-// 0x20, and 0x7f) or spaces, and names starting with '.' (which covers "."
-// and ".."). The error wraps ErrBadUsername.
+// 0x20, and 0x7f) or spaces, names starting with '.' (which covers "."
+// and "..") and names starting with '#' (a passwd-file line that starts
+// so is a comment: the user would be written and never found). The error
+// wraps ErrBadUsername.
 func ValidUsername(name string) error {
 	switch {
 	case name == "":
@@ -39,6 +41,8 @@ func ValidUsername(name string) error {
 		return fmt.Errorf("%w: longer than %d bytes", ErrBadUsername, MaxUsernameLen)
 	case strings.HasPrefix(name, "."):
 		return fmt.Errorf("%w: starts with '.'", ErrBadUsername)
+	case strings.HasPrefix(name, "#"):
+		return fmt.Errorf("%w: starts with '#'", ErrBadUsername)
 	}
 	for i := 0; i < len(name); i++ {
 		switch c := name[i]; {

@@ -17,6 +17,7 @@ func TestValidUsername(t *testing.T) {
 		{"a", true},
 		{"a.", true},
 		{"a..b", true},
+		{"a#b", true},
 		{"user+tag", true},
 		{"jürgen", true}, // UTF-8 is not refused
 		{strings.Repeat("x", 255), true},
@@ -26,6 +27,8 @@ func TestValidUsername(t *testing.T) {
 		{".", false},
 		{"..", false},
 		{".hidden", false},
+		{"#x", false}, // a comment line in the passwd-file
+		{"#", false},
 		{"../x", false},
 		{"a/b", false},
 		{"/etc", false},
