@@ -33,19 +33,19 @@ func defaultClient(c *http.Client) *http.Client {
 	return &http.Client{Timeout: defaultHTTPTimeout}
 }
 
-// userFromClaims returns the string value of claim, or of fallback when
-// claim is absent or empty. A claim "email" with "email_verified": false
-// yields "": an unverified address must not open a maildrop.
-func userFromClaims(claims map[string]any, claim, fallback string) string {
+// userFromClaims returns the string value of claim, or "" (the token is
+// refused) when it is absent or empty: never another claim in its place
+// ("sub" names the user only when it is the configured claim: a token
+// without an email must not log in as whatever its subject is called). A
+// claim "email" with "email_verified": false yields "": an unverified
+// address must not open a maildrop.
+func userFromClaims(claims map[string]any, claim string) string {
 	if s, _ := claims[claim].(string); s != "" {
 		if claim == "email" {
 			if v, ok := claims["email_verified"].(bool); ok && !v {
 				return ""
 			}
 		}
-		return s
-	}
-	if s, _ := claims[fallback].(string); s != "" {
 		return s
 	}
 	return ""

@@ -20,8 +20,8 @@ type IntrospectionOptions struct {
 	// ClientID and ClientSecret authenticate this server to the endpoint
 	// with HTTP Basic (RFC 6749 §2.3.1). Required.
 	ClientID, ClientSecret string
-	// UserClaim names the user in the response (default "username");
-	// when absent, "sub" is used.
+	// UserClaim names the user in the response (default "username"); a
+	// response without it is refused ("sub" is used only when named).
 	UserClaim string
 	// Issuer, when set, must equal the response's "iss".
 	Issuer string
@@ -114,7 +114,7 @@ func (v *IntrospectionValidator) ValidateToken(ctx context.Context, user, token 
 	if len(v.opts.Audience) > 0 && !audienceMatches(claims["aud"], v.opts.Audience) {
 		return "", false, nil
 	}
-	name := userFromClaims(claims, v.opts.UserClaim, "sub")
+	name := userFromClaims(claims, v.opts.UserClaim)
 	if !matchUser(user, name) {
 		return "", false, nil
 	}

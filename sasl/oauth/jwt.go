@@ -31,9 +31,9 @@ type JWTOptions struct {
 	// server's client id or resource name), so that a token the issuer
 	// minted for another application is refused.
 	Audience []string
-	// UserClaim is the claim that names the user (default "email"); when
-	// the token lacks it, "sub" is used. An "email" claim with
-	// "email_verified": false is refused.
+	// UserClaim is the claim that names the user (default "email"); a
+	// token without it is refused ("sub" is used only when named). An
+	// "email" claim with "email_verified": false is refused.
 	UserClaim string
 	// Algorithms are the accepted signature algorithms (default: RS256,
 	// RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA).
@@ -166,7 +166,7 @@ func (v *JWTValidator) ValidateToken(ctx context.Context, user, token string) (s
 		v.log.DebugContext(ctx, "oauth: token refused", "user", user, "err", err)
 		return "", false, nil
 	}
-	name := userFromClaims(claims, v.userClaim, "sub")
+	name := userFromClaims(claims, v.userClaim)
 	if !matchUser(user, name) {
 		v.log.DebugContext(ctx, "oauth: token refused", "user", user, "err", "user does not match the token")
 		return "", false, nil

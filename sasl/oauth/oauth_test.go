@@ -178,7 +178,9 @@ func TestJWTValidator(t *testing.T) {
 		{"ES256", "alice@example.com", sign(t, jwt.SigningMethodES256, "ec1", k.ec, claims(nil)), "alice@example.com"},
 		{"no kid: tried against the set", "alice@example.com", sign(t, jwt.SigningMethodRS256, "", k.rsa, claims(nil)), "alice@example.com"},
 		{"audience list", "", rs(claims(func(c jwt.MapClaims) { c["aud"] = []string{"x", audience} })), "alice@example.com"},
-		{"no email: sub", "248289761001", rs(claims(func(c jwt.MapClaims) { delete(c, "email") })), "248289761001"},
+		// Not its sub in the email's place (issue 13, finding 8).
+		{"no email: refused, not sub", "248289761001", rs(claims(func(c jwt.MapClaims) { delete(c, "email") })), ""},
+		{"no email, no user named: refused", "", rs(claims(func(c jwt.MapClaims) { delete(c, "email") })), ""},
 		{"verified email", "alice@example.com", rs(claims(func(c jwt.MapClaims) { c["email_verified"] = true })), "alice@example.com"},
 		{"unverified email", "alice@example.com", rs(claims(func(c jwt.MapClaims) { c["email_verified"] = false })), ""},
 		{"unverified email, sub named", "248289761001", rs(claims(func(c jwt.MapClaims) { c["email_verified"] = false })), ""},
@@ -214,6 +216,15 @@ func TestJWTValidator(t *testing.T) {
 	tok := rs(claims(func(c jwt.MapClaims) { c["preferred_username"] = "alice" }))
 	if got, ok, _ := pv.ValidateToken(context.Background(), "ALICE", tok); !ok || got != "alice" {
 		t.Fatalf("preferred_username: %q, %v", got, ok)
+	}
+	// Without it: refused, though the token has a sub.
+	if got, ok, _ := pv.ValidateToken(context.Background(), "", valid); ok {
+		t.Fatalf("a token without preferred_username logged in as %q", got)
+	}
+	// "sub" names the user only when configured.
+	sv := newURLValidator(t, srv, func(o *JWTOptions) { o.UserClaim = "sub" })
+	if got, ok, _ := sv.ValidateToken(context.Background(), "248289761001", valid); !ok || got != "248289761001" {
+		t.Fatalf("user_claim sub: %q, %v", got, ok)
 	}
 }
 
@@ -389,7 +400,10 @@ func TestIntrospectionValidator(t *testing.T) {
 		{"ALICE", "good", "alice", false},
 		{"", "good", "alice", false},
 		{"bob", "good", "", false},
-		{"alice", "sub", "alice", false},
+		// A response without "username" is refused, not taken by its
+		// "sub" (issue 13, finding 8).
+		{"alice", "sub", "", false},
+		{"", "sub", "", false},
 		{"alice", "inactive", "", false},
 		{"alice", "unknown", "", false},
 		{"alice", "strbool", "", false},
