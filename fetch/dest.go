@@ -3,6 +3,7 @@ package fetch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 )
@@ -66,13 +67,16 @@ func isRefusal(err error) (*refusal, bool) {
 }
 
 // countingReader counts what is read through it and calls hook once when
-// half of want has been read (crash tests).
+// half of want has been read (crash tests). With a limit, a message that
+// turns out longer than limit octets (max_size; the server announced
+// less) fails with a refusal once it passes it.
 type countingReader struct {
-	r    io.Reader
-	n    int64
-	want int64
-	half func()
-	tick func(int)
+	r     io.Reader
+	n     int64
+	want  int64
+	limit int64
+	half  func()
+	tick  func(int)
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
@@ -81,6 +85,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	}
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if c.limit > 0 && c.n > c.limit {
+		return n, &refusal{err: fmt.Errorf("the server sent more than max_size (%d octets) of a message it announced as %d octets", c.limit, c.want)}
+	}
 	if c.tick != nil && n > 0 {
 		c.tick(n)
 	}

@@ -2,7 +2,6 @@ package fetch
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -122,45 +121,49 @@ func (d *maildirDest) hash(id string) string {
 func (d *maildirDest) has(m *message) bool { return d.found[d.hash(m.id)] }
 
 // maxInMemory is the largest message deliver keeps in memory for the
-// background flush to write; bigger ones are written to tmp/ at once.
+// background flush to write; bigger ones are written to tmp/ as they
+// arrive. The size the server announced only chooses where to start: a
+// message that turns out bigger than it said moves to tmp/ once it passes
+// maxInMemory, so a server that understates sizes cannot make fetch hold
+// more than that of it.
 const maxInMemory = 1 << 20
 
 func (d *maildirDest) deliver(ctx context.Context, m *message, r io.Reader) (bool, error) {
 	h := d.hash(m.id)
 	s := &stagedFile{tmp: filepath.Join(d.dir, "tmp", "F"+h+"."+d.host)}
-	var wire, size int64
-	var err error
+	sw := &spillWriter{max: maxInMemory, open: func() (*os.File, error) {
+		return os.OpenFile(s.tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	}, bw: d.bw}
 	if m.size <= maxInMemory {
 		// Kept in memory: the file is created, written and fsynced by
 		// flush, in the background, while the next messages arrive.
-		buf := bytes.NewBuffer(make([]byte, 0, m.size+m.size/32+64))
-		lw := &lfWriter{w: buf}
-		if wire, err = io.Copy(lw, r); err == nil {
-			err = lw.finish()
-		}
-		if err != nil {
-			return false, err
-		}
-		s.data, size = buf.Bytes(), int64(buf.Len())
+		sw.buf = make([]byte, 0, max(m.size, 0)+max(m.size, 0)/32+64)
 	} else {
-		if s.f, err = os.OpenFile(s.tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
-			return false, fmt.Errorf("maildir: %w", err)
-		}
-		cw := &countWriter{w: s.f}
-		d.bw.Reset(cw)
-		lw := &lfWriter{w: d.bw}
-		if wire, err = io.Copy(lw, r); err == nil {
-			err = lw.finish()
-		}
-		if err == nil {
-			err = d.bw.Flush()
-		}
-		if err != nil {
-			s.f.Close()
+		sw.max = 0 // to tmp/ at once
+	}
+	lw := &lfWriter{w: sw}
+	wire, err := io.Copy(lw, r)
+	if err == nil {
+		err = lw.finish()
+	}
+	if err == nil && sw.f != nil {
+		err = d.bw.Flush()
+	}
+	if err != nil {
+		if sw.f != nil {
+			sw.f.Close()
 			os.Remove(s.tmp)
-			return false, err
 		}
-		size = cw.n
+		if sw.openErr {
+			err = fmt.Errorf("maildir: %w", err)
+		}
+		return false, err
+	}
+	size := sw.n
+	if sw.f != nil {
+		s.f = sw.f
+	} else {
+		s.data = sw.buf
 	}
 	sec, usec := m.at.Unix(), int64(m.at.Nanosecond()/1000)
 	if sec < d.lastSec || sec == d.lastSec && usec <= d.lastUsec {
@@ -244,13 +247,42 @@ func (d *maildirDest) close() error {
 	return nil
 }
 
-type countWriter struct {
-	w io.Writer
-	n int64
+// spillWriter keeps what is written in buf up to max octets, then moves
+// it to the file open gives and writes on there, through bw.
+type spillWriter struct {
+	max     int
+	buf     []byte
+	open    func() (*os.File, error)
+	bw      *bufio.Writer
+	f       *os.File // once spilled
+	n       int64    // octets written
+	openErr bool     // the error came from the file
 }
 
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
+func (w *spillWriter) Write(p []byte) (int, error) {
+	if w.f == nil && len(w.buf)+len(p) > w.max {
+		f, err := w.open()
+		if err != nil {
+			w.openErr = true
+			return 0, err
+		}
+		w.f = f
+		w.bw.Reset(f)
+		if _, err := w.bw.Write(w.buf); err != nil {
+			w.openErr = true
+			return 0, err
+		}
+		w.buf = nil
+	}
+	if w.f != nil {
+		n, err := w.bw.Write(p)
+		w.n += int64(n)
+		if err != nil {
+			w.openErr = true
+		}
+		return n, err
+	}
+	w.buf = append(w.buf, p...)
+	w.n += int64(len(p))
+	return len(p), nil
 }

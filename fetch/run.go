@@ -475,7 +475,7 @@ func (r *run) fetchOne(m *message) *Error {
 		}
 		return classifyConn(a, err)
 	}
-	cr := &countingReader{r: rc, want: m.size}
+	cr := &countingReader{r: rc, want: m.size, limit: int64(a.MaxSize)}
 	if r.prog != nil {
 		cr.tick = r.prog.Add
 	}
