@@ -149,6 +149,10 @@ func TestUserCommands(t *testing.T) {
 	}
 	mustPostie(t, 67, "", user("del", "carol")...)
 	mustPostie(t, 65, "x\n", user("add", "--password-stdin", "../evil")...)
+	// It would be written as a comment line, and never found.
+	if r := mustPostie(t, 65, "x\n", user("add", "--password-stdin", "#x")...); !strings.Contains(r.stderr, "starts with '#'") {
+		t.Errorf("add of #x: stderr %q", r.stderr)
+	}
 	mustPostie(t, 65, "\n", user("add", "--password-stdin", "dave")...)
 	mustPostie(t, 65, "", user("add", "--password-stdin", "dave")...)
 	// Without --password-stdin the password comes from a terminal only.
