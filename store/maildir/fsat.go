@@ -25,7 +25,7 @@ import (
 
 // errUnsafe reports a symbolic link or a file of the wrong type where a
 // maildrop, one of its folders or one of postie's files should be.
-var errUnsafe = errors.New("not a regular file or directory (a symbolic link, FIFO or device): not followed")
+var errUnsafe = errors.New("a symbolic link or a file of the wrong type (FIFO, device): not followed")
 
 // errTooBig reports one of postie's files bigger than it can be.
 var errTooBig = errors.New("larger than it can legitimately be")
