@@ -44,7 +44,7 @@ func TestLayering(t *testing.T) {
 		{"pop3client", []string{module + "/pop3", module + "/internal/wire", "github.com/xdg-go", "golang.org/x/text"}},
 		// maildir works relative to directory descriptors (openat(2) and
 		// friends) from x/sys/unix.
-		{"store/maildir", []string{module + "/store", module + "/internal/wire", "golang.org/x/sys/unix"}},
+		{"store/maildir", []string{module + "/store", module + "/internal/wire", module + "/internal/maildirname", "golang.org/x/sys/unix"}},
 		// The PostgreSQL store: the contract, the wire-size counter and pgx (with what pgx
 		// itself pulls in: its pool, SASL's precis via x/text, x/sync).
 		{"store/pgstore", []string{module + "/store", module + "/internal/wire", "github.com/jackc/pgx/v5", "github.com/jackc/pgpassfile",

@@ -116,10 +116,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/postie-mail/postie/internal/maildirname"
 	"github.com/postie-mail/postie/store"
 )
 
@@ -218,7 +218,7 @@ func New(opts Options) (*Store, error) {
 	}
 	// Keep names well under the 255 octets a file name may have; time,
 	// pid, counter and random part keep them unique.
-	if s.host = escapeHost(s.host); len(s.host) > maxHost {
+	if s.host = maildirname.EscapeHost(s.host); len(s.host) > maxHost {
 		s.host = s.host[:maxHost]
 	}
 	return s, nil
@@ -324,21 +324,4 @@ func syncDir(dir string) error {
 		return fmt.Errorf("maildir: sync dir: %w", err)
 	}
 	return nil
-}
-
-// escapeHost makes a host name safe inside a unique name: '/' and ':' are
-// written \057 and \072 (the Maildir convention), ',' \054 (it would start
-// a field) and every other byte outside 0x21–0x7E, and '\', likewise in
-// octal.
-func escapeHost(h string) string {
-	var b strings.Builder
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		if c < 0x21 || c > 0x7e || c == '/' || c == ':' || c == ',' || c == '\\' {
-			fmt.Fprintf(&b, `\%03o`, c)
-			continue
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
 }
