@@ -335,3 +335,38 @@ func TestStateFileSymlinkNotFollowed(t *testing.T) {
 		t.Errorf("postie-sizes not replaced by a regular file: %v, %v", fi, err)
 	}
 }
+
+// TestFolderSwappedCachedSession: as TestFolderSwappedDuringSession, for a
+// session whose snapshot came from the cache, which opens its folders
+// only when it first needs one (RETR, DELE): the folder that is now a
+// symbolic link is refused then, so the file outside is neither read nor
+// removed, and the message stays for the next session.
+func TestFolderSwappedCachedSession(t *testing.T) {
+	s, dir := trustingStore(t)
+	cachedLogin(t, s)
+	h := hits(s)
+	md := mustOpen(t, s, "alice")
+	defer md.Close()
+	if hits(s) != h+1 {
+		t.Fatal("the login did not use the snapshot cache")
+	}
+	name := names(t, filepath.Join(dir, dirNew))[0]
+	outside := t.TempDir()
+	writeFile(t, filepath.Join(outside, name), "ONE\n") // same size as "one\n"
+	if err := os.Rename(filepath.Join(dir, dirNew), filepath.Join(dir, "new.real")); err != nil {
+		t.Fatal(err)
+	}
+	symlink(t, outside, filepath.Join(dir, dirNew))
+	if got, err := readMsg(t, md, 0); err == nil || !errors.Is(err, errUnsafe) {
+		t.Errorf("Open(0) = %q, %v; want an error wrapping errUnsafe", got, err)
+	}
+	if err := md.Commit(t.Context(), []int{0}); !errors.Is(err, errUnsafe) {
+		t.Errorf("Commit: %v; want an error wrapping errUnsafe", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(outside, name)); err != nil || string(b) != "ONE\n" {
+		t.Errorf("the file outside: %q, %v", b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "new.real", name)); err != nil || string(b) != "one\n" {
+		t.Errorf("the message: %q, %v", b, err)
+	}
+}
