@@ -255,16 +255,23 @@ func TestHugeLinesAndGarbage(t *testing.T) {
 	// or drops the connection, never anything else, and lives on. (What
 	// it answered may be lost to the reset when it closes on unread
 	// input.)
+	// The writer gets its own connection, not the variable p: p is
+	// dialled again below, and a writer that had not started yet (a
+	// loaded machine) sent its junk to the next session.
 	p = dial(t, "", s.addr)
+	junkConn, junkDone := p.c, make(chan struct{})
 	go func() {
+		defer close(junkDone)
 		junk := make([]byte, 16<<20)
 		for i := range junk {
 			junk[i] = byte(rand.IntN(256))
 		}
-		p.c.Write(junk)
+		junkConn.Write(junk)
 	}()
 	p.c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	out, err := readAll(p.br)
+	junkConn.Close() // ends a write the server's close has not failed yet
+	<-junkDone
 	if err != nil {
 		t.Fatalf("garbage session did not end: %v", err)
 	}
