@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -52,6 +53,21 @@ type Account struct {
 	TokenCommand    string `toml:"token_command"`
 	Auth            string `toml:"auth"`
 
+	// Provider names a preset (providers.go) that fills in the server,
+	// port, TLS mode and, for OAuth, the endpoints and scopes; keys set
+	// here win over it.
+	Provider string `toml:"provider"`
+	// The OAuth 2.0 client of the built-in sign-in (`postie fetch login`;
+	// oauth.go): the user's own client id, its secret where the provider
+	// needs one, the endpoints and the scopes.
+	OAuthClientID         string   `toml:"oauth_client_id"`
+	OAuthClientSecret     string   `toml:"oauth_client_secret"`
+	OAuthClientSecretFile string   `toml:"oauth_client_secret_file"`
+	OAuthAuthURL          string   `toml:"oauth_auth_url"`
+	OAuthTokenURL         string   `toml:"oauth_token_url"`
+	OAuthDeviceURL        string   `toml:"oauth_device_url"`
+	OAuthScopes           []string `toml:"oauth_scopes"`
+
 	Maildir       string `toml:"maildir"`
 	Mbox          string `toml:"mbox"`
 	MDA           string `toml:"mda"`
@@ -64,8 +80,9 @@ type Account struct {
 	Oversize          string    `toml:"oversize"` // skip | delete
 	MaxMessagesPerRun int       `toml:"max_messages_per_run"`
 
-	timeout time.Duration // Config.Timeout
-	pin     []byte        // PinSHA256, parsed
+	timeout    time.Duration // Config.Timeout
+	pin        []byte        // PinSHA256, parsed
+	authParams url.Values    // extra authorization request parameters (the preset's)
 }
 
 // Defaults.
@@ -159,6 +176,9 @@ func (a *Account) validate(base string, timeout time.Duration) []string {
 	if !accountName.MatchString(a.Name) {
 		bad("name: required, 1-64 letters, digits and . _ @ + - (it names the state file)")
 	}
+	if err := a.applyProvider(); err != nil {
+		bad("%v", err)
+	}
 	if a.Server == "" {
 		bad("server: required")
 	}
@@ -203,13 +223,13 @@ func (a *Account) validate(base string, timeout time.Duration) []string {
 		bad("user: required")
 	}
 	creds := 0
-	for _, s := range []string{a.PasswordFile, a.PasswordEnv, a.PasswordCommand, a.TokenCommand} {
+	for _, s := range []string{a.PasswordFile, a.PasswordEnv, a.PasswordCommand, a.TokenCommand, a.OAuthClientID} {
 		if s != "" {
 			creds++
 		}
 	}
 	if creds != 1 {
-		bad("set exactly one of password_file, password_env, password_command, token_command")
+		bad("set exactly one of password_file, password_env, password_command, token_command, oauth_client_id")
 	}
 	if a.PasswordFile != "" {
 		a.PasswordFile = resolve(base, a.PasswordFile)
@@ -225,9 +245,10 @@ func (a *Account) validate(base string, timeout time.Duration) []string {
 	if a.TokenCommand != "" && a.Auth != "auto" && !oauth {
 		bad("auth: %q needs a password, but token_command gives an OAuth2 token (use xoauth2, oauthbearer or auto)", a.Auth)
 	}
-	if a.TokenCommand == "" && oauth {
-		bad("auth: %q needs token_command", a.Auth)
+	if a.TokenCommand == "" && a.OAuthClientID == "" && oauth {
+		bad("auth: %q needs token_command or oauth_client_id", a.Auth)
 	}
+	probs = append(probs, a.validateOAuth(base)...)
 
 	dests := 0
 	for _, s := range []string{a.Maildir, a.Mbox, a.MDA, a.LMTP} {

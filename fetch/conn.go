@@ -47,8 +47,10 @@ func clientOptions(a *Account, opts *Options) (*pop3client.Options, error) {
 	return o, nil
 }
 
-// connect dials the server and logs in. With an OAuth2 token command, a
-// refused token is replaced once by a fresh one, on a new connection.
+// connect dials the server and logs in. With an OAuth2 token (from
+// token_command or the built-in sign-in), a refused token is replaced once
+// by a fresh one, on a new connection: never more, so a server that
+// refuses every token is not asked in a loop.
 func (f *Fetcher) connect(ctx context.Context) (*pop3client.Client, error) {
 	a := f.acct
 	opts, err := clientOptions(a, &f.opts)
@@ -71,6 +73,10 @@ func (f *Fetcher) connect(ctx context.Context) (*pop3client.Client, error) {
 			f.token = ""
 			continue
 		}
+		if a.UsesOAuth() && attempt == 0 && errors.As(err, &fe) && fe.Kind == KindAuth && f.tokenSent {
+			f.log().Info("token refused; refreshing it and trying once more", "account", a.Name)
+			continue
+		}
 		return nil, err
 	}
 }
@@ -85,11 +91,19 @@ func (f *Fetcher) login(ctx context.Context, c *pop3client.Client, fresh bool) e
 		return classifyConn(a, err)
 	}
 	mech := a.Auth
-	if a.TokenCommand != "" {
-		tok, err := f.getToken(ctx, fresh)
+	f.tokenSent = false
+	if a.TokenCommand != "" || a.UsesOAuth() {
+		var tok string
+		var err error
+		if a.UsesOAuth() {
+			tok, err = f.oauthToken(ctx, fresh)
+		} else {
+			tok, err = f.getToken(ctx, fresh)
+		}
 		if err != nil {
 			return err
 		}
+		f.tokenSent = true
 		if mech == "auto" {
 			mech = "xoauth2"
 			if caps.HasSASL("OAUTHBEARER") {

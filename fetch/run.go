@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/postie-mail/postie/internal/oauthclient"
 	"github.com/postie-mail/postie/pop3"
 	"github.com/postie-mail/postie/pop3client"
 )
@@ -38,6 +39,9 @@ type Options struct {
 	crash func(point string, n int)
 	// batch bounds how many messages are flushed together (default 64).
 	batch int
+	// oauthSleep, when set (tests only), replaces the device grant's
+	// waits between polls.
+	oauthSleep func(ctx context.Context, d time.Duration) error
 }
 
 func (o *Options) logger() *slog.Logger {
@@ -135,7 +139,10 @@ type Fetcher struct {
 	acct  *Account
 	opts  Options
 	token string // the OAuth2 token, once obtained
-	mech  string // the mechanism "auto" found to work
+	oauth *oauthclient.Source
+	// tokenSent: the last login got as far as sending a token.
+	tokenSent bool
+	mech      string // the mechanism "auto" found to work
 }
 
 // New returns a Fetcher for account a of cfg.
