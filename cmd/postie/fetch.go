@@ -78,7 +78,8 @@ or set-up failed; 77 authentication refused; 78 configuration error.`,
 		Example: `  postie fetch --once --config ~/.config/postie/fetch.toml
   postie fetch --once --dry-run --account work
   postie fetch --interval 5m          # daemon mode
-  postie fetch probe pop.example.org:995`,
+  postie fetch probe pop.example.org:995
+  postie fetch login gmail            # OAuth sign-in, once (oauth_client_id)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if a.dev || a.dataDir != "" {
@@ -143,6 +144,7 @@ or set-up failed; 77 authentication refused; 78 configuration error.`,
 	f.BoolVar(&debug, "debug", false, "log the POP3 conversation (passwords and tokens hidden)")
 	f.BoolVar(&noProgress, "no-progress", false, "no progress bar, even on a terminal")
 	cmd.AddCommand(a.fetchProbeCmd())
+	cmd.AddCommand(a.fetchLoginCmd())
 	return cmd
 }
 

@@ -56,8 +56,10 @@ func TestLayering(t *testing.T) {
 		// pop3client; they never reach into the server, a store or auth.
 		// fetch shares config's Size and Duration (config imports nothing
 		// of postie).
-		{"fetch", []string{module + "/pop3client", module + "/pop3", module + "/internal/wire", module + "/internal/fsutil", module + "/internal/exitcode", module + "/internal/maildirname", module + "/config", "github.com/xdg-go", "golang.org/x/text",
+		{"fetch", []string{module + "/pop3client", module + "/pop3", module + "/internal/wire", module + "/internal/fsutil", module + "/internal/exitcode", module + "/internal/maildirname", module + "/internal/oauthclient", module + "/config", "github.com/xdg-go", "golang.org/x/text",
 			"github.com/BurntSushi/toml", "github.com/emersion/go-smtp", "github.com/emersion/go-sasl"}},
+		// fetch's OAuth client: the standard library and atomic writes.
+		{"internal/oauthclient", []string{module + "/internal/fsutil"}},
 		{"bench", []string{module + "/pop3client", module + "/pop3", module + "/internal/wire", "github.com/xdg-go", "golang.org/x/text"}},
 		{"auth", []string{"golang.org/x/crypto", "golang.org/x/sys", "github.com/GehirnInc/crypt", module + "/sasl", module + "/internal/fsutil"}},
 	}

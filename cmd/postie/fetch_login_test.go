@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/postie-mail/postie/internal/oauthclient/oauthtest"
+)
+
+// loginTerminal is the terminal of postie fetch login: when the URL
+// appears, it plays the browser (fetching it, following the redirect to
+// postie's loopback listener).
+type loginTerminal struct {
+	t      *testing.T
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	status chan int
+}
+
+func (l *loginTerminal) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	for line := range strings.Lines(string(p)) {
+		if u := strings.TrimSpace(line); strings.HasPrefix(u, "http://") {
+			go func() {
+				resp, err := http.Get(u)
+				if err != nil {
+					l.t.Errorf("browser: %v", err)
+					l.status <- 0
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				l.status <- resp.StatusCode
+			}()
+		}
+	}
+	return len(p), nil
+}
+
+// TestFetchLogin: postie fetch login signs in through the loopback
+// redirect and stores the tokens 0600; a revoked sign-in then makes
+// postie fetch exit 77 with the message that says what to do.
+func TestFetchLogin(t *testing.T) {
+	t.Parallel()
+	idp, err := oauthtest.Start(oauthtest.Options{ClientID: "cid", Subject: "user1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idp.Close()
+	p := startPOP(t)
+	dir := t.TempDir()
+	cfg := fetchConfig(t, dir, p.addr, `oauth_client_id = "cid"`,
+		fmt.Sprintf("oauth_auth_url = %q\noauth_token_url = %q", idp.AuthURL(), idp.TokenURL()),
+		`oauth_scopes = ["mail"]`)
+	// fetchConfig gives a password_file; this account signs in instead.
+	data, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, bytes.Replace(data, []byte(`password_file = "pass"`+"\n"), nil, 1), 0o600)
+
+	term := &loginTerminal{t: t, status: make(chan int, 1)}
+	var stderr bytes.Buffer
+	a := &app{stdin: strings.NewReader(""), stdout: term, stderr: &stderr}
+	if code := a.run([]string{"fetch", "login", "acct", "--no-browser", "--config", cfg}); code != 0 {
+		t.Fatalf("login: exit %d\n%s\n%s", code, term.buf.String(), stderr.String())
+	}
+	if s := <-term.status; s != 200 {
+		t.Errorf("browser saw %d", s)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "state", "acct.oauth"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file: %v %v", fi, err)
+	}
+
+	idp.RevokeAll()
+	// The stored access token is still fresh: force a refresh by
+	// dropping it from the file, as an expired one would be.
+	tf := filepath.Join(dir, "state", "acct.oauth")
+	data, _ = os.ReadFile(tf)
+	var kept []string
+	for _, f := range strings.Split(string(data), ",") {
+		if !strings.HasPrefix(f, `"access_token"`) {
+			kept = append(kept, f)
+		}
+	}
+	os.WriteFile(tf, []byte(strings.Join(kept, ",")), 0o600)
+	r := mustPostie(t, 77, "", "fetch", "--once", "--config", cfg)
+	want := "postie: fetch: acct: account \"acct\": the sign-in was revoked or has expired: run `postie fetch login acct` again\n"
+	if !strings.Contains(r.stderr, want) {
+		t.Errorf("stderr: %q\nwant %q", r.stderr, want)
+	}
+	// Not an OAuth account; no such account; no argument.
+	cfg2 := fetchConfig(t, t.TempDir(), p.addr)
+	mustPostie(t, 78, "", "fetch", "login", "acct", "--config", cfg2)
+	mustPostie(t, 64, "", "fetch", "login", "nosuch", "--config", cfg)
+	mustPostie(t, 64, "", "fetch", "login", "--config", cfg)
+}
