@@ -60,16 +60,15 @@ func (c *countingValidator) ValidateToken(ctx context.Context, user, tok string)
 // TLS trusting the provider's JWK Set for XOAUTH2 and OAUTHBEARER, and a
 // fetch configuration with one account that signs in with the provider.
 type oauthWorld struct {
-	clk   *testClock
-	idp   *oauthtest.Server
-	pop   *postie
-	val   *countingValidator
-	cfg   *Config
-	acct  *Account
-	log   *captureLog
-	opts  Options
-	mdir  string
-	extra []string
+	clk  *testClock
+	idp  *oauthtest.Server
+	pop  *postie
+	val  *countingValidator
+	cfg  *Config
+	acct *Account
+	log  *captureLog
+	opts Options
+	mdir string
 }
 
 func newOAuthWorld(t *testing.T, idpOpts oauthtest.Options, extra ...string) *oauthWorld {

@@ -485,10 +485,11 @@ func (s *Server) verifyJWT(tok string) (map[string]any, bool) {
 
 // JWKS is the server's JWK Set (RFC 7517), for a validator to trust.
 func (s *Server) JWKS() []byte {
-	pub := s.key.PublicKey
-	x, y := make([]byte, 32), make([]byte, 32)
-	pub.X.FillBytes(x)
-	pub.Y.FillBytes(y)
+	pt, err := s.key.PublicKey.Bytes() // 0x04 || X || Y
+	if err != nil {
+		panic(err)
+	}
+	x, y := pt[1:33], pt[33:]
 	b, _ := json.Marshal(map[string]any{"keys": []map[string]string{{
 		"kty": "EC", "crv": "P-256", "x": b64(x), "y": b64(y), "kid": "k1", "alg": "ES256", "use": "sig",
 	}}})
