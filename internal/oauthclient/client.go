@@ -147,6 +147,19 @@ func clean(s string, max int) string {
 	return s
 }
 
+// cleanDesc keeps the first line of an error_description, cut to 200
+// characters, when it is text clean accepts: Microsoft's descriptions
+// run on with "\r\nTrace ID: …" lines.
+func cleanDesc(s string) string {
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return clean(strings.TrimSpace(s), 300)
+}
+
 // maxBody bounds a token endpoint's answer.
 const maxBody = 1 << 20
 
@@ -197,7 +210,7 @@ func (c *Config) post(ctx context.Context, name, endpoint string, form url.Value
 		if jsonErr != nil || code == "" {
 			return fmt.Errorf("%s endpoint %s: HTTP status %d without an OAuth error", name, host(endpoint), resp.StatusCode)
 		}
-		return &Error{Endpoint: name, Code: code, Description: clean(e.Description, 300), Status: resp.StatusCode}
+		return &Error{Endpoint: name, Code: code, Description: cleanDesc(e.Description), Status: resp.StatusCode}
 	}
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/json" {
 		return fmt.Errorf("%s endpoint %s: answer is %q, not application/json", name, host(endpoint), mt)

@@ -3,10 +3,13 @@ package oauthclient_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -391,3 +394,63 @@ func TestSourceBadFile(t *testing.T) {
 		t.Error("symlink followed")
 	}
 }
+
+// A token endpoint that answers badly: clear errors that carry none of
+// its junk (control characters, pages of text, the tokens it sent).
+func TestHostileTokenEndpoint(t *testing.T) {
+	var answer func(w http.ResponseWriter)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { answer(w) })}
+	go srv.Serve(ln)
+	defer srv.Close()
+	cfg := &oauthclient.Config{ClientID: "c", TokenURL: "http://" + ln.Addr().String() + "/token"}
+	tests := []struct {
+		status      int
+		ctype, body string
+		want        string
+	}{
+		{400, "application/json", `{"error":"invalid_grant","error_description":"AADSTS70043: The refresh token has expired.\r\nTrace ID: 1\r\nCorrelation ID: 2"}`,
+			"token endpoint: invalid_grant (AADSTS70043: The refresh token has expired.)"},
+		{400, "application/json", `{"error":"invalid_grant","error_description":"bad \u001b[31mred"}`, "token endpoint: invalid_grant"},
+		{400, "application/json", `{"error":"\u001b[2J"}`, "token endpoint http://127.0.0.1: HTTP status 400 without an OAuth error"},
+		{500, "text/html", "<html>SECRET</html>", "token endpoint http://127.0.0.1: HTTP status 500 without an OAuth error"},
+		{200, "text/html", `{"access_token":"SECRET","token_type":"Bearer"}`, `token endpoint http://127.0.0.1: answer is "text/html", not application/json`},
+		{200, "application/json", `{"access_token":"SECRET","token_type":"mac"}`, `token endpoint http://127.0.0.1: token type "mac", not Bearer`},
+		{200, "application/json", `{"token_type":"Bearer"}`, "token endpoint http://127.0.0.1: answer without access_token"},
+		{200, "application/json", `{"access_token":"SECRET"`, "token endpoint http://127.0.0.1: answer is not the JSON expected"},
+		{200, "application/json", strings.Repeat(" ", 2<<20), "token endpoint http://127.0.0.1: answer over 1048576 bytes"},
+	}
+	for _, tc := range tests {
+		answer = func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", tc.ctype)
+			w.WriteHeader(tc.status)
+			io.WriteString(w, tc.body)
+		}
+		_, err := cfg.Refresh(context.Background(), "r")
+		if err == nil {
+			t.Errorf("%s: no error", tc.body[:min(len(tc.body), 40)])
+			continue
+		}
+		got := strings.Replace(err.Error(), ln.Addr().String(), "127.0.0.1", 1)
+		got = strings.Replace(got, "http://127.0.0.1:"+portOf(ln), "http://127.0.0.1", 1)
+		if got != tc.want || strings.Contains(got, "SECRET") {
+			t.Errorf("%s:\n got %s\nwant %s", tc.body[:min(len(tc.body), 40)], got, tc.want)
+		}
+	}
+	// Refresh without a new refresh token keeps the old one; a string
+	// expires_in (older Microsoft endpoints) is read.
+	answer = func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		io.WriteString(w, `{"access_token":"a","token_type":"bearer","expires_in":"3600"}`)
+	}
+	cfg.Now = func() time.Time { return time.Unix(1000, 0) }
+	tok, err := cfg.Refresh(context.Background(), "old")
+	if err != nil || tok.RefreshToken != "old" || !tok.Expiry.Equal(time.Unix(4600, 0)) {
+		t.Errorf("refresh: %v %v", tok, err)
+	}
+}
+
+func portOf(ln net.Listener) string { return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port) }

@@ -98,7 +98,7 @@ func (c *Config) LoginDevice(ctx context.Context, show func(*DeviceCode)) (*Toke
 			// RFC 8628 §3.5: the interval grows by 5 seconds, for
 			// this and all later polls.
 			interval += 5 * time.Second
-		case e.Code == "access_denied":
+		case e.Code == "access_denied", e.Code == "authorization_declined": // the latter: Microsoft's
 			return nil, errors.New("the sign-in was denied")
 		case e.Code == "expired_token":
 			return nil, errors.New("the code expired before the sign-in was approved; run the login again")

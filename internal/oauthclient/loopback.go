@@ -91,7 +91,7 @@ func (c *Config) LoginLoopback(ctx context.Context, opts LoopbackOptions) (*Toke
 			var res result
 			switch {
 			case q.Get("error") != "":
-				e := &Error{Endpoint: "authorization", Code: clean(q.Get("error"), 64), Description: clean(q.Get("error_description"), 300)}
+				e := &Error{Endpoint: "authorization", Code: clean(q.Get("error"), 64), Description: cleanDesc(q.Get("error_description"))}
 				if e.Code == "" {
 					e.Code = "(unreadable error)"
 				}
@@ -113,7 +113,16 @@ func (c *Config) LoginLoopback(ctx context.Context, opts LoopbackOptions) (*Toke
 		}),
 	}
 	go srv.Serve(ln)
-	defer srv.Close()
+	defer func() {
+		// Shutdown lets the page telling the user to close the window
+		// finish; a browser that keeps the connection open does not
+		// hold postie for longer than a second.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if srv.Shutdown(ctx) != nil {
+			srv.Close()
+		}
+	}()
 
 	opts.Show(u.String())
 
