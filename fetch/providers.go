@@ -2,9 +2,11 @@ package fetch
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -25,8 +27,8 @@ type provider struct {
 	Scopes                       []string
 	// AuthParams are added to the authorization request.
 	AuthParams url.Values
-	// Note is said when the preset is used without OAuth (app
-	// passwords), or why there is no preset.
+	// NoPOP, when set, says why the provider cannot be used (it has no
+	// POP3 service); the preset is refused with it.
 	NoPOP string
 }
 
@@ -122,4 +124,14 @@ func (a *Account) applyProvider() error {
 		}
 	}
 	return nil
+}
+
+// ProviderServer returns the POP3 server ("host:port") and TLS mode of
+// the preset name, for `postie fetch probe --provider`.
+func ProviderServer(name string) (addr, tlsMode string, err error) {
+	p := lookupProvider(name)
+	if p == nil {
+		return "", "", fmt.Errorf("provider %q is not one of %s", name, providerNames())
+	}
+	return net.JoinHostPort(p.Server, strconv.Itoa(p.Port)), p.TLS, nil
 }

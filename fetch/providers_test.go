@@ -108,3 +108,13 @@ func TestOAuthConfigErrors(t *testing.T) {
 		t.Errorf("loopback http endpoints: %v", err)
 	}
 }
+
+func TestProviderServer(t *testing.T) {
+	addr, mode, err := ProviderServer("Outlook")
+	if err != nil || addr != "outlook.office365.com:995" || mode != "implicit" {
+		t.Errorf("outlook: %s %s %v", addr, mode, err)
+	}
+	if _, _, err := ProviderServer("aol"); err == nil || err.Error() != `provider "aol" is not one of gmail, outlook` {
+		t.Errorf("unknown: %v", err)
+	}
+}

@@ -248,12 +248,13 @@ func (p *barProgress) Finish() { p.bar.Finish() }
 
 func (a *app) fetchProbeCmd() *cobra.Command {
 	var (
-		mode    string
-		caFile  string
-		timeout time.Duration
+		mode     string
+		caFile   string
+		provider string
+		timeout  time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "probe HOST[:PORT]",
+		Use:   "probe HOST[:PORT] | --provider NAME",
 		Short: "Show what a POP3 server offers: TLS, certificate, capabilities, limits",
 		Long: `Connect to a POP3 server without logging in and print its greeting, the TLS
 version and cipher suite, its certificate (subject, issuer, names,
@@ -261,16 +262,30 @@ validity, SHA-256 fingerprint for pin_sha256, whether it verifies) and its
 capabilities: SASL mechanisms, UIDL, TOP, PIPELINING, LOGIN-DELAY, EXPIRE.
 
 The port defaults to 995 (implicit TLS); on another port STLS is used,
-unless --tls says otherwise. The certificate is shown even when it does not
-verify. Exit codes: 0 done; 75 server unreachable or refusing; 76 TLS
+unless --tls says otherwise. --provider gmail (or another preset of the
+provider key) probes that provider's POP3 server. The certificate is shown
+even when it does not verify. Exit codes: 0 done; 75 server unreachable or refusing; 76 TLS
 failed; 78 bad --tls or --ca-file.`,
 		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) != 1 {
+			switch {
+			case provider != "" && len(args) != 0:
+				return exitf(exitcode.Usage, "fetch probe: give HOST[:PORT] or --provider, not both")
+			case provider == "" && len(args) != 1:
 				return exitf(exitcode.Usage, "fetch probe: want one HOST[:PORT] argument, got %d", len(args))
 			}
 			return nil
 		},
 		RunE: func(_ *cobra.Command, args []string) error {
+			if provider != "" {
+				addr, tlsMode, err := fetch.ProviderServer(provider)
+				if err != nil {
+					return withCode(exitcode.Usage, fmt.Errorf("fetch probe: %w", err))
+				}
+				args = []string{addr}
+				if mode == "" {
+					mode = tlsMode
+				}
+			}
 			po := fetch.ProbeOptions{TLS: mode, Timeout: timeout}
 			if caFile != "" {
 				pem, err := os.ReadFile(caFile)
@@ -294,6 +309,7 @@ failed; 78 bad --tls or --ca-file.`,
 		},
 	}
 	cmd.Flags().StringVar(&mode, "tls", "", `"implicit", "starttls" or "none" (default: implicit on port 995, else starttls)`)
+	cmd.Flags().StringVar(&provider, "provider", "", `probe this provider's POP3 server: "gmail", "outlook"`)
 	cmd.Flags().StringVar(&caFile, "ca-file", "", "verify the certificate against these CAs (PEM) instead of the system's")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "network timeout")
 	return cmd

@@ -102,3 +102,14 @@ func TestFetchLogin(t *testing.T) {
 	mustPostie(t, 64, "", "fetch", "login", "nosuch", "--config", cfg)
 	mustPostie(t, 64, "", "fetch", "login", "--config", cfg)
 }
+
+// postie fetch probe --provider: usage errors (the providers' servers
+// themselves are not contacted in tests).
+func TestFetchProbeProvider(t *testing.T) {
+	t.Parallel()
+	r := mustPostie(t, 64, "", "fetch", "probe", "--provider", "nosuch")
+	if !strings.Contains(r.stderr, `provider "nosuch" is not one of gmail, outlook`) {
+		t.Errorf("stderr: %q", r.stderr)
+	}
+	mustPostie(t, 64, "", "fetch", "probe", "--provider", "gmail", "pop.example.org")
+}
