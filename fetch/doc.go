@@ -31,6 +31,11 @@
 // an LMTP server cannot be asked: a delivery interrupted there is made
 // again (at least once, with a warning), never lost.
 //
+// Beside its state, an account has in the state directory NAME.status, the
+// result of its last run (Status, for postie fetch status), and with the
+// built-in OAuth sign-in NAME.oauth, its tokens (oauth.go); both are
+// written whole, mode 0600.
+//
 // Servers without UIDL get a fallback id: a hash of the Message-ID, Date,
 // From and Subject fields (from TOP n 0) and the size.
 package fetch

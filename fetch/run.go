@@ -196,6 +196,8 @@ func (f *Fetcher) Run(ctx context.Context) *Result {
 		res.Err = &Error{Kind: kind, Err: err}
 		return res
 	}
+	// Recorded last, when the state is closed (for postie fetch status).
+	defer f.saveStatus(res)
 	fresh := len(st.entries) == 0
 	r := &run{Fetcher: f, ctx: ctx, st: st, res: res}
 	defer func() {

@@ -145,6 +145,7 @@ or set-up failed; 77 authentication refused; 78 configuration error.`,
 	f.BoolVar(&noProgress, "no-progress", false, "no progress bar, even on a terminal")
 	cmd.AddCommand(a.fetchProbeCmd())
 	cmd.AddCommand(a.fetchLoginCmd())
+	cmd.AddCommand(a.fetchStatusCmd())
 	return cmd
 }
 

@@ -96,6 +96,10 @@ func TestFetchLogin(t *testing.T) {
 	if !strings.Contains(r.stderr, want) {
 		t.Errorf("stderr: %q\nwant %q", r.stderr, want)
 	}
+	r = mustPostie(t, 0, "", "fetch", "status", "--config", cfg)
+	if !strings.HasPrefix(r.stdout, "acct: last run ") || !strings.Contains(r.stdout, "; error (auth): account \"acct\": the sign-in was revoked or has expired: run `postie fetch login acct` again; no run without an error yet; OAuth: signed in\n") {
+		t.Errorf("status: %q", r.stdout)
+	}
 	// Not an OAuth account; no such account; no argument.
 	cfg2 := fetchConfig(t, t.TempDir(), p.addr)
 	mustPostie(t, 78, "", "fetch", "login", "acct", "--config", cfg2)
