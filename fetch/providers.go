@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -50,19 +51,28 @@ var providers = map[string]*provider{
 		DeviceURL: "https://login.microsoftonline.com/common/oauth2/v2.0/devicecode",
 		Scopes:    []string{"https://outlook.office.com/POP.AccessAsUser.All", "offline_access"},
 	},
+	// Providers whose POP3 takes an app password (made in the account's
+	// security settings) and offer no OAuth client registration for it.
+	"yahoo":    {Name: "yahoo", Server: "pop.mail.yahoo.com", Port: 995, TLS: "implicit"},
+	"fastmail": {Name: "fastmail", Server: "pop.fastmail.com", Port: 995, TLS: "implicit"},
+	"gmx":      {Name: "gmx", Server: "pop.gmx.net", Port: 995, TLS: "implicit"},
+	"icloud":   {Name: "icloud", NoPOP: `iCloud Mail has no POP3 service (IMAP only), so postie fetch cannot retrieve from it`},
 }
 
 // Other names of presets.
 var providerAliases = map[string]string{
 	"google": "gmail", "googlemail": "gmail",
 	"microsoft": "outlook", "office365": "outlook", "microsoft365": "outlook", "hotmail": "outlook", "outlook.com": "outlook",
+	"ymail": "yahoo", "me.com": "icloud",
 }
 
-// providerNames lists the presets, for messages.
+// providerNames lists the usable presets, for messages.
 func providerNames() string {
 	var n []string
-	for k := range providers {
-		n = append(n, k)
+	for k, p := range providers {
+		if p.NoPOP == "" {
+			n = append(n, k)
+		}
 	}
 	sort.Strings(n)
 	return strings.Join(n, ", ")
@@ -102,7 +112,10 @@ func (a *Account) applyProvider() error {
 	if a.OAuthClientID == "" {
 		return nil
 	}
-	if a.Auth == "" {
+	if p.TokenURL == "" && a.OAuthTokenURL == "" {
+		return fmt.Errorf("provider: %s offers no OAuth sign-in for POP3: use an app password (password_command and so on) instead of oauth_client_id", p.Name)
+	}
+	if a.Auth == "" && p.Auth != "" {
 		a.Auth = p.Auth
 	}
 	if a.OAuthAuthURL == "" {
@@ -132,6 +145,9 @@ func ProviderServer(name string) (addr, tlsMode string, err error) {
 	p := lookupProvider(name)
 	if p == nil {
 		return "", "", fmt.Errorf("provider %q is not one of %s", name, providerNames())
+	}
+	if p.NoPOP != "" {
+		return "", "", errors.New(p.NoPOP)
 	}
 	return net.JoinHostPort(p.Server, strconv.Itoa(p.Port)), p.TLS, nil
 }

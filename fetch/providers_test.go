@@ -39,6 +39,12 @@ func TestProvidersDoc(t *testing.T) {
 		rows[cells[0]] = cells
 	}
 	for name, p := range providers {
+		if p.NoPOP != "" {
+			if rows[name] != nil {
+				t.Errorf("%s has no POP3 and must not be in the table", name)
+			}
+			continue
+		}
 		r, ok := rows[name]
 		if !ok {
 			t.Errorf("preset %s is not in the table", name)
@@ -73,6 +79,20 @@ func TestProviderPresets(t *testing.T) {
 		a.OAuthDeviceURL != "https://login.microsoftonline.com/common/oauth2/v2.0/devicecode" || !slices.Equal(a.OAuthScopes, []string{"x"}) {
 		t.Errorf("outlook preset with overrides: %+v", a)
 	}
+	// A preset without OAuth refuses oauth_client_id; one without POP3
+	// is refused.
+	for text, want := range map[string]string{
+		three + "provider = \"yahoo\"\noauth_client_id = \"id\"\n": "provider: yahoo offers no OAuth sign-in for POP3: use an app password",
+		three + "provider = \"icloud\"\npassword_env = \"X\"\n":    "provider: iCloud Mail has no POP3 service (IMAP only)",
+	} {
+		if _, err := Parse("f.toml", []byte(text)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v", text, err)
+		}
+	}
+	c = config(t, three+"provider = \"fastmail\"\npassword_env = \"X\"\n")
+	if a := c.Accounts[0]; a.Server != "pop.fastmail.com" || a.Port != 995 || a.TLS != "implicit" || a.Auth != "auto" {
+		t.Errorf("fastmail: %+v", a)
+	}
 	// A preset with an app password: the server settings, no OAuth.
 	c = config(t, three+"provider = \"outlook\"\npassword_env = \"X\"\n")
 	if a := c.Accounts[0]; a.Server != "outlook.office365.com" || a.Auth != "auto" || a.OAuthTokenURL != "" {
@@ -84,7 +104,7 @@ func TestOAuthConfigErrors(t *testing.T) {
 	base := "[[account]]\nname = \"a\"\nserver = \"pop.example.org\"\nuser = \"u\"\nmaildir = \"m\"\n"
 	oauth := "oauth_client_id = \"id\"\noauth_auth_url = \"https://idp.example/auth\"\noauth_token_url = \"https://idp.example/token\"\noauth_scopes = [\"mail\"]\n"
 	tests := []struct{ text, want string }{
-		{base + "provider = \"yahoo-ish\"\npassword_env = \"X\"\n", `provider: "yahoo-ish" is not one of gmail, outlook (or set server, port and tls yourself)`},
+		{base + "provider = \"yahoo-ish\"\npassword_env = \"X\"\n", `provider: "yahoo-ish" is not one of fastmail, gmail, gmx, outlook, yahoo (or set server, port and tls yourself)`},
 		{base + oauth + "password_env = \"X\"\n", "set exactly one of password_file, password_env, password_command, token_command, oauth_client_id"},
 		{base + oauth + "auth = \"plain\"\n", `auth: "plain" needs a password, but oauth_client_id signs in with OAuth2`},
 		{base + "oauth_client_id = \"id\"\n", "oauth_token_url: required with oauth_client_id"},
@@ -114,7 +134,10 @@ func TestProviderServer(t *testing.T) {
 	if err != nil || addr != "outlook.office365.com:995" || mode != "implicit" {
 		t.Errorf("outlook: %s %s %v", addr, mode, err)
 	}
-	if _, _, err := ProviderServer("aol"); err == nil || err.Error() != `provider "aol" is not one of gmail, outlook` {
+	if _, _, err := ProviderServer("aol"); err == nil || err.Error() != `provider "aol" is not one of fastmail, gmail, gmx, outlook, yahoo` {
 		t.Errorf("unknown: %v", err)
+	}
+	if _, _, err := ProviderServer("icloud"); err == nil || !strings.Contains(err.Error(), "no POP3 service") {
+		t.Errorf("icloud: %v", err)
 	}
 }

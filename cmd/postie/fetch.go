@@ -310,7 +310,7 @@ failed; 78 bad --tls or --ca-file.`,
 		},
 	}
 	cmd.Flags().StringVar(&mode, "tls", "", `"implicit", "starttls" or "none" (default: implicit on port 995, else starttls)`)
-	cmd.Flags().StringVar(&provider, "provider", "", `probe this provider's POP3 server: "gmail", "outlook"`)
+	cmd.Flags().StringVar(&provider, "provider", "", `probe this provider's POP3 server: "gmail", "outlook", "yahoo", "fastmail", "gmx"`)
 	cmd.Flags().StringVar(&caFile, "ca-file", "", "verify the certificate against these CAs (PEM) instead of the system's")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "network timeout")
 	return cmd

@@ -112,7 +112,7 @@ func TestFetchLogin(t *testing.T) {
 func TestFetchProbeProvider(t *testing.T) {
 	t.Parallel()
 	r := mustPostie(t, 64, "", "fetch", "probe", "--provider", "nosuch")
-	if !strings.Contains(r.stderr, `provider "nosuch" is not one of gmail, outlook`) {
+	if !strings.Contains(r.stderr, `provider "nosuch" is not one of fastmail, gmail, gmx, outlook, yahoo`) {
 		t.Errorf("stderr: %q", r.stderr)
 	}
 	mustPostie(t, 64, "", "fetch", "probe", "--provider", "gmail", "pop.example.org")
