@@ -77,6 +77,10 @@ func (f *Fetcher) connect(ctx context.Context) (*pop3client.Client, error) {
 			f.log().Info("token refused; refreshing it and trying once more", "account", a.Name)
 			continue
 		}
+		if a.UsesOAuth() && f.tokenSent && errors.As(err, &fe) && fe.Kind == KindAuth && fe.Hint == "" {
+			fe.Hint = fmt.Sprintf("The server refused a fresh token. The sign-in may be for another account than %s\n"+
+				"(run `postie fetch login %s` again and choose %s), or POP3 may be off for the mailbox.", a.User, a.Name, a.User)
+		}
 		return nil, err
 	}
 }

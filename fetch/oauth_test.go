@@ -299,6 +299,9 @@ func TestOAuthRefusedOnce(t *testing.T) {
 	if res.Err == nil || res.Err.Kind != KindAuth || !strings.Contains(res.Err.Error(), "(AUTH OAUTHBEARER)") {
 		t.Fatalf("refused: %v", res.Err)
 	}
+	if !strings.HasSuffix(res.Err.Error(), "\n  The server refused a fresh token. The sign-in may be for another account than user1\n  (run `postie fetch login acct` again and choose user1), or POP3 may be off for the mailbox.") {
+		t.Errorf("no hint: %v", res.Err)
+	}
 	if n, r := w.val.n.Load(), w.idp.Count("refresh_token"); n != 2 || r != 1 {
 		t.Errorf("%d tokens checked and %d refreshes, want 2 and 1", n, r)
 	}
