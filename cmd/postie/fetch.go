@@ -146,6 +146,7 @@ or set-up failed; 77 authentication refused; 78 configuration error.`,
 	cmd.AddCommand(a.fetchProbeCmd())
 	cmd.AddCommand(a.fetchLoginCmd())
 	cmd.AddCommand(a.fetchStatusCmd())
+	cmd.AddCommand(a.fetchInstallServiceCmd())
 	return cmd
 }
 

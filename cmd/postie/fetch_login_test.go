@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -116,4 +117,46 @@ func TestFetchProbeProvider(t *testing.T) {
 		t.Errorf("stderr: %q", r.stderr)
 	}
 	mustPostie(t, 64, "", "fetch", "probe", "--provider", "gmail", "pop.example.org")
+}
+
+// TestFetchInstallService writes the user unit with this binary and the
+// configuration's absolute path; systemd-analyze, when there is one,
+// accepts it.
+func TestFetchInstallService(t *testing.T) {
+	t.Parallel()
+	p := startPOP(t)
+	dir := t.TempDir()
+	cfg := fetchConfig(t, dir, p.addr)
+	xdg := filepath.Join(t.TempDir(), "conf dir")
+	env := []string{"XDG_CONFIG_HOME=" + xdg}
+	r := postie(t, env, "", "fetch", "install-service", "--config", cfg)
+	unit := filepath.Join(xdg, "systemd", "user", "postie-fetch.service")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "Wrote "+unit+". Start it with\n") {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	data, err := os.ReadFile(unit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, _ := filepath.EvalSymlinks(postieBin)
+	want := fmt.Sprintf("ExecStart=%s fetch --config %s\n", systemdQuote(exe), systemdQuote(cfg))
+	if !strings.Contains(string(data), want) {
+		t.Errorf("unit lacks %q:\n%s", want, data)
+	}
+	if r := postie(t, env, "", "fetch", "install-service", "--config", cfg); r.code != 1 || !strings.Contains(r.stderr, "exists; --force replaces it") {
+		t.Errorf("second install: exit %d %s", r.code, r.stderr)
+	}
+	if r := postie(t, env, "", "fetch", "install-service", "--force", "--config", cfg); r.code != 0 {
+		t.Errorf("--force: exit %d %s", r.code, r.stderr)
+	}
+	if sa, err := exec.LookPath("systemd-analyze"); err == nil {
+		copyPath := filepath.Join(t.TempDir(), "postie-fetch.service")
+		os.WriteFile(copyPath, data, 0o644)
+		if out, err := exec.Command(sa, "verify", copyPath).CombinedOutput(); err != nil || len(out) != 0 {
+			t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+		}
+	}
+	if got := systemdQuote(`/a b/"x"\%`); got != `"/a b/\"x\"\\%%"` {
+		t.Errorf("systemdQuote: %s", got)
+	}
 }
