@@ -3,9 +3,11 @@ package fetch
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/postie-mail/postie/internal/oauthclient/oauthtest"
+	"github.com/postie-mail/postie/pop3client"
 	"github.com/postie-mail/postie/pop3server"
 	"github.com/postie-mail/postie/sasl"
 	saslauth "github.com/postie-mail/postie/sasl/oauth"
@@ -180,6 +183,12 @@ func (w *oauthWorld) noSecrets(t *testing.T, what, s string) {
 			tok, _, _ := strings.Cut(rest, `"`)
 			secrets = append(secrets, tok)
 		}
+	}
+	for _, tok := range secrets[1:] {
+		// The SASL messages that carry it, as they go on the wire.
+		secrets = append(secrets,
+			base64.StdEncoding.EncodeToString([]byte("user=user1\x01auth=Bearer "+tok+"\x01\x01")),
+			base64.StdEncoding.EncodeToString([]byte("n,a=user1,\x01auth=Bearer "+tok+"\x01\x01")))
 	}
 	for _, sec := range secrets {
 		if sec != "" && strings.Contains(s, sec) {
@@ -399,9 +408,17 @@ func TestOAuthDeviceLogin(t *testing.T) {
 		t.Errorf("waits %v, %d polls", waits, w.idp.Count("device_code"))
 	}
 	w.pop.deliver(t, "user1", corpus[0])
-	if res := New(w.cfg, w.acct, w.opts).Run(context.Background()); res.Err != nil || res.Fetched != 1 {
+	// With the POP3 conversation logged (--debug): no token in it.
+	trace := &captureLog{}
+	opts := w.opts
+	opts.Logger = slog.New(slog.NewTextHandler(trace, &slog.HandlerOptions{Level: pop3client.LevelTrace}))
+	if res := New(w.cfg, w.acct, opts).Run(context.Background()); res.Err != nil || res.Fetched != 1 {
 		t.Fatalf("fetch: %s", res.Summary())
 	}
+	if !strings.Contains(trace.String(), "AUTH") {
+		t.Errorf("the trace shows no AUTH:\n%s", trace.String())
+	}
+	w.noSecrets(t, "the POP3 trace", trace.String())
 	fi, err := os.Stat(w.cfg.TokenFile(w.acct))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("token file: %v %v", fi, err)
