@@ -33,9 +33,8 @@ func (a *Account) validateOAuth(base string) []string {
 	set := a.OAuthClientSecret != "" || a.OAuthClientSecretFile != "" || a.OAuthAuthURL != "" ||
 		a.OAuthTokenURL != "" || a.OAuthDeviceURL != "" || len(a.OAuthScopes) > 0
 	if a.OAuthClientID == "" {
-		// A preset fills the endpoints of every account of its
-		// provider; only the user's own keys need a client id.
-		if a.Provider == "" && set {
+		// (A preset fills the oauth_* keys only with a client id.)
+		if set {
 			bad("oauth_*: need oauth_client_id")
 		}
 		return probs

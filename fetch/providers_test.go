@@ -114,6 +114,7 @@ func TestOAuthConfigErrors(t *testing.T) {
 		{base + strings.Replace(oauth, `["mail"]`, `["a b"]`, 1), `oauth_scopes: "a b" is not a scope`},
 		{base + oauth + "oauth_client_secret = \"s\"\noauth_client_secret_file = \"f\"\n", "oauth_client_secret, oauth_client_secret_file: set one, not both"},
 		{base + "password_env = \"X\"\noauth_token_url = \"https://idp.example/token\"\n", "oauth_*: need oauth_client_id"},
+		{base + "provider = \"gmail\"\npassword_env = \"X\"\noauth_scopes = [\"x\"]\n", "oauth_*: need oauth_client_id"},
 		{base + "auth = \"xoauth2\"\npassword_env = \"X\"\n", `auth: "xoauth2" needs token_command or oauth_client_id`},
 	}
 	for _, tc := range tests {

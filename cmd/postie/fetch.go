@@ -74,7 +74,9 @@ Exit codes (the most severe of all accounts): 0 done; 1 a message could
 not be delivered or another failure; 64 usage error; 75 temporary failure
 (server unreachable or busy, connection lost, the MDA or LMTP server said
 to retry, the account in use by another postie fetch); 76 TLS verification
-or set-up failed; 77 authentication refused; 78 configuration error.`,
+or set-up failed; 77 authentication refused, or an OAuth sign-in missing,
+revoked or expired (run postie fetch login ACCOUNT); 78 configuration
+error.`,
 		Example: `  postie fetch --once --config ~/.config/postie/fetch.toml
   postie fetch --once --dry-run --account work
   postie fetch --interval 5m          # daemon mode
