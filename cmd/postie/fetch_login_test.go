@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -158,5 +159,96 @@ func TestFetchInstallService(t *testing.T) {
 	}
 	if got := systemdQuote(`/a b/"x"\%`); got != `"/a b/\"x\"\\%%"` {
 		t.Errorf("systemdQuote: %s", got)
+	}
+}
+
+// TestFetchOAuthServe, end to end with real parts only: a test identity
+// provider, `postie serve` trusting its JWK Set ([auth.oauth] jwks_file),
+// `postie fetch login` through the browser's redirect to the loopback
+// listener, then `postie fetch` over POP3S with OAUTHBEARER (auth "auto")
+// and XOAUTH2.
+func TestFetchOAuthServe(t *testing.T) {
+	t.Parallel()
+	idp, err := oauthtest.Start(oauthtest.Options{ClientID: "cid", ClientSecret: "cs", Subject: "erin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idp.Close()
+	keys := t.TempDir()
+	jwks := filepath.Join(keys, "jwks.json")
+	if err := os.WriteFile(jwks, idp.JWKS(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startTLSConfig(t, tlsConfig{passwd: "erin:\n", tail: fmt.Sprintf(`[auth.oauth]
+jwks_file = %q
+issuer = %q
+audience = ["cid"]
+user_claim = "sub"
+`, jwks, idp.Issuer)})
+	want := s.deliver(t, "erin", "Subject: one\n\nfetched with a token\n")
+
+	dir := t.TempDir()
+	host, port, _ := net.SplitHostPort(s.tlsAddr)
+	cfg := filepath.Join(dir, "fetch.toml")
+	write := func(auth string) {
+		t.Helper()
+		text := fmt.Sprintf(`state_dir = "state"
+[[account]]
+name = "erin"
+server = %q
+port = %s
+tls = "implicit"
+ca_file = %q
+user = "erin"
+auth = %q
+maildir = "Maildir"
+keep = true
+oauth_client_id = "cid"
+oauth_client_secret = "cs"
+oauth_auth_url = %q
+oauth_token_url = %q
+oauth_scopes = ["mail"]
+`, host, port, s.caFile, auth, idp.AuthURL(), idp.TokenURL())
+		if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("auto")
+	term := &loginTerminal{t: t, status: make(chan int, 1)}
+	var stderr bytes.Buffer
+	a := &app{stdin: strings.NewReader(""), stdout: term, stderr: &stderr}
+	if code := a.run([]string{"fetch", "login", "erin", "--no-browser", "--config", cfg}); code != 0 {
+		t.Fatalf("login: exit %d\n%s\n%s", code, term.buf.String(), stderr.String())
+	}
+	<-term.status
+	r := mustPostie(t, 0, "", "fetch", "--once", "--debug", "--config", cfg)
+	if !strings.HasPrefix(r.stdout, "erin: fetched 1 ") || !strings.Contains(r.stderr, "C: AUTH OAUTHBEARER") {
+		t.Errorf("OAUTHBEARER run: %q %q", r.stdout, r.stderr)
+	}
+	debug := r.stderr
+	files := maildirFiles(t, filepath.Join(dir, "Maildir"))
+	if len(files) != 1 {
+		t.Fatalf("%d messages delivered", len(files))
+	}
+	if b, _ := os.ReadFile(files[0]); string(b) != strings.ReplaceAll(want, "\r\n", "\n") {
+		t.Errorf("delivered %q, want %q", b, want)
+	}
+	// XOAUTH2, with the stored token, on a fresh state: the same message
+	// again (keep = true left it on the server).
+	write("xoauth2")
+	os.RemoveAll(filepath.Join(dir, "state", "erin.state"))
+	os.RemoveAll(filepath.Join(dir, "Maildir"))
+	r = mustPostie(t, 0, "", "fetch", "--once", "--debug", "--config", cfg)
+	if !strings.HasPrefix(r.stdout, "erin: fetched 1 ") || !strings.Contains(r.stderr, "C: AUTH XOAUTH2") {
+		t.Errorf("XOAUTH2 run: %q %q", r.stdout, r.stderr)
+	}
+	if n := idp.Count("refresh_token"); n != 0 {
+		t.Errorf("%d refreshes of a fresh token", n)
+	}
+	tf, _ := os.ReadFile(filepath.Join(dir, "state", "erin.oauth"))
+	_, rest, _ := strings.Cut(string(tf), `"access_token":"`)
+	tok, _, _ := strings.Cut(rest, `"`)
+	if len(tok) < 100 || strings.Contains(debug+r.stderr, tok[len(tok)-40:]) {
+		t.Errorf("the access token is in the --debug output, or not in the token file")
 	}
 }
