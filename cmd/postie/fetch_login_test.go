@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/postie-mail/postie/internal/oauthclient/oauthtest"
@@ -250,5 +251,40 @@ oauth_scopes = ["mail"]
 	tok, _, _ := strings.Cut(rest, `"`)
 	if len(tok) < 100 || strings.Contains(debug+r.stderr, tok[len(tok)-40:]) {
 		t.Errorf("the access token is in the --debug output, or not in the token file")
+	}
+}
+
+// openBrowser runs xdg-open with the URL in a graphical session, and
+// nothing without one. The xdg-open here is a script that hands its
+// argument to the test through a FIFO.
+func TestOpenBrowser(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	script := "#!/bin/sh\nprintf '%s' \"$1\" > " + fifo + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "xdg-open"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir)
+	t.Setenv("DISPLAY", "")
+	t.Setenv("WAYLAND_DISPLAY", "")
+	const u = "https://idp.example/auth?a=1&b=2"
+	if err := openBrowser(u); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("WAYLAND_DISPLAY", "wayland-0")
+	if err := openBrowser(u); err != nil {
+		t.Fatal(err)
+	}
+	// Only the second call ran the script: one argument arrives.
+	got, err := os.ReadFile(fifo)
+	if err != nil || string(got) != u {
+		t.Errorf("xdg-open got %q, %v", got, err)
+	}
+	t.Setenv("PATH", t.TempDir()) // no xdg-open: nothing, no error
+	if err := openBrowser(u); err != nil {
+		t.Errorf("without xdg-open: %v", err)
 	}
 }
