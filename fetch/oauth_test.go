@@ -474,6 +474,14 @@ func TestOAuthLoginErrors(t *testing.T) {
 		t.Errorf("token file changed by failed logins")
 	}
 
+	// A damaged token file: sign in again.
+	os.WriteFile(tf, []byte(`{"version":1,"refresh_token":`), 0o600)
+	res := New(w.cfg, w.acct, w.opts).Run(context.Background())
+	want := fmt.Sprintf("account \"acct\": the token file %s is damaged or not postie's (version 1): run `postie fetch login acct` again", tf)
+	if res.Err == nil || res.Err.Kind != KindAuth || res.Err.Error() != want {
+		t.Errorf("damaged token file: %v", res.Err)
+	}
+
 	noDevice := *w.acct
 	noDevice.OAuthDeviceURL = ""
 	err = Login(context.Background(), w.cfg, &noDevice, w.opts, LoginOptions{Device: true})

@@ -384,7 +384,8 @@ func TestSourceBadFile(t *testing.T) {
 		path := filepath.Join(dir, "f")
 		os.WriteFile(path, []byte(content), 0o600)
 		_, err := (&oauthclient.Source{Config: cfg, Path: path}).Token(context.Background())
-		if err == nil || strings.Contains(err.Error(), "SECRET") {
+		var ln *oauthclient.LoginNeededError
+		if !errors.As(err, &ln) || strings.Contains(err.Error(), "SECRET") {
 			t.Errorf("%q: %v", content, err)
 		}
 	}

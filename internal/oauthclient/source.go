@@ -182,7 +182,7 @@ func (s *Source) reload() error {
 	var tf tokenFile
 	// The decoder's errors are not shown: they could quote the file.
 	if len(data) > maxFile || json.Unmarshal(data, &tf) != nil || tf.Version != fileVersion {
-		return fmt.Errorf("token file %s: not a postie token file (version %d)", s.Path, fileVersion)
+		return &LoginNeededError{Reason: fmt.Sprintf("the token file %s is damaged or not postie's (version %d)", s.Path, fileVersion)}
 	}
 	if tf.RefreshToken == "" {
 		return &LoginNeededError{Reason: "the stored sign-in has no refresh token"}
