@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/postie-mail/postie/internal/oauthclient/oauthtest"
 )
@@ -163,14 +165,53 @@ func TestFetchInstallService(t *testing.T) {
 	}
 }
 
+// deviceTerminal is the terminal of postie fetch login --device: once it
+// has shown the verification URI and the code, it plays the user who
+// types the code there.
+type deviceTerminal struct {
+	t      *testing.T
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	uri    string
+	posted bool
+	done   chan int
+}
+
+func (d *deviceTerminal) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.buf.Write(p)
+	for line := range strings.Lines(string(p)) {
+		l := strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(l, "http://"):
+			d.uri = l
+		case len(l) == 9 && l[4] == '-' && d.uri != "" && !d.posted:
+			d.posted = true
+			uri, code := d.uri, l
+			go func() {
+				resp, err := http.PostForm(uri, url.Values{"user_code": {code}})
+				if err != nil {
+					d.t.Errorf("verification page: %v", err)
+					d.done <- 0
+					return
+				}
+				resp.Body.Close()
+				d.done <- resp.StatusCode
+			}()
+		}
+	}
+	return len(p), nil
+}
+
 // TestFetchOAuthServe, end to end with real parts only: a test identity
 // provider, `postie serve` trusting its JWK Set ([auth.oauth] jwks_file),
 // `postie fetch login` through the browser's redirect to the loopback
-// listener, then `postie fetch` over POP3S with OAUTHBEARER (auth "auto")
-// and XOAUTH2.
+// listener and through the device grant, then `postie fetch` over POP3S
+// with OAUTHBEARER (auth "auto") and XOAUTH2.
 func TestFetchOAuthServe(t *testing.T) {
 	t.Parallel()
-	idp, err := oauthtest.Start(oauthtest.Options{ClientID: "cid", ClientSecret: "cs", Subject: "erin"})
+	idp, err := oauthtest.Start(oauthtest.Options{ClientID: "cid", ClientSecret: "cs", Subject: "erin", DeviceInterval: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,8 +249,9 @@ oauth_client_id = "cid"
 oauth_client_secret = "cs"
 oauth_auth_url = %q
 oauth_token_url = %q
+oauth_device_url = %q
 oauth_scopes = ["mail"]
-`, host, port, s.caFile, auth, idp.AuthURL(), idp.TokenURL())
+`, host, port, s.caFile, auth, idp.AuthURL(), idp.TokenURL(), idp.DeviceURL())
 		if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -251,6 +293,24 @@ oauth_scopes = ["mail"]
 	tok, _, _ := strings.Cut(rest, `"`)
 	if len(tok) < 100 || strings.Contains(debug+r.stderr, tok[len(tok)-40:]) {
 		t.Errorf("the access token is in the --debug output, or not in the token file")
+	}
+
+	// The device grant: a new sign-in, the test as the user who types the
+	// code at the verification URI; then a fetch with its token.
+	os.Remove(filepath.Join(dir, "state", "erin.oauth"))
+	os.RemoveAll(filepath.Join(dir, "state", "erin.state"))
+	os.RemoveAll(filepath.Join(dir, "Maildir"))
+	dt := &deviceTerminal{t: t, done: make(chan int, 1)}
+	a = &app{stdin: strings.NewReader(""), stdout: dt, stderr: &stderr}
+	if code := a.run([]string{"fetch", "login", "erin", "--device", "--config", cfg}); code != 0 {
+		t.Fatalf("device login: exit %d\n%s\n%s", code, dt.buf.String(), stderr.String())
+	}
+	if status := <-dt.done; status != 200 {
+		t.Errorf("the verification page answered %d", status)
+	}
+	r = mustPostie(t, 0, "", "fetch", "--once", "--config", cfg)
+	if !strings.HasPrefix(r.stdout, "erin: fetched 1 ") || idp.Count("device_code") < 1 {
+		t.Errorf("after the device sign-in: %q %q", r.stdout, r.stderr)
 	}
 }
 
