@@ -98,17 +98,9 @@ error.`,
 				level = slog.LevelInfo
 			}
 			log := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
-			path, err := fetchConfigPath(a.configPath)
+			cfg, accts, err := a.loadFetchAccounts(accounts)
 			if err != nil {
-				return withCode(exitcode.Config, err)
-			}
-			cfg, err := fetch.Load(path)
-			if err != nil {
-				return withCode(exitcode.Config, err)
-			}
-			accts, err := cfg.Select(accounts)
-			if err != nil {
-				return withCode(exitcode.Usage, err)
+				return err
 			}
 			opts := fetch.Options{Logger: log, DryRun: dryRun, Plan: a.stdout}
 			if !noProgress && !dryRun && isTerminal(a.stderr) {
@@ -189,6 +181,34 @@ func (a *app) report(r *fetch.Result) {
 	if r.Err != nil {
 		fmt.Fprintf(a.stderr, "postie: fetch: %s: %v\n", r.Account, r.Err)
 	}
+}
+
+// loadFetchConfig finds and loads the fetch configuration (exit 78 when
+// it cannot).
+func (a *app) loadFetchConfig() (*fetch.Config, error) {
+	path, err := fetchConfigPath(a.configPath)
+	if err != nil {
+		return nil, withCode(exitcode.Config, err)
+	}
+	cfg, err := fetch.Load(path)
+	if err != nil {
+		return nil, withCode(exitcode.Config, err)
+	}
+	return cfg, nil
+}
+
+// loadFetchAccounts loads the fetch configuration and the accounts named
+// (all of them when none is); an unknown name is a usage error (exit 64).
+func (a *app) loadFetchAccounts(names []string) (*fetch.Config, []*fetch.Account, error) {
+	cfg, err := a.loadFetchConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	accts, err := cfg.Select(names)
+	if err != nil {
+		return nil, nil, withCode(exitcode.Usage, err)
+	}
+	return cfg, accts, nil
 }
 
 // fetchConfigPath finds the fetch configuration file.

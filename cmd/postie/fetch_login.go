@@ -55,17 +55,9 @@ stored.`,
 			return nil
 		},
 		RunE: func(_ *cobra.Command, args []string) error {
-			path, err := fetchConfigPath(a.configPath)
+			cfg, accts, err := a.loadFetchAccounts(args)
 			if err != nil {
-				return withCode(exitcode.Config, err)
-			}
-			cfg, err := fetch.Load(path)
-			if err != nil {
-				return withCode(exitcode.Config, err)
-			}
-			accts, err := cfg.Select(args)
-			if err != nil {
-				return withCode(exitcode.Usage, err)
+				return err
 			}
 			acct := accts[0]
 			lo := fetch.LoginOptions{Device: device, Out: a.stdout, Wait: wait}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/postie-mail/postie/fetch"
 	"github.com/postie-mail/postie/internal/exitcode"
 	"github.com/postie-mail/postie/internal/fsutil"
 )
@@ -63,13 +62,9 @@ Exit codes: 0 done; 1 the unit could not be written or exists; 78
 configuration error.`,
 		Args: cobra.NoArgs,
 		RunE: func(_ *cobra.Command, _ []string) error {
-			path, err := fetchConfigPath(a.configPath)
+			cfg, err := a.loadFetchConfig()
 			if err != nil {
-				return withCode(exitcode.Config, err)
-			}
-			cfg, err := fetch.Load(path)
-			if err != nil {
-				return withCode(exitcode.Config, err)
+				return err
 			}
 			exe, err := os.Executable()
 			if err != nil {

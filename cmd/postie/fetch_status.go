@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/postie-mail/postie/fetch"
-	"github.com/postie-mail/postie/internal/exitcode"
 )
 
 func (a *app) fetchStatusCmd() *cobra.Command {
@@ -28,17 +27,9 @@ is contacted, and it works while postie fetch runs as a daemon.
 Exit codes: 0 done; 64 usage error; 78 configuration error.`,
 		Args: cobra.NoArgs,
 		RunE: func(_ *cobra.Command, _ []string) error {
-			path, err := fetchConfigPath(a.configPath)
+			cfg, accts, err := a.loadFetchAccounts(accounts)
 			if err != nil {
-				return withCode(exitcode.Config, err)
-			}
-			cfg, err := fetch.Load(path)
-			if err != nil {
-				return withCode(exitcode.Config, err)
-			}
-			accts, err := cfg.Select(accounts)
-			if err != nil {
-				return withCode(exitcode.Usage, err)
+				return err
 			}
 			for _, acct := range accts {
 				fmt.Fprintln(a.stdout, statusLine(cfg, acct, time.Now()))
