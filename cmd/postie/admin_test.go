@@ -20,7 +20,7 @@ func TestAdminMetrics(t *testing.T) {
 		pop3:   `shutdown_grace = "20s"`,
 		tail:   "[admin]\nlisten = \"127.0.0.1:0\"\n",
 	})
-	admin := "http://" + s.waitFor(t, &s.stderr, `msg=listening proto=admin addr=(\S+)`)[1]
+	admin := "http://" + s.WaitLog(t, `msg=listening proto=admin addr=(\S+)`)[1]
 	get := func(path string) (int, string) {
 		t.Helper()
 		resp, err := http.Get(admin + path)
@@ -36,7 +36,7 @@ func TestAdminMetrics(t *testing.T) {
 	}
 	size := len(s.deliver(t, "alice", testMessage))
 
-	p := dialPOP3(t, s.addr)
+	p := dialPOP3(t, s.POP3)
 	p.cmd("+OK", "USER alice")
 	p.cmd("-ERR [AUTH]", "PASS Sekr1t-guess")
 	p.login("alice", "alice pw")
@@ -80,11 +80,9 @@ func TestAdminMetrics(t *testing.T) {
 
 	// A session still open keeps the server in its grace period: /readyz
 	// must say 503 so a load balancer sends new sessions elsewhere.
-	p = dialPOP3(t, s.addr)
+	p = dialPOP3(t, s.POP3)
 	p.login("alice", "alice pw")
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	s.Signal(t, syscall.SIGTERM)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		code, _ := get("/readyz")
@@ -101,7 +99,7 @@ func TestAdminMetrics(t *testing.T) {
 	}
 	p.cmd("+OK bye", "QUIT")
 	select {
-	case <-s.done:
+	case <-s.Done():
 	case <-time.After(20 * time.Second):
 		t.Fatal("postie serve did not stop after the last session ended")
 	}

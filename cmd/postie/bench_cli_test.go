@@ -19,8 +19,8 @@ func TestBenchCLISmoke(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	s := startServe(t, dir)
-	password := s.waitFor(t, &s.stdout, `(?m)^\s*password:\s+(\S+)$`)[1]
-	addr := s.waitFor(t, &s.stderr, `msg=listening proto=pop3 addr=(127\.0\.0\.1:\d+)`)[1]
+	password := s.WaitStdout(t, `(?m)^\s*password:\s+(\S+)$`)[1]
+	addr := s.WaitLog(t, `msg=listening proto=pop3 addr=(127\.0\.0\.1:\d+)`)[1]
 
 	md := filepath.Join(dir, "mail", "demo")
 	mustPostie(t, 0, "", "bench", "corpus", "--dir", md, "--count", "20", "--seed", "7")
@@ -60,8 +60,8 @@ func TestBenchCLISmoke(t *testing.T) {
 		if res.Scenario != args[0] || res.Ops <= 0 || res.Errors != 0 {
 			t.Errorf("bench %s: scenario %q, %d ops, %d errors\n%s", args[0], res.Scenario, res.Ops, res.Errors, r.stderr)
 		}
-		if res.Server == nil || res.Server.PID != s.cmd.Process.Pid {
-			t.Errorf("bench %s: server %+v, want pid %d (the process listening on %s)", args[0], res.Server, s.cmd.Process.Pid, addr)
+		if res.Server == nil || res.Server.PID != s.Pid() {
+			t.Errorf("bench %s: server %+v, want pid %d (the process listening on %s)", args[0], res.Server, s.Pid(), addr)
 		}
 		lines = append(lines, line)
 	}
@@ -76,9 +76,9 @@ func TestBenchCLISmoke(t *testing.T) {
 			t.Errorf("report does not mention %s:\n%s", want, r.stdout)
 		}
 	}
-	s.stop(t, syscall.SIGTERM, 10*time.Second)
+	s.Stop(t, syscall.SIGTERM, 10*time.Second)
 	// Every session ended with QUIT, and no message was deleted.
-	ends := regexp.MustCompile(`msg="session end".* dele=(\d+) .*reason=(\S+)`).FindAllStringSubmatch(s.stderr.String(), -1)
+	ends := regexp.MustCompile(`msg="session end".* dele=(\d+) .*reason=(\S+)`).FindAllStringSubmatch(s.Log(), -1)
 	if len(ends) == 0 {
 		t.Fatal("no session end logged")
 	}

@@ -66,8 +66,8 @@ func TestPoplibTLS(t *testing.T) {
 	})
 	want1 := s.deliver(t, "alice", testMessage)
 	want2 := s.deliver(t, "bob", "Subject: for bob\n\nhi\n")
-	host, port, _ := net.SplitHostPort(s.addr)
-	_, tlsPort, _ := net.SplitHostPort(s.tlsAddr)
+	host, port, _ := net.SplitHostPort(s.POP3)
+	_, tlsPort, _ := net.SplitHostPort(s.POP3S)
 	script := `import poplib, ssl, sys
 host, port, tlsport, ca = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 ctx = ssl.create_default_context(cafile=ca)
@@ -103,9 +103,9 @@ except poplib.error_proto as e:
 		t.Errorf("poplib retrieved\n%q\nwant STLS, APOP: %q\nand POP3S: %q", parts, want1, want2)
 	}
 	// APOP needs the timestamp in the greeting.
-	p := dialPOP3(t, s.addr)
+	p := dialPOP3(t, s.POP3)
 	p.cmd("+OK", "QUIT")
-	c, _ := net.Dial("tcp", s.addr)
+	c, _ := net.Dial("tcp", s.POP3)
 	defer c.Close()
 	g := make([]byte, 200)
 	n, _ := c.Read(g)
@@ -125,8 +125,8 @@ func TestCurlTLS(t *testing.T) {
 	})
 	want := s.deliver(t, "alice", testMessage)
 	for _, tc := range []struct{ name, url, mech string }{
-		{"pop3s PLAIN", "pop3s://" + s.tlsAddr + "/1", "PLAIN"},
-		{"STLS LOGIN", "pop3://" + s.addr + "/1", "LOGIN"},
+		{"pop3s PLAIN", "pop3s://" + s.POP3S + "/1", "PLAIN"},
+		{"STLS LOGIN", "pop3://" + s.POP3 + "/1", "LOGIN"},
 	} {
 		out := run(t, nil, curl, "-sS", "--ssl-reqd", "--cacert", s.caFile, "-u", "alice:alice pw", "--login-options", "AUTH="+tc.mech, tc.url)
 		if string(out) != want {
@@ -134,7 +134,7 @@ func TestCurlTLS(t *testing.T) {
 		}
 	}
 	// Without TLS, the login is refused (curl exit 67: login denied).
-	cmd := exec.Command(curl, "-sS", "-u", "alice:alice pw", "--login-options", "AUTH=PLAIN", "pop3://"+s.addr+"/1")
+	cmd := exec.Command(curl, "-sS", "-u", "alice:alice pw", "--login-options", "AUTH=PLAIN", "pop3://"+s.POP3+"/1")
 	if err := cmd.Run(); err == nil {
 		t.Errorf("curl logged in without TLS from an untrusted address")
 	}
@@ -207,8 +207,8 @@ func TestMpopTLS(t *testing.T) {
 		passwd: "carol:{PLAIN}carol pw\ndave:" + doveadmSCRAM(t, "dave pw") + "\nerin:\n",
 		tail:   oauthTOML(iss.jwks),
 	})
-	_, port, _ := net.SplitHostPort(s.addr)
-	_, tlsPort, _ := net.SplitHostPort(s.tlsAddr)
+	_, port, _ := net.SplitHostPort(s.POP3)
+	_, tlsPort, _ := net.SplitHostPort(s.POP3S)
 	for _, tc := range []struct {
 		name, user, auth, secret string
 		starttls                 bool
@@ -244,7 +244,7 @@ func TestMpopTLS(t *testing.T) {
 			if string(got) != want {
 				t.Errorf("mpop retrieved:\n got %q\nwant %q", got, want)
 			}
-			if n := len(maildirFiles(t, filepath.Join(s.dir, "mail", tc.user))); n != 0 {
+			if n := len(maildirFiles(t, filepath.Join(s.Dir, "mail", tc.user))); n != 0 {
 				t.Errorf("%d messages left on the server after mpop --keep=off", n)
 			}
 		})
@@ -275,7 +275,7 @@ func TestCurlOAuth(t *testing.T) {
 	want := s.deliver(t, "erin", testMessage)
 	for _, mech := range []string{"OAUTHBEARER", "XOAUTH2"} {
 		out := run(t, nil, curl, "-sS", "--cacert", s.caFile, "-u", "erin:", "--oauth2-bearer", iss.token(t, "erin", time.Hour),
-			"--login-options", "AUTH="+mech, "pop3s://"+s.tlsAddr+"/1")
+			"--login-options", "AUTH="+mech, "pop3s://"+s.POP3S+"/1")
 		if string(out) != want {
 			t.Errorf("curl %s:\n got %q\nwant %q", mech, out, want)
 		}
@@ -292,8 +292,8 @@ func TestFetchmailTLS(t *testing.T) {
 		pop3:   `trusted_networks = ["192.0.2.0/24"]`,
 		passwd: "dave:" + doveadmSCRAM(t, "dave pw") + "\n",
 	})
-	_, port, _ := net.SplitHostPort(s.addr)
-	_, tlsPort, _ := net.SplitHostPort(s.tlsAddr)
+	_, port, _ := net.SplitHostPort(s.POP3)
+	_, tlsPort, _ := net.SplitHostPort(s.POP3S)
 	for _, tc := range []struct{ name, port, ssl string }{
 		{"implicit", tlsPort, "ssl"},
 		{"STLS", port, ""},
@@ -316,7 +316,7 @@ func TestFetchmailTLS(t *testing.T) {
 			if string(got) != want {
 				t.Errorf("fetchmail retrieved:\n got %q\nwant %q", got, want)
 			}
-			if !strings.Contains(s.stderr.String(), "user=dave tls=true") {
+			if !strings.Contains(s.Log(), "user=dave tls=true") {
 				t.Errorf("no TLS login of dave in the server log")
 			}
 		})
@@ -378,7 +378,7 @@ func TestExternalClientCert(t *testing.T) {
 	other, _ := selfSignedPair(t)
 	cfg := s.clientTLS()
 	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &other, nil }
-	if c, err := tls.Dial("tcp", s.tlsAddr, cfg); err == nil {
+	if c, err := tls.Dial("tcp", s.POP3S, cfg); err == nil {
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		if _, err := c.Read(make([]byte, 1)); err == nil {
 			t.Errorf("a client certificate from an unknown CA was accepted")
@@ -438,7 +438,7 @@ func TestFail2banRegex(t *testing.T) {
 	p, _ := s.dialTLS(t, s.clientTLS())
 	p.cmd("+OK", "USER nobody")
 	p.cmd("-ERR [AUTH]", "PASS guess")
-	m := s.waitFor(t, &s.stderr, strings.Replace(fail2banRegex, "<HOST>", `(\S+)`, 1))
+	m := s.WaitLog(t, strings.Replace(fail2banRegex, "<HOST>", `(\S+)`, 1))
 	if m[1] != "127.0.0.1" {
 		t.Errorf("fail2ban would ban %q", m[1])
 	}
@@ -454,8 +454,8 @@ func TestTestssl(t *testing.T) {
 	testssl := testenv.LookPath(t, "testssl")
 	s := startTLSConfig(t, tlsConfig{passwd: "alice:{PLAIN}alice pw\n"})
 	for _, tc := range []struct{ name, target string }{
-		{"pop3s", s.tlsAddr},
-		{"starttls", s.addr},
+		{"pop3s", s.POP3S},
+		{"starttls", s.POP3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "testssl.json")
@@ -512,7 +512,7 @@ func TestPoplibUTF8(t *testing.T) {
 	python := testenv.LookPath(t, "python3")
 	s := startTLSConfig(t, tlsConfig{passwd: "jörg:{PLAIN}пароль 密码\n"})
 	want := s.deliver(t, "jörg", "Subject: =?UTF-8?Q?gr=C3=BC=C3=9Fe?=\nFrom: Jörg <jörg@example.org>\n\nGrüße\n")
-	_, tlsPort, _ := net.SplitHostPort(s.tlsAddr)
+	_, tlsPort, _ := net.SplitHostPort(s.POP3S)
 	script := `import poplib, ssl, sys
 port, ca = int(sys.argv[1]), sys.argv[2]
 p = poplib.POP3_SSL("127.0.0.1", port, context=ssl.create_default_context(cafile=ca))

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/postie-mail/postie/internal/oauthclient/oauthtest"
+	"github.com/postie-mail/postie/internal/testenv"
 )
 
 // loginTerminal is the terminal of postie fetch login: when the URL
@@ -142,7 +143,7 @@ func TestFetchInstallService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exe, _ := filepath.EvalSymlinks(postieBin)
+	exe, _ := filepath.EvalSymlinks(testenv.PostieBinary(t))
 	want := fmt.Sprintf("ExecStart=%s fetch --config %s\n", systemdQuote(exe), systemdQuote(cfg))
 	if !strings.Contains(string(data), want) {
 		t.Errorf("unit lacks %q:\n%s", want, data)
@@ -230,7 +231,7 @@ user_claim = "sub"
 	want := s.deliver(t, "erin", "Subject: one\n\nfetched with a token\n")
 
 	dir := t.TempDir()
-	host, port, _ := net.SplitHostPort(s.tlsAddr)
+	host, port, _ := net.SplitHostPort(s.POP3S)
 	cfg := filepath.Join(dir, "fetch.toml")
 	write := func(auth string) {
 		t.Helper()

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -223,8 +222,7 @@ func TestFetchDaemon(t *testing.T) {
 	p.deliver(t, "user1", "Subject: one\n\nfirst\n")
 	dir := t.TempDir()
 	cfg := fetchConfig(t, dir, p.addr)
-	cmd := exec.Command(postieBin, "fetch", "--config", cfg, "--interval", "200ms")
-	cmd.Env = childEnv()
+	cmd := testenv.PostieCommand(t, "fetch", "--config", cfg, "--interval", "200ms")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
@@ -286,8 +284,7 @@ func TestFetchKilled(t *testing.T) {
 	cfg := fetchConfig(t, dir, p.addr)
 	kills := 0
 	for _, after := range []time.Duration{150 * time.Millisecond, 400 * time.Millisecond, 700 * time.Millisecond} {
-		cmd := exec.Command(postieBin, "fetch", "--once", "--config", cfg)
-		cmd.Env = childEnv()
+		cmd := testenv.PostieCommand(t, "fetch", "--once", "--config", cfg)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -129,6 +131,24 @@ messages = 0
 	}
 }
 
+// syncBuffer collects a child's output for polling.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // TestDeliverKilled: deliver killed with SIGKILL in the middle of a
 // message leaves nothing a POP3 session could see: its partial file stays
 // in tmp/ only, and a later delivery removes it once it is 36 hours old.
@@ -137,8 +157,7 @@ func TestDeliverKilled(t *testing.T) {
 	dir := t.TempDir()
 	addUser(t, dir, "alice", "pw")
 	md := filepath.Join(dir, "mail", "alice")
-	cmd := exec.Command(postieBin, dev(dir, "deliver", "alice")...)
-	cmd.Env = childEnv()
+	cmd := testenv.PostieCommand(t, dev(dir, "deliver", "alice")...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +167,7 @@ func TestDeliverKilled(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill()
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	// A slow sender: half a message, and no end.
 	io.WriteString(stdin, "Subject: never finished\n\n"+strings.Repeat("partial line\n", 20000))
 	var tmp []string
@@ -354,11 +373,11 @@ func TestPostfixLMTP(t *testing.T) {
 	python := testenv.LookPath(t, "python3")
 	dir := t.TempDir()
 	s := startServe(t, dir)
-	password := s.waitFor(t, &s.stdout, `(?m)^\s*password:\s+(\S+)$`)[1]
-	popAddr := s.waitFor(t, &s.stderr, `msg=listening proto=pop3 addr=(\S+)`)[1]
-	lmtpAddr := s.waitFor(t, &s.stderr, `msg=listening proto=lmtp addr=(\S+)`)[1]
-	if !strings.Contains(s.stdout.String(), "LMTP is listening on "+lmtpAddr) {
-		t.Errorf("the banner does not show the LMTP address:\n%s", s.stdout.String())
+	password := s.WaitStdout(t, `(?m)^\s*password:\s+(\S+)$`)[1]
+	popAddr := s.WaitLog(t, `msg=listening proto=pop3 addr=(\S+)`)[1]
+	lmtpAddr := s.WaitLog(t, `msg=listening proto=lmtp addr=(\S+)`)[1]
+	if !strings.Contains(s.Stdout(), "LMTP is listening on "+lmtpAddr) {
+		t.Errorf("the banner does not show the LMTP address:\n%s", s.Stdout())
 	}
 	p := startPostfix(t, lmtpAddr)
 
@@ -401,7 +420,7 @@ func TestPostfixLMTP(t *testing.T) {
 	deadline := time.Now().Add(45 * time.Second)
 	for len(maildirFiles(t, md)) == 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("Postfix did not deliver within 45s; postie log:\n%s", s.stderr.String())
+			t.Fatalf("Postfix did not deliver within 45s; postie log:\n%s", s.Log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -2,60 +2,22 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/postie-mail/postie/internal/testenv"
 )
 
-// postieBin is the binary under test, built once by TestMain (with -race
-// when the tests run with -race).
-var postieBin string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "postie-cmd-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	postieBin = filepath.Join(dir, "postie")
-	args := []string{"build", "-o", postieBin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	build := exec.Command("go", append(args, ".")...)
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// childEnv is the environment of every postie run: ours without
-// POSTIE_CONFIG, plus extra.
-func childEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "POSTIE_CONFIG=") {
-			env = append(env, kv)
-		}
-	}
-	return append(env, extra...)
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 type result struct {
 	stdout, stderr string
@@ -66,24 +28,13 @@ type result struct {
 // and exit code.
 func postie(t *testing.T, env []string, stdin string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, postieBin, args...)
-	cmd.Env = childEnv(env...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee) && ee.Exited():
-		r.code = ee.ExitCode()
-	default:
-		t.Fatalf("postie %s: %v\nstderr: %s", strings.Join(args, " "), err, r.stderr)
+	cmd := testenv.PostieCommand(t, args...)
+	cmd.Env = append(cmd.Env, env...)
+	r := testenv.RunPostieCommand(t, cmd, stdin)
+	if r.Code < 0 {
+		t.Fatalf("postie %s: killed by a signal\nstderr: %s", strings.Join(args, " "), r.Stderr)
 	}
-	return r
+	return result{stdout: r.Stdout, stderr: r.Stderr, code: r.Code}
 }
 
 // mustPostie is postie that expects exit code want.
@@ -289,92 +240,11 @@ func TestConfigResolution(t *testing.T) {
 	}
 }
 
-// syncBuffer collects a child's output for polling.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// server is a running `postie serve`.
-type server struct {
-	cmd            *exec.Cmd
-	stdout, stderr syncBuffer
-	done           chan struct{}
-	err            error // of Wait, once done is closed
-}
-
-// startServe starts `postie serve --dev` on a free loopback port in dir;
-// the process is killed when the test ends.
-func startServe(t *testing.T, dir string) *server {
+// startServe starts `postie serve --dev` in dir with every listener on a
+// free loopback port; the process is stopped when the test ends.
+func startServe(t *testing.T, dir string) *testenv.Postie {
 	t.Helper()
-	s := &server{done: make(chan struct{})}
-	s.cmd = exec.Command(postieBin, dev(dir, "serve", "--listen", "127.0.0.1:0")...)
-	s.cmd.Env = childEnv()
-	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.err = s.cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() {
-		s.cmd.Process.Kill()
-		<-s.done
-		if t.Failed() {
-			t.Logf("postie serve stdout:\n%s\nstderr:\n%s", s.stdout.String(), s.stderr.String())
-		}
-	})
-	return s
-}
-
-// waitFor polls buf until re matches and returns the submatches.
-func (s *server) waitFor(t *testing.T, buf *syncBuffer, re string) []string {
-	t.Helper()
-	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		if m := rx.FindStringSubmatch(buf.String()); m != nil {
-			return m
-		}
-		select {
-		case <-s.done:
-			if m := rx.FindStringSubmatch(buf.String()); m != nil {
-				return m
-			}
-			t.Fatalf("postie serve exited (%v) before printing %q", s.err, re)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	t.Fatalf("postie serve did not print %q within a minute", re)
-	return nil
-}
-
-// stop sends sig and expects the process to exit 0 within limit.
-func (s *server) stop(t *testing.T, sig syscall.Signal, limit time.Duration) {
-	t.Helper()
-	start := time.Now()
-	if err := s.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-s.done:
-		if s.err != nil {
-			t.Errorf("postie serve exited with %v after %v, want exit 0", s.err, sig)
-		}
-	case <-time.After(limit):
-		t.Fatalf("postie serve still running %v after %v", limit, sig)
-	}
-	t.Logf("stopped by %v in %v", sig, time.Since(start).Round(time.Millisecond))
+	return testenv.StartPostie(t, testenv.PostieOptions{Dev: true, Dir: dir})
 }
 
 // pop3Conn is a raw POP3 client: the tests check exact bytes, not a
@@ -451,14 +321,14 @@ func TestServeDev(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	s := startServe(t, dir)
-	password := s.waitFor(t, &s.stdout, `(?m)^\s*password:\s+(\S+)$`)[1]
-	s.waitFor(t, &s.stdout, `(?m)^\s*user:\s+demo$`)
-	addr := s.waitFor(t, &s.stderr, `msg=listening proto=pop3 addr=(127\.0\.0\.1:\d+)`)[1]
+	password := s.WaitStdout(t, `(?m)^\s*password:\s+(\S+)$`)[1]
+	s.WaitStdout(t, `(?m)^\s*user:\s+demo$`)
+	addr := s.WaitLog(t, `msg=listening proto=pop3 addr=(127\.0\.0\.1:\d+)`)[1]
 	if strings.HasSuffix(addr, ":0") {
 		t.Fatalf("logged the requested address %s instead of the bound one", addr)
 	}
-	if !strings.Contains(s.stdout.String(), "curl -u") || !strings.Contains(s.stdout.String(), "pop3://"+addr) {
-		t.Errorf("the banner does not show how to read mail:\n%s", s.stdout.String())
+	if !strings.Contains(s.Stdout(), "curl -u") || !strings.Contains(s.Stdout(), "pop3://"+addr) {
+		t.Errorf("the banner does not show how to read mail:\n%s", s.Stdout())
 	}
 	saved, err := os.ReadFile(filepath.Join(dir, "demo-password"))
 	if err != nil || strings.TrimSpace(string(saved)) != password {
@@ -479,40 +349,38 @@ func TestServeDev(t *testing.T) {
 	}
 	p.cmd("+OK", "QUIT")
 
-	s.stop(t, syscall.SIGTERM, 10*time.Second)
-	s.waitFor(t, &s.stderr, `msg=stopped`)
+	s.Stop(t, syscall.SIGTERM, 10*time.Second)
+	s.WaitLog(t, `msg=stopped`)
 
 	// A second start keeps the account and prints no new password.
 	s2 := startServe(t, dir)
-	s2.waitFor(t, &s2.stderr, `msg=listening`)
-	s2.waitFor(t, &s2.stdout, `Stop with Ctrl-C`)
-	if strings.Contains(s2.stdout.String(), "password:") {
-		t.Errorf("second start printed a new password:\n%s", s2.stdout.String())
+	s2.WaitLog(t, `msg=listening`)
+	s2.WaitStdout(t, `Stop with Ctrl-C`)
+	if strings.Contains(s2.Stdout(), "password:") {
+		t.Errorf("second start printed a new password:\n%s", s2.Stdout())
 	}
 	if r := mustPostie(t, 0, "", dev(dir, "user", "list")...); r.stdout != "demo\n" {
 		t.Errorf("users after restart: %q", r.stdout)
 	}
-	s2.stop(t, syscall.SIGINT, 10*time.Second)
+	s2.Stop(t, syscall.SIGINT, 10*time.Second)
 }
 
 func TestServeReloadOnSIGHUP(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	s := startServe(t, dir)
-	addr := s.waitFor(t, &s.stderr, `msg=listening proto=pop3 addr=(\S+)`)[1]
+	addr := s.WaitLog(t, `msg=listening proto=pop3 addr=(\S+)`)[1]
 
 	addUser(t, dir, "carol", "carol pw")
 	mustPostie(t, 0, "Subject: for carol\n\nhi\n", dev(dir, "deliver", "carol")...)
-	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	s.waitFor(t, &s.stderr, `msg="users reloaded" users=2`)
+	s.Signal(t, syscall.SIGHUP)
+	s.WaitLog(t, `msg="users reloaded" users=2`)
 
 	p := dialPOP3(t, addr)
 	p.login("carol", "carol pw")
 	p.cmd("+OK 1 ", "STAT")
 	p.cmd("+OK", "QUIT")
-	s.stop(t, syscall.SIGTERM, 10*time.Second)
+	s.Stop(t, syscall.SIGTERM, 10*time.Second)
 }
 
 // TestServeShutdownKeepsMail: SIGTERM during a session waits the grace
@@ -521,15 +389,15 @@ func TestServeShutdownKeepsMail(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	s := startServe(t, dir)
-	password := s.waitFor(t, &s.stdout, `(?m)^\s*password:\s+(\S+)$`)[1]
-	addr := s.waitFor(t, &s.stderr, `msg=listening proto=pop3 addr=(\S+)`)[1]
+	password := s.WaitStdout(t, `(?m)^\s*password:\s+(\S+)$`)[1]
+	addr := s.WaitLog(t, `msg=listening proto=pop3 addr=(\S+)`)[1]
 	mustPostie(t, 0, "Subject: keep me\n\nx\n", dev(dir, "deliver", "demo")...)
 
 	p := dialPOP3(t, addr)
 	p.login("demo", password)
 	p.cmd("+OK", "DELE 1")
-	s.stop(t, syscall.SIGTERM, 20*time.Second)
-	s.waitFor(t, &s.stderr, `msg="shutting down"`)
+	s.Stop(t, syscall.SIGTERM, 20*time.Second)
+	s.WaitLog(t, `msg="shutting down"`)
 	if _, err := p.br.ReadString('\n'); err == nil {
 		t.Errorf("the session was not closed by the shutdown")
 	}
@@ -560,8 +428,8 @@ func TestTourWithPeers(t *testing.T) {
 	python := peer(t, "python3")
 	dir := t.TempDir()
 	s := startServe(t, dir)
-	password := s.waitFor(t, &s.stdout, `(?m)^\s*password:\s+(\S+)$`)[1]
-	addr := s.waitFor(t, &s.stderr, `msg=listening proto=pop3 addr=(\S+)`)[1]
+	password := s.WaitStdout(t, `(?m)^\s*password:\s+(\S+)$`)[1]
+	addr := s.WaitLog(t, `msg=listening proto=pop3 addr=(\S+)`)[1]
 	mustPostie(t, 0, testMessage, dev(dir, "deliver", "demo")...)
 	want := wireForm(storedMessage(t, filepath.Join(dir, "mail", "demo"), "demo", testMessage))
 
@@ -609,9 +477,8 @@ sys.stdout.buffer.write(b"%d %d %d\n" % (count, size, octets) + b"".join(l + b"\
 func TestDevDefaultDataDir(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	cmd := exec.Command(postieBin, "user", "add", "--dev", "--password-stdin", "--scheme", "SHA512-CRYPT", "erin")
+	cmd := testenv.PostieCommand(t, "user", "add", "--dev", "--password-stdin", "--scheme", "SHA512-CRYPT", "erin")
 	cmd.Dir = dir
-	cmd.Env = childEnv()
 	cmd.Stdin = strings.NewReader("pw\n")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("user add --dev: %v\n%s", err, out)

@@ -17,14 +17,12 @@ import (
 	"github.com/postie-mail/postie/internal/testenv"
 )
 
-// pgConfig writes a config for a node of the PostgreSQL store: its own
-// data_dir (the user database is a file per node, the same users), the
-// shared database, a 1s lease, LMTP on a free port.
-func pgConfig(t *testing.T, dir, dsnKey string) string {
+// pgNode prepares (does not start) a node of the PostgreSQL store: its
+// own data_dir (the user database is a file per node, the same users),
+// the shared database, a 1s lease, LMTP on a free port.
+func pgNode(t *testing.T, dir, dsnKey string) *testenv.Postie {
 	t.Helper()
-	cfg := filepath.Join(dir, "postie.toml")
-	body := fmt.Sprintf(`data_dir = %q
-[log]
+	n := testenv.NewPostie(t, testenv.PostieOptions{Dir: dir, Config: fmt.Sprintf(`[log]
 level = "debug"
 [pop3]
 listen = ["127.0.0.1:0"]
@@ -36,12 +34,9 @@ backend = "postgres"
 %s
 postgres_lease = "1s"
 postgres_timeout = "5s"
-`, dir, dsnKey)
-	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	mustPostie(t, 0, "pw\n", "user", "add", "--config", cfg, "--password-stdin", "--scheme", "SHA512-CRYPT", "alice")
-	return cfg
+`, dsnKey)})
+	mustPostie(t, 0, "pw\n", "user", "add", "--config", n.Config, "--password-stdin", "--scheme", "SHA512-CRYPT", "alice")
+	return n
 }
 
 // TestServePostgres runs two `postie serve` nodes on one PostgreSQL
@@ -60,23 +55,24 @@ func TestServePostgres(t *testing.T) {
 	if err := os.WriteFile(dsnFile, []byte(dsn+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg1 := pgConfig(t, dir1, `postgres_dsn_file = "dsn"`)
-	cfg2 := pgConfig(t, dir2, fmt.Sprintf("postgres_dsn = %q", dsn))
+	n1 := pgNode(t, dir1, `postgres_dsn_file = "dsn"`)
+	n2 := pgNode(t, dir2, fmt.Sprintf("postgres_dsn = %q", dsn))
+	cfg2 := n2.Config
 
 	// deliver before any node runs: it makes the schema itself.
-	mustPostie(t, 0, testMessage, "deliver", "--config", cfg1, "alice")
+	mustPostie(t, 0, testMessage, "deliver", "--config", n1.Config, "alice")
 
-	n1 := startServeArgs(t, "serve", "--config", cfg1)
-	addr1 := n1.waitFor(t, &n1.stderr, `msg=listening proto=pop3 addr=(\S+)`)[1]
-	lmtp1 := n1.waitFor(t, &n1.stderr, `msg=listening proto=lmtp addr=(\S+)`)[1]
-	n1.waitFor(t, &n1.stderr, `msg="postie started".* storage=postgres`)
-	if strings.Contains(n1.stderr.String(), dsn) {
+	n1.Start(t)
+	addr1 := n1.WaitLog(t, `msg=listening proto=pop3 addr=(\S+)`)[1]
+	lmtp1 := n1.WaitLog(t, `msg=listening proto=lmtp addr=(\S+)`)[1]
+	n1.WaitLog(t, `msg="postie started".* storage=postgres`)
+	if strings.Contains(n1.Log(), dsn) {
 		t.Errorf("the log shows the DSN")
 	}
-	n2 := startServeArgs(t, "serve", "--config", cfg2)
-	addr2 := n2.waitFor(t, &n2.stderr, `msg=listening proto=pop3 addr=(\S+)`)[1]
-	lmtp2 := n2.waitFor(t, &n2.stderr, `msg=listening proto=lmtp addr=(\S+)`)[1]
-	n2.waitFor(t, &n2.stderr, `msg="postie started"`)
+	n2.Start(t)
+	addr2 := n2.WaitLog(t, `msg=listening proto=pop3 addr=(\S+)`)[1]
+	lmtp2 := n2.WaitLog(t, `msg=listening proto=lmtp addr=(\S+)`)[1]
+	n2.WaitLog(t, `msg="postie started"`)
 
 	lmtpBody := "Subject: lmtp\r\n\r\n..dot-stuffed line\r\nend\r\n"
 	lmtpDeliver(t, lmtp1, "alice@example.org", lmtpBody)
@@ -171,8 +167,7 @@ p.quit()
 		t.Errorf("login on node 2 during node 1's session: %q", got)
 	}
 	r.c.Close()
-	n1.cmd.Process.Signal(syscall.SIGKILL)
-	<-n1.done
+	n1.Kill(t)
 	for start := time.Now(); ; time.Sleep(200 * time.Millisecond) {
 		r = dialPOP3(t, addr2)
 		r.cmd("+OK", "USER alice")
@@ -207,7 +202,7 @@ p.quit()
 		t.Errorf("deliver with the database down: exit %d, want 75 (temporary)\n%s", res.code, res.stderr)
 	}
 	lmtpTempFail(t, lmtp2, "alice@example.org")
-	n2.stop(t, syscall.SIGTERM, 30*time.Second)
+	n2.Stop(t, syscall.SIGTERM, 30*time.Second)
 }
 
 // lmtpTempFail expects a 4xx for rcpt's delivery (after RCPT or DATA).

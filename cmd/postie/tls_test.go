@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -21,48 +20,21 @@ import (
 )
 
 // tlsServer is a running `postie serve` with TLS: a plain listener
-// offering STLS and an implicit-TLS one.
+// offering STLS (POP3) and an implicit-TLS one (POP3S).
 type tlsServer struct {
-	*server
-	dir     string // data_dir
-	cfg     string // the config file ("" in --dev)
-	addr    string // plain POP3 with STLS
-	tlsAddr string // POP3S
-	caFile  string // PEM to trust the server certificate with
-	roots   *x509.CertPool
+	*testenv.Postie
+	caFile string         // PEM to trust the server certificate with
+	roots  *x509.CertPool // trusts it
 }
 
-// startServeArgs runs postie with args; the process is killed when the
-// test ends.
-func startServeArgs(t *testing.T, args ...string) *server {
+// trust reads the server certificate from caFile into s.roots.
+func (s *tlsServer) trust(t *testing.T, caFile string) {
 	t.Helper()
-	s := &server{done: make(chan struct{})}
-	s.cmd = exec.Command(postieBin, args...)
-	s.cmd.Env = childEnv()
-	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.err = s.cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() {
-		s.cmd.Process.Kill()
-		<-s.done
-		if t.Failed() {
-			t.Logf("postie serve stdout:\n%s\nstderr:\n%s", s.stdout.String(), s.stderr.String())
-		}
-	})
-	return s
-}
-
-func (s *tlsServer) waitListening(t *testing.T) {
-	t.Helper()
-	s.addr = s.waitFor(t, &s.stderr, `msg=listening proto=pop3 addr=(\S+)`)[1]
-	s.tlsAddr = s.waitFor(t, &s.stderr, `msg=listening proto=pop3s addr=(\S+)`)[1]
-	s.waitFor(t, &s.stderr, `msg="postie started"`)
+	s.caFile = caFile
 	s.roots = x509.NewCertPool()
-	pem, err := os.ReadFile(s.caFile)
+	pem, err := os.ReadFile(caFile)
 	if err != nil || !s.roots.AppendCertsFromPEM(pem) {
-		t.Fatalf("server certificate %s: %v", s.caFile, err)
+		t.Fatalf("server certificate %s: %v", caFile, err)
 	}
 }
 
@@ -70,10 +42,9 @@ func (s *tlsServer) waitListening(t *testing.T) {
 // certificate is made in the data directory.
 func startTLSDev(t *testing.T) (*tlsServer, string) {
 	t.Helper()
-	dir := t.TempDir()
-	s := &tlsServer{server: startServe(t, dir), dir: dir, caFile: filepath.Join(dir, devCertFile)}
-	s.waitListening(t)
-	password := s.waitFor(t, &s.stdout, `(?m)^\s*password:\s+(\S+)$`)[1]
+	s := &tlsServer{Postie: startServe(t, t.TempDir())}
+	s.trust(t, filepath.Join(s.Dir, devCertFile))
+	password := s.WaitStdout(t, `(?m)^\s*password:\s+(\S+)$`)[1]
 	return s, password
 }
 
@@ -87,24 +58,13 @@ type tlsConfig struct {
 // certificate, listeners on port 0 and the users of c.passwd.
 func startTLSConfig(t *testing.T, c tlsConfig) *tlsServer {
 	t.Helper()
-	dir := t.TempDir()
 	certPEM, keyPEM, err := testenv.SelfSigned()
 	if err != nil {
 		t.Fatal(err)
 	}
-	write := func(name, data string) string {
-		t.Helper()
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	s := &tlsServer{dir: dir, caFile: write("cert.pem", string(certPEM))}
-	write("key.pem", string(keyPEM))
-	write("passwd", c.passwd)
-	s.cfg = write("postie.toml", fmt.Sprintf(`data_dir = %q
-[pop3]
+	p := testenv.StartPostie(t, testenv.PostieOptions{
+		Files: map[string]string{"cert.pem": string(certPEM), "key.pem": string(keyPEM), "passwd": c.passwd},
+		Config: fmt.Sprintf(`[pop3]
 listen = ["127.0.0.1:0"]
 listen_tls = ["127.0.0.1:0"]
 implementation = false
@@ -120,9 +80,10 @@ cache_ttl = "0s"
 cert_file = "cert.pem"
 key_file = "key.pem"
 %s
-`, dir, c.pop3, c.auth, c.tail))
-	s.server = startServeArgs(t, "serve", "--config", s.cfg)
-	s.waitListening(t)
+`, c.pop3, c.auth, c.tail),
+	})
+	s := &tlsServer{Postie: p}
+	s.trust(t, filepath.Join(p.Dir, "cert.pem"))
 	return s
 }
 
@@ -131,11 +92,11 @@ key_file = "key.pem"
 // RETR must send it.
 func (s *tlsServer) deliver(t *testing.T, user, msg string) string {
 	t.Helper()
-	args := dev(s.dir, "deliver", user)
-	if s.cfg != "" {
-		args = []string{"deliver", "--config", s.cfg, user}
+	args := dev(s.Dir, "deliver", user)
+	if s.Config != "" {
+		args = []string{"deliver", "--config", s.Config, user}
 	}
-	md := filepath.Join(s.dir, "mail", user)
+	md := filepath.Join(s.Dir, "mail", user)
 	before := map[string]bool{}
 	for _, f := range maildirFiles(t, md) {
 		before[filepath.Base(f)] = true
@@ -161,9 +122,9 @@ func (s *tlsServer) clientTLS() *tls.Config {
 // dialTLS connects to the implicit-TLS port and reads the greeting.
 func (s *tlsServer) dialTLS(t *testing.T, cfg *tls.Config) (*pop3Conn, *tls.Conn) {
 	t.Helper()
-	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", s.tlsAddr, cfg)
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", s.POP3S, cfg)
 	if err != nil {
-		t.Fatalf("TLS dial %s: %v", s.tlsAddr, err)
+		t.Fatalf("TLS dial %s: %v", s.POP3S, err)
 	}
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(time.Minute))
@@ -238,8 +199,8 @@ func ioReadFull(br *bufio.Reader, b []byte) (int, error) {
 func TestServeDevTLS(t *testing.T) {
 	t.Parallel()
 	s, password := startTLSDev(t)
-	if !strings.Contains(s.stdout.String(), "pop3s://"+s.tlsAddr) {
-		t.Errorf("the banner does not show the TLS port:\n%s", s.stdout.String())
+	if !strings.Contains(s.Stdout(), "pop3s://"+s.POP3S) {
+		t.Errorf("the banner does not show the TLS port:\n%s", s.Stdout())
 	}
 	want := s.deliver(t, "demo", testMessage)
 
@@ -265,7 +226,7 @@ func TestServeDevTLS(t *testing.T) {
 	p.cmd("+OK", "QUIT")
 
 	// STLS on the plain port.
-	p = dialPOP3(t, s.addr)
+	p = dialPOP3(t, s.POP3)
 	p.stls(s.clientTLS())
 	p.login("demo", password)
 	// This session stays open across the reloads below.
@@ -275,15 +236,15 @@ func TestServeDevTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := serverCert(t, s.tlsAddr)
-	if err := os.WriteFile(filepath.Join(s.dir, devKeyFile), keyPEM, 0o600); err != nil {
+	old := serverCert(t, s.POP3S)
+	if err := os.WriteFile(filepath.Join(s.Dir, devKeyFile), keyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(s.dir, devCertFile), certPEM, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(s.Dir, devCertFile), certPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.waitFor(t, &s.stderr, `msg="tls: certificates reloaded"`)
-	if now := serverCert(t, s.tlsAddr); bytes.Equal(now, old) {
+	s.WaitLog(t, `msg="tls: certificates reloaded"`)
+	if now := serverCert(t, s.POP3S); bytes.Equal(now, old) {
 		t.Errorf("still the old certificate after the files changed")
 	}
 	if !s.roots.AppendCertsFromPEM(certPEM) {
@@ -297,16 +258,14 @@ func TestServeDevTLS(t *testing.T) {
 	p2.cmd("+OK", "QUIT")
 
 	// SIGHUP reloads too.
-	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	s.waitFor(t, &s.stderr, `(?s)tls: certificates reloaded.*users reloaded.*tls: certificates reloaded`)
+	s.Signal(t, syscall.SIGHUP)
+	s.WaitLog(t, `(?s)tls: certificates reloaded.*users reloaded.*tls: certificates reloaded`)
 	// The session opened before the reloads still works.
 	if r := p.cmd("+OK", "STAT"); r != fmt.Sprintf("+OK 1 %d", len(want)) {
 		t.Errorf("STAT after the reloads = %q", r)
 	}
 	p.cmd("+OK", "QUIT")
-	s.stop(t, syscall.SIGTERM, 10*time.Second)
+	s.Stop(t, syscall.SIGTERM, 10*time.Second)
 }
 
 // serverCert returns the certificate the server presents (unverified).
@@ -333,7 +292,7 @@ func TestCleartextPolicyTLS(t *testing.T) {
 	const greeting = "+OK test POP3 server ready"
 	refused := "-ERR [AUTH] cleartext login refused on an unencrypted connection; use STLS or the TLS port"
 
-	p := dialPOP3(t, s.addr)
+	p := dialPOP3(t, s.POP3)
 	p.transcript(`C: CAPA
 S: +OK capability list follows
 S: TOP
@@ -372,7 +331,7 @@ S: ` + refused)
 	}
 
 	// After STLS: USER and the cleartext mechanisms, the -PLUS ones, no STLS.
-	p = dialPOP3(t, s.addr)
+	p = dialPOP3(t, s.POP3)
 	p.stls(s.clientTLS())
 	p.transcript(`C: CAPA
 S: +OK capability list follows
@@ -427,7 +386,7 @@ S: +OK bye, 0 messages deleted`)
 
 	// The greeting was checked by dialPOP3; make sure it is the one
 	// configured (hostname = "test").
-	c, err := net.Dial("tcp", s.addr)
+	c, err := net.Dial("tcp", s.POP3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,7 +406,7 @@ func TestEmptyTrustedNetworks(t *testing.T) {
 		pop3:   `trusted_networks = []`,
 		passwd: "alice:{PLAIN}alice pw\n",
 	})
-	p := dialPOP3(t, s.addr)
+	p := dialPOP3(t, s.POP3)
 	p.transcript(`C: USER alice
 S: -ERR [AUTH] cleartext login refused on an unencrypted connection; use STLS or the TLS port
 C: QUIT
