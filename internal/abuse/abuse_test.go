@@ -33,14 +33,14 @@ func TestSlowloris(t *testing.T) {
 	s.deliver(t, "alice", smallMessage)
 	var keepalive []*conn
 	for range perIP {
-		keepalive = append(keepalive, dial(t, "127.0.2.100", s.addr))
+		keepalive = append(keepalive, dial(t, "127.0.2.100", s.POP3))
 	}
 	var slow []*conn
 	for i := range perIP * addrs {
-		slow = append(slow, dial(t, fmt.Sprintf("127.0.2.%d", 1+i%addrs), s.addr))
+		slow = append(slow, dial(t, fmt.Sprintf("127.0.2.%d", 1+i%addrs), s.POP3))
 	}
 	// One more from a full address is refused at once.
-	c, err := dialFrom(t, "127.0.2.1", s.addr)
+	c, err := dialFrom(t, "127.0.2.1", s.POP3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestSlowloris(t *testing.T) {
 	}()
 	// A normal client is served meanwhile.
 	start := time.Now()
-	p := dial(t, "", s.addr)
+	p := dial(t, "", s.POP3)
 	p.login("alice", 1)
 	p.retr(s, "alice", 1, "small-marker")
 	p.cmd("QUIT", "+OK bye, 0 messages deleted")
@@ -103,7 +103,7 @@ func TestSlowloris(t *testing.T) {
 		t.Errorf("only %d bytes dripped: the test did not keep the clients busy", dripped.Load())
 	}
 	// The address is free again.
-	dial(t, "127.0.2.1", s.addr).cmd("QUIT", "+OK bye")
+	dial(t, "127.0.2.1", s.POP3).cmd("QUIT", "+OK bye")
 	s.checkMemory(t, "slowloris", 256<<20)
 }
 
@@ -133,7 +133,7 @@ func TestPasswordFlood(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(end) {
-				c, err := dialFrom(t, "127.0.3.1", s.addr)
+				c, err := dialFrom(t, "127.0.3.1", s.POP3)
 				if err != nil {
 					continue
 				}
@@ -170,7 +170,7 @@ func TestPasswordFlood(t *testing.T) {
 	var worst time.Duration
 	for time.Now().Before(end) {
 		start := time.Now()
-		p := dial(t, "127.0.3.2", s.addr)
+		p := dial(t, "127.0.3.2", s.POP3)
 		p.login("alice", 1)
 		p.cmd("QUIT", "+OK bye, 0 messages deleted")
 		p.c.Close()
@@ -205,7 +205,7 @@ func TestHugeLinesAndGarbage(t *testing.T) {
 	s.deliver(t, "alice", smallMessage)
 	huge := strings.Repeat("A", 4<<20)
 
-	p := dial(t, "", s.addr)
+	p := dial(t, "", s.POP3)
 	p.cmd(huge, "-ERR line too long")
 	p.cmd("\x00\x00\x00", "-ERR unknown command")
 	p.cmd("USER \x00alice", "+OK send PASS") // the user simply does not exist
@@ -230,7 +230,7 @@ func TestHugeLinesAndGarbage(t *testing.T) {
 
 	// Binary garbage lines get -ERR, and the session lives on until the
 	// bad-command limit (10 in a row before login) closes it cleanly.
-	p = dial(t, "", s.addr)
+	p = dial(t, "", s.POP3)
 	for i := range 13 {
 		line := make([]byte, 200)
 		for j := range line {
@@ -258,7 +258,7 @@ func TestHugeLinesAndGarbage(t *testing.T) {
 	// The writer gets its own connection, not the variable p: p is
 	// dialled again below, and a writer that had not started yet (a
 	// loaded machine) sent its junk to the next session.
-	p = dial(t, "", s.addr)
+	p = dial(t, "", s.POP3)
 	junkConn, junkDone := p.c, make(chan struct{})
 	go func() {
 		defer close(junkDone)
@@ -285,7 +285,7 @@ func TestHugeLinesAndGarbage(t *testing.T) {
 
 	// A line that never ends, sent as fast as the server takes it, is
 	// cut off by the pre-login timeout: bytes do not extend it.
-	p = dial(t, "", s.addr)
+	p = dial(t, "", s.POP3)
 	var sent atomic.Int64
 	go func() {
 		chunk := bytes.Repeat([]byte("B"), 64<<10)
@@ -312,7 +312,7 @@ func TestUnreadRETR(t *testing.T) {
 	s.deliver(t, "alice", big)
 	s.deliver(t, "alice", smallMessage)
 
-	c, err := dialFrom(t, "", s.addr)
+	c, err := dialFrom(t, "", s.POP3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +325,7 @@ func TestUnreadRETR(t *testing.T) {
 	start := time.Now()
 	// Do not read. The server must give up and release alice's maildrop.
 	for {
-		q := dial(t, "", s.addr)
+		q := dial(t, "", s.POP3)
 		q.cmd("USER alice", "+OK send PASS")
 		q.send("PASS " + passwords["alice"] + "\r\n")
 		l, _ := q.line()
@@ -344,7 +344,7 @@ func TestUnreadRETR(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("maildrop free %v after a client stopped reading a %d MiB RETR (write_timeout 2s)", time.Since(start).Round(time.Millisecond), len(big)>>20)
-	s.waitFor(t, `msg="session end" session=\S+ remote=\S+ user=alice .*reason="write failed"`)
+	s.WaitLog(t, `msg="session end" session=\S+ remote=\S+ user=alice .*reason="write failed"`)
 	if n := s.messages(t, "alice"); n != 2 {
 		t.Fatalf("%d messages left, want 2", n)
 	}
@@ -358,7 +358,7 @@ func TestUnreadRETR(t *testing.T) {
 	// that only looked at its writer when its input ran dry would go on
 	// answering into a failed writer, holding the lock, for as long as
 	// the client kept sending (postie did until 2026-12-04).
-	c, err = dialFrom(t, "", s.addr)
+	c, err = dialFrom(t, "", s.POP3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +389,7 @@ func TestUnreadRETR(t *testing.T) {
 	defer close(stop)
 	start = time.Now()
 	for {
-		q := dial(t, "", s.addr)
+		q := dial(t, "", s.POP3)
 		q.cmd("USER alice", "+OK send PASS")
 		q.send("PASS " + passwords["alice"] + "\r\n")
 		l, _ := q.line()
@@ -428,7 +428,7 @@ func TestTLSFloods(t *testing.T) {
 	// Half-open: part of a ClientHello, then nothing.
 	var half []*conn
 	for range perIP {
-		c, err := dialFrom(t, "127.0.4.1", s.tlsAddr)
+		c, err := dialFrom(t, "127.0.4.1", s.POP3S)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -439,7 +439,7 @@ func TestTLSFloods(t *testing.T) {
 	// Over the cap from that address: silent clients, closed anyway.
 	var over []*conn
 	for range 10 {
-		c, err := dialFrom(t, "127.0.4.1", s.tlsAddr)
+		c, err := dialFrom(t, "127.0.4.1", s.POP3S)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -448,7 +448,7 @@ func TestTLSFloods(t *testing.T) {
 	// Plaintext and garbage on the TLS port.
 	var junk []*conn
 	for i := range 20 {
-		c, err := dialFrom(t, "127.0.4.2", s.tlsAddr)
+		c, err := dialFrom(t, "127.0.4.2", s.POP3S)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -467,7 +467,7 @@ func TestTLSFloods(t *testing.T) {
 	// STLS on the plain port, then half a ClientHello or garbage.
 	var stls []*conn
 	for i := range 10 {
-		p := dial(t, "127.0.4.3", s.addr)
+		p := dial(t, "127.0.4.3", s.POP3)
 		p.cmd("STLS", "+OK begin TLS negotiation")
 		if i%2 == 0 {
 			p.send(string(hello[:len(hello)/2]))
@@ -494,7 +494,7 @@ func TestTLSFloods(t *testing.T) {
 				if i >= n {
 					return
 				}
-				c, err := dialFrom(t, source(5, i%20), s.tlsAddr)
+				c, err := dialFrom(t, source(5, i%20), s.POP3S)
 				if err != nil {
 					bad.Add(1)
 					continue
@@ -512,7 +512,7 @@ func TestTLSFloods(t *testing.T) {
 		}()
 	}
 	// Meanwhile a normal TLS client logs in.
-	p := dialTLS(t, "", s.tlsAddr)
+	p := dialTLS(t, "", s.POP3S)
 	p.login("alice", 1)
 	p.retr(s, "alice", 1, "small-marker")
 	p.cmd("QUIT", "+OK bye, 0 messages deleted")
@@ -549,8 +549,8 @@ func TestTLSFloods(t *testing.T) {
 		op.expectEOF("", 10*time.Second)
 	}
 	// The address is served again.
-	dialTLS(t, "127.0.4.1", s.tlsAddr).cmd("QUIT", "+OK bye")
-	if !strings.Contains(s.stderr.String(), `msg="tls handshake failed"`) {
+	dialTLS(t, "127.0.4.1", s.POP3S).cmd("QUIT", "+OK bye")
+	if !strings.Contains(s.Log(), `msg="tls handshake failed"`) {
 		t.Error("failed handshakes are not logged")
 	}
 	s.checkMemory(t, "TLS floods", 256<<20)

@@ -100,7 +100,7 @@ func TestConnectionFlood(t *testing.T) {
 	s.deliver(t, "alice", smallMessage)
 
 	start := time.Now()
-	conns := openMany(t, s.addr, 1, n)
+	conns := openMany(t, s.POP3, 1, n)
 	t.Logf("%d connections open in %v", n, time.Since(start).Round(time.Millisecond))
 
 	// Excess clients on the TLS port that never send a ClientHello must
@@ -108,7 +108,7 @@ func TestConnectionFlood(t *testing.T) {
 	// the refusal got a read deadline).
 	var silent []*conn
 	for i := range 5 {
-		c, err := dialFrom(t, source(9, 200+i), s.tlsAddr)
+		c, err := dialFrom(t, source(9, 200+i), s.POP3S)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,7 +116,7 @@ func TestConnectionFlood(t *testing.T) {
 	}
 	const refused = "-ERR [SYS/TEMP] too many connections, try again later\r\n"
 	for i := range 20 {
-		c, err := dialFrom(t, source(9, i), s.addr)
+		c, err := dialFrom(t, source(9, i), s.POP3)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +124,7 @@ func TestConnectionFlood(t *testing.T) {
 	}
 	// Over TLS the refusal comes after the handshake.
 	for i := range 5 {
-		c, err := dialFrom(t, source(9, 100+i), s.tlsAddr)
+		c, err := dialFrom(t, source(9, 100+i), s.POP3S)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,7 +141,7 @@ func TestConnectionFlood(t *testing.T) {
 	}
 	var p *conn
 	for deadline := time.Now().Add(20 * time.Second); ; {
-		c, err := dialFrom(t, "", s.addr)
+		c, err := dialFrom(t, "", s.POP3)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +163,7 @@ func TestConnectionFlood(t *testing.T) {
 	p.retr(s, "alice", 1, "small-marker")
 	p.cmd("QUIT", "+OK bye, 0 messages deleted")
 	// 25 refusals, logged at most once a second.
-	if got := strings.Count(s.stderr.String(), `msg="connection refused"`); got < 1 || got > 15 {
+	if got := strings.Count(s.Log(), `msg="connection refused"`); got < 1 || got > 15 {
 		t.Errorf("%d refusal lines logged for 25 refusals", got)
 	}
 }

@@ -3,36 +3,23 @@ package abuse
 import (
 	"bufio"
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
-)
 
-// postieBin is the binary under test, built once by TestMain. It is built
-// without the race detector even under -race: the race runtime allows at
-// most 8128 live goroutines (a 10,000-connection server needs more) and
-// multiplies memory, which would make the peak-memory figures meaningless.
-// The engine's races are the business of pop3server's own tests.
-var postieBin string
+	"github.com/postie-mail/postie/internal/testenv"
+)
 
 // certPEM and keyPEM are a self-signed certificate for 127.0.0.1 and
 // localhost; roots trusts it.
@@ -60,52 +47,13 @@ func run(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, "setrlimit:", err)
 		}
 	}
-	dir, err := os.MkdirTemp("", "postie-abuse-")
-	if err != nil {
+	var err error
+	if certPEM, keyPEM, err = testenv.SelfSigned(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	postieBin = filepath.Join(dir, "postie")
-	build := exec.Command("go", "build", "-o", postieBin, "github.com/postie-mail/postie/cmd/postie")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		return 1
-	}
-	if err := makeCert(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
-}
-
-func makeCert() error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return err
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return err
-	}
-	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 	roots.AppendCertsFromPEM(certPEM)
-	return nil
+	return testenv.Run(m)
 }
 
 func clientTLS() *tls.Config {
@@ -115,32 +63,14 @@ func clientTLS() *tls.Config {
 // long reports whether the long variants run (POSTIE_LONG=1).
 func long() bool { return os.Getenv("POSTIE_LONG") == "1" }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// server is a running `postie serve` with its own config and data.
+// server is a running `postie serve` with its own config and data. It
+// runs the binary built without the race detector even under -race: the
+// race runtime allows at most 8128 live goroutines (a 10,000-connection
+// server needs more) and multiplies memory, which would make the
+// peak-memory figures meaningless. The engine's races are the business of
+// pop3server's own tests.
 type server struct {
-	dir, config string
-	addr        string // POP3 with STLS
-	tlsAddr     string // implicit TLS
-	cmd         *exec.Cmd
-	stderr      syncBuffer
-	done        chan struct{}
-	err         error
+	*testenv.Postie
 }
 
 // setup is what a scenario changes: [pop3] keys (TOML values). The log
@@ -157,14 +87,6 @@ var passwords = map[string]string{"alice": "alice-pw", "bob": "bob-pw"}
 // test ends.
 func startServer(t *testing.T, su setup) *server {
 	t.Helper()
-	dir := t.TempDir()
-	s := &server{dir: dir, config: filepath.Join(dir, "postie.toml"), done: make(chan struct{})}
-	if err := os.WriteFile(filepath.Join(dir, "cert.pem"), certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "key.pem"), keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	pop3 := map[string]string{
 		"listen":     `["127.0.0.1:0"]`,
 		"listen_tls": `["127.0.0.1:0"]`,
@@ -179,95 +101,35 @@ func startServer(t *testing.T, su setup) *server {
 	}
 	sort.Strings(keys)
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "data_dir = %q\n[log]\nlevel = \"info\"\n[pop3]\n", dir)
+	cfg.WriteString("[log]\nlevel = \"info\"\n[pop3]\n")
 	for _, k := range keys {
 		fmt.Fprintf(&cfg, "%s = %s\n", k, pop3[k])
 	}
 	cfg.WriteString("[auth]\ndefault_scheme = \"SHA512-CRYPT\"\n[tls]\ncert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n[lmtp]\nlisten = []\n")
-	if err := os.WriteFile(s.config, []byte(cfg.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	s := &server{testenv.NewPostie(t, testenv.PostieOptions{
+		Config: cfg.String(),
+		Files:  map[string]string{"cert.pem": string(certPEM), "key.pem": string(keyPEM)},
+		NoRace: true,
+	})}
 	for _, u := range []string{"alice", "bob"} {
-		s.postie(t, passwords[u]+"\n", "user", "add", "--password-stdin", u)
+		s.MustRun(t, passwords[u]+"\n", "user", "add", "--password-stdin", u)
 	}
-
-	s.cmd = exec.Command(postieBin, "serve", "--config", s.config)
-	s.cmd.Env = childEnv()
-	s.cmd.Stderr = &s.stderr
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.err = s.cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() {
-		s.cmd.Process.Kill()
-		<-s.done
-		if t.Failed() {
-			log := s.stderr.String()
-			if len(log) > 20000 {
-				log = "…" + log[len(log)-20000:]
-			}
-			t.Logf("postie serve log:\n%s", log)
-		}
-	})
-	s.addr = s.waitFor(t, `msg=listening proto=pop3 addr=(\S+)`)[1]
-	s.tlsAddr = s.waitFor(t, `msg=listening proto=pop3s addr=(\S+)`)[1]
+	s.Start(t)
 	return s
-}
-
-func childEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "POSTIE_CONFIG=") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-// postie runs a postie subcommand against the server's config and fails
-// the test unless it exits 0.
-func (s *server) postie(t *testing.T, stdin string, args ...string) {
-	t.Helper()
-	args = append(args, "--config", s.config)
-	cmd := exec.Command(postieBin, args...)
-	cmd.Env = childEnv()
-	cmd.Stdin = strings.NewReader(stdin)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("postie %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
 }
 
 // deliver stores msg for user with `postie deliver`.
 func (s *server) deliver(t *testing.T, user, msg string) {
 	t.Helper()
-	s.postie(t, msg, "deliver", user)
-}
-
-// waitFor polls the log until re matches and returns the submatches.
-func (s *server) waitFor(t *testing.T, re string) []string {
-	t.Helper()
-	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		if m := rx.FindStringSubmatch(s.stderr.String()); m != nil {
-			return m
-		}
-		select {
-		case <-s.done:
-			t.Fatalf("postie serve exited (%v) before logging %q", s.err, re)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	t.Fatalf("postie serve did not log %q within a minute", re)
-	return nil
+	s.MustRun(t, msg, "deliver", user)
 }
 
 // alive fails the test if the server process has ended.
 func (s *server) alive(t *testing.T) {
 	t.Helper()
 	select {
-	case <-s.done:
-		t.Fatalf("postie serve died: %v", s.err)
+	case <-s.Done():
+		t.Fatalf("postie serve died:\n%s", s.Log())
 	default:
 	}
 }
@@ -276,13 +138,13 @@ func (s *server) alive(t *testing.T) {
 // bytes.
 func (s *server) peakMemory(t *testing.T) int64 {
 	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.Pid()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := regexp.MustCompile(`(?m)^VmHWM:\s+(\d+) kB$`).FindSubmatch(data)
 	if m == nil {
-		t.Fatalf("no VmHWM in /proc/%d/status", s.cmd.Process.Pid)
+		t.Fatalf("no VmHWM in /proc/%d/status", s.Pid())
 	}
 	kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
 	return kb << 10
@@ -464,7 +326,7 @@ func (p *conn) retr(s *server, user string, n int, marker string) {
 func (s *server) stored(t *testing.T, user, marker string) string {
 	t.Helper()
 	for _, sub := range []string{"new", "cur"} {
-		files, _ := filepath.Glob(filepath.Join(s.dir, "mail", user, sub, "*"))
+		files, _ := filepath.Glob(filepath.Join(s.Dir, "mail", user, sub, "*"))
 		for _, f := range files {
 			data, err := os.ReadFile(f)
 			if err != nil {
@@ -484,7 +346,7 @@ func (s *server) messages(t *testing.T, user string) int {
 	t.Helper()
 	n := 0
 	for _, sub := range []string{"new", "cur"} {
-		files, _ := filepath.Glob(filepath.Join(s.dir, "mail", user, sub, "*"))
+		files, _ := filepath.Glob(filepath.Join(s.Dir, "mail", user, sub, "*"))
 		n += len(files)
 	}
 	return n
