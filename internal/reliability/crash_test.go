@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -171,7 +170,7 @@ func TestCrashDuringUpdate(t *testing.T) {
 				wants[id].must = false
 			}
 		}
-		if in.cmd != nil {
+		if in.running {
 			in.kill()
 		}
 		in.start()
@@ -397,7 +396,7 @@ func TestCrashDuringDeliver(t *testing.T) {
 // kills it after up to 40 ms (with force: always, after up to 5 ms). It
 // returns the exit code, -1 when killed.
 func deliverMaybeKill(in *inst, user, msg string, r *rand.Rand, force bool) (int, error) {
-	cmd := exec.Command(postieBin, "deliver", "--config", in.cfg, user)
+	cmd := in.srv.Command("deliver", user)
 	cmd.Stdin = strings.NewReader(msg)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -3,14 +3,11 @@ package reliability
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,25 +17,7 @@ import (
 	"github.com/postie-mail/postie/internal/testenv"
 )
 
-// postieBin is the binary under test, built once by TestMain.
-var postieBin string
-
-func TestMain(m *testing.M) {
-	// Never with -race, even when the tests run with it: the crash tests
-	// need a server of normal speed for their kills to fall inside
-	// deliveries and UPDATEs (cmd/postie's tests run a race-enabled one).
-	// The directory is reachable by the unprivileged user of
-	// TestPermissionDenied.
-	bin, remove, err := testenv.BuildPostie()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	postieBin = bin
-	code := m.Run()
-	remove()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // long reports whether the long variants run (POSTIE_LONG=1).
 func long() bool { return os.Getenv("POSTIE_LONG") == "1" }
@@ -58,6 +37,11 @@ func password(user string) string { return "pw-" + user }
 
 // inst is one postie installation: a config file, a passwd file with
 // users, a Maildir root, and at most one running `postie serve`.
+//
+// The server is never built with -race, even when the tests run with it:
+// the crash tests need a server of normal speed for their kills to fall
+// inside deliveries and UPDATEs (cmd/postie's tests run a race-enabled
+// one).
 type inst struct {
 	t        *testing.T
 	dir      string // data_dir
@@ -65,14 +49,10 @@ type inst struct {
 	cfg      string
 	cred     *syscall.Credential // of the server, when not ours
 
-	cmd       *exec.Cmd
-	done      chan struct{}
-	logf      *os.File // the server's stderr
-	logPath   string
-	logOffset int64 // where the current run's log starts
-	pop3      string
-	lmtp      string
-	starts    int
+	srv     *testenv.Postie
+	running bool
+	pop3    string
+	lmtp    string
 }
 
 // instOptions change a new installation.
@@ -89,9 +69,7 @@ func newInst(t *testing.T, o instOptions) *inst {
 	if in.mailRoot == "" {
 		in.mailRoot = filepath.Join(dir, "mail")
 	}
-	in.cfg = filepath.Join(dir, "postie.toml")
-	cfg := fmt.Sprintf(`data_dir = %q
-[log]
+	in.srv = testenv.NewPostie(t, testenv.PostieOptions{Dir: dir, NoRace: true, Credential: o.cred, Config: fmt.Sprintf(`[log]
 level = "info"
 [pop3]
 listen = ["127.0.0.1:0"]
@@ -107,31 +85,13 @@ local_domains = ["example.org"]
 hostname = "mx.example.org"
 [lmtp]
 listen = ["127.0.0.1:0"]
-`, dir, in.mailRoot)
-	if err := os.WriteFile(in.cfg, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+`, in.mailRoot)})
+	in.cfg = in.srv.Config
 	for _, u := range users {
-		if r := in.run(password(u)+"\n", "user", "add", "--config", in.cfg, "--password-stdin", u); r.code != 0 {
+		if r := in.run(password(u)+"\n", "user", "add", "--password-stdin", u); r.code != 0 {
 			t.Fatalf("user add %s: exit %d: %s", u, r.code, r.stderr)
 		}
 	}
-	in.logPath = filepath.Join(dir, "serve.log")
-	t.Cleanup(func() {
-		if in.cmd != nil {
-			in.cmd.Process.Kill()
-			<-in.done
-			in.cmd = nil
-		}
-		if t.Failed() {
-			if b, err := os.ReadFile(in.logPath); err == nil {
-				t.Logf("postie serve log (last 8 kB):\n%s", tail(b, 8<<10))
-			}
-		}
-		if in.logf != nil {
-			in.logf.Close()
-		}
-	})
 	return in
 }
 
@@ -148,7 +108,8 @@ type result struct {
 	code   int // -1 when killed by a signal
 }
 
-// run runs a postie command to completion.
+// run runs a postie command (with the installation's --config) to
+// completion.
 func (in *inst) run(stdin string, args ...string) result {
 	in.t.Helper()
 	return in.runAs(nil, stdin, args...)
@@ -157,107 +118,39 @@ func (in *inst) run(stdin string, args ...string) result {
 // runAs is run as another user (cred nil: ours).
 func (in *inst) runAs(cred *syscall.Credential, stdin string, args ...string) result {
 	in.t.Helper()
-	cmd := exec.Command(postieBin, args...)
-	if cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	}
-	cmd.Stdin = strings.NewReader(stdin)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return result{stderr.String(), 0}
-	case errors.As(err, &ee):
-		return result{stderr.String(), ee.ExitCode()}
-	}
-	in.t.Fatalf("postie %s: %v", strings.Join(args, " "), err)
-	return result{}
+	cmd := in.srv.Command(args...)
+	cmd.SysProcAttr.Credential = cred
+	r := testenv.RunPostieCommand(in.t, cmd, stdin)
+	return result{r.Stderr, r.Code}
 }
 
 // deliver runs `postie deliver` for user with msg on stdin, as the
 // server's user.
 func (in *inst) deliver(user, msg string) result {
 	in.t.Helper()
-	return in.runAs(in.cred, msg, "deliver", "--config", in.cfg, user)
+	return in.runAs(in.cred, msg, "deliver", user)
 }
-
-var (
-	pop3Listening = regexp.MustCompile(`msg=listening proto=pop3 addr=(127\.0\.0\.1:\d+)`)
-	lmtpListening = regexp.MustCompile(`msg=listening proto=lmtp addr=(127\.0\.0\.1:\d+)`)
-)
 
 // start runs `postie serve` and waits until it listens.
 func (in *inst) start() {
 	in.t.Helper()
-	if in.cmd != nil {
+	if in.running {
 		in.t.Fatal("start: already running")
 	}
-	var err error
-	if in.logf == nil {
-		if in.logf, err = os.OpenFile(in.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644); err != nil {
-			in.t.Fatal(err)
-		}
-	}
-	fi, _ := in.logf.Stat()
-	in.logOffset = fi.Size()
-	in.starts++
-	fmt.Fprintf(in.logf, "=== start %d\n", in.starts)
-	in.logOffset += int64(len(fmt.Sprintf("=== start %d\n", in.starts)))
-	in.cmd = exec.Command(postieBin, "serve", "--config", in.cfg)
-	in.cmd.Stdout, in.cmd.Stderr = in.logf, in.logf
-	if in.cred != nil {
-		in.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: in.cred}
-	}
-	if err := in.cmd.Start(); err != nil {
-		in.t.Fatal(err)
-	}
-	in.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(in.cmd, in.done)
-	in.pop3 = in.waitLog(pop3Listening)[1]
-	in.lmtp = in.waitLog(lmtpListening)[1]
+	in.srv.Credential = in.cred
+	in.srv.Start(in.t)
+	in.running = true
+	in.pop3, in.lmtp = in.srv.POP3, in.srv.LMTP
 }
 
 // log returns what the current (or last) run of the server logged.
-func (in *inst) log() string {
-	b, _ := os.ReadFile(in.logPath)
-	if int64(len(b)) < in.logOffset {
-		return ""
-	}
-	return string(b[in.logOffset:])
-}
-
-// waitLog polls the current run's log until re matches.
-func (in *inst) waitLog(re *regexp.Regexp) []string {
-	in.t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		if m := re.FindStringSubmatch(in.log()); m != nil {
-			return m
-		}
-		select {
-		case <-in.done:
-			if m := re.FindStringSubmatch(in.log()); m != nil {
-				return m
-			}
-			in.t.Fatalf("postie serve exited before logging %q:\n%s", re, in.log())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	in.t.Fatalf("postie serve did not log %q within a minute", re)
-	return nil
-}
+func (in *inst) log() string { return in.srv.Log() }
 
 // kill ends the server with SIGKILL and waits for it.
 func (in *inst) kill() {
 	in.t.Helper()
-	in.cmd.Process.Signal(syscall.SIGKILL)
-	<-in.done
-	if ws, ok := in.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
-		in.t.Errorf("postie serve ended with %v before the SIGKILL", in.cmd.ProcessState)
-	}
-	in.cmd = nil
+	in.srv.Kill(in.t)
+	in.running = false
 }
 
 // maildir is user's Maildir.

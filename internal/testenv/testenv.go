@@ -5,12 +5,10 @@
 package testenv
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -106,26 +104,4 @@ func MountTmpfs(t testing.TB, size string) string {
 		}
 	})
 	return dir
-}
-
-// BuildPostie builds the postie command (go build, plus flags such as
-// "-race") into a new temporary directory that every user can reach, for
-// tests that run the real binary from their TestMain. remove deletes it.
-func BuildPostie(flags ...string) (bin string, remove func(), err error) {
-	dir, err := os.MkdirTemp("", "postie-bin-")
-	if err != nil {
-		return "", nil, err
-	}
-	remove = func() { os.RemoveAll(dir) }
-	if err := os.Chmod(dir, 0o755); err != nil {
-		remove()
-		return "", nil, err
-	}
-	bin = filepath.Join(dir, "postie")
-	args := append(append([]string{"build", "-o", bin}, flags...), "github.com/postie-mail/postie/cmd/postie")
-	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
-		remove()
-		return "", nil, fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, remove, nil
 }
