@@ -6,12 +6,9 @@ import (
 	"crypto/x509"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,31 +26,7 @@ const workers = 4
 // messages in each maildrop, so that STAT has something to count.
 const messages = 5
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// postieBinary builds cmd/postie once, without the race detector.
-func postieBinary(b *testing.B) string {
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "postie-tlsbench-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "postie")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/postie-mail/postie/cmd/postie").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		b.Fatal(buildErr)
-	}
-	return binPath
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // target is a server under test: its implicit-TLS address, the CA to
 // trust, and the CPU time it has used so far.
@@ -64,11 +37,10 @@ type target struct {
 	cpu   func() time.Duration
 }
 
-// startPostie runs `postie serve` with users user1..userN stored as
-// {PLAIN}passN, as in Dovecot's passwd-file, and a few messages each.
+// startPostie runs `postie serve` (built without the race detector) with
+// users user1..userN stored as {PLAIN}passN, as in Dovecot's passwd-file,
+// and a few messages each.
 func startPostie(b *testing.B) *target {
-	bin := postieBinary(b)
-	dir := b.TempDir()
 	certPEM, keyPEM, err := testenv.SelfSigned()
 	if err != nil {
 		b.Fatal(err)
@@ -77,11 +49,10 @@ func startPostie(b *testing.B) *target {
 	for i := 1; i <= workers; i++ {
 		fmt.Fprintf(&pw, "user%d:{PLAIN}pass%d\n", i, i)
 	}
-	cfg := filepath.Join(dir, "postie.toml")
-	for name, data := range map[string]string{
-		"cert.pem": string(certPEM), "key.pem": string(keyPEM), "passwd": pw.String(),
-		"postie.toml": fmt.Sprintf(`data_dir = %q
-[pop3]
+	p := testenv.NewPostie(b, testenv.PostieOptions{
+		NoRace: true,
+		Files:  map[string]string{"cert.pem": string(certPEM), "key.pem": string(keyPEM), "passwd": pw.String()},
+		Config: `[pop3]
 listen = ["127.0.0.1:0"]
 listen_tls = ["127.0.0.1:0"]
 [lmtp]
@@ -91,50 +62,16 @@ cache_ttl = "0s"
 [tls]
 cert_file = "cert.pem"
 key_file = "key.pem"
-`, dir),
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
-			b.Fatal(err)
-		}
-	}
+`,
+	})
 	for i := 1; i <= workers; i++ {
 		for m := 0; m < messages; m++ {
-			cmd := exec.Command(bin, "deliver", "--config", cfg, "user"+strconv.Itoa(i))
-			cmd.Stdin = strings.NewReader(fmt.Sprintf("Subject: %d\n\nbody %d\n", m, m))
-			if out, err := cmd.CombinedOutput(); err != nil {
-				b.Fatalf("deliver: %v: %s", err, out)
-			}
+			p.MustRun(b, fmt.Sprintf("Subject: %d\n\nbody %d\n", m, m), "deliver", "user"+strconv.Itoa(i))
 		}
 	}
-	cmd := exec.Command(bin, "serve", "--config", cfg)
-	logs, err := cmd.StderrPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addrRE := regexp.MustCompile(`msg=listening proto=pop3s addr=(\S+)`)
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(logs)
-		for sc.Scan() {
-			if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
-				break
-			}
-		}
-		io.Copy(io.Discard, logs) // the log, for the server's lifetime
-	}()
-	var addr string
-	select {
-	case addr = <-found:
-	case <-time.After(30 * time.Second):
-		b.Fatal("postie serve did not start")
-	}
-	pid := cmd.Process.Pid
-	return &target{name: "postie", addr: addr, roots: pool(b, certPEM), cpu: func() time.Duration { return procCPU(b, pid, false) }}
+	p.Start(b)
+	pid := p.Pid()
+	return &target{name: "postie", addr: p.POP3S, roots: pool(b, certPEM), cpu: func() time.Duration { return procCPU(b, pid, false) }}
 }
 
 // startDovecot runs Dovecot with the same users and messages.
