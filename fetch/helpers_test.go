@@ -22,8 +22,8 @@ import (
 	"time"
 
 	"github.com/postie-mail/postie/internal/testenv"
+	"github.com/postie-mail/postie/internal/testenv/pop3test"
 	"github.com/postie-mail/postie/pop3server"
-	"github.com/postie-mail/postie/store/maildir"
 )
 
 // TestMain doubles as the child process of the crash tests: with
@@ -74,70 +74,30 @@ func child() int {
 	return code
 }
 
-// users accepts userN with passN.
-var users = pop3server.AuthenticatorFunc(func(_ context.Context, user, pass string) (string, bool, error) {
-	n, err := strconv.Atoi(strings.TrimPrefix(user, "user"))
-	if err != nil || !strings.HasPrefix(user, "user") || n < 1 || n > 100 {
-		return "", false, nil
-	}
-	return user, pass == "pass"+strconv.Itoa(n), nil
-})
-
+// postie is postie's POP3 server in the test process (pop3test).
 type postie struct {
-	addr  string
-	root  string
-	srv   *pop3server.Server
-	store *maildir.Store
+	*pop3test.Server
+	addr string
+	root string
+	srv  *pop3server.Server
 }
 
 // startPostie runs postie's POP3 server on loopback over a Maildir store,
 // in this process.
 func startPostie(t testing.TB, tweak func(*pop3server.Options)) *postie {
 	t.Helper()
-	root := t.TempDir()
-	st, err := maildir.New(maildir.Options{Root: root, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := pop3server.Options{
-		Logger:        quiet(),
-		Store:         st,
-		Authenticator: users,
-		Limits:        pop3server.Limits{AuthFailDelay: -1},
-	}
-	if tweak != nil {
-		tweak(&opts)
-	}
-	srv, err := pop3server.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return &postie{addr: ln.Addr().String(), root: root, srv: srv, store: st}
+	s := pop3test.Start(t, pop3test.Options{Tweak: tweak})
+	return &postie{Server: s, addr: s.Addr, root: s.Root, srv: s.Server}
 }
 
 func (p *postie) serveTLS(t testing.TB, cfg *tls.Config) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go p.srv.Serve(tls.NewListener(ln, cfg))
-	return ln.Addr().String()
+	return p.ServeTLS(t, cfg)
 }
 
 func (p *postie) deliver(t testing.TB, user string, msgs ...string) {
 	t.Helper()
-	for _, m := range msgs {
-		if _, err := p.store.Deliver(context.Background(), user, strings.NewReader(m)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p.Deliver(t, user, msgs...)
 }
 
 // count is the number of messages in user's maildrop on the server.

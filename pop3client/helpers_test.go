@@ -8,15 +8,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/postie-mail/postie/internal/testenv"
+	"github.com/postie-mail/postie/internal/testenv/pop3test"
 	"github.com/postie-mail/postie/pop3server"
-	"github.com/postie-mail/postie/store/maildir"
 )
 
 // corpus is the maildrop every core test starts with: each message as
@@ -38,68 +37,31 @@ var corpus = []struct{ stored, wire string }{
 	},
 }
 
-// users accepts userN with passN for N in 1..100.
-var users = pop3server.AuthenticatorFunc(func(_ context.Context, user, pass string) (string, bool, error) {
-	n, err := strconv.Atoi(strings.TrimPrefix(user, "user"))
-	if err != nil || !strings.HasPrefix(user, "user") || n < 1 || n > 100 {
-		return "", false, nil
-	}
-	return user, pass == "pass"+strconv.Itoa(n), nil
-})
-
+// postie is postie's POP3 server in the test process (pop3test).
 type postie struct {
-	addr  string
-	srv   *pop3server.Server
-	store *maildir.Store
+	*pop3test.Server
+	addr string
+	srv  *pop3server.Server
 }
 
 // startPostie runs postie's POP3 server on a loopback socket over a real
 // Maildir in a temporary directory.
 func startPostie(t testing.TB, tweak func(*pop3server.Options)) *postie {
 	t.Helper()
-	st, err := maildir.New(maildir.Options{Root: t.TempDir(), Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := pop3server.Options{
-		Logger:        quiet(),
-		Store:         st,
-		Authenticator: users,
-		Limits:        pop3server.Limits{AuthFailDelay: -1},
-	}
-	if tweak != nil {
-		tweak(&opts)
-	}
-	srv, err := pop3server.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return &postie{addr: ln.Addr().String(), srv: srv, store: st}
+	s := pop3test.Start(t, pop3test.Options{Tweak: tweak})
+	return &postie{Server: s, addr: s.Addr, srv: s.Server}
 }
 
 // serveTLS adds an implicit-TLS listener (RFC 8314) and returns its
 // address.
 func (p *postie) serveTLS(t testing.TB, cfg *tls.Config) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go p.srv.Serve(tls.NewListener(ln, cfg))
-	return ln.Addr().String()
+	return p.ServeTLS(t, cfg)
 }
 
 func (p *postie) deliver(t testing.TB, user, msg string) {
 	t.Helper()
-	if _, err := p.store.Deliver(context.Background(), user, strings.NewReader(msg)); err != nil {
-		t.Fatal(err)
-	}
+	p.Deliver(t, user, msg)
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

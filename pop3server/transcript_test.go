@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/postie-mail/postie/internal/testenv"
+	"github.com/postie-mail/postie/internal/testenv/pop3test"
 	"github.com/postie-mail/postie/pop3server"
 	"github.com/postie-mail/postie/store"
 	"github.com/postie-mail/postie/store/maildir"
@@ -68,42 +69,19 @@ type server struct {
 	uids  []string
 }
 
-var users = pop3server.AuthenticatorFunc(func(_ context.Context, user, pass string) (string, bool, error) {
-	n, err := strconv.Atoi(strings.TrimPrefix(user, "user"))
-	if err != nil || !strings.HasPrefix(user, "user") || n < 1 || n > 100 {
-		return "", false, nil
-	}
-	return user, pass == "pass"+strconv.Itoa(n), nil
-})
+var users = pop3test.Users
 
-// startPostie runs a server on a real loopback socket over a real Maildir.
+// startPostie runs a server on a real loopback socket over a real Maildir
+// (pop3test), logging to the test log with -v.
 func startPostie(t testing.TB, tweak func(*pop3server.Options)) *server {
 	t.Helper()
-	st, err := maildir.New(maildir.Options{Root: t.TempDir(), Logger: quietLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := pop3server.Options{
-		Logger:         quietLogger(t),
-		Store:          st,
-		Authenticator:  users,
-		Implementation: "postie",
-		Limits:         pop3server.Limits{AuthFailDelay: -1},
-	}
-	if tweak != nil {
-		tweak(&opts)
-	}
-	srv, err := pop3server.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return &server{addr: ln.Addr().String(), srv: srv, store: st}
+	p := pop3test.Start(t, pop3test.Options{Logger: quietLogger(t), Tweak: func(o *pop3server.Options) {
+		o.Implementation = "postie"
+		if tweak != nil {
+			tweak(o)
+		}
+	}})
+	return &server{addr: p.Addr, srv: p.Server, store: p.Store}
 }
 
 func (s *server) deliverCorpus(t testing.TB, user string) {

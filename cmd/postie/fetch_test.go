@@ -2,12 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,29 +15,22 @@ import (
 	"time"
 
 	"github.com/postie-mail/postie/internal/testenv"
+	"github.com/postie-mail/postie/internal/testenv/pop3test"
 	"github.com/postie-mail/postie/pop3client"
-	"github.com/postie-mail/postie/pop3server"
-	"github.com/postie-mail/postie/store/maildir"
 )
 
 // popServer is postie's POP3 engine on loopback over a Maildir store, in
-// the test process, for the postie fetch binary to fetch from. Users are
-// userN with password passN.
+// the test process (pop3test), for the postie fetch binary to fetch from,
+// with an implicit-TLS listener too. Users are userN with password passN.
 type popServer struct {
+	*pop3test.Server
 	addr, tlsAddr string
 	root          string
-	store         *maildir.Store
 	fingerprint   string
 }
 
 func startPOP(t *testing.T) *popServer {
 	t.Helper()
-	root := t.TempDir()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := maildir.New(maildir.Options{Root: root, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
 	certPEM, keyPEM, err := testenv.SelfSigned()
 	if err != nil {
 		t.Fatal(err)
@@ -49,39 +39,16 @@ func startPOP(t *testing.T) *popServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth := pop3server.AuthenticatorFunc(func(_ context.Context, user, pass string) (string, bool, error) {
-		n, err := strconv.Atoi(strings.TrimPrefix(user, "user"))
-		if err != nil || n < 1 {
-			return "", false, nil
-		}
-		return user, pass == "pass"+strconv.Itoa(n), nil
-	})
-	srv, err := pop3server.New(pop3server.Options{Logger: quiet, Store: st, Authenticator: auth,
-		Limits: pop3server.Limits{AuthFailDelay: -1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	go srv.Serve(tls.NewListener(tln, &tls.Config{Certificates: []tls.Certificate{cert}}))
-	t.Cleanup(func() { srv.Close() })
+	s := pop3test.Start(t, pop3test.Options{})
 	sum := sha256.Sum256(cert.Certificate[0])
-	return &popServer{addr: ln.Addr().String(), tlsAddr: tln.Addr().String(), root: root, store: st,
+	return &popServer{Server: s, addr: s.Addr, root: s.Root,
+		tlsAddr:     s.ServeTLS(t, &tls.Config{Certificates: []tls.Certificate{cert}}),
 		fingerprint: pop3client.Fingerprint(sum[:])}
 }
 
 func (p *popServer) deliver(t *testing.T, user, msg string) {
 	t.Helper()
-	if _, err := p.store.Deliver(context.Background(), user, strings.NewReader(msg)); err != nil {
-		t.Fatal(err)
-	}
+	p.Deliver(t, user, msg)
 }
 
 // fetchConfig writes a fetch configuration with one account for user1 at
