@@ -311,6 +311,7 @@ postlog unix-dgram n - n - 1 postlogd
 	master := filepath.Join(postconf(t, "daemon_directory"), "master")
 	cmd := exec.Command(master, "-c", p.dir, "-d")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	testenv.SetDeathSignal(cmd.SysProcAttr)
 	out, err := os.Create(filepath.Join(p.dir, "master.out"))
 	if err != nil {
 		t.Fatal(err)

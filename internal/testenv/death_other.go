@@ -4,4 +4,5 @@ package testenv
 
 import "syscall"
 
-func setDeathSignal(*syscall.SysProcAttr) {}
+// SetDeathSignal does nothing where the kernel has no parent-death signal.
+func SetDeathSignal(*syscall.SysProcAttr) {}

@@ -102,6 +102,7 @@ service lmtp {
 
 	cmd := exec.Command(bin, "-F", "-c", confPath)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	SetDeathSignal(cmd.SysProcAttr)
 	out, _ := os.Create(filepath.Join(d.Root, "log/stdout.log"))
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

@@ -153,7 +153,7 @@ func postieCommand(bin string, args ...string) *exec.Cmd {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = PostieEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
-	setDeathSignal(cmd.SysProcAttr)
+	SetDeathSignal(cmd.SysProcAttr)
 	return cmd
 }
 
