@@ -1,7 +1,15 @@
-// Package testenv starts the real peers postie's tests talk to (Dovecot,
-// command-line POP3 clients) and decides whether a missing peer skips a test
-// or fails it: under CI (CI=true) or with POSTIE_REQUIRE_PEERS=1 a missing
-// peer is a failure, never a silent skip.
+// Package testenv starts the real processes postie's tests talk to and
+// stops them when the test ends: postie itself (Postie, the one home of
+// the end-to-end tests: the binary built once per test binary, `postie
+// serve` with a config in a temporary directory), and the peers (Dovecot,
+// PostgreSQL, command-line POP3 clients). It decides whether a missing
+// peer skips a test or fails it: under CI (CI=true) or with
+// POSTIE_REQUIRE_PEERS=1 a missing peer is a failure, never a silent skip.
+//
+// Every process gets its own state in a temporary directory and listens
+// on ports it chose itself, which the harness learns from it; nothing is
+// left running after the test. The POP3 engine alone, in the test process,
+// is package pop3test.
 package testenv
 
 import (
