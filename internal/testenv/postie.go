@@ -264,7 +264,7 @@ var (
 )
 
 // StartPostie writes the config, starts `postie serve` and waits until it
-// logged every listener and "postie started". The caller then reads the
+// is ready (see Start). The caller then reads the
 // addresses from its fields.
 func StartPostie(t testing.TB, o PostieOptions) *Postie {
 	t.Helper()
@@ -395,7 +395,7 @@ func (p *Postie) current() *postieRun {
 }
 
 // Start runs `postie serve` and waits until it is ready: it logged every
-// listener and "postie started". It fails the test if the process exits
+// listener and "postie started" (and with Dev printed its banner). It fails the test if the process exits
 // first. A Postie may be started again once its process has ended (Kill,
 // Stop): the state in Dir is kept, the addresses are new.
 func (p *Postie) Start(t testing.TB) {
@@ -434,6 +434,10 @@ func (p *Postie) Start(t testing.TB) {
 		}
 	case <-timer.C:
 		t.Fatalf("postie serve not ready after %v:\n%s", waitLimit, r.stderr.String())
+	}
+	if p.opts.Dev {
+		// --dev prints its banner after the start was logged.
+		r.stdout.wait(t, `Stop with Ctrl-C`, r, "print")
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
