@@ -20,7 +20,7 @@ func TestAdminMetrics(t *testing.T) {
 		pop3:   `shutdown_grace = "20s"`,
 		tail:   "[admin]\nlisten = \"127.0.0.1:0\"\n",
 	})
-	admin := "http://" + s.WaitLog(t, `msg=listening proto=admin addr=(\S+)`)[1]
+	admin := "http://" + s.Admin
 	get := func(path string) (int, string) {
 		t.Helper()
 		resp, err := http.Get(admin + path)

@@ -375,8 +375,8 @@ func TestPostfixLMTP(t *testing.T) {
 	dir := t.TempDir()
 	s := startServe(t, dir)
 	password := s.WaitStdout(t, `(?m)^\s*password:\s+(\S+)$`)[1]
-	popAddr := s.WaitLog(t, `msg=listening proto=pop3 addr=(\S+)`)[1]
-	lmtpAddr := s.WaitLog(t, `msg=listening proto=lmtp addr=(\S+)`)[1]
+	popAddr := s.POP3
+	lmtpAddr := s.LMTP
 	if !strings.Contains(s.Stdout(), "LMTP is listening on "+lmtpAddr) {
 		t.Errorf("the banner does not show the LMTP address:\n%s", s.Stdout())
 	}

@@ -369,7 +369,7 @@ func TestServeReloadOnSIGHUP(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	s := startServe(t, dir)
-	addr := s.WaitLog(t, `msg=listening proto=pop3 addr=(\S+)`)[1]
+	addr := s.POP3
 
 	addUser(t, dir, "carol", "carol pw")
 	mustPostie(t, 0, "Subject: for carol\n\nhi\n", dev(dir, "deliver", "carol")...)
@@ -390,7 +390,7 @@ func TestServeShutdownKeepsMail(t *testing.T) {
 	dir := t.TempDir()
 	s := startServe(t, dir)
 	password := s.WaitStdout(t, `(?m)^\s*password:\s+(\S+)$`)[1]
-	addr := s.WaitLog(t, `msg=listening proto=pop3 addr=(\S+)`)[1]
+	addr := s.POP3
 	mustPostie(t, 0, "Subject: keep me\n\nx\n", dev(dir, "deliver", "demo")...)
 
 	p := dialPOP3(t, addr)
@@ -429,7 +429,7 @@ func TestTourWithPeers(t *testing.T) {
 	dir := t.TempDir()
 	s := startServe(t, dir)
 	password := s.WaitStdout(t, `(?m)^\s*password:\s+(\S+)$`)[1]
-	addr := s.WaitLog(t, `msg=listening proto=pop3 addr=(\S+)`)[1]
+	addr := s.POP3
 	mustPostie(t, 0, testMessage, dev(dir, "deliver", "demo")...)
 	want := wireForm(storedMessage(t, filepath.Join(dir, "mail", "demo"), "demo", testMessage))
 

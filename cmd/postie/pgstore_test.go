@@ -63,15 +63,15 @@ func TestServePostgres(t *testing.T) {
 	mustPostie(t, 0, testMessage, "deliver", "--config", n1.Config, "alice")
 
 	n1.Start(t)
-	addr1 := n1.WaitLog(t, `msg=listening proto=pop3 addr=(\S+)`)[1]
-	lmtp1 := n1.WaitLog(t, `msg=listening proto=lmtp addr=(\S+)`)[1]
+	addr1 := n1.POP3
+	lmtp1 := n1.LMTP
 	n1.WaitLog(t, `msg="postie started".* storage=postgres`)
 	if strings.Contains(n1.Log(), dsn) {
 		t.Errorf("the log shows the DSN")
 	}
 	n2.Start(t)
-	addr2 := n2.WaitLog(t, `msg=listening proto=pop3 addr=(\S+)`)[1]
-	lmtp2 := n2.WaitLog(t, `msg=listening proto=lmtp addr=(\S+)`)[1]
+	addr2 := n2.POP3
+	lmtp2 := n2.LMTP
 	n2.WaitLog(t, `msg="postie started"`)
 
 	lmtpBody := "Subject: lmtp\r\n\r\n..dot-stuffed line\r\nend\r\n"
