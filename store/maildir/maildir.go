@@ -14,6 +14,8 @@
 //	R/U/postie-index    the last snapshot of a maildrop of 2,000 messages or more
 //	R/U/postie-update   the messages an UPDATE is removing (only while it
 //	                    runs, or after a crash until the next Open ends it)
+//	R/U/postie-uidls    the UIDLs answered in a maildrop taken over from
+//	                    Dovecot (see "Taking over from Dovecot")
 //
 // Everything else in R/U (dovecot-uidlist, dovecot.index*, maildirfolder,
 // subfolders whose names start with '.') belongs to other programs and is
@@ -141,6 +143,10 @@ type Options struct {
 	// cache" above). 0 means DefaultSnapshotCache; negative disables the
 	// cache, so that every login reads new/ and cur/.
 	SnapshotCache int
+	// DovecotUIDLFormat is the pop3_uidl_format of the Dovecot whose
+	// Maildirs these are (see "Taking over from Dovecot"); "" answers
+	// postie's own UIDLs and never reads Dovecot's files.
+	DovecotUIDLFormat string
 }
 
 // maxHost bounds the host name part of unique names.
@@ -173,6 +179,9 @@ type Store struct {
 	cleanMu sync.Mutex           // guards cleaned
 	cleaned map[string]time.Time // Maildir → when its tmp/ was last cleaned
 
+	// dovecot is the parsed Options.DovecotUIDLFormat; nil when unset.
+	dovecot *UIDLFormat
+
 	// snaps caches the last snapshot of each maildrop; nil when disabled.
 	snaps *snapCache
 	// statDir stats folder sub of a Maildir for the snapshot cache
@@ -201,6 +210,13 @@ func New(opts Options) (*Store, error) {
 	s := &Store{root: root, log: opts.Logger, host: opts.Hostname, now: time.Now, nameNow: opts.Now, cleaned: map[string]time.Time{}, statDir: statSub}
 	if s.nameNow == nil {
 		s.nameNow = time.Now
+	}
+	if opts.DovecotUIDLFormat != "" {
+		f, err := ParseUIDLFormat(opts.DovecotUIDLFormat)
+		if err != nil {
+			return nil, fmt.Errorf("maildir: Dovecot UIDL format %q: %w", opts.DovecotUIDLFormat, err)
+		}
+		s.dovecot = &f
 	}
 	switch {
 	case opts.SnapshotCache == 0:

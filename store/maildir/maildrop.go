@@ -145,6 +145,7 @@ func (md *maildrop) take(ctx context.Context) error {
 		}
 	}
 	if snap != nil {
+		md.dovecotUIDLs(snap)
 		md.snapshot = snap
 		c.put(md.dir, newSt, curSt, began, snap)
 		return nil
@@ -279,6 +280,7 @@ func (md *maildrop) read(ctx context.Context, hint int) (snap *snapshot, complet
 			md.s.log.Warn("maildir: cannot save size cache", "user", md.user, "err", err)
 		}
 	}
+	md.dovecotUIDLs(snap)
 	return snap, complete, nil
 }
 

@@ -1,0 +1,193 @@
+package maildir
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// postie-uidls records the UIDL postie answered for each message of a
+// maildrop taken over from Dovecot, so that a message keeps it for as long
+// as it exists whatever later happens to dovecot-uidlist (Dovecot run
+// again on the Maildir, the file lost and rebuilt with a new UIDVALIDITY).
+// It exists only in maildrops that have, or had, a dovecot-uidlist, and is
+// rebuilt from that file when lost: deleting it changes no UIDL as long
+// as dovecot-uidlist is unchanged.
+//
+// Format: a "postie-uidls 1" header line, then one line per message in
+// snapshot order:
+//
+//	<unique name> <UIDL>
+//
+// It is rewritten atomically (temporary file, fsync, rename) by the
+// session holding the lock, when messages were added or removed.
+const (
+	uidlsName   = "postie-uidls"
+	uidlsHeader = "postie-uidls 1"
+	// maxUIDLs bounds the file: 1,000,000 messages of long names.
+	maxUIDLs = 400 << 20
+)
+
+// errCorruptUIDLs reports a postie-uidls that cannot be parsed.
+var errCorruptUIDLs = errors.New("maildir: corrupt postie-uidls")
+
+// loadUIDLs reads postie-uidls of the open Maildir dirfd: an empty map
+// when there is none (had false). Only a regular file is read (never
+// through a symbolic link), up to maxUIDLs octets.
+func loadUIDLs(dirfd int) (m map[string]string, had bool, err error) {
+	data, err := readStateFile(dirfd, uidlsName, maxUIDLs)
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]string{}, false, nil
+	}
+	if err != nil {
+		return nil, true, fmt.Errorf("%w: %v", errCorruptUIDLs, err)
+	}
+	text, ok := strings.CutPrefix(string(data), uidlsHeader+"\n")
+	if !ok || text != "" && text[len(text)-1] != '\n' {
+		return nil, true, errCorruptUIDLs
+	}
+	m = make(map[string]string, strings.Count(text, "\n"))
+	for text != "" {
+		var line string
+		line, text, _ = strings.Cut(text, "\n")
+		i := strings.LastIndexByte(line, ' ')
+		if i <= 0 {
+			return nil, true, errCorruptUIDLs
+		}
+		key, uidl := line[:i], line[i+1:]
+		if !validUID(uidl) || strings.ContainsFunc(key, isControl) {
+			return nil, true, errCorruptUIDLs
+		}
+		if _, dup := m[key]; dup {
+			return nil, true, errCorruptUIDLs
+		}
+		m[key] = uidl
+	}
+	return m, true, nil
+}
+
+// uidlEntry is one line of postie-uidls.
+type uidlEntry struct{ unique, uidl string }
+
+// saveUIDLs replaces postie-uidls of the open Maildir dirfd with entries,
+// atomically, never writing through a symbolic link.
+func saveUIDLs(dirfd int, entries []uidlEntry) (err error) {
+	const tmp = uidlsName + ".tmp"
+	f, err := createNewAt(dirfd, tmp)
+	if err != nil {
+		return fmt.Errorf("maildir: postie-uidls: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			unlinkAt(dirfd, tmp)
+			err = fmt.Errorf("maildir: postie-uidls: %w", err)
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 64<<10)
+	bw.WriteString(uidlsHeader + "\n")
+	for _, e := range entries {
+		bw.WriteString(e.unique)
+		bw.WriteByte(' ')
+		bw.WriteString(e.uidl)
+		bw.WriteByte('\n')
+	}
+	err = bw.Flush()
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := renameAt(dirfd, tmp, dirfd, uidlsName); err != nil {
+		return err
+	}
+	return syncFD(dirfd)
+}
+
+// dovecotUIDLs gives the messages of snap, whose UIDLs are postie's own,
+// the UIDLs Dovecot gave them (see "Taking over from Dovecot" in the
+// package doc): the one recorded in postie-uidls, else the one
+// dovecot-uidlist implies, else postie's own; and records what it
+// answered. A dovecot-uidlist postie cannot use is logged, and then
+// messages not yet recorded keep postie's own UIDL for this session
+// without being recorded, so that the answer can still follow the file
+// once it is repaired. md holds the lock.
+func (md *maildrop) dovecotUIDLs(snap *snapshot) {
+	s := md.s
+	if s.dovecot == nil || len(snap.infos) == 0 {
+		return
+	}
+	dl, derr := readUidlist(md.d.fd)
+	if derr != nil {
+		s.log.Error("maildir: cannot use dovecot-uidlist; messages not yet answered keep postie's own UIDL this session", "user", md.user, "err", derr)
+	}
+	rec, had, err := loadUIDLs(md.d.fd)
+	if err != nil {
+		s.log.Warn("maildir: ignoring postie-uidls; rebuilding it from dovecot-uidlist", "user", md.user, "err", err)
+		rec = map[string]string{}
+	}
+	if dl == nil && !had && derr == nil {
+		// Never Dovecot's: postie's own UIDLs, nothing to record.
+		return
+	}
+	entries := make([]uidlEntry, 0, len(snap.infos))
+	used := make(map[string]bool, len(snap.infos))
+	found, added := 0, 0
+	for i := range snap.infos {
+		m := &snap.files[snap.pos[i]]
+		own := snap.infos[i].UID
+		uidl, ok := rec[m.n.unique]
+		switch {
+		case ok:
+			found++
+		case derr != nil:
+			uidl = own
+		default:
+			added++
+			uidl = own
+			if r := dl.lookup(m.n.unique); r != nil {
+				uidl = s.dovecot.uidl(r, dl.validity)
+				if r.vsize >= 0 && r.vsize != snap.infos[i].Size {
+					// Dovecot lists a message without a final line
+					// end at its size without the CRLF it then adds;
+					// postie lists what it sends.
+					s.log.Debug("maildir: size differs from Dovecot's", "user", md.user, "name", m.name, "size", snap.infos[i].Size, "dovecot_size", r.vsize)
+				}
+			}
+		}
+		if used[uidl] {
+			// Two messages with one UIDL (a P field copied, an own
+			// UIDL that looks like Dovecot's): the later one gets one
+			// of its own that cannot be either.
+			sum := sha256.Sum256([]byte("postie-uidls\x00" + m.n.unique))
+			uidl = "Y" + hex.EncodeToString(sum[:20])
+		}
+		used[uidl] = true
+		snap.infos[i].UID = uidl
+		if ok || derr == nil {
+			entries = append(entries, uidlEntry{m.n.unique, uidl})
+		}
+	}
+	if derr != nil || added == 0 && found == len(rec) {
+		return
+	}
+	if err := saveUIDLs(md.d.fd, entries); err != nil {
+		s.log.Warn("maildir: cannot save postie-uidls", "user", md.user, "err", err)
+	}
+}
+
+// lookup finds the record of the message with unique name unique; nil
+// when l is nil or does not list it.
+func (l *dovecotUidlist) lookup(unique string) *dovecotRecord {
+	if l == nil {
+		return nil
+	}
+	return l.byUnique[unique]
+}
