@@ -61,6 +61,7 @@ type DB struct {
 // state is what a load of the file yields; it is replaced, never changed.
 type state struct {
 	users map[string]string // name → stored password ("" = cannot log in)
+	homes map[string]string // name → home field, where not empty
 	fold  map[string]string // ASCII lower case → the stored name, when unambiguous
 	// hashes are the stored passwords in a known scheme, in file order:
 	// a failed login for a name without one is checked against one of
@@ -155,7 +156,7 @@ func (db *DB) apply(f *passwdFile) {
 // name wins. With warn, skipped lines and unknown schemes are logged (line
 // numbers and reasons, never a password).
 func (db *DB) index(f *passwdFile, warn bool) *state {
-	st := &state{users: make(map[string]string), fold: make(map[string]string)}
+	st := &state{users: make(map[string]string), homes: make(map[string]string), fold: make(map[string]string)}
 	folds := make(map[string]int)
 	for i, l := range f.lines {
 		switch l.kind {
@@ -180,6 +181,9 @@ func (db *DB) index(f *passwdFile, warn bool) *state {
 			}
 		}
 		st.users[l.user] = l.password
+		if h := l.home(); h != "" {
+			st.homes[l.user] = h
+		}
 		if _, ok := storedScheme(l.password); ok && l.password != "" {
 			st.hashes = append(st.hashes, l.password)
 		}
@@ -220,6 +224,23 @@ func (db *DB) Lookup(user string) (canonical string, ok bool) {
 		return "", false
 	}
 	return db.current().lookup(user)
+}
+
+// Home returns the home field of user's entry (matched as by Lookup), the
+// 6th field of a Dovecot passwd-file line
+// (user:password:uid:gid:gecos:home:shell:extra), as written; ok is false
+// when there is no such user or the field is empty.
+func (db *DB) Home(user string) (home string, ok bool) {
+	if ValidUsername(user) != nil {
+		return "", false
+	}
+	st := db.current()
+	name, ok := st.lookup(user)
+	if !ok {
+		return "", false
+	}
+	home, ok = st.homes[name]
+	return home, ok
 }
 
 // Exists reports whether user (matched as by Lookup) is in the file.

@@ -72,6 +72,16 @@ func parseLine(raw string) line {
 	return l
 }
 
+// home returns the home field of an entry: the 6th field of the line
+// (user:password:uid:gid:gecos:home:shell:extra), "" when absent.
+func (l line) home() string {
+	f := strings.SplitN(l.rest, ":", 6) // "", uid, gid, gecos, home, rest
+	if len(f) < 5 {
+		return ""
+	}
+	return f[4]
+}
+
 // format returns the text of an entry built from its fields (for the
 // lines an edit changes or adds).
 func (l line) format() string {

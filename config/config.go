@@ -128,7 +128,17 @@ type POP3 struct {
 // Storage selects and configures the maildrop store (see storage.go).
 type Storage struct {
 	Backend     string `toml:"backend"`      // "maildir" or "postgres"
-	MaildirRoot string `toml:"maildir_root"` // user U's Maildir is MaildirRoot/U
+	MaildirRoot string `toml:"maildir_root"` // user U's Maildir is MaildirRoot/U by default
+	// MaildirPath is where a user's Maildir is, with Dovecot's variables
+	// %u (user), %n (its part before '@'), %d (after '@') and %h (the
+	// home field of the passwd-file), relative to MaildirRoot unless
+	// absolute. Default "%u".
+	MaildirPath string `toml:"maildir_path"`
+	// DovecotUIDLFormat is the pop3_uidl_format of the Dovecot whose
+	// Maildirs these were: messages listed in a maildrop's
+	// dovecot-uidlist keep the UIDL Dovecot gave them. Default
+	// "%08Xu%08Xv" (Dovecot 2.x's); "" ignores Dovecot's files.
+	DovecotUIDLFormat string `toml:"dovecot_uidl_format"`
 	// PostgresDSN is the connection string of backend "postgres";
 	// PostgresDSNFile names a file holding it instead (kept out of the
 	// config file, with its password).
@@ -184,7 +194,7 @@ func Default() *Config {
 			TrustedNetworks:     []string{"127.0.0.0/8", "::1/128"},
 			ShutdownGrace:       Duration(30 * time.Second),
 		},
-		Storage: Storage{Backend: "maildir", MaildirRoot: "mail",
+		Storage: Storage{Backend: "maildir", MaildirRoot: "mail", MaildirPath: "%u", DovecotUIDLFormat: "%08Xu%08Xv",
 			PostgresLease: Duration(30 * time.Second), PostgresTimeout: Duration(10 * time.Second)},
 		Auth: Auth{
 			PasswdFile:    "passwd",

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"time"
 )
@@ -25,6 +26,12 @@ func (c *Config) storageProblems(bad func(key, format string, args ...any)) {
 	default:
 		bad("storage.backend", "unknown backend %q (supported: maildir, postgres)", s.Backend)
 	}
+	if msg := checkMaildirPath(s.MaildirPath); msg != "" {
+		bad("storage.maildir_path", "%s", msg)
+	}
+	if f := s.DovecotUIDLFormat; len(f) > 256 || strings.ContainsFunc(f, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+		bad("storage.dovecot_uidl_format", "must be up to 256 printable ASCII characters without spaces (Dovecot's pop3_uidl_format, e.g. \"%%08Xu%%08Xv\"), or \"\"")
+	}
 	if strings.ContainsAny(s.PostgresDSN, "\r\n\x00") {
 		bad("storage.postgres_dsn", "must be one line")
 	}
@@ -37,4 +44,45 @@ func (c *Config) storageProblems(bad func(key, format string, args ...any)) {
 	if d := s.PostgresTimeout.Std(); d < 100*time.Millisecond || d > 10*time.Minute {
 		bad("storage.postgres_timeout", "must be 100ms to 10m, not %v", d)
 	}
+}
+
+// checkMaildirPath returns what is wrong with a maildir_path template, ""
+// if nothing.
+func checkMaildirPath(t string) string {
+	if t == "" {
+		return `must not be empty (the default is "%u")`
+	}
+	if strings.ContainsAny(t, "\x00\r\n") {
+		return "must be one line"
+	}
+	vars := 0
+	for i := 0; i < len(t); i++ {
+		if t[i] != '%' {
+			continue
+		}
+		i++
+		switch {
+		case i == len(t):
+			return "ends with '%'"
+		case t[i] == '%':
+		case t[i] == 'u' || t[i] == 'n' || t[i] == 'd':
+			vars++
+		case t[i] == 'h':
+			if i != 1 {
+				return "%h (the home field of the passwd-file) must begin the template"
+			}
+			vars++
+		default:
+			return fmt.Sprintf("%%%c is not a variable postie knows (%%u user, %%n local part, %%d domain, %%h home)", t[i])
+		}
+	}
+	if vars == 0 {
+		return "has no variable: every user would share one Maildir"
+	}
+	for _, comp := range strings.Split(t, "/") {
+		if comp == "." || comp == ".." {
+			return "must not contain '.' or '..' components"
+		}
+	}
+	return ""
 }

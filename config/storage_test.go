@@ -52,3 +52,31 @@ func TestStorageValidation(t *testing.T) {
 		}
 	}
 }
+
+func TestMaildirPathAndUIDLFormat(t *testing.T) {
+	c := Default()
+	if c.Storage.MaildirPath != "%u" || c.Storage.DovecotUIDLFormat != "%08Xu%08Xv" {
+		t.Errorf("defaults %q %q", c.Storage.MaildirPath, c.Storage.DovecotUIDLFormat)
+	}
+	for _, good := range []string{"%u", "%h/Maildir", "/var/vmail/%d/%n", "%d/%n/Maildir", "x%%%u"} {
+		if msg := checkMaildirPath(good); msg != "" {
+			t.Errorf("%q: %s", good, msg)
+		}
+	}
+	for _, bad := range []string{"", "mail", "%x", "%", "a/%h", "%u/../x", "%u\n"} {
+		if checkMaildirPath(bad) == "" {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	c.Storage.MaildirPath = "%q"
+	c.Storage.DovecotUIDLFormat = "a b"
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "storage.maildir_path") || !strings.Contains(err.Error(), "storage.dovecot_uidl_format") {
+		t.Errorf("Validate: %v", err)
+	}
+	c = Default()
+	c.Storage.DovecotUIDLFormat = ""
+	if err := c.Validate(); err != nil {
+		t.Errorf("empty format: %v", err)
+	}
+}

@@ -76,7 +76,7 @@ func (a *app) deliver(sender *string, to string) error {
 	if err != nil {
 		return exitf(exitcode.TempFail, "deliver: user database: %v", err)
 	}
-	st, closeStore, err := openStore(c, log)
+	st, closeStore, err := openStore(c, db, log)
 	if err != nil {
 		return exitf(exitcode.TempFail, "deliver: %v", err)
 	}

@@ -97,7 +97,7 @@ func (a *app) serve(listen, listenTLS []string) error {
 			return withCode(exitcode.Failure, err)
 		}
 	}
-	st, closeStore, err := openStore(c, log)
+	st, closeStore, err := openStore(c, db, log)
 	if err != nil {
 		code := exitcode.Config
 		if c.Storage.Backend == config.BackendPostgres {

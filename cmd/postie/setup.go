@@ -122,7 +122,7 @@ func openAuthSecret(c *config.Config, log *slog.Logger, scramSecret []byte) (*au
 // openStore opens the configured maildrop store: the Maildir root
 // (created if needed) or the PostgreSQL database (schema migrated). The
 // returned func releases it.
-func openStore(c *config.Config, log *slog.Logger) (store.Store, func(), error) {
+func openStore(c *config.Config, db *auth.DB, log *slog.Logger) (store.Store, func(), error) {
 	sc := c.Storage
 	if sc.Backend == config.BackendPostgres {
 		dsn := sc.PostgresDSN
@@ -152,7 +152,13 @@ func openStore(c *config.Config, log *slog.Logger) (store.Store, func(), error) 
 	if err := os.MkdirAll(sc.MaildirRoot, 0o700); err != nil {
 		return nil, nil, err
 	}
-	st, err := maildir.New(maildir.Options{Root: sc.MaildirRoot, Logger: log})
+	st, err := maildir.New(maildir.Options{
+		Root:              sc.MaildirRoot,
+		Logger:            log,
+		PathTemplate:      sc.MaildirPath,
+		Home:              db.Home,
+		DovecotUIDLFormat: sc.DovecotUIDLFormat,
+	})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/postie-mail/postie/auth"
 	"github.com/postie-mail/postie/config"
 	"github.com/postie-mail/postie/internal/exitcode"
+	"github.com/postie-mail/postie/store/maildir"
 )
 
 func (a *app) userCmd() *cobra.Command {
@@ -199,6 +199,9 @@ func (a *app) userDelCmd() *cobra.Command {
 			if !ok {
 				return exitf(exitcode.NoUser, "user del: no such user %q", user)
 			}
+			// Where the mail is, found before the entry (and its home)
+			// goes.
+			dir, _ := maildir.ExpandPath(c.Storage.MaildirRoot, c.Storage.MaildirPath, name, db.Home)
 			err = db.Delete(user)
 			switch {
 			case errors.Is(err, auth.ErrNoSuchUser):
@@ -207,7 +210,7 @@ func (a *app) userDelCmd() *cobra.Command {
 				return exitf(exitcode.Failure, "user del: %v", err)
 			}
 			fmt.Fprintf(a.stderr, "postie: deleted user %q from %s\n", name, c.Auth.PasswdFile)
-			if dir := filepath.Join(c.Storage.MaildirRoot, name); fileExists(dir) {
+			if c.Storage.Backend == config.BackendMaildir && dir != "" && fileExists(dir) {
 				fmt.Fprintf(a.stderr, "postie: their mail was kept in %s\n", dir)
 			}
 			return nil

@@ -147,6 +147,13 @@ type Options struct {
 	// Maildirs these are (see "Taking over from Dovecot"); "" answers
 	// postie's own UIDLs and never reads Dovecot's files.
 	DovecotUIDLFormat string
+	// PathTemplate says where a user's Maildir is, with Dovecot's
+	// variables %u, %n, %d and %h (see path.go), relative to Root unless
+	// absolute; "" means DefaultPathTemplate (Root/U).
+	PathTemplate string
+	// Home returns a user's home directory, for %h; required when the
+	// template uses %h.
+	Home func(user string) (string, bool)
 }
 
 // maxHost bounds the host name part of unique names.
@@ -178,6 +185,9 @@ type Store struct {
 
 	cleanMu sync.Mutex           // guards cleaned
 	cleaned map[string]time.Time // Maildir → when its tmp/ was last cleaned
+
+	path pathTemplate                // Options.PathTemplate
+	home func(string) (string, bool) // Options.Home
 
 	// dovecot is the parsed Options.DovecotUIDLFormat; nil when unset.
 	dovecot *UIDLFormat
@@ -211,6 +221,16 @@ func New(opts Options) (*Store, error) {
 	if s.nameNow == nil {
 		s.nameNow = time.Now
 	}
+	if opts.PathTemplate == "" {
+		opts.PathTemplate = DefaultPathTemplate
+	}
+	if s.path, err = parsePathTemplate(opts.PathTemplate); err != nil {
+		return nil, fmt.Errorf("maildir: path template %q: %w", opts.PathTemplate, err)
+	}
+	if s.path.usesH && opts.Home == nil {
+		return nil, fmt.Errorf("maildir: path template %q uses %%h but no home directories are known", opts.PathTemplate)
+	}
+	s.home = opts.Home
 	if opts.DovecotUIDLFormat != "" {
 		f, err := ParseUIDLFormat(opts.DovecotUIDLFormat)
 		if err != nil {
@@ -240,13 +260,12 @@ func New(opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Path returns the Maildir directory of user, or an error wrapping
-// store.ErrBadUser when the name could not safely name a directory in Root.
+// Path returns the Maildir directory of user (Options.PathTemplate
+// expanded), or an error wrapping store.ErrBadUser when the name could not
+// safely name a directory in Root, or the template needs a home the user
+// does not have.
 func (s *Store) Path(user string) (string, error) {
-	if err := checkUser(user); err != nil {
-		return "", err
-	}
-	return filepath.Join(s.root, user), nil
+	return s.path.expand(s.root, user, s.home)
 }
 
 // checkUser refuses names that could escape Root or hide the maildrop: empty,
@@ -280,6 +299,14 @@ const (
 // wrapping errUnsafe, or left for the open that follows to refuse).
 func ensure(dir string) error {
 	created, err := mkdir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		// A template's directories above the Maildir (%d/%n: the
+		// domain's) are made as Dovecot makes them.
+		if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+			return fmt.Errorf("maildir: %w", err)
+		}
+		created, err = mkdir(dir)
+	}
 	if err != nil {
 		return err
 	}
