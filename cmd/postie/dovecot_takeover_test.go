@@ -1,0 +1,309 @@
+package main
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/postie-mail/postie/internal/testenv"
+)
+
+// TestDovecotTakeover takes a real Dovecot's Maildirs and passwd-file over
+// and hands them back: mail delivered through Dovecot's LMTP and as plain
+// files, listed by Dovecot's POP3 server (which writes dovecot-uidlist);
+// then Dovecot stopped and postie serve started, as the vmail user Dovecot
+// runs as, on the same port, passwd-file (read as-is, homes included) and
+// Maildirs (maildir_path = "%h/Maildir"): every message, matched by its
+// content, has the UIDL and LIST size Dovecot gave it. The same after a
+// restart with postie's own files deleted, and after a delivery through
+// postie, which alone is new. Then postie stopped and Dovecot started
+// again: it serves every message, postie's delivery included, the old ones
+// under their old UIDLs, and every file in the Maildirs is vmail's.
+func TestDovecotTakeover(t *testing.T) {
+	for _, format := range []string{"%08Xu%08Xv", "%v.%u", "%g"} {
+		t.Run(strings.ReplaceAll(format, "%", "pct"), func(t *testing.T) {
+			testDovecotTakeover(t, format)
+		})
+	}
+}
+
+func testDovecotTakeover(t *testing.T, format string) {
+	d := testenv.StartDovecotMail(t, 2, format)
+	for i := 1; i <= 3; i++ {
+		lmtpSend(t, d.LMTPAddr, "user1@example.org", fmt.Sprintf("From: a@example.net\r\nSubject: lmtp %d\r\n\r\nthrough Dovecot's LMTP, %d\r\n..dot-stuffed line\r\n", i, i))
+	}
+	lmtpSend(t, d.LMTPAddr, "user2@example.org", "Subject: for user2\r\n\r\nhello user2\r\n")
+	d.DeliverFile(t, "user1", "1700000001.M1P1.mda.example", []byte("Subject: raw 1\n\nwritten by another MDA, LF line ends\n"))
+	raw2 := "Subject: raw 2\r\n\r\nwith CRLF ends\r\n"
+	d.DeliverFile(t, "user1", fmt.Sprintf("1700000002.M2P1.mda.example,S=%d", len(raw2)), []byte(raw2))
+
+	users := map[string]string{"user1": "pass1", "user2": "pass2"}
+	dovecot := map[string]map[string]listing{}
+	for u, pw := range users {
+		dovecot[u] = popListing(t, d.Addr, u, pw)
+	}
+	if len(dovecot["user1"]) != 5 || len(dovecot["user2"]) != 1 {
+		t.Fatalf("Dovecot lists %d and %d messages, want 5 and 1", len(dovecot["user1"]), len(dovecot["user2"]))
+	}
+	if _, err := os.Stat(filepath.Join(d.Maildir("user1"), "dovecot-uidlist")); err != nil {
+		t.Fatalf("Dovecot wrote no dovecot-uidlist: %v", err)
+	}
+	uidlist, _ := os.ReadFile(filepath.Join(d.Maildir("user1"), "dovecot-uidlist"))
+	d.Stop(t)
+
+	// postie as vmail: its binary and state where vmail can reach them.
+	bin := filepath.Join(d.Root, "postie")
+	copyFile(t, postieBin, bin, 0o755)
+	state := filepath.Join(d.Root, "postie-state")
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(state, d.UID, d.GID)
+	cfg := filepath.Join(d.Root, "etc", "postie.toml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`data_dir = %q
+[pop3]
+listen = [%q]
+implementation = false
+hostname = "test"
+auth_fail_delay = "0s"
+[lmtp]
+listen = []
+[auth]
+passwd_file = %q
+cache_ttl = "0s"
+[storage]
+maildir_root = %q
+maildir_path = "%%h/Maildir"
+dovecot_uidl_format = %q
+`, state, d.Addr, d.PasswdFile, filepath.Join(d.Root, "mail"), format)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	asVmail := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(d.UID), Gid: uint32(d.GID)}}
+	startPostie := func() *server {
+		t.Helper()
+		s := &server{done: make(chan struct{})}
+		s.cmd = exec.Command(bin, "serve", "--config", cfg)
+		s.cmd.Env = childEnv()
+		s.cmd.SysProcAttr = asVmail
+		s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
+		if err := s.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { s.err = s.cmd.Wait(); close(s.done) }()
+		t.Cleanup(func() {
+			s.cmd.Process.Kill()
+			<-s.done
+			if t.Failed() {
+				t.Logf("postie serve stderr:\n%s", s.stderr.String())
+			}
+		})
+		s.waitFor(t, &s.stderr, `msg="postie started"`)
+		return s
+	}
+	same := func(when string) {
+		t.Helper()
+		for u, pw := range users {
+			got := popListing(t, d.Addr, u, pw)
+			for k, want := range dovecot[u] {
+				if got[k] != want {
+					t.Errorf("%s: %s: message %.12s: postie lists %+v, Dovecot listed %+v", when, u, k, got[k], want)
+				}
+			}
+			if len(got) != len(dovecot[u]) {
+				t.Errorf("%s: %s: postie lists %d messages, Dovecot listed %d", when, u, len(got), len(dovecot[u]))
+			}
+		}
+	}
+
+	s := startPostie()
+	same("postie's first start")
+	s.stop(t, syscall.SIGTERM, time.Minute)
+	side := filepath.Join(d.Maildir("user1"), "postie-uidls")
+	if _, err := os.Stat(side); err != nil {
+		t.Fatalf("postie recorded nothing: %v", err)
+	}
+	for _, f := range []string{"postie-uidls", "postie-sizes", "postie-index"} {
+		os.Remove(filepath.Join(d.Maildir("user1"), f))
+		os.Remove(filepath.Join(d.Maildir("user2"), f))
+	}
+	s = startPostie()
+	same("postie restarted without its own files")
+
+	// A delivery through postie: new, with a UIDL of its own; the rest
+	// as before.
+	deliver := exec.Command(bin, "deliver", "--config", cfg, "user1")
+	deliver.Env = childEnv()
+	deliver.SysProcAttr = asVmail
+	deliver.Stdin = strings.NewReader("Subject: through postie\n\ndelivered by postie deliver\n")
+	if out, err := deliver.CombinedOutput(); err != nil {
+		t.Fatalf("postie deliver: %v\n%s", err, out)
+	}
+	after := popListing(t, d.Addr, "user1", "pass1")
+	var newKey string
+	for k, l := range after {
+		if want, ok := dovecot["user1"][k]; ok {
+			if l != want {
+				t.Errorf("after a delivery: message %.12s: %+v, Dovecot listed %+v", k, l, want)
+			}
+			continue
+		}
+		if newKey != "" {
+			t.Errorf("after a delivery: more than one new message")
+		}
+		newKey = k
+		for _, old := range dovecot["user1"] {
+			if old.uidl == l.uidl {
+				t.Errorf("the new message has the UIDL %q of an old one", l.uidl)
+			}
+		}
+	}
+	if newKey == "" || len(after) != 6 {
+		t.Fatalf("after a delivery through postie: %d messages, no new one", len(after))
+	}
+	s.stop(t, syscall.SIGTERM, time.Minute)
+	if b, _ := os.ReadFile(filepath.Join(d.Maildir("user1"), "dovecot-uidlist")); string(b) != string(uidlist) {
+		t.Errorf("postie changed dovecot-uidlist:\n%s\nwas\n%s", b, uidlist)
+	}
+
+	// Rollback: every file is vmail's, and Dovecot serves everything.
+	for _, u := range []string{"user1", "user2"} {
+		filepath.WalkDir(d.Maildir(u), func(p string, e fs.DirEntry, err error) error {
+			if err != nil {
+				t.Error(err)
+				return nil
+			}
+			fi, err := os.Lstat(p)
+			if err == nil && (fi.Sys().(*syscall.Stat_t).Uid != uint32(d.UID) || fi.Sys().(*syscall.Stat_t).Gid != uint32(d.GID)) {
+				t.Errorf("%s is not owned by vmail", p)
+			}
+			return nil
+		})
+	}
+	d.Start(t)
+	back := popListing(t, d.Addr, "user1", "pass1")
+	for k, want := range dovecot["user1"] {
+		if back[k] != want {
+			t.Errorf("Dovecot again: message %.12s: %+v, listed before %+v", k, back[k], want)
+		}
+	}
+	if l, ok := back[newKey]; !ok || l.size != after[newKey].size {
+		t.Errorf("Dovecot again: postie's delivery listed %+v (%v), postie listed %+v", l, ok, after[newKey])
+	}
+	if t.Failed() {
+		t.Logf("Dovecot log:\n%s", d.Log())
+	}
+}
+
+// listing is what a POP3 server lists of one message.
+type listing struct {
+	uidl string
+	size int
+}
+
+// popListing logs in to the POP3 server at addr and returns its UIDL and
+// LIST size of every message, by the SHA-256 of the message as RETR sends
+// it. It deletes nothing.
+func popListing(t *testing.T, addr, user, password string) map[string]listing {
+	t.Helper()
+	p := dialPOP3(t, addr)
+	p.login(user, password)
+	p.cmd("+OK", "LIST")
+	sizes := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSuffix(p.multi(), "\r\n"), "\r\n") {
+		if l == "" {
+			continue
+		}
+		n, sz, _ := strings.Cut(l, " ")
+		size, err := strconv.Atoi(sz)
+		if err != nil {
+			t.Fatalf("LIST line %q", l)
+		}
+		sizes[n] = size
+	}
+	p.cmd("+OK", "UIDL")
+	uidls := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSuffix(p.multi(), "\r\n"), "\r\n") {
+		if l == "" {
+			continue
+		}
+		n, u, _ := strings.Cut(l, " ")
+		uidls[n] = u
+	}
+	out := map[string]listing{}
+	for n, size := range sizes {
+		p.cmd("+OK", "RETR "+n)
+		sum := sha256.Sum256([]byte(p.multi()))
+		k := hex.EncodeToString(sum[:])
+		if _, dup := out[k]; dup {
+			t.Fatalf("%s: two messages with the same content", user)
+		}
+		out[k] = listing{uidl: uidls[n], size: size}
+	}
+	p.cmd("+OK", "QUIT")
+	return out
+}
+
+// lmtpSend delivers msg (CRLF line ends, dot-stuffed) to rcpt over
+// LMTP.
+func lmtpSend(t *testing.T, addr, rcpt, msg string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	br := bufio.NewReader(c)
+	reply := func(want string) {
+		t.Helper()
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("LMTP: %v", err)
+			}
+			if !strings.HasPrefix(l, want) {
+				t.Fatalf("LMTP reply %q, want %s", l, want)
+			}
+			if len(l) < 4 || l[3] != '-' {
+				return
+			}
+		}
+	}
+	reply("220")
+	for _, step := range []struct{ line, want string }{
+		{"LHLO test.example", "250"},
+		{"MAIL FROM:<a@example.net>", "250"},
+		{"RCPT TO:<" + rcpt + ">", "250"},
+		{"DATA", "354"},
+		{msg + ".", "250"},
+		{"QUIT", "221"},
+	} {
+		if _, err := io.WriteString(c, step.line+"\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		reply(step.want)
+	}
+}
+
+func copyFile(t *testing.T, from, to string, mode os.FileMode) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, mode); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,228 @@
+package testenv
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// DovecotMail is a private Dovecot serving POP3 and LMTP over the same
+// Maildirs on loopback, that a test can stop and start again on the same
+// ports, passwd-file and Maildirs: for tests of taking a Dovecot
+// installation over and handing it back. Users are user1..userN with
+// passwords pass1..passN, the home field of their passwd-file line
+// Root/mail/userI and their Maildir home/Maildir, everything owned by the
+// vmail user Dovecot runs as.
+type DovecotMail struct {
+	Root       string
+	PasswdFile string
+	Addr       string // POP3, plain (cleartext logins allowed)
+	LMTPAddr   string // LMTP over TCP; recipients by local part
+	UID, GID   int    // of vmail
+
+	conf   string
+	stop   func()
+	exited chan struct{}
+}
+
+// StartDovecotMail starts a Dovecot with n users whose POP3 server answers
+// UIDLs of pop3UIDLFormat, or calls Missing when Dovecot, its LMTP server
+// or root privileges are not there.
+func StartDovecotMail(t testing.TB, n int, pop3UIDLFormat string) *DovecotMail {
+	t.Helper()
+	LookPath(t, "dovecot")
+	if _, err := os.Stat("/usr/lib/dovecot/lmtp"); err != nil {
+		Missing(t, "dovecot-lmtpd not installed (/usr/lib/dovecot/lmtp)")
+	}
+	if os.Geteuid() != 0 {
+		Missing(t, "Dovecot tests need root (mail user switch)")
+	}
+	vm, err := user.Lookup("vmail")
+	if err != nil {
+		if out, err := exec.Command("useradd", "-r", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", "vmail").CombinedOutput(); err != nil {
+			t.Fatalf("useradd vmail: %v: %s", err, out)
+		}
+		if vm, err = user.Lookup("vmail"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := &DovecotMail{Root: t.TempDir()}
+	d.UID, _ = strconv.Atoi(vm.Uid)
+	d.GID, _ = strconv.Atoi(vm.Gid)
+	for p := d.Root; p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
+		os.Chmod(p, 0o755)
+	}
+	for _, sub := range []string{"etc", "run", "mail", "log"} {
+		if err := os.MkdirAll(filepath.Join(d.Root, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pw strings.Builder
+	for i := 1; i <= n; i++ {
+		home := filepath.Join(d.Root, "mail", "user"+strconv.Itoa(i))
+		fmt.Fprintf(&pw, "user%d:{PLAIN}pass%d:%d:%d::%s::\n", i, i, d.UID, d.GID, home)
+		for _, s := range []string{"cur", "new", "tmp"} {
+			if err := os.MkdirAll(filepath.Join(home, "Maildir", s), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	d.PasswdFile = filepath.Join(d.Root, "etc/passwd")
+	write(t, d.PasswdFile, []byte(pw.String()), 0o644)
+	chownR(t, filepath.Join(d.Root, "mail"), d.UID, d.GID)
+
+	pop3, lmtp := FreePort(t), FreePort(t)
+	d.Addr = "127.0.0.1:" + strconv.Itoa(pop3)
+	d.LMTPAddr = "127.0.0.1:" + strconv.Itoa(lmtp)
+	conf := fmt.Sprintf(`base_dir = %[1]s/run
+state_dir = %[1]s/run/state
+instance_name = postie-mail-%[2]d
+protocols = pop3 lmtp
+listen = 127.0.0.1
+log_path = %[1]s/log/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:~/Maildir
+first_valid_uid = 1
+postmaster_address = postmaster@example.org
+auth_username_format = %%Ln
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN %[1]s/etc/passwd
+}
+userdb {
+  driver = passwd-file
+  args = %[1]s/etc/passwd
+}
+service pop3-login {
+  inet_listener pop3 {
+    port = %[2]d
+  }
+  service_count = 0
+}
+service lmtp {
+  inet_listener lmtp {
+    address = 127.0.0.1
+    port = %[3]d
+  }
+}
+protocol pop3 {
+  pop3_uidl_format = %[4]s
+}
+`, d.Root, pop3, lmtp, pop3UIDLFormat)
+	d.conf = filepath.Join(d.Root, "etc/dovecot.conf")
+	write(t, d.conf, []byte(conf), 0o644)
+	t.Cleanup(func() { d.Stop(t) })
+	d.Start(t)
+	return d
+}
+
+// Start starts the Dovecot again after Stop, on the same ports and files.
+func (d *DovecotMail) Start(t testing.TB) {
+	t.Helper()
+	if d.stop != nil {
+		t.Fatal("dovecot already running")
+	}
+	cmd := exec.Command("dovecot", "-F", "-c", d.conf)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, _ := os.OpenFile(filepath.Join(d.Root, "log/stdout.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting dovecot: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	d.exited = exited
+	d.stop = func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		// Children that outlive the master are in its process group.
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		out.Close()
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for _, addr := range []string{d.Addr, d.LMTPAddr} {
+		for {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case <-exited:
+				so, _ := os.ReadFile(filepath.Join(d.Root, "log/stdout.log"))
+				t.Fatalf("dovecot exited at start:\n%s\n%s", so, d.Log())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("dovecot did not listen on %s", addr)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// Stop stops the Dovecot and waits until it and its children are gone and
+// its ports closed. It does nothing when the Dovecot is not running.
+func (d *DovecotMail) Stop(t testing.TB) {
+	t.Helper()
+	if d.stop == nil {
+		return
+	}
+	d.stop()
+	d.stop = nil
+	deadline := time.Now().Add(15 * time.Second)
+	for _, addr := range []string{d.Addr, d.LMTPAddr} {
+		for {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err != nil {
+				break
+			}
+			c.Close()
+			if time.Now().After(deadline) {
+				t.Fatalf("dovecot still listening on %s", addr)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// Maildir returns the Maildir of user (e.g. "user1").
+func (d *DovecotMail) Maildir(user string) string {
+	return filepath.Join(d.Root, "mail", user, "Maildir")
+}
+
+// DeliverFile puts msg into user's Maildir as a program other than
+// Dovecot would: written to tmp/ as vmail, renamed into new/ under name.
+func (d *DovecotMail) DeliverFile(t testing.TB, user, name string, msg []byte) {
+	t.Helper()
+	md := d.Maildir(user)
+	tmp := filepath.Join(md, "tmp", name)
+	write(t, tmp, msg, 0o600)
+	if err := os.Chown(tmp, d.UID, d.GID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(md, "new", name)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Log returns Dovecot's log so far.
+func (d *DovecotMail) Log() string {
+	b, _ := os.ReadFile(filepath.Join(d.Root, "log/dovecot.log"))
+	return string(b)
+}
