@@ -61,6 +61,12 @@ func testDovecotTakeover(t *testing.T, format string) {
 		t.Fatalf("Dovecot wrote no dovecot-uidlist: %v", err)
 	}
 	uidlist, _ := os.ReadFile(filepath.Join(d.Maildir("user1"), "dovecot-uidlist"))
+	// Clients that leave mail on the server, run against Dovecot first.
+	var cl *keepClients
+	if format == "%08Xu%08Xv" {
+		cl = newKeepClients(t, d.Addr, "user1", "pass1")
+		cl.fetch(t, "from Dovecot", 5)
+	}
 	d.Stop(t)
 
 	// postie as vmail: its binary and state where vmail can reach them.
@@ -129,6 +135,9 @@ dovecot_uidl_format = %q
 
 	s := startPostie()
 	same("postie's first start")
+	if cl != nil {
+		cl.fetch(t, "from postie, nothing new", 0)
+	}
 	s.stop(t, syscall.SIGTERM, time.Minute)
 	side := filepath.Join(d.Maildir("user1"), "postie-uidls")
 	if _, err := os.Stat(side); err != nil {
@@ -171,6 +180,10 @@ dovecot_uidl_format = %q
 	}
 	if newKey == "" || len(after) != 6 {
 		t.Fatalf("after a delivery through postie: %d messages, no new one", len(after))
+	}
+	if cl != nil {
+		cl.fetch(t, "from postie after a delivery", 1)
+		cl.fetch(t, "from postie again", 0)
 	}
 	s.stop(t, syscall.SIGTERM, time.Minute)
 	if b, _ := os.ReadFile(filepath.Join(d.Maildir("user1"), "dovecot-uidlist")); string(b) != string(uidlist) {
@@ -306,4 +319,56 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 	if err := os.WriteFile(to, b, mode); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// keepClients are mpop and fetchmail, each keeping mail on the server and
+// fetching only what it has not seen by UIDL, with their own state.
+type keepClients struct {
+	dir        string
+	host, port string
+	user, pass string
+	got        map[string]int // client → messages fetched so far
+}
+
+func newKeepClients(t *testing.T, addr, user, pass string) *keepClients {
+	testenv.LookPath(t, "mpop")
+	testenv.LookPath(t, "fetchmail")
+	c := &keepClients{dir: t.TempDir(), user: user, pass: pass, got: map[string]int{}}
+	c.host, c.port, _ = net.SplitHostPort(addr)
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		os.MkdirAll(filepath.Join(c.dir, "mpop", sub), 0o700)
+	}
+	os.WriteFile(filepath.Join(c.dir, "pass"), []byte(pass), 0o600)
+	rc := fmt.Sprintf("set idfile %q\npoll %s protocol pop3 port %s uidl auth password\n  user %q password %q keep sslproto '' no sslcertck\n  mda \"cat >> %s\"\n",
+		filepath.Join(c.dir, "fetchids"), c.host, c.port, user, pass, filepath.Join(c.dir, "fetchmail.mbox"))
+	os.WriteFile(filepath.Join(c.dir, "fetchmailrc"), []byte(rc), 0o600)
+	return c
+}
+
+// fetch runs both clients and checks that each fetched want messages.
+func (c *keepClients) fetch(t *testing.T, when string, want int) {
+	t.Helper()
+	run(t, []string{"HOME=" + c.dir}, "mpop", "-C", "/dev/null", "--host="+c.host, "--port="+c.port,
+		"--tls=off", "--auth=user", "--user="+c.user, "--passwordeval=cat "+filepath.Join(c.dir, "pass"),
+		"--keep=on", "--only-new=on", "--uidls-file="+filepath.Join(c.dir, "mpop-uidls"),
+		"--delivery=maildir,"+filepath.Join(c.dir, "mpop"), "--received-header=off", "--quiet")
+	files, _ := filepath.Glob(filepath.Join(c.dir, "mpop", "new", "*"))
+	if n := len(files) - c.got["mpop"]; n != want {
+		t.Errorf("%s: mpop fetched %d messages, want %d", when, n, want)
+	}
+	c.got["mpop"] = len(files)
+
+	cmd := exec.Command("fetchmail", "-f", filepath.Join(c.dir, "fetchmailrc"), "--nodetach", "--nosyslog", "-s")
+	cmd.Env = append(os.Environ(), "HOME="+c.dir, "FETCHMAILHOME="+c.dir)
+	out, err := cmd.CombinedOutput()
+	// Exit 1: no mail.
+	if ee, ok := err.(*exec.ExitError); err != nil && !(ok && ee.ExitCode() == 1) {
+		t.Fatalf("%s: fetchmail: %v\n%s", when, err, out)
+	}
+	mbox, _ := os.ReadFile(filepath.Join(c.dir, "fetchmail.mbox"))
+	total := strings.Count("\n"+string(mbox), "\nSubject: ")
+	if n := total - c.got["fetchmail"]; n != want {
+		t.Errorf("%s: fetchmail fetched %d messages, want %d\n%s", when, n, want, out)
+	}
+	c.got["fetchmail"] = total
 }
