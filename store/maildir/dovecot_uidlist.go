@@ -279,7 +279,7 @@ func ParseUIDLFormat(s string) (UIDLFormat, error) {
 			return f, fmt.Errorf("%%%c is not a supported modifier or variable (X, U, L; u, v, g, f)", c)
 		}
 		if strings.IndexByte(p.mods, 'X') >= 0 && p.v != 'u' && p.v != 'v' {
-			return f, errors.New("X applies to %u and %v only")
+			return f, errors.New("the modifier X applies to %u and %v only")
 		}
 		if lit.Len() > 0 {
 			f.parts = append(f.parts, fmtPart{lit: lit.String()})
