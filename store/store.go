@@ -70,6 +70,17 @@ type Usager interface {
 	Usage(ctx context.Context, user string) (msgs int, bytes int64, err error)
 }
 
+// UIDLDeliverer is implemented by stores that can deliver a message under
+// a UIDL the caller chooses (postie migrate pop3 keeps a remote server's
+// UIDLs). The message and its UIDL become durable together: after a crash
+// it is there with that UIDL, or not at all. uidl must be a valid unique-id
+// listing (1–70 octets in 0x21–0x7E) not used by another message of the
+// maildrop; the store keeps the maildrop's UIDLs unique whatever it is
+// given.
+type UIDLDeliverer interface {
+	DeliverUIDL(ctx context.Context, user, uidl string, r io.Reader) (DeliveryInfo, error)
+}
+
 // Maildrop is one user's locked maildrop, as of the snapshot taken at Open.
 // Message indexes are 0-based positions in Messages().
 type Maildrop interface {

@@ -22,6 +22,12 @@ import (
 // Maildir, tmp/ or new/ that is a symbolic link is refused (an error
 // wrapping errUnsafe): the message is written nowhere else.
 func (s *Store) Deliver(ctx context.Context, user string, r io.Reader) (store.DeliveryInfo, error) {
+	return s.deliver(ctx, user, "", r)
+}
+
+// deliver is Deliver with uidl, when not "", recorded in the name (see
+// DeliverUIDL).
+func (s *Store) deliver(ctx context.Context, user, uidl string, r io.Reader) (store.DeliveryInfo, error) {
 	dir, err := s.Path(user)
 	if err != nil {
 		return store.DeliveryInfo{}, err
@@ -64,7 +70,7 @@ func (s *Store) Deliver(ctx context.Context, user string, r io.Reader) (store.De
 		unlinkAt(tmpfd, unique)
 		return store.DeliveryInfo{}, fmt.Errorf("maildir: deliver: %w", err)
 	}
-	final := fmt.Sprintf("%s,S=%d,W=%d", unique, fsize, wsize)
+	final := fmt.Sprintf("%s%s,S=%d,W=%d", unique, uidlField(uidl), fsize, wsize)
 	newfd, err := subMade(d, dirNew)
 	if err == nil {
 		err = renameAt(tmpfd, unique, newfd, final)
@@ -79,7 +85,10 @@ func (s *Store) Deliver(ctx context.Context, user string, r io.Reader) (store.De
 		unlinkAt(newfd, final)
 		return store.DeliveryInfo{}, fmt.Errorf("maildir: deliver: %w", err)
 	}
-	return store.DeliveryInfo{UID: uidOf(unique), Size: wsize}, nil
+	if uidl == "" {
+		uidl = uidOf(unique)
+	}
+	return store.DeliveryInfo{UID: uidl, Size: wsize}, nil
 }
 
 // subMade returns the descriptor of folder sub of d, making the folders

@@ -2,8 +2,6 @@ package maildir
 
 import (
 	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -118,11 +116,12 @@ func saveUIDLs(dirfd int, entries []uidlEntry) (err error) {
 // answered. A dovecot-uidlist postie cannot use is logged, and then
 // messages not yet recorded keep postie's own UIDL for this session
 // without being recorded, so that the answer can still follow the file
-// once it is repaired. md holds the lock.
-func (md *maildrop) dovecotUIDLs(snap *snapshot) {
+// once it is repaired. It reports whether it did (and then made the
+// UIDLs unique). md holds the lock.
+func (md *maildrop) dovecotUIDLs(snap *snapshot) bool {
 	s := md.s
 	if s.dovecot == nil || len(snap.infos) == 0 {
-		return
+		return false
 	}
 	dl, derr := readUidlist(md.d.fd)
 	if derr != nil {
@@ -135,7 +134,7 @@ func (md *maildrop) dovecotUIDLs(snap *snapshot) {
 	}
 	if dl == nil && !had && derr == nil {
 		// Never Dovecot's: postie's own UIDLs, nothing to record.
-		return
+		return false
 	}
 	entries := make([]uidlEntry, 0, len(snap.infos))
 	used := make(map[string]bool, len(snap.infos))
@@ -166,8 +165,7 @@ func (md *maildrop) dovecotUIDLs(snap *snapshot) {
 			// Two messages with one UIDL (a P field copied, an own
 			// UIDL that looks like Dovecot's): the later one gets one
 			// of its own that cannot be either.
-			sum := sha256.Sum256([]byte("postie-uidls\x00" + m.n.unique))
-			uidl = "Y" + hex.EncodeToString(sum[:20])
+			uidl = dupUIDL(m.n.unique)
 		}
 		used[uidl] = true
 		snap.infos[i].UID = uidl
@@ -176,11 +174,12 @@ func (md *maildrop) dovecotUIDLs(snap *snapshot) {
 		}
 	}
 	if derr != nil || added == 0 && found == len(rec) {
-		return
+		return true
 	}
 	if err := saveUIDLs(md.d.fd, entries); err != nil {
 		s.log.Warn("maildir: cannot save postie-uidls", "user", md.user, "err", err)
 	}
+	return true
 }
 
 // lookup finds the record of the message with unique name unique; nil

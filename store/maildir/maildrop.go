@@ -145,7 +145,7 @@ func (md *maildrop) take(ctx context.Context) error {
 		}
 	}
 	if snap != nil {
-		md.dovecotUIDLs(snap)
+		md.settleUIDLs(snap)
 		md.snapshot = snap
 		c.put(md.dir, newSt, curSt, began, snap)
 		return nil
@@ -272,7 +272,7 @@ func (md *maildrop) read(ctx context.Context, hint int) (snap *snapshot, complet
 			}
 		}
 		snap.pos = append(snap.pos, k.i)
-		snap.infos = append(snap.infos, store.MessageInfo{UID: uidOf(m.n.unique), Size: size})
+		snap.infos = append(snap.infos, store.MessageInfo{UID: m.n.uid(), Size: size})
 	}
 	// Rewrite the cache when it gained entries or has stale ones.
 	if computed > 0 || hits < len(cache) {
@@ -280,7 +280,7 @@ func (md *maildrop) read(ctx context.Context, hint int) (snap *snapshot, complet
 			md.s.log.Warn("maildir: cannot save size cache", "user", md.user, "err", err)
 		}
 	}
-	md.dovecotUIDLs(snap)
+	md.settleUIDLs(snap)
 	return snap, complete, nil
 }
 

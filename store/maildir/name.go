@@ -18,6 +18,16 @@ type msgName struct {
 	ts     uint64 // the leading decimal timestamp, 0 if none
 	fsize  int64  // S= (file size), -1 if absent
 	wsize  int64  // W= (wire size), -1 if absent
+	uidl   string // U= (a UIDL given at delivery, see uidl.go), "" if absent
+}
+
+// uid returns the message's UIDL: the one its name records, else its
+// unique part's.
+func (n *msgName) uid() string {
+	if n.uidl != "" {
+		return n.uidl
+	}
+	return uidOf(n.unique)
 }
 
 // parseName parses the name of a file in new/ or cur/. It reports false for
@@ -53,6 +63,8 @@ func parseName(name string) (msgName, bool) {
 			n.fsize = parseSize(val)
 		case "W":
 			n.wsize = parseSize(val)
+		case "U":
+			n.uidl = parseUIDLField(val)
 		}
 	}
 	if len(kept) > 0 {

@@ -266,7 +266,7 @@ func loadIndex(d *mdir, newSt, curSt dirStamp, now, margin int64) (*snapshot, er
 		}
 		snap.pos = append(snap.pos, int32(len(snap.files)))
 		snap.files = append(snap.files, message{sub: sub, name: name, n: mn, fsize: fsize})
-		snap.infos = append(snap.infos, store.MessageInfo{UID: uidOf(mn.unique), Size: wsize})
+		snap.infos = append(snap.infos, store.MessageInfo{UID: mn.uid(), Size: wsize})
 	}
 	if int64(len(snap.files)) != count {
 		return nil, errCorruptIndex
