@@ -158,3 +158,12 @@ func authError(a *Account, how string, err error) *Error {
 	}
 	return e
 }
+
+// Classify sorts an error met talking to a's server (dialing, TLS, a
+// command) into an *Error with its Kind, for other retrievers (postie
+// migrate pop3) to report and exit as fetch does. An *Error is returned as
+// it is.
+func Classify(a *Account, err error) *Error { return classifyConn(a, err) }
+
+// ClassifyAuth is Classify for an error of a login made with method how.
+func ClassifyAuth(a *Account, how string, err error) *Error { return authError(a, how, err) }
