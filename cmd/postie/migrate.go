@@ -43,7 +43,7 @@ func (a *app) migrateCmd() *cobra.Command {
 
 // migrateAccount is one line of the accounts file.
 type migrateAccount struct {
-	line                     int
+	line                    int
 	local, remote, password string
 }
 
