@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -15,7 +16,9 @@ import (
 // deliverSQL stores the last (or only) chunk of a message with its message
 // row and counts it in its mailbox row, made on the first delivery. $7 is
 // the id taken beforehand by a delivery of several chunks, NULL for one of
-// a single chunk; $5 is NULL for an empty message.
+// a single chunk; $5 is NULL for an empty message. $8 is the UIDL chosen
+// by DeliverUIDL, NULL for one made of uid_prefix and the id; one already
+// in the maildrop is not taken (the message gets a made one).
 const deliverSQL = `
 WITH b AS (
 	INSERT INTO postie_mailboxes AS b (name, messages, octets) VALUES ($1, 1, $2)
@@ -25,7 +28,10 @@ WITH b AS (
 n AS (SELECT coalesce($7::bigint, nextval('postie_message_id')) AS id),
 m AS (
 	INSERT INTO postie_messages (id, mailbox_id, uid, size, wire_size, chunks)
-	SELECT n.id, b.id, $4 || n.id::text, $2, $3, $6 FROM b, n
+	SELECT n.id, b.id,
+		CASE WHEN $8::text IS NULL OR EXISTS (SELECT 1 FROM postie_messages x WHERE x.mailbox_id = b.id AND x.uid = $8::text)
+			THEN $4 || n.id::text ELSE $8::text END,
+		$2, $3, $6 FROM b, n
 	RETURNING id, uid),
 c AS (
 	INSERT INTO postie_chunks (message_id, seq, data)
@@ -36,6 +42,24 @@ SELECT uid FROM m`
 // once it is committed. It takes no lock a session holds: a delivery
 // during a session shows up in the next one.
 func (s *Store) Deliver(ctx context.Context, user string, r io.Reader) (store.DeliveryInfo, error) {
+	return s.deliver(ctx, user, nil, r)
+}
+
+var _ store.UIDLDeliverer = (*Store)(nil)
+
+// DeliverUIDL is Deliver with uidl as the message's UIDL (postie migrate
+// pop3 keeps the remote server's), in the same transaction as the message.
+// It refuses an invalid UIDL (RFC 1939 §7: 1–70 octets in 0x21–0x7E); one
+// already in the maildrop is not taken, and the message gets one of its
+// own (the DeliveryInfo says which).
+func (s *Store) DeliverUIDL(ctx context.Context, user, uidl string, r io.Reader) (store.DeliveryInfo, error) {
+	if len(uidl) < 1 || len(uidl) > 70 || strings.ContainsFunc(uidl, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
+		return store.DeliveryInfo{}, fmt.Errorf("pgstore: deliver: %q is not a valid UIDL", uidl)
+	}
+	return s.deliver(ctx, user, &uidl, r)
+}
+
+func (s *Store) deliver(ctx context.Context, user string, uidl *string, r io.Reader) (store.DeliveryInfo, error) {
 	if err := checkUser(user); err != nil {
 		return store.DeliveryInfo{}, err
 	}
@@ -99,13 +123,13 @@ func (s *Store) Deliver(ctx context.Context, user string, r io.Reader) (store.De
 	octx, cancel := s.op(ctx)
 	defer cancel()
 	if tx != nil {
-		err = tx.QueryRow(octx, deliverSQL, user, size, wire, s.uidPrefix, last, chunks, id).Scan(&uid)
+		err = tx.QueryRow(octx, deliverSQL, user, size, wire, s.uidPrefix, last, chunks, id, uidl).Scan(&uid)
 		if err == nil {
 			err = tx.Commit(octx)
 			tx = nil
 		}
 	} else {
-		err = s.pool.QueryRow(octx, deliverSQL, user, size, wire, s.uidPrefix, last, chunks, id).Scan(&uid)
+		err = s.pool.QueryRow(octx, deliverSQL, user, size, wire, s.uidPrefix, last, chunks, id, uidl).Scan(&uid)
 	}
 	if err != nil {
 		return store.DeliveryInfo{}, dbError("deliver", err)
