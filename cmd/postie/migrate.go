@@ -289,6 +289,15 @@ func (m *migrator) copy(ctx context.Context, user string, acct migrateAccount, f
 	// again).
 	have := map[string]bool{}
 	md, err := m.st.Open(ctx, user)
+	// In use: a POP3 session, or the lease of a run killed meanwhile
+	// (PostgreSQL store), which expires. Wait a little for either.
+	for try := 0; errors.Is(err, store.ErrInUse) && try < 10; try++ {
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+		md, err = m.st.Open(ctx, user)
+	}
 	if err != nil {
 		if errors.Is(err, store.ErrInUse) {
 			return 0, &fetch.Error{Kind: fetch.KindTemporary, Err: fmt.Errorf("the local maildrop of %s is in use: %w", user, err)}

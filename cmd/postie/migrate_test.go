@@ -198,3 +198,39 @@ func TestReadMigrateAccounts(t *testing.T) {
 		}
 	}
 }
+
+// TestMigratePOP3Postgres is TestMigratePOP3 into the PostgreSQL store,
+// with a run killed half-way.
+func TestMigratePOP3Postgres(t *testing.T) {
+	var pg testenv.Postgres
+	t.Cleanup(pg.Stop)
+	dsn := pg.DB(t)
+	e := newMigrateEnv(t, 4)
+	f, err := os.OpenFile(e.cfg, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "[storage]\nbackend = \"postgres\"\npostgres_dsn = %q\npostgres_lease = \"1s\"\n", dsn)
+	f.Close()
+	cmd := exec.Command(postieBin, "migrate", "pop3", "--config", e.cfg, "--server", e.d.Addr, "--tls", "none", "--accounts", e.accounts)
+	cmd.Env = childEnv()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Killed once it reports the first account done, in the middle of
+	// the second (holding its maildrop's lease, perhaps).
+	buf := make([]byte, 1)
+	out.Read(buf)
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	r := e.migrate(t, 0)
+	if !strings.Contains(r.stdout, "bob: 1 messages on the server") {
+		t.Errorf("summary %q", r.stdout)
+	}
+	e.check(t, "postgres")
+	r = e.migrate(t, 0)
+	if !strings.Contains(r.stdout, "alice: 5 messages on the server, 0 copied (0 octets), 5 already here") {
+		t.Errorf("second run: %q", r.stdout)
+	}
+}
