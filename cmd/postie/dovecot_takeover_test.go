@@ -149,6 +149,9 @@ dovecot_uidl_format = %q
 	}
 	s = startPostie()
 	same("postie restarted without its own files")
+	if cl != nil {
+		cl.fetch(t, "from postie restarted without its own files", 0)
+	}
 
 	// A delivery through postie: new, with a UIDL of its own; the rest
 	// as before.
