@@ -123,18 +123,31 @@ func (md *maildrop) dovecotUIDLs(snap *snapshot) bool {
 	if s.dovecot == nil || len(snap.infos) == 0 {
 		return false
 	}
-	dl, derr := readUidlist(md.d.fd)
-	if derr != nil {
-		s.log.Error("maildir: cannot use dovecot-uidlist; messages not yet answered keep postie's own UIDL this session", "user", md.user, "err", derr)
-	}
 	rec, had, err := loadUIDLs(md.d.fd)
 	if err != nil {
 		s.log.Warn("maildir: ignoring postie-uidls; rebuilding it from dovecot-uidlist", "user", md.user, "err", err)
 		rec = map[string]string{}
 	}
-	if dl == nil && !had && derr == nil {
-		// Never Dovecot's: postie's own UIDLs, nothing to record.
-		return false
+	// dovecot-uidlist is read only when a message has no recorded answer
+	// (the first login after the takeover, new mail): usually never.
+	var dl *dovecotUidlist
+	var derr error
+	read := false
+	readDovecot := func() {
+		if read {
+			return
+		}
+		read = true
+		if dl, derr = readUidlist(md.d.fd); derr != nil {
+			s.log.Error("maildir: cannot use dovecot-uidlist; messages not yet answered keep postie's own UIDL this session", "user", md.user, "err", derr)
+		}
+	}
+	if !had {
+		readDovecot()
+		if dl == nil && derr == nil {
+			// Never Dovecot's: postie's own UIDLs, nothing to record.
+			return false
+		}
 	}
 	entries := make([]uidlEntry, 0, len(snap.infos))
 	used := make(map[string]bool, len(snap.infos))
@@ -143,6 +156,9 @@ func (md *maildrop) dovecotUIDLs(snap *snapshot) bool {
 		m := &snap.files[snap.pos[i]]
 		own := snap.infos[i].UID
 		uidl, ok := rec[m.n.unique]
+		if !ok {
+			readDovecot()
+		}
 		switch {
 		case ok:
 			found++
