@@ -109,6 +109,30 @@
 // (postie-sizes: what the maildrop's messages could need; postie-update:
 // 64 MiB; postie-index: see "Snapshot cache"), and written afresh under a temporary
 // name, never through a link.
+//
+// # Taking over from Dovecot
+//
+// With Options.DovecotUIDLFormat set (Dovecot's pop3_uidl_format), a
+// message listed in the maildrop's dovecot-uidlist (version 3) is answered
+// the UIDL Dovecot's POP3 server gave it: its P field (pop3_save_uidl) if
+// it has one, else the format expanded with its IMAP UID, the file's
+// UIDVALIDITY, its GUID and its file name (dovecot_uidlist.go). A message
+// Dovecot never listed keeps postie's own UIDL. What was answered is
+// recorded in postie-uidls (dovecot_uidls.go), and a message keeps it for
+// as long as it exists, whatever happens to dovecot-uidlist later; the
+// record is rebuilt from dovecot-uidlist when lost. dovecot-uidlist is
+// read only when a message has no recorded UIDL, and as postie's own
+// files are (a regular file, never through a symbolic link, at most 64
+// MiB), then parsed strictly; one postie cannot use is logged, and the
+// messages not yet recorded are then answered postie's own UIDLs without
+// recording them. Sizes stay postie's: the octets RETR sends, which is
+// Dovecot's W field for every message that ends with a line end (Dovecot
+// lists one that does not at 2 octets less than it sends). postie writes
+// none of Dovecot's files.
+//
+// A message delivered with a UIDL of the caller's choosing (DeliverUIDL,
+// for postie migrate pop3) carries it in its name, in a ",U=" field after
+// the unique part (uidl.go). UIDLs are kept unique whatever names say.
 package maildir
 
 import (
