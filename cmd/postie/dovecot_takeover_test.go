@@ -71,7 +71,7 @@ func testDovecotTakeover(t *testing.T, format string) {
 
 	// postie as vmail: its binary and state where vmail can reach them.
 	bin := filepath.Join(d.Root, "postie")
-	copyFile(t, postieBin, bin, 0o755)
+	copyFile(t, testenv.PostieBinary(t), bin, 0o755)
 	state := filepath.Join(d.Root, "postie-state")
 	if err := os.Mkdir(state, 0o700); err != nil {
 		t.Fatal(err)
@@ -97,26 +97,33 @@ dovecot_uidl_format = %q
 		t.Fatal(err)
 	}
 	asVmail := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(d.UID), Gid: uint32(d.GID)}}
-	startPostie := func() *server {
+	startPostie := func() *fixedPostie {
 		t.Helper()
-		s := &server{done: make(chan struct{})}
-		s.cmd = exec.Command(bin, "serve", "--config", cfg)
-		s.cmd.Env = childEnv()
-		s.cmd.SysProcAttr = asVmail
-		s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
-		if err := s.cmd.Start(); err != nil {
+		// On Dovecot's own port, which testenv.Postie does not allow.
+		p := &fixedPostie{done: make(chan struct{})}
+		p.cmd = exec.Command(bin, "serve", "--config", cfg)
+		p.cmd.Env = testenv.PostieEnv()
+		p.cmd.SysProcAttr = asVmail
+		p.cmd.Stderr = &p.stderr
+		if err := p.cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		go func() { s.err = s.cmd.Wait(); close(s.done) }()
+		go func() { p.cmd.Wait(); close(p.done) }()
 		t.Cleanup(func() {
-			s.cmd.Process.Kill()
-			<-s.done
+			p.cmd.Process.Kill()
+			<-p.done
 			if t.Failed() {
-				t.Logf("postie serve stderr:\n%s", s.stderr.String())
+				t.Logf("postie serve stderr:\n%s", p.stderr.String())
 			}
 		})
-		s.waitFor(t, &s.stderr, `msg="postie started"`)
-		return s
+		for !strings.Contains(p.stderr.String(), `msg="postie started"`) {
+			select {
+			case <-p.done:
+				t.Fatalf("postie serve exited before it started:\n%s", p.stderr.String())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		return p
 	}
 	same := func(when string) {
 		t.Helper()
@@ -138,7 +145,7 @@ dovecot_uidl_format = %q
 	if cl != nil {
 		cl.fetch(t, "from postie, nothing new", 0)
 	}
-	s.stop(t, syscall.SIGTERM, time.Minute)
+	s.stop(t)
 	side := filepath.Join(d.Maildir("user1"), "postie-uidls")
 	if _, err := os.Stat(side); err != nil {
 		t.Fatalf("postie recorded nothing: %v", err)
@@ -156,7 +163,7 @@ dovecot_uidl_format = %q
 	// A delivery through postie: new, with a UIDL of its own; the rest
 	// as before.
 	deliver := exec.Command(bin, "deliver", "--config", cfg, "user1")
-	deliver.Env = childEnv()
+	deliver.Env = testenv.PostieEnv()
 	deliver.SysProcAttr = asVmail
 	deliver.Stdin = strings.NewReader("Subject: through postie\n\ndelivered by postie deliver\n")
 	if out, err := deliver.CombinedOutput(); err != nil {
@@ -188,7 +195,7 @@ dovecot_uidl_format = %q
 		cl.fetch(t, "from postie after a delivery", 1)
 		cl.fetch(t, "from postie again", 0)
 	}
-	s.stop(t, syscall.SIGTERM, time.Minute)
+	s.stop(t)
 	if b, _ := os.ReadFile(filepath.Join(d.Maildir("user1"), "dovecot-uidlist")); string(b) != string(uidlist) {
 		t.Errorf("postie changed dovecot-uidlist:\n%s\nwas\n%s", b, uidlist)
 	}
@@ -374,4 +381,21 @@ func (c *keepClients) fetch(t *testing.T, when string, want int) {
 		t.Errorf("%s: fetchmail fetched %d messages, want %d\n%s", when, n, want, out)
 	}
 	c.got["fetchmail"] = total
+}
+
+// fixedPostie is a postie serve the test runs itself, on a fixed port.
+type fixedPostie struct {
+	cmd    *exec.Cmd
+	stderr syncBuffer
+	done   chan struct{}
+}
+
+// stop ends it with SIGTERM and waits until it has exited.
+func (p *fixedPostie) stop(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.done
+	if !p.cmd.ProcessState.Success() {
+		t.Errorf("postie serve: %v after SIGTERM", p.cmd.ProcessState)
+	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -18,6 +17,7 @@ import (
 type migrateEnv struct {
 	d        *testenv.DovecotMail
 	dir, cfg string
+	cfgText  string
 	accounts string
 	before   map[string]map[string]listing // Dovecot's listing, by remote user
 }
@@ -43,7 +43,7 @@ func newMigrateEnv(t *testing.T, perUser int) *migrateEnv {
 	}
 	write("passwd", "alice:{PLAIN}alice pw\nbob:{PLAIN}bob pw\n")
 	e.accounts = write("accounts", "# local remote password\nalice user1 pass1\n\nbob\tuser2   pass2\n")
-	e.cfg = write("postie.toml", fmt.Sprintf(`data_dir = %q
+	e.cfgText = fmt.Sprintf(`data_dir = %q
 [pop3]
 listen = ["127.0.0.1:0"]
 implementation = false
@@ -53,7 +53,8 @@ auth_fail_delay = "0s"
 listen = []
 [auth]
 cache_ttl = "0s"
-`, e.dir))
+`, e.dir)
+	e.cfg = write("postie.toml", e.cfgText)
 	return e
 }
 
@@ -72,9 +73,8 @@ func (e *migrateEnv) migrate(t *testing.T, want int, extra ...string) result {
 // unchanged.
 func (e *migrateEnv) check(t *testing.T, when string) {
 	t.Helper()
-	s := startServeArgs(t, "serve", "--config", e.cfg)
-	addr := s.waitFor(t, &s.stderr, `msg=listening proto=pop3 addr=(\S+)`)[1]
-	s.waitFor(t, &s.stderr, `msg="postie started"`)
+	p := testenv.StartPostie(t, testenv.PostieOptions{Config: e.cfgText, Dir: e.dir})
+	addr := p.POP3
 	for local, remote := range map[string]string{"alice": "user1", "bob": "user2"} {
 		got := popListing(t, addr, local, local+" pw")
 		want := e.before[remote]
@@ -90,7 +90,7 @@ func (e *migrateEnv) check(t *testing.T, when string) {
 			t.Errorf("%s: Dovecot's %s changed: %d messages, were %d", when, remote, len(after), len(want))
 		}
 	}
-	s.stop(t, syscall.SIGTERM, time.Minute)
+	p.Stop(t, syscall.SIGTERM, time.Minute)
 }
 
 // TestMigratePOP3 copies two maildrops from a real Dovecot: every message
@@ -140,8 +140,7 @@ func TestMigratePOP3Killed(t *testing.T) {
 	for k := 0; k <= n; k++ {
 		t.Run(fmt.Sprint("after", k), func(t *testing.T) {
 			e := newMigrateEnv(t, n-1)
-			cmd := exec.Command(postieBin, "migrate", "pop3", "--config", e.cfg, "--server", e.d.Addr, "--tls", "none", "--accounts", e.accounts)
-			cmd.Env = childEnv()
+			cmd := testenv.PostieCommand(t, "migrate", "pop3", "--config", e.cfg, "--server", e.d.Addr, "--tls", "none", "--accounts", e.accounts)
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -206,14 +205,11 @@ func TestMigratePOP3Postgres(t *testing.T) {
 	t.Cleanup(pg.Stop)
 	dsn := pg.DB(t)
 	e := newMigrateEnv(t, 4)
-	f, err := os.OpenFile(e.cfg, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
+	e.cfgText += fmt.Sprintf("[storage]\nbackend = \"postgres\"\npostgres_dsn = %q\npostgres_lease = \"1s\"\n", dsn)
+	if err := os.WriteFile(e.cfg, []byte(e.cfgText), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(f, "[storage]\nbackend = \"postgres\"\npostgres_dsn = %q\npostgres_lease = \"1s\"\n", dsn)
-	f.Close()
-	cmd := exec.Command(postieBin, "migrate", "pop3", "--config", e.cfg, "--server", e.d.Addr, "--tls", "none", "--accounts", e.accounts)
-	cmd.Env = childEnv()
+	cmd := testenv.PostieCommand(t, "migrate", "pop3", "--config", e.cfg, "--server", e.d.Addr, "--tls", "none", "--accounts", e.accounts)
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
