@@ -2,6 +2,7 @@ package pop3server
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -71,18 +72,26 @@ func (ss *session) cmdAuth(c *wire.Command) error {
 			return badCommand(errSASLBase64IR)
 		}
 	}
-	ctx := ss.srv.ctx
 	mechAttr := slog.String("mech", c.Args[0])
 	for step := 0; ; step++ {
 		if step > 10 {
 			return badCommand(errSASLTooLong)
 		}
-		challenge, done, err := mech.Next(ctx, resp)
-		if err != nil {
-			if errors.Is(err, sasl.ErrAuthFailed) || errors.Is(err, sasl.ErrMalformed) {
+		// Each step may check credentials: bounded per address and
+		// cancelled when the client hangs up, as PASS is.
+		var challenge []byte
+		var done bool
+		if err := ss.check(func(ctx context.Context) (err error) {
+			challenge, done, err = mech.Next(ctx, resp)
+			switch {
+			case errors.Is(err, sasl.ErrAuthFailed) || errors.Is(err, sasl.ErrMalformed):
 				return ss.saslFailed(mech, c.Args[0])
+			case err != nil:
+				return failed(opAuthenticate, err, mechAttr)
 			}
-			return failed(opAuthenticate, err, mechAttr)
+			return nil
+		}); err != nil {
+			return err
 		}
 		if done && challenge == nil {
 			return ss.saslDone(mech)

@@ -182,7 +182,7 @@ func TestCleartextAfterSTLS(t *testing.T) {
 	tcl.cmd("QUIT", "+OK bye, 0 messages deleted")
 }
 
-func dialFrom(t *testing.T, local, addr string) *client {
+func dialFrom(t testing.TB, local, addr string) *client {
 	t.Helper()
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
 	c, err := d.Dial("tcp", addr)

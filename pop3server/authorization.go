@@ -1,6 +1,7 @@
 package pop3server
 
 import (
+	"context"
 	"crypto/tls"
 	"log/slog"
 	"net/netip"
@@ -46,8 +47,16 @@ func (ss *session) cmdPass(c *wire.Command) error {
 	}
 	user := ss.auth.userArg
 	ss.auth.userArg = ""
-	canonical, ok, err := ss.srv.opts.Authenticator.Authenticate(ss.srv.ctx, user, c.Rest)
-	return ss.afterAuth(user, canonical, ok, err)
+	var canonical string
+	if err := ss.check(func(ctx context.Context) (err error) {
+		var ok bool
+		canonical, ok, err = ss.srv.opts.Authenticator.Authenticate(ctx, user, c.Rest)
+		return checked(user, ok, err)
+	}); err != nil {
+		return err
+	}
+	ss.srv.penalties.success(ss.conn.remote, user)
+	return ss.openMaildrop(canonical)
 }
 
 // RFC 1939 §7 APOP name digest.
@@ -60,21 +69,30 @@ func (ss *session) cmdAPOP(c *wire.Command) error {
 	}
 	ss.auth.named = c.Args[0]
 	a := ss.srv.opts.Authenticator.(APOPAuthenticator)
-	canonical, ok, err := a.AuthenticateAPOP(ss.srv.ctx, c.Args[0], ss.auth.timestamp, c.Args[1])
-	return ss.afterAuth(c.Args[0], canonical, ok, err)
+	name := c.Args[0]
+	var canonical string
+	if err := ss.check(func(ctx context.Context) (err error) {
+		var ok bool
+		canonical, ok, err = a.AuthenticateAPOP(ctx, name, ss.auth.timestamp, c.Args[1])
+		return checked(name, ok, err)
+	}); err != nil {
+		return err
+	}
+	ss.srv.penalties.success(ss.conn.remote, name)
+	return ss.openMaildrop(canonical)
 }
 
-// afterAuth finishes a USER/PASS or APOP login: the failure (logged for
-// fail2ban, delayed, counted) or the maildrop.
-func (ss *session) afterAuth(typed, canonical string, ok bool, err error) error {
+// checked makes the error of a USER/PASS or APOP check: nil when the
+// credentials are good, the failure (logged for fail2ban, delayed,
+// counted) when they are wrong.
+func checked(typed string, ok bool, err error) error {
 	if err != nil {
 		return failed(opAuthenticate, err)
 	}
 	if !ok {
 		return &authFailure{user: typed, reply: errBadPassword}
 	}
-	ss.srv.penalties.success(ss.conn.remote, typed)
-	return ss.openMaildrop(canonical)
+	return nil
 }
 
 // openMaildrop locks and snapshots the maildrop of an authenticated user.

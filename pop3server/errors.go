@@ -110,6 +110,9 @@ type authFailure struct {
 	user  string
 	mech  string // the SASL mechanism as the client named it; "" for PASS and APOP
 	reply *pop3.Error
+	// release frees the address's check slot once the reply is due
+	// (see check); nil when none is held.
+	release func()
 }
 
 func (e *authFailure) Error() string { return "authentication failed for " + strconv.Quote(e.user) }
@@ -299,8 +302,12 @@ func (ss *session) authFailed(af *authFailure) {
 	if banned {
 		ss.srv.log.Warn("address banned after repeated authentication failures", "remote", ss.conn.remote.String(), "for", lim.BanDuration.String())
 	}
-	if !ss.sleep(ss.srv.ctx, delay) {
-		ss.endReason = "server closing"
+	ok, why := ss.waitPenalty(delay)
+	if af.release != nil {
+		af.release()
+	}
+	if !ok {
+		ss.endReason = why
 		return
 	}
 	ss.writeErr(af.reply)

@@ -75,6 +75,16 @@ type Limits struct {
 	// row. Trusted networks are never banned.
 	BanAfter    int
 	BanDuration time.Duration
+	// MaxAuthChecksPerIP caps the logins being checked at once for one
+	// address, an IPv6 /64 counting as one (default 2). A failed login
+	// holds its place until its delayed reply is due, so one address
+	// makes at most this many guesses per failure delay, however many
+	// connections it opens. Trusted networks are not capped.
+	MaxAuthChecksPerIP int
+	// MaxAuthQueuePerIP is how many more logins from the address wait
+	// for a place (default 8; negative means none); beyond it a login is
+	// refused at once with -ERR [SYS/TEMP], unchecked.
+	MaxAuthQueuePerIP int
 	// LoginDelay, when set, is advertised as LOGIN-DELAY in CAPA and
 	// enforced: a user logging in again sooner is refused with
 	// [LOGIN-DELAY] (RFC 2449 §6.8, §8.1.2).
@@ -166,6 +176,15 @@ func (o *Options) setDefaults() error {
 	}
 	if l.BanDuration <= 0 {
 		l.BanDuration = 15 * time.Minute
+	}
+	if l.MaxAuthChecksPerIP <= 0 {
+		l.MaxAuthChecksPerIP = 2
+	}
+	switch {
+	case l.MaxAuthQueuePerIP == 0:
+		l.MaxAuthQueuePerIP = 8
+	case l.MaxAuthQueuePerIP < 0:
+		l.MaxAuthQueuePerIP = 0
 	}
 	if o.TrustedNets == nil {
 		o.TrustedNets = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}

@@ -56,6 +56,7 @@ type Server struct {
 	refusals   refusalLog
 	stats      counters
 	penalties  *penalties
+	checks     checkGate // password checks in flight per address
 	loginTimes loginTimes
 }
 

@@ -19,6 +19,7 @@ type Stats struct {
 	Deleted          uint64 // messages removed by completed QUITs
 	BadCommands      uint64 // unknown, malformed or out-of-state commands
 	AuthBackendFails uint64 // authenticator errors (not wrong passwords)
+	AuthBusy         uint64 // logins refused: too many in progress from the address
 }
 
 // counters are updated once per event, never per line sent.
@@ -26,6 +27,7 @@ type counters struct {
 	sessionsTotal, refused, tlsFailures                  atomic.Uint64
 	logins, authFailures, inUse, storeErrors, authErrors atomic.Uint64
 	retr, retrBytes, top, deleted, bad                   atomic.Uint64
+	authBusy                                             atomic.Uint64
 }
 
 // Stats returns a snapshot of the server's counters.
@@ -49,5 +51,6 @@ func (s *Server) Stats() Stats {
 		Deleted:          c.deleted.Load(),
 		BadCommands:      c.bad.Load(),
 		AuthBackendFails: c.authErrors.Load(),
+		AuthBusy:         c.authBusy.Load(),
 	}
 }
