@@ -1,8 +1,10 @@
 package config
 
 import (
+	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -45,6 +47,23 @@ type LMTP struct {
 	Listen []string `toml:"listen"`
 	// MaxConnections bounds concurrent LMTP connections.
 	MaxConnections int `toml:"max_connections"`
+	// SocketMode is the mode of the unix sockets of Listen, in octal
+	// (default "0660"): whoever can connect can deliver mail with any
+	// sender. SocketGroup (a name or id; default the process's group)
+	// owns them and the directory made for them (mode 0750); it should
+	// be the MTA's group.
+	SocketMode  string `toml:"socket_mode"`
+	SocketGroup string `toml:"socket_group"`
+}
+
+// Mode returns SocketMode as a file mode (0 if it is not valid, which
+// Validate reports).
+func (l *LMTP) Mode() os.FileMode {
+	m, err := strconv.ParseUint(l.SocketMode, 8, 32)
+	if err != nil || m > 0o777 {
+		return 0
+	}
+	return os.FileMode(m)
 }
 
 // SMTP configures the optional SMTP intake for local domains. STARTTLS is
@@ -73,6 +92,7 @@ func (c *Config) setIntakeDefaults() {
 	c.LMTP = LMTP{
 		Listen:         []string{"127.0.0.1:24"},
 		MaxConnections: 100,
+		SocketMode:     "0660",
 	}
 	c.SMTP = SMTP{
 		Listen:         []string{},
@@ -144,6 +164,14 @@ func (c *Config) intakeProblems(bad func(key, format string, args ...any)) {
 	}
 	if c.LMTP.MaxConnections < 1 {
 		bad("lmtp.max_connections", "must be at least 1")
+	}
+	if m := c.LMTP.Mode(); m == 0 {
+		bad("lmtp.socket_mode", "%q: want permission bits in octal such as \"0660\"", c.LMTP.SocketMode)
+	} else if m&0o600 != 0o600 {
+		bad("lmtp.socket_mode", "%q: the owner needs read and write (0600)", c.LMTP.SocketMode)
+	}
+	if g := c.LMTP.SocketGroup; g != "" && strings.ContainsFunc(g, func(r rune) bool { return r <= ' ' || r == 0x7f || r == ':' }) {
+		bad("lmtp.socket_group", "%q is not a group name or id", g)
 	}
 
 	s := &c.SMTP

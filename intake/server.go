@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -351,12 +354,31 @@ func isBDATHangupRace(msg string) bool {
 		strings.Contains(msg, "go-smtp.(*Conn).handleBdat.func1()")
 }
 
+// SocketOptions say who may connect to a unix socket that Listen makes.
+// Connecting to an LMTP socket is delivering mail with any sender, so
+// only the MTA should be able to: by default the socket is mode 0660
+// (owner and group), the directory made for it 0750, and the MTA's user
+// is made a member of the socket's group (or Group names the MTA's).
+type SocketOptions struct {
+	// Mode is the socket's permission bits (default 0660).
+	Mode os.FileMode
+	// Group, a group name or numeric id, owns the socket and the
+	// directory Listen makes for it; "" keeps the process's group.
+	Group string
+}
+
 // Listen opens a listener for an LMTP/SMTP address: "host:port", or
-// "unix:/path" for a unix socket. A stale socket file is replaced, the
-// socket's directory is created if missing (mode 0755), and the socket is
-// made mode 0666 so that an MTA running as another user can connect:
-// restrict access with the directory's permissions.
+// "unix:/path" for a unix socket with the default SocketOptions.
 func Listen(addr string) (net.Listener, error) {
+	return ListenSocket(addr, SocketOptions{})
+}
+
+// ListenSocket is Listen with the unix socket's mode and group. A stale
+// socket file is replaced; the socket's directory is created if missing
+// (mode 0750, in so.Group). An existing directory is left as it is: its
+// mode is the operator's. Until its mode and group are set the socket is
+// reachable by its owner only.
+func ListenSocket(addr string, so SocketOptions) (net.Listener, error) {
 	path, ok := strings.CutPrefix(addr, "unix:")
 	if !ok {
 		return net.Listen("tcp", addr)
@@ -364,8 +386,31 @@ func Listen(addr string) (net.Listener, error) {
 	if path == "" {
 		return nil, errors.New("intake: empty unix socket path")
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
+	mode := so.Mode.Perm()
+	if so.Mode == 0 {
+		mode = 0o660
+	}
+	gid := -1
+	if so.Group != "" {
+		var err error
+		if gid, err = lookupGroup(so.Group); err != nil {
+			return nil, err
+		}
+	}
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, err
+		}
+		// MkdirAll's mode is filtered by the umask: set it exactly.
+		if err := os.Chmod(dir, 0o750); err != nil {
+			return nil, err
+		}
+		if gid >= 0 {
+			if err := os.Chown(dir, -1, gid); err != nil {
+				return nil, fmt.Errorf("intake: socket directory %s: %w", dir, err)
+			}
+		}
 	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
@@ -382,11 +427,32 @@ func Listen(addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(path, 0o666); err != nil {
+	// Group before mode, so that the mode never applies to the wrong
+	// group. Until then the socket has the mode the umask leaves
+	// (connecting needs write permission: 0755 lets only the owner).
+	if gid >= 0 {
+		if err := os.Lchown(path, -1, gid); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("intake: socket %s: %w", path, err)
+		}
+	}
+	if err := os.Chmod(path, mode); err != nil {
 		ln.Close()
 		return nil, err
 	}
 	return ln, nil
+}
+
+// lookupGroup resolves a group name or numeric id.
+func lookupGroup(name string) (int, error) {
+	if id, err := strconv.Atoi(name); err == nil && id >= 0 {
+		return id, nil
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return -1, fmt.Errorf("intake: socket group %q: %w", name, err)
+	}
+	return strconv.Atoi(g.Gid)
 }
 
 // remoteIP returns the client's IP address ("" on a unix socket).

@@ -7,9 +7,13 @@ import (
 	"crypto/x509"
 	"io"
 	"net"
+	"os"
+	"os/user"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -446,7 +450,7 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 // TestListenUnix: a unix socket replaces a stale one, refuses to steal a
-// live one, and is open to other users (mode 0666).
+// live one, and is open to its owner and group only (mode 0660).
 func TestListenUnix(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "run", "lmtp")
 	ln, err := Listen("unix:" + path)
@@ -457,7 +461,7 @@ func TestListenUnix(t *testing.T) {
 		t.Error("a second Listen took a live socket")
 	}
 	fi, err := osStat(path)
-	if err != nil || fi.Mode().Perm() != 0o666 {
+	if err != nil || fi.Mode().Perm() != 0o660 {
 		t.Errorf("socket mode %v, %v", fi.Mode(), err)
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
@@ -467,4 +471,80 @@ func TestListenUnix(t *testing.T) {
 		t.Fatalf("Listen over a stale socket: %v", err)
 	}
 	ln.Close()
+}
+
+// Issue 13, finding 6: the socket's directory, when Listen makes it, is
+// 0750 whatever the umask, and the socket has the configured mode and
+// group (0660 and the process's group by default), so that local users
+// outside the group cannot deliver mail with a forged sender. An existing
+// directory keeps its mode; a group that does not exist is an error.
+func TestListenSocketModeAndGroup(t *testing.T) {
+	group := ""
+	gid := os.Getgid()
+	if os.Geteuid() == 0 {
+		// Root may give the socket any group: pick one it is not in.
+		for _, name := range []string{"nogroup", "daemon", "nobody"} {
+			if g, err := user.LookupGroup(name); err == nil {
+				group = name
+				gid, _ = strconv.Atoi(g.Gid)
+				break
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		so    SocketOptions
+		mode  os.FileMode
+		group int
+	}{
+		{"default", SocketOptions{}, 0o660, os.Getgid()},
+		{"owner only", SocketOptions{Mode: 0o600}, 0o600, os.Getgid()},
+		{"group by name", SocketOptions{Group: group}, 0o660, gid},
+		{"group by id", SocketOptions{Mode: 0o640, Group: strconv.Itoa(gid)}, 0o640, gid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "run", "postie")
+			path := filepath.Join(dir, "lmtp")
+			ln, err := ListenSocket("unix:"+path, tc.so)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			for _, c := range []struct {
+				path  string
+				mode  os.FileMode
+				group int
+			}{{dir, 0o750, tc.group}, {path, tc.mode, tc.group}} {
+				fi, err := os.Lstat(c.path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Mode().Perm() != c.mode || int(fi.Sys().(*syscall.Stat_t).Gid) != c.group {
+					t.Errorf("%s: mode %v group %d, want %v group %d", c.path, fi.Mode().Perm(), fi.Sys().(*syscall.Stat_t).Gid, c.mode, c.group)
+				}
+			}
+			// The socket answers its owner.
+			c, err := net.Dial("unix", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+		})
+	}
+	// An existing directory is the operator's: left as it is.
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := ListenSocket("unix:"+filepath.Join(dir, "lmtp"), SocketOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o711 {
+		t.Errorf("existing directory changed: %v %v", fi.Mode(), err)
+	}
+	if _, err := ListenSocket("unix:"+filepath.Join(t.TempDir(), "lmtp"), SocketOptions{Group: "no-such-group-here"}); err == nil || !strings.Contains(err.Error(), `socket group "no-such-group-here"`) {
+		t.Errorf("unknown group: %v", err)
+	}
 }

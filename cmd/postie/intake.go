@@ -96,8 +96,9 @@ func startIntake(c *config.Config, d *intake.Deliverer, tlsConfig *tls.Config, l
 			return fail(withCode(exitcode.Config, err))
 		}
 		in.servers = append(in.servers, srv)
+		so := intake.SocketOptions{Mode: c.LMTP.Mode(), Group: c.LMTP.SocketGroup}
 		for _, addr := range c.LMTP.Listen {
-			ln, err := intake.Listen(addr)
+			ln, err := intake.ListenSocket(addr, so)
 			if err != nil {
 				return fail(exitf(exitcode.Failure, "lmtp: %v", err))
 			}
