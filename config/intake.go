@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Intake configures mail intake ([intake]): what LMTP, SMTP and `postie
@@ -54,6 +55,9 @@ type LMTP struct {
 	// be the MTA's group.
 	SocketMode  string `toml:"socket_mode"`
 	SocketGroup string `toml:"socket_group"`
+	// IdleTimeout bounds the wait for a command outside a transaction
+	// (before MAIL).
+	IdleTimeout Duration `toml:"idle_timeout"`
 }
 
 // Mode returns SocketMode as a file mode (0 if it is not valid, which
@@ -73,6 +77,11 @@ type SMTP struct {
 	Listen []string `toml:"listen"`
 	// MaxConnections bounds concurrent SMTP connections.
 	MaxConnections int `toml:"max_connections"`
+	// MaxConnectionsPerIP bounds those from one address (an IPv6 /64).
+	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
+	// IdleTimeout bounds the wait for a command outside a transaction
+	// (before MAIL).
+	IdleTimeout Duration `toml:"idle_timeout"`
 	// MaxRecipients bounds the recipients of one message.
 	MaxRecipients int `toml:"max_recipients"`
 	// RateLimit is the number of messages one client IP address may
@@ -93,13 +102,16 @@ func (c *Config) setIntakeDefaults() {
 		Listen:         []string{"127.0.0.1:24"},
 		MaxConnections: 100,
 		SocketMode:     "0660",
+		IdleTimeout:    Duration(2 * time.Minute),
 	}
 	c.SMTP = SMTP{
-		Listen:         []string{},
-		MaxConnections: 100,
-		MaxRecipients:  100,
-		RateLimit:      30,
-		RateBurst:      10,
+		Listen:              []string{},
+		MaxConnections:      100,
+		MaxConnectionsPerIP: 10,
+		IdleTimeout:         Duration(2 * time.Minute),
+		MaxRecipients:       100,
+		RateLimit:           30,
+		RateBurst:           10,
 	}
 }
 
@@ -187,6 +199,17 @@ func (c *Config) intakeProblems(bad func(key, format string, args ...any)) {
 	}
 	if s.MaxConnections < 1 {
 		bad("smtp.max_connections", "must be at least 1")
+	}
+	if s.MaxConnectionsPerIP < 1 {
+		bad("smtp.max_connections_per_ip", "must be at least 1")
+	}
+	for _, t := range []struct {
+		key string
+		d   Duration
+	}{{"lmtp.idle_timeout", c.LMTP.IdleTimeout}, {"smtp.idle_timeout", s.IdleTimeout}} {
+		if t.d < Duration(time.Second) || t.d > Duration(10*time.Minute) {
+			bad(t.key, "must be between 1s and 10m")
+		}
 	}
 	if s.MaxRecipients < 1 {
 		bad("smtp.max_recipients", "must be at least 1")

@@ -46,8 +46,19 @@ type ServerOptions struct {
 	// over it); 0: no limit. Unix-socket clients are not limited.
 	RatePerMinute int
 	RateBurst     int
-	// ReadTimeout bounds the wait for a command and for a whole DATA
-	// (default 10m); WriteTimeout a reply (default 1m).
+	// MaxConnectionsPerIP bounds the concurrent connections from one
+	// client address, an IPv6 /64 counting as one (SMTP only; default
+	// 10); more are answered 421 4.7.0 and closed. LMTP clients are the
+	// MTA: not bounded.
+	MaxConnectionsPerIP int
+	// IdleTimeout bounds the wait for a command outside a transaction
+	// (before MAIL and after it ends; default 2m): a connection that is
+	// idle there costs the server a connection and gives it nothing.
+	// RFC 5321 §4.5.3.2 asks clients to wait 5 minutes for replies, not
+	// servers for commands.
+	IdleTimeout time.Duration
+	// ReadTimeout bounds the wait for a command in a transaction and for
+	// a whole DATA (default 10m); WriteTimeout a reply (default 1m).
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
 	// SpoolDir holds messages over 1 MiB while they are delivered
@@ -75,7 +86,8 @@ type Server struct {
 	closing bool
 	lns     map[net.Listener]struct{}
 	conns   map[*trackedConn]struct{}
-	wg      sync.WaitGroup // one per tracked connection
+	perIP   map[netip.Addr]int // SMTP connections per address (/64)
+	wg      sync.WaitGroup     // one per tracked connection
 }
 
 // NewServer checks opts and returns a Server.
@@ -98,6 +110,12 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if opts.ReadTimeout <= 0 {
 		opts.ReadTimeout = 10 * time.Minute
 	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 2 * time.Minute
+	}
+	if opts.MaxConnectionsPerIP <= 0 {
+		opts.MaxConnectionsPerIP = 10
+	}
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = time.Minute
 	}
@@ -114,6 +132,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		proto: "smtp",
 		lns:   map[net.Listener]struct{}{},
 		conns: map[*trackedConn]struct{}{},
+		perIP: map[netip.Addr]int{},
 	}
 	if opts.LMTP {
 		s.proto = "lmtp"
@@ -258,6 +277,21 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 			continue
 		}
 		tc := &trackedConn{Conn: c, s: s}
+		if !s.opts.LMTP {
+			if ip := remoteIP(c); ip.IsValid() {
+				key := addrKey(ip)
+				if s.perIP[key] >= s.opts.MaxConnectionsPerIP {
+					s.mu.Unlock()
+					s.log.Debug("too many connections from one address; refusing one", "proto", s.proto, "remote", c.RemoteAddr().String(), "max", s.opts.MaxConnectionsPerIP)
+					c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+					io.WriteString(c, "421 4.7.0 Too many connections from your address, try again later\r\n")
+					c.Close()
+					continue
+				}
+				s.perIP[key]++
+				tc.key = key
+			}
+		}
 		s.conns[tc] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
@@ -270,7 +304,20 @@ type trackedConn struct {
 	net.Conn
 	s    *Server
 	once sync.Once
-	busy bool // in a mail transaction (guarded by s.mu)
+	busy bool       // in a mail transaction (guarded by s.mu)
+	key  netip.Addr // counted in s.perIP under this key, if valid
+}
+
+// SetReadDeadline is how go-smtp sets its ReadTimeout before each command;
+// outside a transaction the wait is cut to IdleTimeout.
+func (c *trackedConn) SetReadDeadline(t time.Time) error {
+	c.s.mu.Lock()
+	busy := c.busy
+	c.s.mu.Unlock()
+	if end := time.Now().Add(c.s.opts.IdleTimeout); !busy && (t.IsZero() || t.After(end)) {
+		t = end
+	}
+	return c.Conn.SetReadDeadline(t)
 }
 
 func (c *trackedConn) Close() error {
@@ -278,6 +325,11 @@ func (c *trackedConn) Close() error {
 	c.once.Do(func() {
 		c.s.mu.Lock()
 		delete(c.s.conns, c)
+		if c.key.IsValid() {
+			if c.s.perIP[c.key]--; c.s.perIP[c.key] <= 0 {
+				delete(c.s.perIP, c.key)
+			}
+		}
 		c.s.mu.Unlock()
 		c.s.wg.Done()
 	})
@@ -453,6 +505,15 @@ func lookupGroup(name string) (int, error) {
 		return -1, fmt.Errorf("intake: socket group %q: %w", name, err)
 	}
 	return strconv.Atoi(g.Gid)
+}
+
+// addrKey groups IPv6 addresses by /64, the block one host usually has.
+func addrKey(a netip.Addr) netip.Addr {
+	if a.Is6() && !a.Is4In6() {
+		p, _ := a.Prefix(64)
+		return p.Addr()
+	}
+	return a
 }
 
 // remoteIP returns the client's IP address ("" on a unix socket).

@@ -548,3 +548,80 @@ func TestListenSocketModeAndGroup(t *testing.T) {
 		t.Errorf("unknown group: %v", err)
 	}
 }
+
+// dialFromAddr dials addr from the loopback address local.
+func dialFromAddr(t *testing.T, local, addr string) *client {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	return &client{t: t, c: c, br: bufio.NewReader(c)}
+}
+
+// Issue 13, finding 5: one address holding many idle SMTP connections
+// gets no more than MaxConnectionsPerIP of them (the next is refused with
+// 421 4.7.0), the server-wide cap is not used up, and another address is
+// served in full meanwhile.
+func TestSMTPConnectionsPerAddress(t *testing.T) {
+	e := newEnv(t, nil)
+	const perIP = 5
+	srv, addr := e.serve(t, ServerOptions{MaxConnections: 2 * perIP, MaxConnectionsPerIP: perIP, IdleTimeout: time.Hour})
+	for range perIP {
+		dialFromAddr(t, "127.0.0.2", addr).script(`S~ 220 `)
+	}
+	for range 3 * perIP {
+		dialFromAddr(t, "127.0.0.2", addr).script(`S: 421 4.7.0 Too many connections from your address, try again later
+E:`)
+	}
+	if n := srv.Sessions(); n != perIP {
+		t.Errorf("%d connections open, want %d", n, perIP)
+	}
+	dialFromAddr(t, "127.0.0.3", addr).script(`S~ 220 
+C: HELO other
+S~ 250 
+C: MAIL FROM:<a@example.com>
+S~ 250 
+C: RCPT TO:<alice@example.org>
+S~ 250 
+C: DATA
+S~ 354 
+C: Subject: served
+C: .
+S: 250 2.0.0 Delivered
+C: QUIT
+S~ 221 `)
+	if got := e.messages(t, "alice"); len(got) != 1 {
+		t.Errorf("alice has %d messages, want 1", len(got))
+	}
+}
+
+// A connection idle before MAIL is closed after IdleTimeout (421 4.4.2);
+// one that was in a transaction before it and idle for longer is not.
+func TestSMTPIdleBeforeMail(t *testing.T) {
+	e := newEnv(t, nil)
+	_, addr := e.serve(t, ServerOptions{IdleTimeout: time.Second})
+	busy := dial(t, "tcp", addr)
+	busy.script(`S~ 220 
+C: HELO busy
+C: MAIL FROM:<a@example.com>
+S~ 250 
+S~ 250 `)
+	// Opened after busy went idle in its transaction: closed first.
+	idle := dial(t, "tcp", addr)
+	idle.script(`S~ 220 
+S: 421 4.4.2 Idle timeout, bye bye
+E:`)
+	busy.script(`C: RCPT TO:<alice@example.org>
+S~ 250 
+C: DATA
+S~ 354 
+C: Subject: slow
+C: .
+S: 250 2.0.0 Delivered
+C: QUIT
+S~ 221 `)
+}

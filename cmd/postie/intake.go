@@ -91,7 +91,7 @@ func startIntake(c *config.Config, d *intake.Deliverer, tlsConfig *tls.Config, l
 		return nil, err
 	}
 	if len(c.LMTP.Listen) > 0 {
-		srv, err := intake.NewServer(intake.ServerOptions{Deliverer: d, LMTP: true, MaxConnections: c.LMTP.MaxConnections, Logger: log})
+		srv, err := intake.NewServer(intake.ServerOptions{Deliverer: d, LMTP: true, MaxConnections: c.LMTP.MaxConnections, IdleTimeout: time.Duration(c.LMTP.IdleTimeout), Logger: log})
 		if err != nil {
 			return fail(withCode(exitcode.Config, err))
 		}
@@ -108,13 +108,15 @@ func startIntake(c *config.Config, d *intake.Deliverer, tlsConfig *tls.Config, l
 	if len(c.SMTP.Listen) > 0 {
 		s := c.SMTP
 		srv, err := intake.NewServer(intake.ServerOptions{
-			Deliverer:      d,
-			TLSConfig:      tlsConfig,
-			MaxConnections: s.MaxConnections,
-			MaxRecipients:  s.MaxRecipients,
-			RatePerMinute:  s.RateLimit,
-			RateBurst:      s.RateBurst,
-			Logger:         log,
+			Deliverer:           d,
+			TLSConfig:           tlsConfig,
+			MaxConnections:      s.MaxConnections,
+			MaxConnectionsPerIP: s.MaxConnectionsPerIP,
+			IdleTimeout:         time.Duration(s.IdleTimeout),
+			MaxRecipients:       s.MaxRecipients,
+			RatePerMinute:       s.RateLimit,
+			RateBurst:           s.RateBurst,
+			Logger:              log,
 		})
 		if err != nil {
 			return fail(withCode(exitcode.Config, err))
