@@ -20,6 +20,9 @@ type Recipient struct {
 	Address string
 	// User is the maildrop: the user name as the user database spells it.
 	User string
+	// also are the other addresses of one transaction that name the
+	// same user: its one copy is for them too (logged, not in headers).
+	also []string
 }
 
 // Resolve maps an address to its user:

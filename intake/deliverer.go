@@ -165,6 +165,9 @@ func (d *Deliverer) deliverLogged(ctx context.Context, env Envelope, rcpt Recipi
 	start := time.Now()
 	info, err := d.deliver(ctx, env, rcpt, msg, quota)
 	args := []any{"proto", env.Proto, "id", env.ID, "user", rcpt.User}
+	if len(rcpt.also) > 0 {
+		args = append(args, "rcpts", append([]string{rcpt.Address}, rcpt.also...))
+	}
 	if err != nil {
 		e := classify(err)
 		args = append(args, "result", e.Kind.String(), "code", reply(e, env.Proto == "LMTP").Code)

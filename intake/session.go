@@ -167,9 +167,36 @@ func message(sp *spool) Message {
 	return Message{Body: sp.reader(), Size: sp.size, EOL: lineEnding(sp.head(), "\r\n")}
 }
 
-// LMTPData delivers to each recipient in turn and sets its status (RFC
-// 2033 §4.2: one reply per accepted RCPT, in order): 250 once the copy is
-// on disk. A recipient named twice gets one copy and two replies.
+// copies groups the recipients of a transaction by user, in the order of
+// their first RCPT: one copy per user however many of its addresses were
+// named (alice, alice+lists, Alice@…), so that one transaction cannot
+// store a message many times in one maildrop, nor take more of its quota
+// than one message. The copy's Delivered-To is the first address; the
+// log line of the delivery names them all. rcpts[i] is delivered as
+// copies[of[i]].
+func copies(rcpts []rcptEntry) (out []Recipient, of []int) {
+	idx := map[string]int{}
+	of = make([]int, len(rcpts))
+	for i, e := range rcpts {
+		j, ok := idx[e.rcpt.User]
+		if !ok {
+			j = len(out)
+			idx[e.rcpt.User] = j
+			r := e.rcpt
+			r.also = nil
+			out = append(out, r)
+		} else if c := &out[j]; e.rcpt.Address != c.Address && !slices.Contains(c.also, e.rcpt.Address) {
+			c.also = append(c.also, e.rcpt.Address)
+		}
+		of[i] = j
+	}
+	return out, of
+}
+
+// LMTPData delivers to each user in turn and sets the status of each
+// recipient (RFC 2033 §4.2: one reply per accepted RCPT, in order): 250
+// once the copy is on disk. Recipients that name the same user share its
+// one copy and its status.
 func (ss *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	t := ss.current()
 	sp, err := ss.receive(t, r)
@@ -178,28 +205,28 @@ func (ss *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	}
 	defer sp.Close()
 	env := ss.envelope(t)
-	done := map[string]*smtp.SMTPError{}
-	for _, e := range t.rcpts {
-		res, ok := done[e.arg]
-		if !ok {
-			res = smtpErr(250, smtp.EnhancedCode{2, 0, 0}, "Delivered")
-			if _, err := ss.s.d.Deliver(ss.ctx(), env, e.rcpt, message(sp)); err != nil {
-				res = reply(err, true)
+	users, of := copies(t.rcpts)
+	res := make([]*smtp.SMTPError, len(users))
+	for i, e := range t.rcpts {
+		j := of[i]
+		if res[j] == nil {
+			res[j] = smtpErr(250, smtp.EnhancedCode{2, 0, 0}, "Delivered")
+			if _, err := ss.s.d.Deliver(ss.ctx(), env, users[j], message(sp)); err != nil {
+				res[j] = reply(err, true)
 			}
-			done[e.arg] = res
 		}
-		status.SetStatus(e.arg, res)
+		status.SetStatus(e.arg, res[j])
 	}
 	return nil
 }
 
-// Data (SMTP) has one reply for all recipients (RFC 5321 §4.1.1.4). The
-// quotas are checked for every recipient before anything is written: when
-// all fail, their first failure is the reply; when only some are over
+// Data (SMTP) has one reply for all recipients (RFC 5321 §4.1.1.4). Each
+// user gets one copy, whose quota is checked before anything is written:
+// when all fail, their first failure is the reply; when only some are over
 // quota, they get the message anyway (a quota is never enforced by
 // dropping mail). A failed write after others succeeded gives a 4xx: the
-// sender retries, and the recipients done already get a duplicate rather
-// than anyone losing the message.
+// sender retries, and the users done already get a duplicate rather than
+// anyone losing the message.
 func (ss *session) Data(r io.Reader) error {
 	t := ss.current()
 	sp, err := ss.receive(t, r)
@@ -208,20 +235,21 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	defer sp.Close()
 	d := ss.s.d
+	users, _ := copies(t.rcpts)
 	var firstErr error
 	var over []string
-	for _, e := range t.rcpts {
-		if _, err := d.checkQuota(ss.ctx(), e.rcpt.User, sp.size); err != nil {
+	for _, u := range users {
+		if _, err := d.checkQuota(ss.ctx(), u.User, sp.size); err != nil {
 			if ce := classify(err); ce.Temporary && ce.Kind != KindOverQuota {
 				return reply(err, false)
 			}
 			if firstErr == nil {
 				firstErr = err
 			}
-			over = append(over, e.rcpt.User)
+			over = append(over, u.User)
 		}
 	}
-	if len(over) == len(t.rcpts) && firstErr != nil {
+	if len(over) == len(users) && firstErr != nil {
 		ss.s.log.Info("message refused", "proto", ss.s.proto, "id", t.id, "result", classify(firstErr).Kind.String(), "size", sp.size)
 		return reply(firstErr, false)
 	}
@@ -229,9 +257,9 @@ func (ss *session) Data(r io.Reader) error {
 		ss.s.log.Warn("delivering over quota: SMTP cannot refuse some recipients after DATA", "proto", ss.s.proto, "id", t.id, "users", over)
 	}
 	env := ss.envelope(t)
-	for i, e := range t.rcpts {
-		// The quota was decided above, for all recipients at once.
-		if _, err := d.deliverLogged(ss.ctx(), env, e.rcpt, message(sp), decidedQuota); err != nil {
+	for i, u := range users {
+		// The quota was decided above, once for each copy.
+		if _, err := d.deliverLogged(ss.ctx(), env, u, message(sp), decidedQuota); err != nil {
 			if i > 0 && !classify(err).Temporary {
 				// Too late to refuse the message for good.
 				return smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "Temporary local problem, try again later")
