@@ -88,6 +88,10 @@ type SMTP struct {
 	// send per minute, with bursts of RateBurst; 0 = no limit.
 	RateLimit int `toml:"rate_limit"`
 	RateBurst int `toml:"rate_burst"`
+	// UnknownRecipientLimit is the number of unknown recipients one
+	// client address may name per minute (in bursts of as many) before
+	// every RCPT from it gets 450 4.7.1 for a while; 0 = no limit.
+	UnknownRecipientLimit int `toml:"unknown_recipient_limit"`
 }
 
 // setIntakeDefaults fills in the defaults of [intake], [lmtp] and [smtp].
@@ -105,13 +109,14 @@ func (c *Config) setIntakeDefaults() {
 		IdleTimeout:    Duration(2 * time.Minute),
 	}
 	c.SMTP = SMTP{
-		Listen:              []string{},
-		MaxConnections:      100,
-		MaxConnectionsPerIP: 10,
-		IdleTimeout:         Duration(2 * time.Minute),
-		MaxRecipients:       100,
-		RateLimit:           30,
-		RateBurst:           10,
+		Listen:                []string{},
+		MaxConnections:        100,
+		MaxConnectionsPerIP:   10,
+		IdleTimeout:           Duration(2 * time.Minute),
+		MaxRecipients:         100,
+		RateLimit:             30,
+		RateBurst:             10,
+		UnknownRecipientLimit: 10,
 	}
 }
 
@@ -216,6 +221,9 @@ func (c *Config) intakeProblems(bad func(key, format string, args ...any)) {
 	}
 	if s.RateLimit < 0 {
 		bad("smtp.rate_limit", "must be 0 (no limit) or more")
+	}
+	if s.UnknownRecipientLimit < 0 {
+		bad("smtp.unknown_recipient_limit", "must be 0 (no limit) or more")
 	}
 	if s.RateLimit > 0 && s.RateBurst < 1 {
 		bad("smtp.rate_burst", "must be at least 1 when smtp.rate_limit is set")

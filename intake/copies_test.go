@@ -98,3 +98,41 @@ C: RCPT TO:<alice@example.org>
 		})
 	}
 }
+
+// Issue 13, finding 8: RCPT cannot list the users quickly. One address
+// names unknown users until its budget is spent; from then on every RCPT
+// it sends, for a user that exists as for one that does not, gets the
+// same 450 4.7.1, while another address is answered as usual.
+func TestSMTPUnknownRecipientBudget(t *testing.T) {
+	e := newEnv(t, nil)
+	const budget = 3
+	_, addr := e.serve(t, ServerOptions{UnknownPerMinute: budget})
+	c := dialFromAddr(t, "127.0.0.2", addr)
+	var script strings.Builder
+	script.WriteString("S~ 220 \nC: EHLO c\nS* 250\nC: MAIL FROM:<a@example.com>\nS~ 250 \n")
+	for i := range budget {
+		fmt.Fprintf(&script, "C: RCPT TO:<nobody%d@example.org>\nS: 550 5.1.1 No such user here\n", i)
+	}
+	// Known and unknown users get the same answer now.
+	for _, to := range []string{"alice", "nobody", "bob", "nobody9"} {
+		fmt.Fprintf(&script, "C: RCPT TO:<%s@example.org>\nS: 450 4.7.1 Too many unknown recipients from your address, try again later\n", to)
+	}
+	c.script(script.String())
+	// A new connection from the same address is no way around it.
+	dialFromAddr(t, "127.0.0.2", addr).script(`S~ 220 
+C: HELO c
+S~ 250 
+C: MAIL FROM:<a@example.com>
+S~ 250 
+C: RCPT TO:<alice@example.org>
+S: 450 4.7.1 Too many unknown recipients from your address, try again later`)
+	dialFromAddr(t, "127.0.0.3", addr).script(`S~ 220 
+C: HELO c
+S~ 250 
+C: MAIL FROM:<a@example.com>
+S~ 250 
+C: RCPT TO:<nobody@example.org>
+S: 550 5.1.1 No such user here
+C: RCPT TO:<alice@example.org>
+S~ 250 `)
+}

@@ -41,7 +41,21 @@ func (r *rateLimiter) allow(addr netip.Addr, now time.Time) bool {
 	if r == nil || !addr.IsValid() {
 		return true
 	}
-	addr = addr.Unmap()
+	return r.entry(addr, now).lim.AllowN(now, 1)
+}
+
+// left reports whether addr has a token now, without taking it.
+func (r *rateLimiter) left(addr netip.Addr, now time.Time) bool {
+	if r == nil || !addr.IsValid() {
+		return true
+	}
+	return r.entry(addr, now).lim.TokensAt(now) >= 1
+}
+
+// entry returns addr's bucket (an IPv6 /64 sharing one), made full if
+// there is none.
+func (r *rateLimiter) entry(addr netip.Addr, now time.Time) *rateEntry {
+	addr = addrKey(addr.Unmap())
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	// An entry idle for long enough to be full again is the same as none.
@@ -63,5 +77,5 @@ func (r *rateLimiter) allow(addr netip.Addr, now time.Time) bool {
 		r.addrs[addr] = e
 	}
 	e.last = now
-	return e.lim.AllowN(now, 1)
+	return e
 }

@@ -46,6 +46,12 @@ type ServerOptions struct {
 	// over it); 0: no limit. Unix-socket clients are not limited.
 	RatePerMinute int
 	RateBurst     int
+	// UnknownPerMinute bounds the unknown recipients (550 5.1.1) one
+	// client address may name per minute, in bursts of as many (SMTP
+	// only; default 10, negative: no limit), so that RCPT cannot be used
+	// to list the users quickly. Over it, every RCPT from the address,
+	// known user or not, is answered 450 4.7.1 until the budget refills.
+	UnknownPerMinute int
 	// MaxConnectionsPerIP bounds the concurrent connections from one
 	// client address, an IPv6 /64 counting as one (SMTP only; default
 	// 10); more are answered 421 4.7.0 and closed. LMTP clients are the
@@ -78,6 +84,8 @@ type Server struct {
 	srv   *smtp.Server
 	proto string // for logs: "lmtp" or "smtp"
 	rate  *rateLimiter
+	// unknown: the budget of unknown recipients per address (SMTP).
+	unknown *rateLimiter
 
 	ctx    context.Context // canceled by Close: deliveries stop
 	cancel context.CancelFunc
@@ -138,6 +146,10 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		s.proto = "lmtp"
 	} else {
 		s.rate = newRateLimiter(opts.RatePerMinute, opts.RateBurst)
+		if opts.UnknownPerMinute == 0 {
+			opts.UnknownPerMinute = 10
+		}
+		s.unknown = newRateLimiter(opts.UnknownPerMinute, opts.UnknownPerMinute)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))

@@ -117,12 +117,21 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	t := ss.current()
 	d := ss.s.d
+	now := time.Now()
+	if !ss.s.unknown.left(ss.ip, now) {
+		// The same answer whether the user exists or not.
+		ss.s.log.Debug("recipient refused", "proto", ss.s.proto, "id", t.id, "result", "too_many_unknown", "remote", ss.remoteIP)
+		return smtpErr(450, smtp.EnhancedCode{4, 7, 1}, "Too many unknown recipients from your address, try again later")
+	}
 	rcpt, err := d.Resolve(to)
 	if err == nil {
 		err = d.CheckRecipient(ss.ctx(), rcpt, t.sizeHint)
 	}
 	if err != nil {
 		e := classify(err)
+		if e.Kind == KindNoUser {
+			ss.s.unknown.allow(ss.ip, now)
+		}
 		args := []any{"proto", ss.s.proto, "id", t.id, "rcpt", to, "result", e.Kind.String()}
 		if rcpt.User != "" {
 			args = append(args, "user", rcpt.User)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -116,6 +117,7 @@ func startIntake(c *config.Config, d *intake.Deliverer, tlsConfig *tls.Config, l
 			MaxRecipients:       s.MaxRecipients,
 			RatePerMinute:       s.RateLimit,
 			RateBurst:           s.RateBurst,
+			UnknownPerMinute:    cmp.Or(s.UnknownRecipientLimit, -1),
 			Logger:              log,
 		})
 		if err != nil {
