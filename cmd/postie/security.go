@@ -157,9 +157,9 @@ func (sec *security) listenTLS(addrs []string) ([]net.Listener, error) {
 // newTokenValidator builds the validator [auth.oauth] describes.
 func newTokenValidator(ctx context.Context, o config.OAuth, log *slog.Logger) (sasl.TokenValidator, error) {
 	if o.IntrospectionURL != "" {
-		secret, err := os.ReadFile(o.ClientSecretFile)
+		secret, err := readSecretFile("auth.oauth.client_secret_file", o.ClientSecretFile, log)
 		if err != nil {
-			return nil, fmt.Errorf("auth.oauth.client_secret_file: %w", err)
+			return nil, err
 		}
 		v, err := oauth.NewIntrospectionValidator(oauth.IntrospectionOptions{
 			Endpoint:     o.IntrospectionURL,

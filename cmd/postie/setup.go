@@ -127,9 +127,9 @@ func openStore(c *config.Config, db *auth.DB, log *slog.Logger) (store.Store, fu
 	if sc.Backend == config.BackendPostgres {
 		dsn := sc.PostgresDSN
 		if sc.PostgresDSNFile != "" {
-			b, err := os.ReadFile(sc.PostgresDSNFile)
+			b, err := readSecretFile("storage.postgres_dsn_file", sc.PostgresDSNFile, log)
 			if err != nil {
-				return nil, nil, fmt.Errorf("storage.postgres_dsn_file: %w", err)
+				return nil, nil, err
 			}
 			if dsn = strings.TrimSpace(string(b)); dsn == "" {
 				return nil, nil, fmt.Errorf("storage.postgres_dsn_file: %s is empty", sc.PostgresDSNFile)
