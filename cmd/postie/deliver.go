@@ -22,7 +22,9 @@ func (a *app) deliverCmd() *cobra.Command {
 		Long: `Deliver one message, read from stdin, into the maildrop of USER, or of the
 user an ADDRESS maps to (local part, intake.local_domains, "+detail"
 subaddresses: as LMTP does). This is a local delivery agent for an MTA
-(Postfix's mailbox_command or a pipe transport) or procmail.
+(a Postfix pipe transport running as postie's user) or procmail. It must
+run as the user that owns the user database and the maildrops: not as the
+recipient, as Postfix's mailbox_command does (it then exits 75).
 
 The message is stored as given (LF or CRLF line ends) after the header
 fields every delivery adds: Return-Path (the -f sender; else the sender of
@@ -40,10 +42,11 @@ later); 78 configuration error.`,
 		Example: `  printf 'Subject: hi\n\nHello.\n' | postie deliver --dev demo
   postie deliver --config /etc/postie/postie.toml -f bob@example.net alice+lists@example.org < message.eml
 
-  # Postfix main.cf (local(8) adds Delivered-To; postie does not repeat it):
-  mailbox_command = /usr/local/bin/postie deliver -f "$SENDER" "$RECIPIENT"
-  # or a pipe transport in master.cf:
-  postie unix - n n - - pipe user=postie argv=/usr/local/bin/postie deliver -f ${sender} ${recipient}`,
+  # Postfix master.cf, a pipe transport running as postie's user:
+  postie unix - n n - - pipe user=postie argv=/usr/local/bin/postie deliver -f ${sender} ${recipient}
+  # and main.cf:
+  mailbox_transport = postie
+  postie_destination_recipient_limit = 1`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return exitf(exitcode.Usage, "deliver: want exactly one USER or ADDRESS argument, got %d", len(args))
