@@ -112,6 +112,12 @@ type POP3 struct {
 	// 0 = never.
 	BanAfter    int      `toml:"ban_after"`
 	BanDuration Duration `toml:"ban_duration"`
+	// AuthChecksPerIP bounds the logins checked at once for one address
+	// (an IPv6 /64), each failure holding its place until its delayed
+	// reply; AuthQueuePerIP more may wait, and the rest are refused with
+	// [SYS/TEMP] at once. Trusted networks are not bounded.
+	AuthChecksPerIP int `toml:"auth_checks_per_ip"`
+	AuthQueuePerIP  int `toml:"auth_queue_per_ip"`
 	// TrustedNetworks (CIDR prefixes) may log in with cleartext
 	// passwords and are never banned; empty = loopback only.
 	TrustedNetworks []string `toml:"trusted_networks"`
@@ -191,6 +197,8 @@ func Default() *Config {
 			AuthFailDelay:       Duration(2 * time.Second),
 			AuthFailMaxDelay:    Duration(15 * time.Second),
 			BanDuration:         Duration(15 * time.Minute),
+			AuthChecksPerIP:     2,
+			AuthQueuePerIP:      8,
 			TrustedNetworks:     []string{"127.0.0.0/8", "::1/128"},
 			ShutdownGrace:       Duration(30 * time.Second),
 		},
@@ -432,6 +440,12 @@ func (c *Config) problems() []string {
 		bad("pop3.auth_fail_max_delay", "must be at least pop3.auth_fail_delay (%v)", p.AuthFailDelay.Std())
 	} else if p.AuthFailMaxDelay > Duration(5*time.Minute) {
 		bad("pop3.auth_fail_max_delay", "must be at most 5m")
+	}
+	if p.AuthChecksPerIP < 1 {
+		bad("pop3.auth_checks_per_ip", "must be at least 1")
+	}
+	if p.AuthQueuePerIP < 0 {
+		bad("pop3.auth_queue_per_ip", "must be 0 (none waits) or more")
 	}
 	if p.BanAfter < 0 {
 		bad("pop3.ban_after", "must be 0 (never) or more")

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestSize(t *testing.T) {
@@ -89,5 +90,47 @@ rate_burst = 0
 	want := []string{"unix:" + filepath.Join(dir, "state", "run", "lmtp"), "unix:/run/postie/lmtp", "[::1]:24"}
 	if !slices.Equal(c.LMTP.Listen, want) {
 		t.Errorf("lmtp.listen = %q, want %q (relative sockets under data_dir)", c.LMTP.Listen, want)
+	}
+}
+
+// The keys of issue 13: LMTP socket mode and group, idle timeouts before
+// MAIL, the SMTP per-address caps, and POP3's per-address login checks.
+func TestHardeningKeys(t *testing.T) {
+	c, _, err := load(t, "[lmtp]\nsocket_mode = \"0600\"\nsocket_group = \"postfix\"\nidle_timeout = \"30s\"\n"+
+		"[smtp]\nmax_connections_per_ip = 3\nidle_timeout = \"1m\"\nunknown_recipient_limit = 0\n"+
+		"[pop3]\nauth_checks_per_ip = 4\nauth_queue_per_ip = 0\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LMTP.Mode() != 0o600 || c.LMTP.SocketGroup != "postfix" || c.LMTP.IdleTimeout.Std() != 30*time.Second ||
+		c.SMTP.MaxConnectionsPerIP != 3 || c.SMTP.IdleTimeout.Std() != time.Minute || c.SMTP.UnknownRecipientLimit != 0 ||
+		c.POP3.AuthChecksPerIP != 4 || c.POP3.AuthQueuePerIP != 0 {
+		t.Errorf("got lmtp %+v, smtp %+v, pop3 checks %d queue %d", c.LMTP, c.SMTP, c.POP3.AuthChecksPerIP, c.POP3.AuthQueuePerIP)
+	}
+	if d := Default(); d.LMTP.Mode() != 0o660 || d.SMTP.MaxConnectionsPerIP != 10 || d.SMTP.UnknownRecipientLimit != 10 {
+		t.Errorf("defaults: lmtp %+v, smtp %+v", d.LMTP, d.SMTP)
+	}
+	for _, tc := range []struct{ body, key string }{
+		{"[lmtp]\nsocket_mode = \"666\"\n", ""}, // allowed: the operator's choice
+		{"[lmtp]\nsocket_mode = \"0888\"\n", "lmtp.socket_mode"},
+		{"[lmtp]\nsocket_mode = \"01777\"\n", "lmtp.socket_mode"},
+		{"[lmtp]\nsocket_mode = \"rw-rw----\"\n", "lmtp.socket_mode"},
+		{"[lmtp]\nsocket_mode = \"0060\"\n", "lmtp.socket_mode: \"0060\": the owner needs read and write"},
+		{"[lmtp]\nsocket_group = \"a b\"\n", "lmtp.socket_group"},
+		{"[lmtp]\nidle_timeout = \"0s\"\n", "lmtp.idle_timeout"},
+		{"[smtp]\nidle_timeout = \"1h\"\n", "smtp.idle_timeout"},
+		{"[smtp]\nmax_connections_per_ip = 0\n", "smtp.max_connections_per_ip"},
+		{"[smtp]\nunknown_recipient_limit = -1\n", "smtp.unknown_recipient_limit"},
+		{"[pop3]\nauth_checks_per_ip = 0\n", "pop3.auth_checks_per_ip"},
+		{"[pop3]\nauth_queue_per_ip = -1\n", "pop3.auth_queue_per_ip"},
+	} {
+		_, _, err := load(t, tc.body)
+		if tc.key == "" {
+			if err != nil {
+				t.Errorf("%q: %v", tc.body, err)
+			}
+			continue
+		}
+		wantErr(t, err, tc.key)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -252,6 +253,9 @@ func pop3Options(c *config.Config, authn pop3server.Authenticator, st store.Stor
 		MaxAuthFailDelay: p.AuthFailMaxDelay.Std(),
 		BanAfter:         p.BanAfter,
 		BanDuration:      p.BanDuration.Std(),
+
+		MaxAuthChecksPerIP: p.AuthChecksPerIP,
+		MaxAuthQueuePerIP:  cmp.Or(p.AuthQueuePerIP, -1), // pop3server: 0 is the default, negative none
 	}
 	if lim.AuthFailDelay == 0 {
 		lim.AuthFailDelay = -1 // pop3server: negative means none, zero the default
