@@ -99,16 +99,6 @@ func (g *checkGate) leave(key netip.Addr, e *gateEntry) {
 	}
 }
 
-// inFlight reports the checks holding a slot for key (for tests).
-func (g *checkGate) inFlight(key netip.Addr) int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if e := g.m[key]; e != nil {
-		return len(e.slots)
-	}
-	return 0
-}
-
 // check runs f, one password check, within the address's bound and on a
 // context tied to the connection. On success the slot is released; when
 // f's result is a failed login (an *authFailure), the failure keeps the
@@ -122,7 +112,7 @@ func (ss *session) check(f func(ctx context.Context) error) error {
 		release, err = ss.srv.checks.acquire(ctx, addrKey(ss.conn.remote), lim.MaxAuthChecksPerIP, lim.MaxAuthQueuePerIP)
 	}
 	if err == nil {
-		err = f(ctx)
+		err = ss.runChecked(ctx, f, stop, release)
 	}
 	hungUp := stop()
 	var af *authFailure
@@ -144,6 +134,19 @@ func (ss *session) check(f func(ctx context.Context) error) error {
 	}
 	release()
 	return err
+}
+
+// runChecked runs f; if f panics, the watch ends and the place is freed before
+// the panic goes on to the session's recover.
+func (ss *session) runChecked(ctx context.Context, f func(context.Context) error, stop func() bool, release func()) error {
+	defer func() {
+		if r := recover(); r != nil {
+			stop()
+			release()
+			panic(r)
+		}
+	}()
+	return f(ctx)
 }
 
 // waitPenalty waits out a failed login's delay, on a context that ends
