@@ -165,7 +165,8 @@ type Auth struct {
 	CacheTTL      Duration `toml:"cache_ttl"`
 	DefaultScheme string   `toml:"default_scheme"`
 	// Mechanisms are the SASL mechanisms AUTH may offer; each is offered
-	// only where its backend is configured (see tls.go).
+	// only where its backend is configured (see tls.go). The default
+	// leaves out the -PLUS forms (DefaultSASLMechanisms).
 	Mechanisms []string `toml:"mechanisms"`
 	// APOP enables the APOP command (weak; PLAIN-stored users only).
 	APOP bool `toml:"apop"`
@@ -208,7 +209,7 @@ func Default() *Config {
 			PasswdFile:    "passwd",
 			CacheTTL:      Duration(10 * time.Minute),
 			DefaultScheme: "ARGON2ID",
-			Mechanisms:    slices.Clone(SASLMechanisms),
+			Mechanisms:    slices.Clone(DefaultSASLMechanisms),
 			OAuth:         OAuth{Audience: []string{}},
 		},
 		TLS: TLS{Certificates: []Certificate{}},

@@ -48,13 +48,25 @@ func (o OAuth) Enabled() bool {
 	return o.JWKSFile != "" || o.JWKSURL != "" || o.IntrospectionURL != ""
 }
 
-// SASLMechanisms are the mechanism names auth.mechanisms accepts, and its
-// default: postie offers each where its backend is configured (the -PLUS
-// forms only over TLS, EXTERNAL with auth.client_ca_file, OAUTHBEARER and
-// XOAUTH2 with [auth.oauth]; PLAIN, LOGIN and the OAuth ones only over
-// TLS or from trusted networks).
+// SASLMechanisms are the mechanism names auth.mechanisms accepts. postie
+// offers each where its backend is configured (the -PLUS forms only over
+// TLS, EXTERNAL with auth.client_ca_file, OAUTHBEARER and XOAUTH2 with
+// [auth.oauth]; PLAIN, LOGIN and the OAuth ones only over TLS or from
+// trusted networks).
 var SASLMechanisms = []string{
 	"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-1",
+	"EXTERNAL", "OAUTHBEARER", "XOAUTH2", "PLAIN", "LOGIN",
+}
+
+// DefaultSASLMechanisms is the default of auth.mechanisms: every mechanism
+// but the -PLUS forms, which an operator opts into by listing them. GNU
+// SASL clients (NeoMutt 20220429 among them) pick SCRAM-SHA-256-PLUS when
+// it is offered, cannot give it the TLS 1.3 channel binding
+// (tls-exporter), cancel the exchange and fall out of step with the
+// server; without -PLUS they log in with SCRAM-SHA-256. See
+// docs/clients.md.
+var DefaultSASLMechanisms = []string{
+	"SCRAM-SHA-256", "SCRAM-SHA-1",
 	"EXTERNAL", "OAUTHBEARER", "XOAUTH2", "PLAIN", "LOGIN",
 }
 

@@ -77,3 +77,27 @@ func TestSecurityBadValues(t *testing.T) {
 		}
 	}
 }
+
+// The default offers no -PLUS mechanism (GNU SASL clients pick it and
+// fail, docs/clients.md); listing them is the operator's opt-in.
+func TestSASLPlusOptIn(t *testing.T) {
+	c, _, err := load(t, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range c.Auth.Mechanisms {
+		if strings.HasSuffix(m, "-PLUS") {
+			t.Errorf("default auth.mechanisms %q offers %s", c.Auth.Mechanisms, m)
+		}
+	}
+	if want := []string{"SCRAM-SHA-256", "SCRAM-SHA-1", "EXTERNAL", "OAUTHBEARER", "XOAUTH2", "PLAIN", "LOGIN"}; !reflect.DeepEqual(c.Auth.Mechanisms, want) {
+		t.Errorf("default auth.mechanisms = %q, want %q", c.Auth.Mechanisms, want)
+	}
+	c, _, err = load(t, "[auth]\nmechanisms = [\"SCRAM-SHA-256-PLUS\", \"scram-sha-1-plus\", \"SCRAM-SHA-256\"]\n")
+	if err != nil {
+		t.Fatalf("opting in to -PLUS: %v", err)
+	}
+	if want := []string{"SCRAM-SHA-256-PLUS", "scram-sha-1-plus", "SCRAM-SHA-256"}; !reflect.DeepEqual(c.Auth.Mechanisms, want) {
+		t.Errorf("auth.mechanisms = %q, want %q", c.Auth.Mechanisms, want)
+	}
+}

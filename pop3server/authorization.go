@@ -119,7 +119,7 @@ func (ss *session) openMaildrop(canonical string) error {
 		ss.drop.total += m.Size
 	}
 	ss.state = pop3.StateTransaction
-	ss.srv.log.Info("login", "session", ss.id, "remote", ss.conn.remote.String(), "user", canonical, "tls", ss.conn.tls, "messages", len(ss.drop.msgs))
+	ss.srv.log.Info("login", "session", ss.id, "remote", ss.conn.remote.String(), "user", canonical, "method", ss.auth.method, "tls", ss.conn.tls, "messages", len(ss.drop.msgs))
 	return ss.ok("+OK logged in, " + strconv.Itoa(len(ss.drop.msgs)) + " messages (" + strconv.FormatInt(ss.drop.total, 10) + " octets)\r\n")
 }
 

@@ -67,6 +67,9 @@ type authState struct {
 	saslConn  *sasl.Conn
 	fails     int    // failed logins on this connection
 	user      string // the authenticated (canonical) user
+	// method is how the login under way proves itself, for the login
+	// log line: "USER", "APOP" or the SASL mechanism.
+	method string
 }
 
 // maildropState is the maildrop of a logged-in session: its snapshot,
@@ -293,10 +296,16 @@ func (ss *session) run(c *wire.Command) error {
 		case "USER":
 			return ss.cmdUser(c)
 		case "PASS":
+			ss.auth.method = "USER"
 			return ss.cmdPass(c)
 		case "APOP":
+			ss.auth.method = "APOP"
 			return ss.cmdAPOP(c)
 		case "AUTH":
+			if len(c.Args) > 0 {
+				// Logged only once the mechanism logged in: one of ours.
+				ss.auth.method = strings.ToUpper(c.Args[0])
+			}
 			return ss.cmdAuth(c)
 		case "STLS":
 			return ss.cmdSTLS(c)

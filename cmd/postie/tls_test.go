@@ -330,7 +330,8 @@ S: ` + refused)
 		t.Errorf("more after QUIT: the pipelined CAPA was run inside TLS")
 	}
 
-	// After STLS: USER and the cleartext mechanisms, the -PLUS ones, no STLS.
+	// After STLS: USER and the cleartext mechanisms, no STLS; no -PLUS
+	// by default (docs/clients.md).
 	p = dialPOP3(t, s.POP3)
 	p.stls(s.clientTLS())
 	p.transcript(`C: CAPA
@@ -341,7 +342,7 @@ S: UIDL
 S: RESP-CODES
 S: AUTH-RESP-CODE
 S: PIPELINING
-S: SASL SCRAM-SHA-256-PLUS SCRAM-SHA-256 SCRAM-SHA-1-PLUS SCRAM-SHA-1 PLAIN LOGIN
+S: SASL SCRAM-SHA-256 SCRAM-SHA-1 PLAIN LOGIN
 S: UTF8 USER
 S: .
 C: STLS
@@ -374,7 +375,7 @@ S: UIDL
 S: RESP-CODES
 S: AUTH-RESP-CODE
 S: PIPELINING
-S: SASL SCRAM-SHA-256-PLUS SCRAM-SHA-256 SCRAM-SHA-1-PLUS SCRAM-SHA-1 PLAIN LOGIN
+S: SASL SCRAM-SHA-256 SCRAM-SHA-1 PLAIN LOGIN
 S: UTF8 USER
 S: .
 C: STLS
