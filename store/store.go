@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 )
 
 // Errors a backend returns; callers test them with errors.Is.
@@ -96,4 +97,24 @@ type Maildrop interface {
 	Commit(ctx context.Context, deleted []int) error
 	// Close releases the lock. It removes nothing.
 	Close() error
+}
+
+// Expirer is implemented by maildrops that enforce RFC 2449 §6.7 EXPIRE:
+// they remember, across sessions, when each message was first retrieved
+// in full, and remove the messages retrieved too long ago.
+type Expirer interface {
+	// MarkRetrieved records that message i was retrieved in full at t,
+	// unless an earlier time is recorded already. The records of a
+	// session are written durably when it ends, by Commit or by Close
+	// (whichever comes first); a session that dies with its process
+	// loses them, so its messages are kept longer, never removed sooner.
+	MarkRetrieved(i int, t time.Time)
+	// Expire removes at once, under the session's lock, the messages of
+	// the snapshot first retrieved (in an earlier session) at or before
+	// cutoff, and returns their indexes in ascending order. The
+	// snapshot does not change: the caller must not Open or Commit the
+	// removed messages. Each removal is atomic; on an error the
+	// messages not removed stay, and the indexes of those removed are
+	// still returned.
+	Expire(ctx context.Context, cutoff time.Time) ([]int, error)
 }

@@ -92,6 +92,7 @@ type maildrop struct {
 	moved     map[int32]place // files[k] found elsewhere during this session
 	lockf     lockFile        // -1 once closed
 	committed bool
+	exp       expireState // EXPIRE records (expire.go)
 }
 
 var _ store.Maildrop = (*maildrop)(nil)
@@ -658,6 +659,7 @@ func (md *maildrop) Commit(ctx context.Context, deleted []int) error {
 			}
 		}
 	}
+	md.saveRetrieved(deleted)
 	if journaled {
 		if err := removeJournal(md.d.fd); err != nil {
 			errs = append(errs, fmt.Errorf("maildir: update journal: %w", err))
@@ -704,6 +706,7 @@ func (md *maildrop) Close() error {
 	if md.lockf < 0 {
 		return nil
 	}
+	md.saveRetrieved(nil)
 	err := unlock(md.lockf)
 	md.lockf = -1
 	md.d.close()

@@ -75,6 +75,7 @@ type maildrop struct {
 
 	mu     sync.Mutex
 	closed bool
+	exp    expireState // EXPIRE records (expire.go)
 }
 
 var _ store.Maildrop = (*maildrop)(nil)
@@ -287,6 +288,7 @@ func (md *maildrop) Commit(ctx context.Context, deleted []int) error {
 	if md.lost.Load() {
 		return errLeaseLost
 	}
+	md.saveRetrieved(ctx)
 	if len(ids) == 0 {
 		return nil
 	}
@@ -324,5 +326,6 @@ func (md *maildrop) Close() error {
 	if !held || md.lost.Load() {
 		return nil // the Store was closed, or the lease is someone else's
 	}
+	md.saveRetrieved(context.Background())
 	return md.release()
 }

@@ -45,6 +45,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"CanceledDelivery", testCanceledDelivery},
 		{"BadUser", testBadUser},
 		{"Usage", testUsage},
+		{"Expire", testExpire},
+		{"ExpireRecordsAtClose", testExpireRecordsAtClose},
+		{"ExpireKeepsFirstRetrieval", testExpireKeepsFirstRetrieval},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
@@ -639,3 +642,124 @@ func (r *choppyReader) Read(p []byte) (int, error) {
 type errReader struct{ err error }
 
 func (r *errReader) Read([]byte) (int, error) { return 0, r.err }
+
+// expirer returns md as a store.Expirer, failing the test when the
+// backend does not implement it (every postie backend must).
+func expirer(t *testing.T, md store.Maildrop) store.Expirer {
+	t.Helper()
+	e, ok := md.(store.Expirer)
+	if !ok {
+		t.Fatalf("%T does not implement store.Expirer", md)
+	}
+	return e
+}
+
+// t0 is a fixed instant for the EXPIRE records; the store keeps at
+// least whole seconds.
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// RFC 2449 §6.7: retrieval times recorded at Commit survive the session;
+// Expire removes exactly the messages retrieved at or before the cutoff,
+// at once and under the lock, leaving the others and the snapshot's
+// numbering; a later session no longer sees them.
+func testExpire(t *testing.T, s store.Store) {
+	for i := range 4 {
+		deliver(t, s, "u", []byte(fmt.Sprintf("Subject: %d\n\nbody %d\n", i, i)))
+	}
+	md := open(t, s, "u")
+	all := uids(md)
+	e := expirer(t, md)
+	if got, err := e.Expire(context.Background(), t0.Add(365*24*time.Hour)); err != nil || len(got) != 0 {
+		t.Fatalf("Expire with nothing retrieved = %v, %v; want none", got, err)
+	}
+	e.MarkRetrieved(0, t0)
+	e.MarkRetrieved(2, t0.Add(48*time.Hour))
+	e.MarkRetrieved(3, t0.Add(time.Hour))
+	if err := md.Commit(context.Background(), []int{3}); err != nil {
+		t.Fatal(err)
+	}
+	md.Close()
+
+	md = open(t, s, "u")
+	if got := uids(md); !slices.Equal(got, all[:3]) {
+		t.Fatalf("after Commit: %q, want %q", got, all[:3])
+	}
+	e = expirer(t, md)
+	// The cutoff is inclusive: message 0, retrieved at t0, goes; message
+	// 2, retrieved two days later, stays; message 1 was never retrieved.
+	got, err := e.Expire(context.Background(), t0)
+	if err != nil || !slices.Equal(got, []int{0}) {
+		t.Fatalf("Expire(t0) = %v, %v; want [0]", got, err)
+	}
+	if got := uids(md); !slices.Equal(got, all[:3]) {
+		t.Errorf("Expire changed the snapshot: %q", got)
+	}
+	if !bytes.Equal(read(t, md, 1), []byte("Subject: 1\n\nbody 1\n")) {
+		t.Errorf("message 1 changed")
+	}
+	// Commit still works, with the snapshot's indexes.
+	if err := md.Commit(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	md.Close()
+
+	md = open(t, s, "u")
+	if got := uids(md); !slices.Equal(got, []string{all[1], all[2]}) {
+		t.Fatalf("after Expire: %q, want %q", got, []string{all[1], all[2]})
+	}
+	e = expirer(t, md)
+	got, err = e.Expire(context.Background(), t0.Add(48*time.Hour))
+	if err != nil || !slices.Equal(got, []int{1}) {
+		t.Fatalf("Expire(t0+48h) = %v, %v; want [1]", got, err)
+	}
+	md.Close()
+	md = open(t, s, "u")
+	defer md.Close()
+	if got := uids(md); !slices.Equal(got, []string{all[1]}) {
+		t.Fatalf("after the second Expire: %q, want %q", got, []string{all[1]})
+	}
+}
+
+// A session that ends without QUIT (Close, no Commit) still records what
+// it retrieved.
+func testExpireRecordsAtClose(t *testing.T, s store.Store) {
+	deliver(t, s, "u", []byte("a\n"))
+	deliver(t, s, "u", []byte("b\n"))
+	md := open(t, s, "u")
+	all := uids(md)
+	expirer(t, md).MarkRetrieved(1, t0)
+	if err := md.Close(); err != nil {
+		t.Fatal(err)
+	}
+	md = open(t, s, "u")
+	got, err := expirer(t, md).Expire(context.Background(), t0)
+	md.Close()
+	if err != nil || !slices.Equal(got, []int{1}) {
+		t.Fatalf("Expire = %v, %v; want [1]", got, err)
+	}
+	md = open(t, s, "u")
+	defer md.Close()
+	if got := uids(md); !slices.Equal(got, all[:1]) {
+		t.Fatalf("left %q, want %q", got, all[:1])
+	}
+}
+
+// A message retrieved again keeps the time of its first retrieval, in
+// the same session and in a later one.
+func testExpireKeepsFirstRetrieval(t *testing.T, s store.Store) {
+	deliver(t, s, "u", []byte("a\n"))
+	md := open(t, s, "u")
+	e := expirer(t, md)
+	e.MarkRetrieved(0, t0)
+	e.MarkRetrieved(0, t0.Add(time.Hour))
+	md.Close()
+	md = open(t, s, "u")
+	expirer(t, md).MarkRetrieved(0, t0.Add(2*time.Hour))
+	md.Close()
+	md = open(t, s, "u")
+	defer md.Close()
+	got, err := expirer(t, md).Expire(context.Background(), t0)
+	if err != nil || !slices.Equal(got, []int{0}) {
+		t.Fatalf("Expire(first retrieval) = %v, %v; want [0]", got, err)
+	}
+}
