@@ -125,7 +125,8 @@ type POP3 struct {
 	AllowCleartext bool `toml:"allow_cleartext"`
 	// LoginDelay is advertised as LOGIN-DELAY in CAPA when non-zero.
 	LoginDelay Duration `toml:"login_delay"`
-	// Expire is advertised as EXPIRE in CAPA when set.
+	// Expire is advertised as EXPIRE in CAPA when set, and enforced: a
+	// login removes the messages first retrieved that many days ago.
 	Expire Expire `toml:"expire"`
 	// ShutdownGrace is how long SIGTERM waits for sessions to finish.
 	ShutdownGrace Duration `toml:"shutdown_grace"`

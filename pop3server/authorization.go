@@ -112,8 +112,14 @@ func (ss *session) openMaildrop(canonical string) error {
 		// A session selected by its user is traced from its login.
 		ss.traceCheck(nil)
 	}
+	msgs, index, err := ss.expireAtLogin(md, md.Messages(), user)
+	if err != nil {
+		md.Close()
+		ss.auth.user = ""
+		return failed(opOpenMaildrop, err, user)
+	}
 	ss.drop.md = md
-	ss.drop.msgs = md.Messages()
+	ss.drop.msgs, ss.drop.index = msgs, index
 	ss.drop.deleted = make([]bool, len(ss.drop.msgs))
 	for _, m := range ss.drop.msgs {
 		ss.drop.total += m.Size
@@ -198,12 +204,8 @@ func (ss *session) cmdCapa(c *wire.Command) error {
 	if lim.LoginDelay > 0 {
 		ss.reply("LOGIN-DELAY " + strconv.Itoa(int(lim.LoginDelay/time.Second)) + "\r\n")
 	}
-	if lim.Expire != nil {
-		if *lim.Expire < 0 {
-			ss.reply("EXPIRE NEVER\r\n")
-		} else {
-			ss.reply("EXPIRE " + strconv.Itoa(*lim.Expire) + "\r\n")
-		}
+	if line := ss.expireCapa(ss.state == pop3.StateAuthorization); line != "" {
+		ss.reply(line)
 	}
 	if impl := ss.srv.opts.Implementation; impl != "" {
 		ss.reply("IMPLEMENTATION " + impl + "\r\n")

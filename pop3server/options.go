@@ -89,8 +89,12 @@ type Limits struct {
 	// enforced: a user logging in again sooner is refused with
 	// [LOGIN-DELAY] (RFC 2449 §6.8, §8.1.2).
 	LoginDelay time.Duration
-	// Expire, when non-nil, is advertised as EXPIRE in CAPA: days, or
-	// -1 for NEVER (RFC 2449 §6.7).
+	// Expire, when non-nil, is the EXPIRE policy (RFC 2449 §6.7),
+	// advertised in CAPA and enforced: days, or -1 for NEVER. With a
+	// number of days, Store's maildrops must implement store.Expirer: a
+	// login first removes the messages retrieved that many days ago or
+	// more, and with 0 QUIT also removes the messages retrieved in the
+	// session (see expire.go).
 	Expire *int
 }
 
@@ -127,6 +131,13 @@ type Options struct {
 	// the client sent, whether or not it enabled UTF-8 mode.
 	UTF8   bool
 	Limits Limits
+	// ExpireFor, when set (and Limits.Expire too), gives a user's own
+	// EXPIRE policy (days, or -1 for NEVER), ok false for the default
+	// Limits.Expire. CAPA then says "EXPIRE <default> USER" before login
+	// and the user's value after (RFC 2449 §6.7).
+	ExpireFor func(user string) (days int, ok bool)
+	// Now is the clock of EXPIRE (default time.Now), for tests.
+	Now func() time.Time
 	// Trace, when set, selects sessions whose conversation is logged at
 	// slog.LevelDebug, without credentials or message texts; it may be
 	// changed while the server runs.

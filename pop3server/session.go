@@ -85,6 +85,13 @@ type maildropState struct {
 
 	retr, top, dele int
 	retrBytes       int64
+
+	// EXPIRE (expire.go).
+	expire    int           // the user's policy: days, or expireNever
+	expirer   store.Expirer // the maildrop, when the policy is enforced
+	index     []int         // message i is the store's index[i]; nil: the same
+	retrieved []bool        // sent whole in this session (for EXPIRE 0)
+	sent      int64         // octets of the last message sent (RETR, TOP)
 }
 
 const (

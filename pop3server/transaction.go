@@ -124,6 +124,7 @@ func (ss *session) cmdRetr(c *wire.Command) error {
 	if err := ss.send(i, "+OK "+strconv.FormatInt(size, 10)+" octets\r\n", -1); err != nil {
 		return err
 	}
+	ss.retrieved(i)
 	ss.drop.retr++
 	ss.drop.retrBytes += size
 	ss.drop.last = max(ss.drop.last, i+1)
@@ -146,6 +147,10 @@ func (ss *session) cmdTop(c *wire.Command) error {
 	if err := ss.send(i, "+OK top of message follows\r\n", k); err != nil {
 		return err
 	}
+	if ss.drop.sent == ss.drop.msgs[i].Size {
+		// Every line went out: as good as RETR for EXPIRE.
+		ss.retrieved(i)
+	}
 	ss.drop.top++
 	return ss.ok("")
 }
@@ -160,7 +165,7 @@ func (ss *session) cmdTop(c *wire.Command) error {
 // than the client handed a short message.
 func (ss *session) send(i int, head string, lines int) error {
 	ctx := ss.srv.ctx
-	rc, err := ss.drop.md.Open(ctx, i)
+	rc, err := ss.drop.md.Open(ctx, ss.storeIndex(i))
 	if err != nil {
 		return failed(opOpenMessage, err, slog.Int("msg", i+1))
 	}
@@ -227,6 +232,7 @@ func (ss *session) stream(i int, rc io.Reader, head string, lines int) error {
 	if err != nil {
 		return errWriteFailed
 	}
+	ss.drop.sent = dw.Size()
 	if ss.tracing {
 		ss.traceMessage(strings.Clone(head), dw.Size()) // head must not escape (see reply)
 	}
@@ -293,11 +299,11 @@ func (ss *session) cmdQuit(c *wire.Command) error {
 	ss.state = pop3.StateUpdate
 	ss.endReason = "quit"
 	var del []int
-	if ss.drop.ndel > 0 {
+	if ss.drop.ndel > 0 || ss.drop.retrieved != nil {
 		del = make([]int, 0, ss.drop.ndel)
 		for i, d := range ss.drop.deleted {
-			if d {
-				del = append(del, i)
+			if d || ss.implicitDele(i) {
+				del = append(del, ss.storeIndex(i))
 			}
 		}
 	}

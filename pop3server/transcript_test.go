@@ -206,7 +206,8 @@ var transcripts = []transcript{
 func expand(script, user string, uids []string) string {
 	pass := "pass" + strings.TrimPrefix(user, "user")
 	r := []string{"{user}", user, "{pass}", pass,
-		"{total}", strconv.Itoa(totalSize()), "{total-2}", strconv.Itoa(totalSize() - wireSize(1))}
+		"{total}", strconv.Itoa(totalSize()), "{total-2}", strconv.Itoa(totalSize() - wireSize(1)),
+		"{total-1}", strconv.Itoa(totalSize() - wireSize(0))}
 	for i := range corpus {
 		r = append(r, fmt.Sprintf("{size%d}", i+1), strconv.Itoa(wireSize(i)))
 		uid := "?"
