@@ -94,7 +94,7 @@ type POP3 struct {
 	Hostname string `toml:"hostname"`
 	// Implementation advertises "IMPLEMENTATION postie <version>" in CAPA.
 	Implementation bool `toml:"implementation"`
-	// UTF8 offers RFC 6856 UTF-8 mode ("UTF8 USER" in CAPA).
+	// UTF8 offers RFC 6856 UTF-8 mode ("UTF8 USER" in CAPA) and LANG.
 	UTF8 bool `toml:"utf8"`
 
 	IdleTimeout         Duration `toml:"idle_timeout"`

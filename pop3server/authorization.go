@@ -201,6 +201,9 @@ func (ss *session) cmdCapa(c *wire.Command) error {
 			ss.reply("UTF8 USER\r\n")
 		}
 	}
+	if ss.srv.opts.UTF8 {
+		ss.reply("LANG\r\n") // RFC 6856 §3, in both states
+	}
 	if lim.LoginDelay > 0 {
 		ss.reply("LOGIN-DELAY " + strconv.Itoa(int(lim.LoginDelay/time.Second)) + "\r\n")
 	}

@@ -264,7 +264,13 @@ func (ss *session) answer(err error) {
 }
 
 // writeErr queues the reply e.
-func (ss *session) writeErr(e *pop3.Error) { ss.reply(e.Reply()) }
+func (ss *session) writeErr(e *pop3.Error) {
+	if ss.lang != nil && ss.lang.texts != nil {
+		// RFC 6856 §3: the text in the language LANG chose.
+		e = &pop3.Error{Code: e.Code, Text: ss.text(e.Text)}
+	}
+	ss.reply(e.Reply())
+}
 
 // log writes a line about this session: its id, the client's address and
 // the user once known, then attrs.

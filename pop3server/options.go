@@ -127,7 +127,7 @@ type Options struct {
 	// Implementation is the IMPLEMENTATION capability; empty hides it.
 	Implementation string
 	// UTF8 offers RFC 6856: "UTF8 USER" in CAPA before login and the
-	// UTF8 command. Names and passwords are passed on as the UTF-8 bytes
+	// UTF8 command, and LANG (in both states). Names and passwords are passed on as the UTF-8 bytes
 	// the client sent, whether or not it enabled UTF-8 mode.
 	UTF8   bool
 	Limits Limits

@@ -49,7 +49,8 @@ type Server struct {
 	closing   bool
 	wg        sync.WaitGroup // one per session goroutine
 
-	greeting string // without APOP: the same for every session
+	greeting string      // without APOP: the same for every session
+	langs    []*language // offered by LANG, the preferred first
 
 	nextID     atomic.Uint64
 	refusing   atomic.Int32 // refusal replies being written
@@ -76,6 +77,7 @@ func New(opts Options) (*Server, error) {
 		perIP:     map[netip.Addr]int{},
 		penalties: newPenalties(),
 		greeting:  "+OK " + opts.Hostname + " POP3 server ready\r\n",
+		langs:     defaultLanguages,
 	}, nil
 }
 

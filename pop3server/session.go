@@ -30,10 +30,11 @@ type session struct {
 	id        string
 	start     time.Time
 	state     pop3.State
-	args      []string // reused by the tokenizer
-	bad       int      // bad commands in a row
-	endReason string   // why the session ended; "" while it goes on
-	tracing   bool     // the conversation is logged (Options.Trace)
+	args      []string  // reused by the tokenizer
+	bad       int       // bad commands in a row
+	endReason string    // why the session ended; "" while it goes on
+	tracing   bool      // the conversation is logged (Options.Trace)
+	lang      *language // chosen by LANG; nil: i-default (lang.go)
 
 	conn connection
 	auth authState
@@ -320,6 +321,8 @@ func (ss *session) run(c *wire.Command) error {
 			return ss.cmdCapa(c)
 		case "UTF8":
 			return ss.cmdUTF8(c)
+		case "LANG":
+			return ss.cmdLang(c)
 		case "QUIT":
 			return ss.cmdQuitAuth(c)
 		case "STAT", "LIST", "RETR", "DELE", "NOOP", "RSET", "TOP", "UIDL", "LAST":
@@ -350,6 +353,8 @@ func (ss *session) run(c *wire.Command) error {
 		return ss.cmdCapa(c)
 	case "UTF8":
 		return ss.cmdUTF8(c)
+	case "LANG":
+		return ss.cmdLang(c)
 	case "QUIT":
 		return ss.cmdQuit(c)
 	case "USER", "PASS", "APOP", "AUTH", "STLS":
