@@ -218,11 +218,16 @@ func (ss *session) cmdCapa(c *wire.Command) error {
 
 // RFC 6856 §2 UTF8. postie never downgrades messages or rewrites names,
 // so UTF-8 mode changes nothing on the wire; the command only has to be
-// answered. RFC 6856 allows it before login only, but classic Outlook
-// sends it after login and gives up on -ERR, so TRANSACTION gets +OK too.
+// answered. RFC 6856 allows it in AUTHORIZATION only: after login it is
+// refused like USER or PASS. (postie used to answer +OK there, on a
+// report that classic Outlook sends UTF8 after login; no evidence of it
+// could be found, see docs/dovecot-differences.md.)
 func (ss *session) cmdUTF8(c *wire.Command) error {
 	if !ss.srv.opts.UTF8 {
 		return badCommand(errUnknownCommand)
+	}
+	if ss.state != pop3.StateAuthorization {
+		return badCommand(errAlreadyLoggedIn)
 	}
 	if len(c.Args) > 0 {
 		return noArgs("UTF8")

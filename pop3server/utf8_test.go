@@ -10,7 +10,7 @@ import (
 
 // RFC 6856: "UTF8 USER" in CAPA before login only, UTF8 answered in
 // AUTHORIZATION, a UTF-8 user name and password passed through as sent,
-// and UTF8 after login (classic Outlook) answered +OK rather than -ERR.
+// and UTF8 after login refused (RFC 6856 §2: AUTHORIZATION only).
 func TestUTF8(t *testing.T) {
 	s := startPostie(t, func(o *pop3server.Options) {
 		o.UTF8 = true
@@ -39,7 +39,7 @@ S: +OK send PASS
 C: PASS пароль 密码
 S: +OK logged in, 0 messages (0 octets)
 C: UTF8
-S: +OK UTF8 enabled
+S: -ERR already logged in
 C: CAPA
 S: +OK capability list follows
 D: TOP
