@@ -52,6 +52,9 @@ func startTLSDev(t *testing.T) (*tlsServer, string) {
 type tlsConfig struct {
 	pop3, auth, tail string // lines for [pop3], [auth], and more tables
 	passwd           string // the passwd-file
+	// certPEM and keyPEM replace the test certificate (testenv.SelfSigned)
+	// when set.
+	certPEM, keyPEM []byte
 }
 
 // startTLSConfig starts `postie serve --config` with a fresh self-signed
@@ -61,6 +64,9 @@ func startTLSConfig(t *testing.T, c tlsConfig) *tlsServer {
 	certPEM, keyPEM, err := testenv.SelfSigned()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.certPEM != nil {
+		certPEM, keyPEM = c.certPEM, c.keyPEM
 	}
 	p := testenv.StartPostie(t, testenv.PostieOptions{
 		Files: map[string]string{"cert.pem": string(certPEM), "key.pem": string(keyPEM), "passwd": c.passwd},
