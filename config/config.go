@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -128,6 +129,10 @@ type POP3 struct {
 	// Expire is advertised as EXPIRE in CAPA when set, and enforced: a
 	// login removes the messages first retrieved that many days ago.
 	Expire Expire `toml:"expire"`
+	// ExpireUsers are users' own EXPIRE policies, by maildrop name
+	// (pop3.expire is then the default, advertised as "EXPIRE n USER"
+	// before login).
+	ExpireUsers map[string]Expire `toml:"expire_users"`
 	// ShutdownGrace is how long SIGTERM waits for sessions to finish.
 	ShutdownGrace Duration `toml:"shutdown_grace"`
 }
@@ -203,6 +208,7 @@ func Default() *Config {
 			AuthQueuePerIP:      8,
 			TrustedNetworks:     []string{"127.0.0.0/8", "::1/128"},
 			ShutdownGrace:       Duration(30 * time.Second),
+			ExpireUsers:         map[string]Expire{},
 		},
 		Storage: Storage{Backend: "maildir", MaildirRoot: "mail", MaildirPath: "%u", DovecotUIDLFormat: "%08Xu%08Xv",
 			PostgresLease: Duration(30 * time.Second), PostgresTimeout: Duration(10 * time.Second)},
@@ -462,6 +468,14 @@ func (c *Config) problems() []string {
 	}
 	if p.LoginDelay.Std()%time.Second != 0 {
 		bad("pop3.login_delay", "must be whole seconds (RFC 2449 LOGIN-DELAY)")
+	}
+	if _, ok := p.Expire.Days(); !ok && len(p.ExpireUsers) > 0 {
+		bad("pop3.expire_users", "needs pop3.expire, the policy of everyone else")
+	}
+	for _, u := range slices.Sorted(maps.Keys(p.ExpireUsers)) {
+		if _, ok := p.ExpireUsers[u].Days(); u == "" || !ok {
+			bad("pop3.expire_users", "%q: want a user name and \"never\" or a number of days", u)
+		}
 	}
 
 	c.storageProblems(bad)

@@ -358,3 +358,25 @@ func TestTraceSelection(t *testing.T) {
 		t.Fatalf("prefixes %s, want %s; users %q", g, w, c.Log.TraceUsers)
 	}
 }
+
+// pop3.expire_users: users' own EXPIRE policies over pop3.expire.
+func TestExpireUsers(t *testing.T) {
+	c, _, err := load(t, "[pop3]\nexpire = 30\nexpire_users = { alice = \"0\", bob = \"never\", carol = 7 }\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for user, want := range map[string]int{"alice": 0, "bob": ExpireNever, "carol": 7} {
+		if d, ok := c.POP3.ExpireUsers[user].Days(); d != want || !ok {
+			t.Errorf("%s: %d, %v; want %d", user, d, ok, want)
+		}
+	}
+	for _, body := range []string{
+		"[pop3]\nexpire_users = { alice = \"0\" }\n",                // no default
+		"[pop3]\nexpire = 1\nexpire_users = { alice = \"\" }\n",     // no value
+		"[pop3]\nexpire = 1\nexpire_users = { \"\" = 3 }\n",         // no user
+		"[pop3]\nexpire = 1\nexpire_users = { alice = \"soon\" }\n", // not a policy
+	} {
+		_, _, err := load(t, body)
+		wantErr(t, err, "pop3.expire_users")
+	}
+}

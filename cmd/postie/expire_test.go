@@ -8,13 +8,15 @@ import (
 	"github.com/postie-mail/postie/internal/testenv"
 )
 
-// postie serve with pop3.expire = "0": CAPA says EXPIRE 0, and a message
-// retrieved (RETR) is gone after QUIT though the client never sent DELE,
-// from the Maildir on disk too; one only listed stays.
+// postie serve with pop3.expire = "30" and alice's own "0"
+// (pop3.expire_users): CAPA says EXPIRE 30 USER before login, EXPIRE 0
+// after alice's, and a message she retrieved (RETR) is gone after QUIT
+// though she never sent DELE, from the Maildir on disk too; one only
+// listed stays.
 func TestServeExpireZero(t *testing.T) {
 	t.Parallel()
 	python := testenv.LookPath(t, "python3")
-	s := startTLSConfig(t, tlsConfig{pop3: `expire = "0"`, passwd: "alice:{PLAIN}alicepw\n"})
+	s := startTLSConfig(t, tlsConfig{pop3: "expire = \"30\"\nexpire_users = { alice = \"0\" }", passwd: "alice:{PLAIN}alicepw\n"})
 	want := s.deliver(t, "alice", testMessage)
 	s.deliver(t, "alice", "Subject: second\n\nkept\n")
 	_, port, _ := net.SplitHostPort(s.POP3S)
@@ -22,8 +24,9 @@ func TestServeExpireZero(t *testing.T) {
 port, ca = int(sys.argv[1]), sys.argv[2]
 ctx = ssl.create_default_context(cafile=ca)
 p = poplib.POP3_SSL("127.0.0.1", port, context=ctx)
-assert p.capa()["EXPIRE"] == ["0"], p.capa()
+assert p.capa()["EXPIRE"] == ["30", "USER"], p.capa()
 p.user("alice"); p.pass_("alicepw")
+assert p.capa()["EXPIRE"] == ["0"], p.capa()
 resp, lines, octets = p.retr(1)
 sys.stdout.buffer.write(b"".join(l + b"\r\n" for l in lines))
 r = p.quit()

@@ -287,6 +287,21 @@ func pop3Options(c *config.Config, authn pop3server.Authenticator, st store.Stor
 		Implementation: impl,
 		UTF8:           p.UTF8,
 		Limits:         lim,
+		ExpireFor:      expireFor(p.ExpireUsers),
+	}
+}
+
+// expireFor gives pop3.expire_users to the server; nil when empty.
+func expireFor(users map[string]config.Expire) func(string) (int, bool) {
+	if len(users) == 0 {
+		return nil
+	}
+	return func(user string) (int, bool) {
+		e, ok := users[user]
+		if !ok {
+			return 0, false
+		}
+		return e.Days()
 	}
 }
 
