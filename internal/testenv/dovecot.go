@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -123,48 +122,7 @@ protocol pop3 {
 	confPath := filepath.Join(d.Root, "etc/dovecot.conf")
 	write(t, confPath, []byte(conf), 0o644)
 
-	cmd := exec.Command(bin, "-F", "-c", confPath)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	SetDeathSignal(cmd.SysProcAttr)
-	out, _ := os.Create(filepath.Join(d.Root, "log/stdout.log"))
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting dovecot: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		// Children that outlive the master (pop3 processes with a
-		// client attached) are in its process group too.
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		out.Close()
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", d.Addr, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case <-exited:
-			log, _ := os.ReadFile(filepath.Join(d.Root, "log/dovecot.log"))
-			so, _ := os.ReadFile(filepath.Join(d.Root, "log/stdout.log"))
-			t.Fatalf("dovecot exited at start:\n%s\n%s", so, log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dovecot did not listen on %s", d.Addr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	t.Cleanup(startDovecot(t, bin, d.Root, confPath, d.Addr))
 	return d
 }
 

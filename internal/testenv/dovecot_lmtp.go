@@ -2,16 +2,13 @@ package testenv
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // DovecotLMTP is a private Dovecot LMTP server on loopback (Debian package
@@ -100,46 +97,7 @@ service lmtp {
 	confPath := filepath.Join(d.Root, "etc/dovecot.conf")
 	write(t, confPath, []byte(conf), 0o644)
 
-	cmd := exec.Command(bin, "-F", "-c", confPath)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	SetDeathSignal(cmd.SysProcAttr)
-	out, _ := os.Create(filepath.Join(d.Root, "log/stdout.log"))
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting dovecot: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		out.Close()
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", d.Addr, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case <-exited:
-			log, _ := os.ReadFile(filepath.Join(d.Root, "log/dovecot.log"))
-			so, _ := os.ReadFile(filepath.Join(d.Root, "log/stdout.log"))
-			t.Fatalf("dovecot exited at start:\n%s\n%s", so, log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dovecot did not listen on %s", d.Addr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	t.Cleanup(startDovecot(t, bin, d.Root, confPath, d.Addr))
 	return d
 }
 

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -30,7 +29,6 @@ type DovecotMail struct {
 
 	conf   string
 	stop   func()
-	exited chan struct{}
 }
 
 // StartDovecotMail starts a Dovecot with n users whose POP3 server answers
@@ -132,48 +130,7 @@ func (d *DovecotMail) Start(t testing.TB) {
 	if d.stop != nil {
 		t.Fatal("dovecot already running")
 	}
-	cmd := exec.Command("dovecot", "-F", "-c", d.conf)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out, _ := os.OpenFile(filepath.Join(d.Root, "log/stdout.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting dovecot: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	d.exited = exited
-	d.stop = func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		// Children that outlive the master are in its process group.
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		out.Close()
-	}
-	deadline := time.Now().Add(15 * time.Second)
-	for _, addr := range []string{d.Addr, d.LMTPAddr} {
-		for {
-			c, err := net.DialTimeout("tcp", addr, time.Second)
-			if err == nil {
-				c.Close()
-				break
-			}
-			select {
-			case <-exited:
-				so, _ := os.ReadFile(filepath.Join(d.Root, "log/stdout.log"))
-				t.Fatalf("dovecot exited at start:\n%s\n%s", so, d.Log())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("dovecot did not listen on %s", addr)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	d.stop = startDovecot(t, "dovecot", d.Root, d.conf, d.Addr, d.LMTPAddr)
 }
 
 // Stop stops the Dovecot and waits until it and its children are gone and

@@ -1,0 +1,71 @@
+package testenv
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startDovecot runs the Dovecot master `bin -F -c conf` of the instance
+// in root (its log/ holds stdout.log, appended to, and dovecot.log) in a
+// process group of its own that dies with the test binary, and waits
+// until every one of addrs accepts connections. It fails the test with
+// Dovecot's output if the master exits first. The returned stop ends the
+// master and every child in its group (pop3 processes with a client
+// attached outlive the master otherwise) and waits for the master.
+func startDovecot(t testing.TB, bin, root, conf string, addrs ...string) (stop func()) {
+	t.Helper()
+	cmd := exec.Command(bin, "-F", "-c", conf)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	SetDeathSignal(cmd.SysProcAttr)
+	out, err := os.OpenFile(filepath.Join(root, "log/stdout.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		t.Fatalf("starting dovecot: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	stop = func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		out.Close()
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for _, addr := range addrs {
+		for {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case <-exited:
+				log, _ := os.ReadFile(filepath.Join(root, "log/dovecot.log"))
+				so, _ := os.ReadFile(filepath.Join(root, "log/stdout.log"))
+				stop()
+				t.Fatalf("dovecot exited at start:\n%s\n%s", so, log)
+			default:
+			}
+			if time.Now().After(deadline) {
+				stop()
+				t.Fatalf("dovecot did not listen on %s", addr)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return stop
+}
