@@ -27,8 +27,8 @@ type DovecotMail struct {
 	LMTPAddr   string // LMTP over TCP; recipients by local part
 	UID, GID   int    // of vmail
 
-	conf   string
-	stop   func()
+	conf string
+	stop func()
 }
 
 // StartDovecotMail starts a Dovecot with n users whose POP3 server answers
