@@ -393,8 +393,8 @@ func TestEdit(t *testing.T) {
 		!strings.HasPrefix(lines[5], "carol:{SSHA256}") || !strings.HasSuffix(lines[5], "::::::\r") {
 		t.Errorf("file after edits:\n%q\nwant the lines\n%q\nthen carol's CRLF entry", lines, want)
 	}
-	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
-		t.Errorf("mode after a rewrite %v; want 0600", fi.Mode().Perm())
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode of a 0644 file after a rewrite %v; want 0640 (group kept, others dropped)", fi.Mode().Perm())
 	}
 	if got, want := db.Users(), []string{"alice", "carol"}; !slices.Equal(got, want) {
 		t.Errorf("Users() = %q; want %q", got, want)
@@ -573,6 +573,31 @@ func TestLookup(t *testing.T) {
 		}
 		if db.Exists(user) != ok {
 			t.Errorf("Exists(%q) disagrees with Lookup", user)
+		}
+	}
+}
+
+// TestRewriteKeepsMode: a rewrite keeps the owner's and group's bits of
+// the file it replaces, so a passwd-file root:postie 0640 that the server
+// reads as postie stays readable by it after `postie user` ran as root,
+// and never gives anything to other users.
+func TestRewriteKeepsMode(t *testing.T) {
+	for _, tc := range []struct{ before, after os.FileMode }{
+		{0o600, 0o600}, {0o640, 0o640}, {0o660, 0o660}, {0o644, 0o640}, {0o666, 0o660}, {0o400, 0o400},
+	} {
+		db, path, _ := openTest(t, "alice:{PLAIN}a\n", Options{})
+		if err := os.Chmod(path, tc.before); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Add("bob", "b", "PLAIN"); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != tc.after {
+			t.Errorf("mode %v after a rewrite of a %v file; want %v", got, tc.before, tc.after)
 		}
 	}
 }

@@ -40,7 +40,8 @@ type Config struct {
 	Intake  Intake  `toml:"intake"` // see intake.go
 	LMTP    LMTP    `toml:"lmtp"`
 	SMTP    SMTP    `toml:"smtp"`
-	Admin   Admin   `toml:"admin"` // see admin.go
+	Admin   Admin   `toml:"admin"`  // see admin.go
+	Server  Server  `toml:"server"` // see server.go
 }
 
 // Log configures the process log (log/slog, on stderr).
@@ -485,6 +486,7 @@ func (c *Config) problems() []string {
 	c.securityProblems(bad)
 	c.intakeProblems(bad)
 	c.adminProblems(bad)
+	c.serverProblems(bad)
 	return out
 }
 

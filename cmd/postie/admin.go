@@ -25,15 +25,11 @@ type admin struct {
 	draining atomic.Bool
 }
 
-// startAdmin listens on addr ("" for none) and serves the metrics of pop
-// and in (either may be nil).
-func startAdmin(addr string, pop *pop3server.Server, in *intake.Deliverer, log *slog.Logger) (*admin, error) {
-	if addr == "" {
+// startAdmin serves on ln (nil for none; see bindListeners) the metrics
+// of pop and in (either may be nil).
+func startAdmin(ln net.Listener, pop *pop3server.Server, in *intake.Deliverer, log *slog.Logger) (*admin, error) {
+	if ln == nil {
 		return nil, nil
-	}
-	ln, err := listenTCP(addr)
-	if err != nil {
-		return nil, err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(

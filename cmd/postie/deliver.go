@@ -72,6 +72,9 @@ func (a *app) deliver(sender *string, to string) error {
 	if err != nil {
 		return err
 	}
+	if err := deliverAs(c); err != nil {
+		return err
+	}
 	// The MTA reports what deliver prints when it fails, and Postfix
 	// reads a status code at its very start: nothing else goes first.
 	log := newLogger(c.Log, a.stderr, slog.LevelError+1)

@@ -75,9 +75,10 @@ type intakeServers struct {
 	log     *slog.Logger
 }
 
-// startIntake opens the [lmtp] and [smtp] listeners and serves them. The
-// SMTP server offers STARTTLS with tlsConfig (the POP3 server's), if any.
-func startIntake(c *config.Config, d *intake.Deliverer, tlsConfig *tls.Config, log *slog.Logger) (*intakeServers, error) {
+// startIntake serves the [lmtp] and [smtp] listeners bound by
+// bindListeners (which it closes on error). The SMTP server offers
+// STARTTLS with tlsConfig (the POP3 server's), if any.
+func startIntake(c *config.Config, d *intake.Deliverer, tlsConfig *tls.Config, log *slog.Logger, lmtpLns, smtpLns []net.Listener) (*intakeServers, error) {
 	in := &intakeServers{log: log}
 	type listener struct {
 		srv   *intake.Server
@@ -86,27 +87,22 @@ func startIntake(c *config.Config, d *intake.Deliverer, tlsConfig *tls.Config, l
 	}
 	var lns []listener
 	fail := func(err error) (*intakeServers, error) {
-		for _, l := range lns {
-			l.ln.Close()
+		for _, l := range append(lmtpLns, smtpLns...) {
+			l.Close()
 		}
 		return nil, err
 	}
-	if len(c.LMTP.Listen) > 0 {
+	if len(lmtpLns) > 0 {
 		srv, err := intake.NewServer(intake.ServerOptions{Deliverer: d, LMTP: true, MaxConnections: c.LMTP.MaxConnections, IdleTimeout: time.Duration(c.LMTP.IdleTimeout), Logger: log})
 		if err != nil {
 			return fail(withCode(exitcode.Config, err))
 		}
 		in.servers = append(in.servers, srv)
-		so := intake.SocketOptions{Mode: c.LMTP.Mode(), Group: c.LMTP.SocketGroup}
-		for _, addr := range c.LMTP.Listen {
-			ln, err := intake.ListenSocket(addr, so)
-			if err != nil {
-				return fail(exitf(exitcode.Failure, "lmtp: %v", err))
-			}
+		for _, ln := range lmtpLns {
 			lns = append(lns, listener{srv, ln, "lmtp"})
 		}
 	}
-	if len(c.SMTP.Listen) > 0 {
+	if len(smtpLns) > 0 {
 		s := c.SMTP
 		srv, err := intake.NewServer(intake.ServerOptions{
 			Deliverer:           d,
@@ -124,11 +120,7 @@ func startIntake(c *config.Config, d *intake.Deliverer, tlsConfig *tls.Config, l
 			return fail(withCode(exitcode.Config, err))
 		}
 		in.servers = append(in.servers, srv)
-		for _, addr := range s.Listen {
-			ln, err := intake.Listen(addr)
-			if err != nil {
-				return fail(exitf(exitcode.Failure, "smtp: %v", err))
-			}
+		for _, ln := range smtpLns {
 			lns = append(lns, listener{srv, ln, "smtp"})
 		}
 	}

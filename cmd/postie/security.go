@@ -136,24 +136,6 @@ func (sec *security) reload(log *slog.Logger) {
 
 func (sec *security) close() { sec.cancel() }
 
-// listenTLS opens the implicit-TLS listeners (RFC 8314).
-func (sec *security) listenTLS(addrs []string) ([]net.Listener, error) {
-	var lns []net.Listener
-	for _, addr := range addrs {
-		ln, err := listenTCP(addr)
-		if err != nil {
-			for _, l := range lns {
-				l.Close()
-			}
-			return nil, err
-		}
-		// The handshake runs in the session's goroutine (pop3server),
-		// bounded by the pre-login timeout.
-		lns = append(lns, tls.NewListener(ln, sec.tls))
-	}
-	return lns, nil
-}
-
 // newTokenValidator builds the validator [auth.oauth] describes.
 func newTokenValidator(ctx context.Context, o config.OAuth, log *slog.Logger) (sasl.TokenValidator, error) {
 	if o.IntrospectionURL != "" {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -80,6 +79,21 @@ func (a *app) serve(listen, listenTLS []string) error {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
+	// Bind every listener, then give up root before anything else.
+	acct, err := a.serveAccount(c)
+	if err != nil {
+		return err
+	}
+	a.devIntakeListen(c, listen)
+	bound, err := bindListeners(c, nil)
+	if err != nil {
+		return err
+	}
+	defer bound.close()
+	if err := dropPrivileges(c, acct, bound, log); err != nil {
+		return err
+	}
+
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return withCode(exitcode.Failure, fmt.Errorf("data directory: %w", err))
 	}
@@ -119,41 +133,23 @@ func (a *app) serve(listen, listenTLS []string) error {
 	if err != nil {
 		return withCode(exitcode.Config, err)
 	}
-	a.devIntakeListen(c, listen)
 	deliverer, err := newDeliverer(c, db, st, log)
 	if err != nil {
 		return withCode(exitcode.Config, err)
 	}
-	in, err := startIntake(c, deliverer, opts.TLSConfig, log)
+	in, err := startIntake(c, deliverer, opts.TLSConfig, log, bound.lmtp, bound.smtp)
 	if err != nil {
 		return err
 	}
 	defer in.close()
 	a.intake = in
 
-	var lns []net.Listener
-	for _, addr := range c.POP3.Listen {
-		ln, err := listenTCP(addr)
-		if err != nil {
-			for _, l := range lns {
-				l.Close()
-			}
-			return exitf(exitcode.Failure, "pop3: %v", err)
-		}
-		lns = append(lns, ln)
-	}
-	tlsLns, err := sec.listenTLS(c.POP3.ListenTLS)
+	lns, tlsLns, err := pop3Listeners(bound, opts.TLSConfig)
 	if err != nil {
-		for _, l := range lns {
-			l.Close()
-		}
-		return exitf(exitcode.Failure, "pop3s: %v", err)
+		return err
 	}
-	adm, err := startAdmin(c.Admin.Listen, srv, deliverer, log)
+	adm, err := startAdmin(bound.admin, srv, deliverer, log)
 	if err != nil {
-		for _, l := range append(lns, tlsLns...) {
-			l.Close()
-		}
 		return exitf(exitcode.Failure, "admin: %v", err)
 	}
 	defer adm.close()
@@ -169,7 +165,7 @@ func (a *app) serve(listen, listenTLS []string) error {
 	log.Info("postie started", "version", postieVersion(), "data_dir", c.DataDir,
 		"storage", storageDesc(c), "passwd_file", c.Auth.PasswdFile, "users", len(db.Users()))
 	if a.dev {
-		a.devBanner(c, lns[0].Addr().String(), firstAddr(tlsLns), demoPassword)
+		a.devBanner(c, firstAddr(lns), firstAddr(tlsLns), demoPassword)
 	}
 
 	running := len(lns) + len(tlsLns)

@@ -62,6 +62,8 @@ func TestLayering(t *testing.T) {
 		{"internal/oauthclient", []string{module + "/internal/fsutil"}},
 		{"bench", []string{module + "/pop3client", module + "/pop3", module + "/internal/wire", "github.com/xdg-go", "golang.org/x/text"}},
 		{"auth", []string{"golang.org/x/crypto", "golang.org/x/sys", "github.com/GehirnInc/crypt", module + "/sasl", module + "/internal/fsutil"}},
+		// Process plumbing of cmd/postie: the standard library only.
+		{"internal/privdrop", nil},
 	}
 	for _, r := range rules {
 		for _, d := range deps(t, r.pkg) {

@@ -34,6 +34,11 @@ type WriteOptions struct {
 	// a file away: anyone else replacing a file of another owner gets the
 	// error of chown(2). Ignored where files have no numeric owners.
 	KeepOwner bool
+	// KeepPerm, when not zero, gives the new file the permission bits of
+	// the file it replaces that are in KeepPerm (Perm when there is none):
+	// with 0660, a file root:postie 0640 that a server reads through its
+	// group stays so, and bits for other users are never carried over.
+	KeepPerm fs.FileMode
 }
 
 // WriteFileAtomic replaces path with data: a temporary file in the same
@@ -55,7 +60,7 @@ func WriteFileAtomic(path string, data []byte, opts WriteOptions) error {
 	if err != nil {
 		return err
 	}
-	err = fill(tmp, path, data, perm, opts.KeepOwner)
+	err = fill(tmp, path, data, perm, opts)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -70,18 +75,25 @@ func WriteFileAtomic(path string, data []byte, opts WriteOptions) error {
 }
 
 // fill gives tmp its mode, owner and contents, and makes them durable.
-func fill(tmp *os.File, path string, data []byte, perm fs.FileMode, keepOwner bool) error {
+func fill(tmp *os.File, path string, data []byte, perm fs.FileMode, opts WriteOptions) error {
+	var old fs.FileInfo
+	if opts.KeepOwner || opts.KeepPerm != 0 {
+		fi, err := os.Stat(path)
+		switch {
+		case err == nil:
+			old = fi
+		case !errors.Is(err, fs.ErrNotExist):
+			return err
+		}
+	}
+	if old != nil && opts.KeepPerm != 0 {
+		perm = old.Mode().Perm() & opts.KeepPerm
+	}
 	if err := tmp.Chmod(perm); err != nil {
 		return err
 	}
-	if keepOwner {
-		old, err := os.Stat(path)
-		switch {
-		case err == nil:
-			if err := chownLike(tmp, old); err != nil {
-				return err
-			}
-		case !errors.Is(err, fs.ErrNotExist):
+	if old != nil && opts.KeepOwner {
+		if err := chownLike(tmp, old); err != nil {
 			return err
 		}
 	}

@@ -205,6 +205,8 @@ type PostieOptions struct {
 	// on port 0 (or a Unix socket): a fixed port is shared with whatever
 	// else runs on the machine, and fails the test. pop3.listen and
 	// lmtp.listen must be given, as their defaults are fixed ports.
+	// Without a [server] table, server.user = "root" is added when the
+	// tests run as root (serve refuses root without server.user).
 	Config any
 	// Dev runs `postie serve --dev` with its state in Dir and every
 	// listener on 127.0.0.1:0, instead of a config file.
@@ -354,6 +356,11 @@ func configText(t testing.TB, cfg any, dir string) string {
 	table := func(name string) map[string]any {
 		v, _ := m[name].(map[string]any)
 		return v
+	}
+	if _, ok := m["server"]; !ok && os.Geteuid() == 0 {
+		// serve refuses root without server.user; the tests' state
+		// belongs to root, so they keep it (a non-root run ignores this).
+		text = "server.user = \"root\"\n" + text
 	}
 	if l, _ := table("log")["level"].(string); l == "warn" || l == "error" {
 		t.Fatalf("testenv: log.level %q hides the listening lines the harness waits for: use info or debug", l)
