@@ -237,10 +237,14 @@ func retr(p *pop3Conn, i int) string {
 }
 
 // lmtpDeliver delivers body (CRLF, already dot-stuffed) to rcpt over LMTP
-// and expects 250.
+// and expects 250. addr is host:port or unix:PATH.
 func lmtpDeliver(t *testing.T, addr, rcpt, body string) {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	network := "tcp"
+	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
+		network, addr = "unix", p
+	}
+	c, err := net.DialTimeout(network, addr, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
