@@ -64,6 +64,7 @@ func TestLayering(t *testing.T) {
 		{"auth", []string{"golang.org/x/crypto", "golang.org/x/sys", "github.com/GehirnInc/crypt", module + "/sasl", module + "/internal/fsutil"}},
 		// Process plumbing of cmd/postie: the standard library only.
 		{"internal/privdrop", nil},
+		{"internal/systemd", []string{"golang.org/x/sys"}},
 	}
 	for _, r := range rules {
 		for _, d := range deps(t, r.pkg) {
