@@ -85,7 +85,12 @@ func (a *app) serve(listen, listenTLS []string) error {
 		return err
 	}
 	a.devIntakeListen(c, listen)
-	bound, err := bindListeners(c, nil)
+	svc, activated, err := newService(log)
+	if err != nil {
+		return err
+	}
+	defer svc.close()
+	bound, err := bindListeners(c, activated)
 	if err != nil {
 		return err
 	}
@@ -167,12 +172,14 @@ func (a *app) serve(listen, listenTLS []string) error {
 	if a.dev {
 		a.devBanner(c, firstAddr(lns), firstAddr(tlsLns), demoPassword)
 	}
+	svc.ready(fmt.Sprintf("serving; %d users", len(db.Users())))
 
 	running := len(lns) + len(tlsLns)
 	for {
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
+				svc.reloading()
 				if err := db.Reload(); err != nil {
 					log.Error("reloading users failed; keeping the previous ones", "err", err)
 				} else {
@@ -180,8 +187,10 @@ func (a *app) serve(listen, listenTLS []string) error {
 				}
 				sec.reload(log)
 				a.reloadTrace(opts.Trace, log)
+				svc.ready(fmt.Sprintf("serving; %d users", len(db.Users())))
 				continue
 			}
+			svc.stopping()
 			adm.drain()
 			waitIntake := in.shutdown(c.POP3.ShutdownGrace.Std())
 			err := shutdown(srv, sig, sigs, errc, running, c.POP3.ShutdownGrace.Std(), log)
