@@ -75,6 +75,7 @@ command -v swaks >/dev/null 2>&1 || missing+=(swaks)
 perl -MNet::SSLeay -MIO::Socket::SSL -e1 >/dev/null 2>&1 || missing+=(libnet-ssleay-perl libio-socket-ssl-perl) # swaks STARTTLS
 [ -x /usr/sbin/postfix ] || missing+=(postfix)
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql) # store/pgstore, initdb'd per test binary
+command -v systemd-socket-activate >/dev/null 2>&1 || missing+=(systemd) # socket activation tests, systemd-analyze
 if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 		step "installing test peers: ${missing[*]}"
@@ -123,6 +124,9 @@ else
 fi
 
 # --- tests -----------------------------------------------------------------
+step "systemd units (dist/systemd/check.sh)"
+dist/systemd/check.sh
+
 step "go test -race -count=1 ./..."
 # -timeout is per test binary and counts the postie binaries that
 # end-to-end TestMains build: cmd/postie alone took 517 s on a cold cache
