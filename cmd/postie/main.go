@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
@@ -42,20 +40,6 @@ func withCode(code int, err error) error {
 		return err
 	}
 	return &exitError{code: code, err: err}
-}
-
-// version is set at link time (-ldflags "-X main.version=v1.2.3"); when
-// empty, the module version recorded by the go command is used.
-var version = ""
-
-func postieVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "devel"
 }
 
 // app holds the process's streams and the global flags.
@@ -120,6 +104,8 @@ if it exists. With --dev no file is needed (state in ./postie-dev).`,
 		return &exitError{code: exitcode.Usage, err: err}
 	})
 	root.CompletionOptions.DisableDefaultCmd = true
+	root.Version = versionLine()
+	root.SetVersionTemplate("{{.Version}}\n")
 
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.configPath, "config", "", "configuration file (default $POSTIE_CONFIG, else "+systemConfig+")")
@@ -128,16 +114,4 @@ if it exists. With --dev no file is needed (state in ./postie-dev).`,
 
 	root.AddCommand(a.serveCmd(), a.deliverCmd(), a.userCmd(), a.versionCmd(), a.benchCmd(), a.fetchCmd(), a.migrateCmd())
 	return root
-}
-
-func (a *app) versionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version of postie",
-		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			fmt.Fprintf(a.stdout, "postie %s (%s, %s/%s)\n", postieVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-			return nil
-		},
-	}
 }

@@ -59,14 +59,6 @@ func addUser(t *testing.T, dir, user, password string) {
 	mustPostie(t, 0, password+"\n", dev(dir, "user", "add", "--password-stdin", "--scheme", "SHA512-CRYPT", user)...)
 }
 
-func TestVersion(t *testing.T) {
-	t.Parallel()
-	r := mustPostie(t, 0, "", "version")
-	if !strings.HasPrefix(r.stdout, "postie ") {
-		t.Errorf("version printed %q", r.stdout)
-	}
-}
-
 func TestUserCommands(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
