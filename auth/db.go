@@ -123,13 +123,30 @@ func dummyHash() string {
 }
 
 // Reload re-reads the file (on SIGHUP). On error the DB keeps its old
-// contents. A missing file empties the DB.
+// contents. A file that is missing or holds no user is an error too when
+// the DB has users (they are kept): a passwd-file lost or truncated by
+// mistake must not make every delivery a permanent "no such user" bounce.
+// (A DB without users, as Open makes from a missing file, takes any file.)
 func (db *DB) Reload() error {
-	data, err := readFile(db.path)
-	if err != nil {
-		return err
+	data, err := os.ReadFile(db.path)
+	missing := errors.Is(err, fs.ErrNotExist)
+	if err != nil && !missing {
+		return fmt.Errorf("auth: %w", err)
 	}
-	db.apply(parseFile(data))
+	st := db.index(parseFile(data), true)
+	if len(st.users) == 0 {
+		if cur := db.current(); cur != nil && len(cur.users) > 0 {
+			n := len(cur.users)
+			what := "holds no user"
+			if missing {
+				what = "does not exist"
+			}
+			return fmt.Errorf("auth: %s %s; keeping the users loaded before (%d; restart to serve none)", db.path, what, n)
+		}
+	}
+	db.mu.Lock()
+	db.state = st
+	db.mu.Unlock()
 	return nil
 }
 

@@ -521,15 +521,42 @@ func TestReload(t *testing.T) {
 	if _, ok := authOK(t, db, "bob", "b"); !ok {
 		t.Error("a failed Reload lost the old contents")
 	}
-	// A missing file is an empty DB.
+	// A missing file, or one without users, would make every delivery
+	// bounce: Reload fails, naming the file, and the users stay.
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Reload(); err != nil {
+	for _, tc := range []struct{ content, want string }{
+		{"-", path + " does not exist; keeping the users loaded before (1; restart to serve none)"},
+		{"", path + " holds no user; keeping the users loaded before (1; restart to serve none)"},
+		{"# all gone\n\nbroken line\n", path + " holds no user; keeping the users loaded before (1; restart to serve none)"},
+	} {
+		if tc.content != "-" {
+			if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := db.Reload()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Reload of %q: %v; want an error saying %q", tc.content, err, tc.want)
+		}
+		if _, ok := authOK(t, db, "bob", "b"); !ok {
+			t.Errorf("Reload of %q lost the users", tc.content)
+		}
+	}
+	// A DB without users takes a missing or empty file.
+	db2, path2, _ := openTest(t, "-", Options{})
+	if err := db2.Reload(); err != nil {
+		t.Errorf("Reload of a missing file into an empty DB: %v", err)
+	}
+	if err := os.WriteFile(path2, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if got := db.Users(); len(got) != 0 {
-		t.Errorf("after Reload of a missing file, Users() = %q", got)
+	if err := db2.Reload(); err != nil {
+		t.Errorf("Reload of an empty file into an empty DB: %v", err)
+	}
+	if got := db2.Users(); len(got) != 0 {
+		t.Errorf("Users() = %q", got)
 	}
 }
 
