@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -53,17 +54,34 @@ func newDeliverer(c *config.Config, users intake.Users, st store.Store, log *slo
 	})
 }
 
-// devIntakeListen puts LMTP on devLMTP in --dev, or on port 0 when every
-// --listen address asks for port 0 (so that dev servers can run side by
-// side, as the tests do).
-func (a *app) devIntakeListen(c *config.Config, listen []string) {
-	if !a.dev {
-		return
-	}
-	c.LMTP.Listen = []string{devLMTP}
-	if len(listen) > 0 && !slices.ContainsFunc(listen, func(addr string) bool { return !strings.HasSuffix(addr, ":0") }) {
+// lmtpListenFlag applies --listen-lmtp. Without it, --dev puts LMTP on
+// devLMTP, or on port 0 when every --listen address asks for port 0 (so
+// that dev servers can run side by side, as the tests do).
+func (a *app) lmtpListenFlag(c *config.Config, listen, listenLMTP []string) error {
+	switch {
+	case len(listenLMTP) > 0:
+		c.LMTP.Listen = nil
+		for _, addr := range listenLMTP {
+			// A relative socket path is relative to the working directory.
+			if p, ok := strings.CutPrefix(addr, "unix:"); ok && p != "" {
+				abs, err := filepath.Abs(p)
+				if err != nil {
+					return exitf(exitcode.Usage, "--listen-lmtp: %v", err)
+				}
+				addr = "unix:" + abs
+			}
+			c.LMTP.Listen = append(c.LMTP.Listen, addr)
+		}
+		if err := c.Validate(); err != nil {
+			return exitf(exitcode.Usage, "--listen-lmtp: %v", err)
+		}
+	case !a.dev:
+	case len(listen) > 0 && !slices.ContainsFunc(listen, func(addr string) bool { return !strings.HasSuffix(addr, ":0") }):
 		c.LMTP.Listen = []string{"127.0.0.1:0"}
+	default:
+		c.LMTP.Listen = []string{devLMTP}
 	}
+	return nil
 }
 
 // intakeServers are the running LMTP and SMTP servers of `postie serve`.

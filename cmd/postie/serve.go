@@ -22,7 +22,7 @@ import (
 )
 
 func (a *app) serveCmd() *cobra.Command {
-	var listen, listenTLS []string
+	var listen, listenTLS, listenLMTP []string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the POP3 server and the LMTP/SMTP mail intake",
@@ -42,22 +42,23 @@ on SIGTERM they finish the transactions under way within the same grace.
 With --dev no config file is needed: state lives in --data-dir (default
 ./` + devDataDir + `), POP3 listens on ` + devListen + ` with STLS and POP3S on
 ` + devListenTLS + ` with a self-signed certificate made on the first start
-(<data-dir>/` + devCertFile + `), LMTP on ` + devLMTP + `, and a "demo" account is created and its
-password printed.`,
+(<data-dir>/` + devCertFile + `), LMTP on ` + devLMTP + ` (--listen-lmtp moves it), and a "demo"
+account is created and its password printed.`,
 		Example: `  postie serve --dev
   postie serve --dev --listen 127.0.0.1:0 --data-dir /tmp/postie
   postie serve --config /etc/postie/postie.toml`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			return a.serve(listen, listenTLS)
+			return a.serve(listen, listenTLS, listenLMTP)
 		},
 	}
 	cmd.Flags().StringSliceVar(&listen, "listen", nil, "POP3 address(es) to listen on, overriding pop3.listen (port 0 picks a free port)")
 	cmd.Flags().StringSliceVar(&listenTLS, "listen-tls", nil, "implicit-TLS (POP3S) address(es), overriding pop3.listen_tls")
+	cmd.Flags().StringSliceVar(&listenLMTP, "listen-lmtp", nil, "LMTP address(es) (host:port or unix:/path), overriding lmtp.listen")
 	return cmd
 }
 
-func (a *app) serve(listen, listenTLS []string) error {
+func (a *app) serve(listen, listenTLS, listenLMTP []string) error {
 	c, err := a.loadConfig()
 	if err != nil {
 		return err
@@ -84,7 +85,9 @@ func (a *app) serve(listen, listenTLS []string) error {
 	if err != nil {
 		return err
 	}
-	a.devIntakeListen(c, listen)
+	if err := a.lmtpListenFlag(c, listen, listenLMTP); err != nil {
+		return err
+	}
 	svc, activated, err := newService(log)
 	if err != nil {
 		return err
