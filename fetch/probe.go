@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -37,7 +38,8 @@ type ProbeOptions struct {
 // certificate (subject, issuer, validity, SHA-256 fingerprint, whether it
 // verifies), and the capabilities (SASL mechanisms, LOGIN-DELAY, EXPIRE,
 // …). addr is "host" or "host:port" (port 995 by default). The
-// certificate is shown even when it does not verify; Probe sends no
+// certificate is shown even when it does not verify, and Probe then
+// returns an error of KindTLS after showing the rest; it sends no
 // credentials. Its errors are *Error.
 func Probe(ctx context.Context, addr string, w io.Writer, po ProbeOptions) error {
 	err := probe(ctx, addr, w, po)
@@ -112,8 +114,9 @@ func probe(ctx context.Context, addr string, w io.Writer, po ProbeOptions) error
 			return err
 		}
 	}
+	var verifyErr error
 	if st, ok := c.TLSConnectionState(); ok {
-		printTLS(w, st, host, po.Roots, now())
+		verifyErr = printTLS(w, st, host, po.Roots, now())
 	}
 	caps, err := c.Capabilities(ctx)
 	if err != nil {
@@ -122,13 +125,20 @@ func probe(ctx context.Context, addr string, w io.Writer, po ProbeOptions) error
 	fmt.Fprintln(w, "capabilities (before login; they may change after):")
 	printCaps(w, caps)
 	c.Quit(ctx)
+	if verifyErr != nil {
+		// All is shown, and still it is a failure: postie fetch would
+		// refuse this server without pin_sha256.
+		return fail(KindTLS, "the certificate does not verify: %v", verifyErr)
+	}
 	return nil
 }
 
-func printTLS(w io.Writer, st tls.ConnectionState, host string, roots *x509.CertPool, now time.Time) {
+// printTLS shows the connection's TLS and certificate, and returns why the
+// certificate does not verify (nil when it does).
+func printTLS(w io.Writer, st tls.ConnectionState, host string, roots *x509.CertPool, now time.Time) error {
 	fmt.Fprintf(w, "TLS:           %s, %s\n", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
 	if len(st.PeerCertificates) == 0 {
-		return
+		return errors.New("no certificate")
 	}
 	leaf := st.PeerCertificates[0]
 	sum := sha256.Sum256(leaf.Raw)
@@ -158,9 +168,10 @@ func printTLS(w io.Writer, st tls.ConnectionState, host string, roots *x509.Cert
 	if err != nil {
 		fmt.Fprintf(w, "               verify  FAILED: %v\n", err)
 		fmt.Fprintf(w, "               (to trust it anyway, after checking the fingerprint: pin_sha256 = %q)\n", pop3client.Fingerprint(sum[:]))
-	} else {
-		fmt.Fprintln(w, "               verify  ok")
+		return err
 	}
+	fmt.Fprintln(w, "               verify  ok")
+	return nil
 }
 
 func printCaps(w io.Writer, caps pop3client.Caps) {

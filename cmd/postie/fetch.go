@@ -288,8 +288,9 @@ capabilities: SASL mechanisms, UIDL, TOP, PIPELINING, LOGIN-DELAY, EXPIRE.
 The port defaults to 995 (implicit TLS); on another port STLS is used,
 unless --tls says otherwise. --provider gmail (or another preset of the
 provider key) probes that provider's POP3 server. The certificate is shown
-even when it does not verify. Exit codes: 0 done; 75 server unreachable or refusing; 76 TLS
-failed; 78 bad --tls or --ca-file.`,
+even when it does not verify. Exit codes: 0 done; 75 server unreachable or
+refusing; 76 TLS failed or the certificate does not verify (the report is
+printed first); 78 bad --tls or --ca-file.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			switch {
 			case provider != "" && len(args) != 0:

@@ -171,11 +171,15 @@ func TestFetchExitCodes(t *testing.T) {
 func TestFetchProbe(t *testing.T) {
 	t.Parallel()
 	p := startPOP(t)
-	r := mustPostie(t, 0, "", "fetch", "probe", "--tls", "implicit", p.tlsAddr)
+	// The whole report, then exit 76: the certificate does not verify.
+	r := mustPostie(t, 76, "", "fetch", "probe", "--tls", "implicit", p.tlsAddr)
 	for _, w := range []string{"TLS 1.3", "SHA-256 " + p.fingerprint, "verify  FAILED", "UIDL"} {
 		if !strings.Contains(r.stdout, w) {
 			t.Errorf("probe output lacks %q:\n%s", w, r.stdout)
 		}
+	}
+	if !strings.HasPrefix(r.stderr, "postie: fetch probe: ") || !strings.Contains(r.stderr, "the certificate does not verify: ") {
+		t.Errorf("probe stderr %q", r.stderr)
 	}
 	mustPostie(t, 75, "", "fetch", "probe", "127.0.0.1:"+strconv.Itoa(testenv.FreePort(t)))
 	mustPostie(t, 64, "", "fetch", "probe")
