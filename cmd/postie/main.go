@@ -103,9 +103,12 @@ if it exists. With --dev no file is needed (state in ./postie-dev).`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: exitcode.Usage, err: err}
 	})
-	root.CompletionOptions.DisableDefaultCmd = true
+	// "postie completion bash|zsh|fish" writes a completion script (the
+	// Debian package installs them); hidden from the command list.
+	root.CompletionOptions.HiddenDefaultCmd = true
 	root.Version = versionLine()
 	root.SetVersionTemplate("{{.Version}}\n")
+	root.Flags().Bool("version", false, "print the version, commit and build date (as postie version)")
 
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.configPath, "config", "", "configuration file (default $POSTIE_CONFIG, else "+systemConfig+")")
