@@ -97,7 +97,7 @@ error.`,
 			case verbose:
 				level = slog.LevelInfo
 			}
-			log := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+			log := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level, ReplaceAttr: levelNames}))
 			cfg, accts, err := a.loadFetchAccounts(accounts)
 			if err != nil {
 				return err

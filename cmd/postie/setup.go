@@ -90,7 +90,7 @@ func newLogger(c config.Log, w io.Writer, floor slog.Level) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Level)) // validated by config
 	level = max(level, floor)
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: levelNames}
 	var h slog.Handler
 	if c.Format == "json" {
 		h = slog.NewJSONHandler(w, opts)

@@ -34,3 +34,19 @@ func TestListenLMTPFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestFetchDebugLevel: the protocol trace of fetch --debug is logged at
+// level TRACE, not slog's DEBUG-4; the password never appears.
+func TestFetchDebugLevel(t *testing.T) {
+	t.Parallel()
+	p := startPOP(t)
+	dir := t.TempDir()
+	cfg := fetchConfig(t, dir, p.addr)
+	r := mustPostie(t, 0, "", "fetch", "--once", "--debug", "--config", cfg)
+	if !strings.Contains(r.stderr, `level=TRACE msg="pop3 `) {
+		t.Errorf("no TRACE protocol lines in:\n%s", r.stderr)
+	}
+	if strings.Contains(r.stderr, "DEBUG-4") || strings.Contains(r.stderr, "pass1") {
+		t.Errorf("DEBUG-4 or the password in:\n%s", r.stderr)
+	}
+}
