@@ -111,7 +111,7 @@ if it exists. With --dev no file is needed (state in ./postie-dev).`,
 	root.Flags().Bool("version", false, "print the version, commit and build date (as postie version)")
 
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.configPath, "config", "", "configuration file (default $POSTIE_CONFIG, else "+systemConfig+")")
+	pf.StringVar(&a.configPath, "config", "", "configuration file (default $POSTIE_CONFIG, else "+systemConfig+"; for fetch: $POSTIE_FETCH_CONFIG, else ~/.config/postie/fetch.toml)")
 	pf.BoolVar(&a.dev, "dev", false, "development mode: no config file, state in --data-dir, listeners on loopback")
 	pf.StringVar(&a.dataDir, "data-dir", "", "data directory in --dev mode (default ./"+devDataDir+")")
 
