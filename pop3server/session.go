@@ -432,6 +432,13 @@ func (ss *session) flush() bool {
 // closes the connection and logs the one line per session.
 func (ss *session) finish() {
 	ss.closeMaildrop()
+	if tc, ok := ss.conn.nc.(*tls.Conn); ok && ss.conn.nc != ss.conn.raw {
+		// After STLS the TCP connection is raw, so closing it would skip
+		// TLS's close_notify (RFC 8446 §6.1), which clients then report
+		// as a truncation. Send it first; abort may cut it short.
+		tc.SetWriteDeadline(time.Now().Add(time.Second))
+		tc.CloseWrite()
+	}
 	ss.abort()
 	if ss.endReason == "" {
 		ss.endReason = "closed"

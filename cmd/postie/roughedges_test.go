@@ -1,10 +1,15 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -95,5 +100,80 @@ func TestHelpAndReadme(t *testing.T) {
 		if strings.Contains(l, "--config string") && !strings.Contains(l, "$POSTIE_FETCH_CONFIG") {
 			t.Errorf("fetch --help: %q does not name $POSTIE_FETCH_CONFIG", l)
 		}
+	}
+}
+
+// recordConn records what the server sends, for reading its TLS records.
+type recordConn struct {
+	net.Conn
+	mu  sync.Mutex
+	got []byte
+}
+
+func (r *recordConn) Read(p []byte) (int, error) {
+	n, err := r.Conn.Read(p)
+	r.mu.Lock()
+	r.got = append(r.got, p[:n]...)
+	r.mu.Unlock()
+	return n, err
+}
+
+// tlsRecordTypes splits b into TLS records and returns their content
+// types (TLS 1.2 sends alerts as type 21 even when encrypted).
+func tlsRecordTypes(t *testing.T, b []byte) []byte {
+	var types []byte
+	for len(b) > 0 {
+		if len(b) < 5 {
+			t.Fatalf("%d bytes after the last whole record", len(b))
+		}
+		n := 5 + int(b[3])<<8 + int(b[4])
+		if len(b) < n {
+			t.Fatalf("record of %d bytes cut at %d", n, len(b))
+		}
+		types = append(types, b[0])
+		b = b[n:]
+	}
+	return types
+}
+
+// TestSTLSCloseNotify: a session upgraded with STLS ends, after QUIT, with
+// a TLS close_notify alert (openssl s_client reported "unexpected eof"
+// since the TCP connection was closed under TLS), as implicit TLS does.
+func TestSTLSCloseNotify(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := startServe(t, dir)
+	addr := s.waitFor(t, &s.stderr, `msg=listening proto=pop3 addr=(\S+)`)[1]
+	s.waitFor(t, &s.stderr, `msg="postie started"`)
+	roots := x509.NewCertPool()
+	pem, err := os.ReadFile(filepath.Join(dir, devCertFile))
+	if err != nil || !roots.AppendCertsFromPEM(pem) {
+		t.Fatalf("dev certificate: %v", err)
+	}
+	p := dialPOP3(t, addr)
+	p.cmd("+OK", "STLS")
+	rc := &recordConn{Conn: p.c}
+	tc := tls.Client(rc, &tls.Config{RootCAs: roots, ServerName: "localhost", MaxVersion: tls.VersionTLS12})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	rc.mu.Lock()
+	rc.got = nil // the handshake's records
+	rc.mu.Unlock()
+	if _, err := tc.Write([]byte("QUIT\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := io.ReadAll(tc)
+	if !strings.HasPrefix(string(reply), "+OK ") {
+		t.Errorf("QUIT: %q", reply)
+	}
+	if err != nil {
+		t.Errorf("reading to the end: %v; want a clean close_notify", err)
+	}
+	rc.mu.Lock()
+	types := tlsRecordTypes(t, rc.got)
+	rc.mu.Unlock()
+	if len(types) != 2 || types[0] != 23 || types[1] != 21 {
+		t.Errorf("records after the handshake: types %v, want [23 21] (the reply, then the close_notify alert)", types)
 	}
 }
