@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os/signal"
 	"syscall"
@@ -35,7 +37,8 @@ message is on disk; a delivery that fails or is killed leaves nothing in
 the maildrop.
 
 Exit codes (sysexits), the message starting with the RFC 3463 status that
-Postfix reports: 0 delivered; 64 usage error; 67 unknown or invalid user
+Postfix reports: 0 delivered; 64 usage error; 65 empty message (bounce);
+67 unknown or invalid user
 (bounce); 69 message too big (bounce); 73 over quota (bounce; 75 with
 intake.quota_full_tempfail); 75 temporary failure, e.g. disk full (retry
 later); 78 configuration error.`,
@@ -95,7 +98,12 @@ func (a *app) deliver(sender *string, to string) error {
 	if err != nil {
 		return deliverError(fmt.Errorf("deliver: %q: %s", to, userProblem(err)), err)
 	}
-	msg, err := intake.ReadLocalMessage(a.stdin)
+	in := bufio.NewReader(a.stdin)
+	if _, err := in.Peek(1); errors.Is(err, io.EOF) {
+		// Nothing to deliver: a broken pipe upstream, not a message.
+		return &exitError{code: exitcode.DataErr, dsn: "5.6.0", err: errors.New("deliver: the message on stdin is empty; nothing delivered")}
+	}
+	msg, err := intake.ReadLocalMessage(in)
 	if err != nil {
 		return deliverError(fmt.Errorf("deliver: reading the message: %v", err), err)
 	}

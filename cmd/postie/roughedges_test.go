@@ -177,3 +177,20 @@ func TestSTLSCloseNotify(t *testing.T) {
 		t.Errorf("records after the handshake: types %v, want [23 21] (the reply, then the close_notify alert)", types)
 	}
 }
+
+// TestDeliverEmpty: an empty stdin is no message: exit 65 with a 5.6.0
+// status for the MTA, and nothing in the maildrop.
+func TestDeliverEmpty(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	addUser(t, dir, "alice", "alice pw")
+	r := mustPostie(t, 65, "", dev(dir, "deliver", "alice")...)
+	if want := "5.6.0 postie: deliver: the message on stdin is empty; nothing delivered\n"; r.stderr != want {
+		t.Errorf("stderr %q, want %q", r.stderr, want)
+	}
+	if files := maildirFiles(t, filepath.Join(dir, "mail", "alice")); len(files) != 0 {
+		t.Errorf("maildrop holds %v", files)
+	}
+	// One empty line is a message (an empty header and body).
+	mustPostie(t, 0, "\n", dev(dir, "deliver", "alice")...)
+}
