@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/postie-mail/postie/internal/testenv"
 )
 
 // rootSetup is a data directory laid out as docs/operations.md says,
@@ -217,5 +219,46 @@ func TestServeRefusesRoot(t *testing.T) {
 	r = mustPostie(t, 78, "", "serve", "--config", su.cfg)
 	if !strings.Contains(r.stderr, "server.group: needs server.user") {
 		t.Errorf("stderr %q; want server.group: needs server.user", r.stderr)
+	}
+}
+
+// TestServeTLSFileErrors: a certificate or key that cannot be read is
+// reported with its config key; one the account cannot read after the
+// switch says which uid must read it.
+func TestServeTLSFileErrors(t *testing.T) {
+	t.Parallel()
+	su := newRootSetup(t, "[server]\nuser = \"nobody\"\n")
+	certPEM, keyPEM, err := testenv.SelfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key := filepath.Join(su.dir, "etc", "cert.pem"), filepath.Join(su.dir, "etc", "key.pem")
+	if err := os.WriteFile(cert, certPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, keyPEM, 0o600); err != nil { // root's only
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(su.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(certFile, keyFile string) {
+		t.Helper()
+		b := append(append([]byte(nil), cfg...), fmt.Sprintf("[tls]\ncert_file = %q\nkey_file = %q\n", certFile, keyFile)...)
+		if err := os.WriteFile(su.cfg, b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(su.dir, "missing.pem"), key)
+	r := mustPostie(t, 78, "", "serve", "--config", su.cfg)
+	if want := "postie: tls.cert_file: open " + filepath.Join(su.dir, "missing.pem") + ": no such file or directory\n"; !strings.HasSuffix(r.stderr, want) {
+		t.Errorf("stderr %q; want it to end %q", r.stderr, want)
+	}
+	write(cert, key)
+	r = mustPostie(t, 78, "", "serve", "--config", su.cfg)
+	want := fmt.Sprintf("postie: tls.key_file: open %s: permission denied (it must be readable by uid %d, gid %d, which postie serve runs as: see docs/operations.md)\n", key, su.uid, su.gid)
+	if !strings.HasSuffix(r.stderr, want) {
+		t.Errorf("stderr %q; want it to end %q", r.stderr, want)
 	}
 }

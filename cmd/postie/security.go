@@ -77,6 +77,9 @@ func setupSecurity(c *config.Config, db *auth.DB, secret []byte, log *slog.Logge
 		for _, p := range c.TLS.Certificates {
 			pairs = append(pairs, tlsconf.Pair{CertFile: p.CertFile, KeyFile: p.KeyFile})
 		}
+		if err := checkTLSFiles(c); err != nil {
+			return nil, err
+		}
 		certs, err := tlsconf.LoadCerts(pairs, log)
 		if err != nil {
 			return nil, err
