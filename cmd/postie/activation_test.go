@@ -35,7 +35,7 @@ func socketActivate(t *testing.T) string {
 // socket; the config file asks for other addresses, which must not be
 // bound.
 type activatedServe struct {
-	*server
+	*proc
 	dir, cfg, pop3, pop3s, lmtp string
 	notify                      *net.UnixConn
 	roots                       *x509.CertPool
@@ -81,25 +81,11 @@ listen = ["unix:%s"]
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.notify.Close() })
-	s := &server{done: make(chan struct{})}
-	s.cmd = exec.Command(ssa, "-l", a.pop3, "-l", a.pop3s, "-l", a.lmtp, "--fdname="+fdnames,
-		"-E", "NOTIFY_SOCKET="+notifyPath, "-E", "WATCHDOG_USEC=", postieBin, "serve", "--config", a.cfg)
-	s.cmd.Env = childEnv()
-	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.err = s.cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() {
-		s.cmd.Process.Kill()
-		<-s.done
-		if t.Failed() {
-			t.Logf("stdout:\n%s\nstderr:\n%s", s.stdout.String(), s.stderr.String())
-		}
-	})
-	a.server = s
+	a.proc = startProc(t, ssa, "-l", a.pop3, "-l", a.pop3s, "-l", a.lmtp, "--fdname="+fdnames,
+		"-E", "NOTIFY_SOCKET="+notifyPath, "-E", "WATCHDOG_USEC=", testenv.PostieBinary(t), "serve", "--config", a.cfg)
+	s := a.proc
 	// systemd-socket-activate runs postie at the first connection.
-	s.waitFor(t, &s.stderr, `Listening on `+regexp.QuoteMeta(a.lmtp))
+	s.waitFor(t, `Listening on `+regexp.QuoteMeta(a.lmtp))
 	return a
 }
 
@@ -174,7 +160,7 @@ func TestSocketActivation(t *testing.T) {
 	if got := a.recvNotify(t); got != "READY=1\nSTATUS=serving; 1 users" {
 		t.Errorf("after the reload: %q, want READY=1", got)
 	}
-	a.stop(t, syscall.SIGTERM, time.Minute)
+	a.stop(t, syscall.SIGTERM)
 	if got := a.recvNotify(t); got != "STOPPING=1" {
 		t.Errorf("on SIGTERM: %q, want STOPPING=1", got)
 	}
@@ -191,7 +177,7 @@ func TestSocketActivationBadName(t *testing.T) {
 	if c, err := net.Dial("tcp", a.pop3); err == nil {
 		c.Close()
 	}
-	a.waitFor(t, &a.stderr, `postie: socket activation`)
+	a.waitFor(t, `postie: socket activation`)
 	<-a.done
 	var ee *exec.ExitError
 	if !errors.As(a.err, &ee) || ee.ExitCode() != 78 {

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/postie-mail/postie/internal/testenv"
 )
@@ -114,9 +113,9 @@ func TestServeDropsRoot(t *testing.T) {
 		t.Fatalf("passwd-file after user add: %v %d:%d; want 0640 0:%d", fi.Mode().Perm(), st.Uid, st.Gid, su.gid)
 	}
 
-	s := startServeArgs(t, "serve", "--config", su.cfg)
-	s.waitFor(t, &s.stderr, `msg="postie started"`)
-	addr := s.waitFor(t, &s.stderr, `msg=listening proto=pop3 addr=(\S+)`)[1]
+	s := startProc(t, testenv.PostieBinary(t), "serve", "--config", su.cfg)
+	s.waitFor(t, `msg="postie started"`)
+	addr := s.waitFor(t, `msg=listening proto=pop3 addr=(\S+)`)[1]
 	want := fmt.Sprintf("Uid: %[1]d %[1]d %[1]d %[1]d\nGid: %[2]d %[2]d %[2]d %[2]d\nGroups:", su.uid, su.gid)
 	if got := procStatus(t, s.cmd.Process.Pid); got != want {
 		t.Errorf("/proc/<pid>/status of serve:\n%s\nwant\n%s", got, want)
@@ -128,13 +127,13 @@ func TestServeDropsRoot(t *testing.T) {
 	// deliver as the account, as an MTA's pipe(8) with user=postie runs it.
 	// (The test binary's directory is 0700: a copy the account can run.)
 	bin := filepath.Join(su.dir, "postie")
-	if b, err := os.ReadFile(postieBin); err != nil {
+	if b, err := os.ReadFile(testenv.PostieBinary(t)); err != nil {
 		t.Fatal(err)
 	} else if err := os.WriteFile(bin, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "deliver", "--config", su.cfg, "alice")
-	cmd.Env = childEnv()
+	cmd.Env = testenv.PostieEnv()
 	cmd.Stdin = strings.NewReader(testMessage)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(su.uid), Gid: uint32(su.gid)}}
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -185,7 +184,7 @@ func TestServeDropsRoot(t *testing.T) {
 		}
 	}
 	p.cmd("+OK", "QUIT")
-	s.stop(t, syscall.SIGTERM, time.Minute)
+	s.stop(t, syscall.SIGTERM)
 }
 
 // TestServeRefusesRoot: as root without server.user, serve exits 78

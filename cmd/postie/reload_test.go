@@ -18,9 +18,7 @@ func TestReloadLostPasswd(t *testing.T) {
 	dir := t.TempDir()
 	addUser(t, dir, "alice", "alice pw")
 	s := startServe(t, dir)
-	s.waitFor(t, &s.stderr, `msg="postie started"`)
-	addr := s.waitFor(t, &s.stderr, `msg=listening proto=pop3 addr=(\S+)`)[1]
-	lmtpAddr := s.waitFor(t, &s.stderr, `msg=listening proto=lmtp addr=(\S+)`)[1]
+	addr, lmtpAddr := s.POP3, s.LMTP
 	passwd := filepath.Join(dir, "passwd")
 	saved, err := os.ReadFile(passwd)
 	if err != nil {
@@ -34,24 +32,22 @@ func TestReloadLostPasswd(t *testing.T) {
 		if err := lose(); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-			t.Fatal(err)
-		}
+		s.Signal(t, syscall.SIGHUP)
 		want := []string{"does not exist", "holds no user"}[i]
-		s.waitFor(t, &s.stderr, `level=ERROR msg="reloading users failed; keeping the previous ones" err=".*`+want+`; keeping the users loaded before \(1; restart to serve none\)`)
+		s.WaitLog(t, `level=ERROR msg="reloading users failed; keeping the previous ones" err=".*`+want+`; keeping the users loaded before \(1; restart to serve none\)`)
 		lmtpDeliver(t, lmtpAddr, "alice@localhost", "Subject: still here\r\n\r\nhello\r\n")
 		p := dialPOP3(t, addr)
 		p.login("alice", "alice pw")
 		p.cmd("+OK", "QUIT")
 	}
-	if strings.Contains(s.stderr.String(), "users reloaded users=0") {
+	if strings.Contains(s.Log(), "users reloaded users=0") {
 		t.Error("the users were reloaded as none")
 	}
 	// The file back: the reload works again.
 	if err := os.WriteFile(passwd, saved, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.cmd.Process.Signal(syscall.SIGHUP)
-	s.waitFor(t, &s.stderr, `msg="users reloaded" users=1`)
-	s.stop(t, syscall.SIGTERM, time.Minute)
+	s.Signal(t, syscall.SIGHUP)
+	s.WaitLog(t, `msg="users reloaded" users=1`)
+	s.Stop(t, syscall.SIGTERM, time.Minute)
 }

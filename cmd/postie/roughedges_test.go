@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/postie-mail/postie/internal/testenv"
 )
 
 // TestListenLMTPFlag: --listen-lmtp moves the LMTP listener of serve
@@ -23,16 +25,15 @@ func TestListenLMTPFlag(t *testing.T) {
 	dir := t.TempDir()
 	addUser(t, dir, "alice", "alice pw")
 	sock := filepath.Join(dir, "lmtp.sock")
-	s := startServeArgs(t, dev(dir, "serve", "--listen", "127.0.0.1:0", "--listen-lmtp", "unix:"+sock)...)
-	s.waitFor(t, &s.stderr, `msg="postie started"`)
-	if got := s.waitFor(t, &s.stderr, `msg=listening proto=lmtp addr=(\S+)`)[1]; got != "unix:"+sock {
+	s := testenv.StartPostie(t, testenv.PostieOptions{Dev: true, Dir: dir, Args: []string{"--listen-lmtp", "unix:" + sock}})
+	if got := s.LMTP; got != "unix:"+sock {
 		t.Errorf("LMTP listens on %s, want unix:%s", got, sock)
 	}
-	if n := strings.Count(s.stderr.String(), "proto=lmtp"); n != 1 {
+	if n := strings.Count(s.Log(), "proto=lmtp"); n != 1 {
 		t.Errorf("%d LMTP listeners, want 1", n)
 	}
 	lmtpDeliver(t, "unix:"+sock, "alice@localhost", "Subject: hi\r\n\r\nhello\r\n")
-	s.stop(t, syscall.SIGTERM, time.Minute)
+	s.Stop(t, syscall.SIGTERM, time.Minute)
 
 	for _, bad := range []string{"nonsense", "127.0.0.1:99999", "unix:"} {
 		r := mustPostie(t, 64, "", dev(dir, "serve", "--listen", "127.0.0.1:0", "--listen-lmtp", bad)...)
@@ -143,8 +144,7 @@ func TestSTLSCloseNotify(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	s := startServe(t, dir)
-	addr := s.waitFor(t, &s.stderr, `msg=listening proto=pop3 addr=(\S+)`)[1]
-	s.waitFor(t, &s.stderr, `msg="postie started"`)
+	addr := s.POP3
 	roots := x509.NewCertPool()
 	pem, err := os.ReadFile(filepath.Join(dir, devCertFile))
 	if err != nil || !roots.AppendCertsFromPEM(pem) {

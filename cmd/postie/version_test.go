@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"testing"
+
+	"github.com/postie-mail/postie/internal/testenv"
 )
 
 // TestVersionStamped builds postie as the release build does, with the
@@ -24,7 +26,7 @@ func TestVersionStamped(t *testing.T) {
 		runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH + ")\n"
 	for _, args := range [][]string{{"version"}, {"--version"}} {
 		cmd := exec.Command(bin, args...)
-		cmd.Env = childEnv()
+		cmd.Env = testenv.PostieEnv()
 		out, err := cmd.Output()
 		if err != nil || string(out) != want {
 			t.Errorf("postie %s = %q, %v; want %q", args[0], out, err, want)

@@ -350,17 +350,27 @@ func configText(t testing.TB, cfg any, dir string) string {
 	if _, err := toml.Decode(text, &m); err != nil {
 		t.Fatalf("testenv: the config is not TOML: %v\n%s", err, text)
 	}
+	if os.Geteuid() == 0 {
+		// serve refuses root without server.user; the tests' state
+		// belongs to root, so they keep it (a non-root run ignores this).
+		switch srv, ok := m["server"].(map[string]any); {
+		case !ok:
+			text += "\n[server]\nuser = \"root\"\n"
+		case srv["user"] == nil || srv["user"] == "":
+			srv["user"] = "root"
+			b, err := toml.Marshal(m)
+			if err != nil {
+				t.Fatalf("testenv: encoding the config: %v", err)
+			}
+			text = string(b)
+		}
+	}
 	if _, ok := m["data_dir"]; !ok {
 		text = fmt.Sprintf("data_dir = %q\n", dir) + text
 	}
 	table := func(name string) map[string]any {
 		v, _ := m[name].(map[string]any)
 		return v
-	}
-	if _, ok := m["server"]; !ok && os.Geteuid() == 0 {
-		// serve refuses root without server.user; the tests' state
-		// belongs to root, so they keep it (a non-root run ignores this).
-		text = "server.user = \"root\"\n" + text
 	}
 	if l, _ := table("log")["level"].(string); l == "warn" || l == "error" {
 		t.Fatalf("testenv: log.level %q hides the listening lines the harness waits for: use info or debug", l)
