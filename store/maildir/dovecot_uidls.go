@@ -73,40 +73,21 @@ type uidlEntry struct{ unique, uidl string }
 
 // saveUIDLs replaces postie-uidls of the open Maildir dirfd with entries,
 // atomically, never writing through a symbolic link.
-func saveUIDLs(dirfd int, entries []uidlEntry) (err error) {
-	const tmp = uidlsName + ".tmp"
-	f, err := createNewAt(dirfd, tmp)
+func saveUIDLs(dirfd int, entries []uidlEntry) error {
+	err := replaceAt(dirfd, uidlsName, func(bw *bufio.Writer) error {
+		bw.WriteString(uidlsHeader + "\n")
+		for _, e := range entries {
+			bw.WriteString(e.unique)
+			bw.WriteByte(' ')
+			bw.WriteString(e.uidl)
+			bw.WriteByte('\n')
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("maildir: postie-uidls: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			unlinkAt(dirfd, tmp)
-			err = fmt.Errorf("maildir: postie-uidls: %w", err)
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 64<<10)
-	bw.WriteString(uidlsHeader + "\n")
-	for _, e := range entries {
-		bw.WriteString(e.unique)
-		bw.WriteByte(' ')
-		bw.WriteString(e.uidl)
-		bw.WriteByte('\n')
-	}
-	err = bw.Flush()
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := renameAt(dirfd, tmp, dirfd, uidlsName); err != nil {
-		return err
-	}
-	return syncFD(dirfd)
+	return nil
 }
 
 // dovecotUIDLs gives the messages of snap, whose UIDLs are postie's own,

@@ -92,17 +92,7 @@ func (md *maildrop) Expire(ctx context.Context, cutoff time.Time) ([]int, error)
 	if len(removed) > 0 && md.s.snaps != nil {
 		md.s.snaps.drop(md.dir)
 	}
-	for _, sub := range []string{dirNew, dirCur} {
-		if touched[sub] {
-			fd, err := md.d.sub(sub)
-			if err == nil {
-				err = syncFD(fd)
-			}
-			if err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
+	errs = md.syncFolders(touched, errs)
 	return removed, errors.Join(errs...)
 }
 
@@ -151,16 +141,10 @@ func (md *maildrop) saveRetrieved(deleted []int) {
 
 // writeRetrieved replaces postie-retrieved in the Maildir dirfd, durably.
 func writeRetrieved(dirfd int, data string) error {
-	const tmp = retrievedName + ".tmp"
-	if err := writeSync(dirfd, tmp, data); err != nil {
-		unlinkAt(dirfd, tmp)
+	return replaceAt(dirfd, retrievedName, func(bw *bufio.Writer) error {
+		_, err := bw.WriteString(data)
 		return err
-	}
-	if err := renameAt(dirfd, tmp, dirfd, retrievedName); err != nil {
-		unlinkAt(dirfd, tmp)
-		return err
-	}
-	return syncFD(dirfd)
+	})
 }
 
 // maxRetrievedFor bounds postie-retrieved for a maildrop of n messages:

@@ -1,6 +1,7 @@
 package maildir
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -143,6 +144,41 @@ func createNewAt(dirfd int, name string) (*os.File, error) {
 		return nil, &os.PathError{Op: "open", Path: name, Err: err}
 	}
 	return os.NewFile(uintptr(fd), name), nil
+}
+
+// replaceAt replaces the file name in dirfd atomically and durably:
+// write fills name+".tmp", made afresh (never through a link), which is
+// fsynced and renamed over name; then dirfd is fsynced. On a failure the
+// temporary file is removed and name is left as it was.
+func replaceAt(dirfd int, name string, write func(*bufio.Writer) error) (err error) {
+	tmp := name + ".tmp"
+	f, err := createNewAt(dirfd, tmp)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			unlinkAt(dirfd, tmp)
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 64<<10)
+	err = write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := renameAt(dirfd, tmp, dirfd, name); err != nil {
+		return err
+	}
+	return syncFD(dirfd)
 }
 
 // unlinkAt removes file name in dirfd (never a directory); a missing one

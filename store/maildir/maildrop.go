@@ -648,17 +648,7 @@ func (md *maildrop) Commit(ctx context.Context, deleted []int) error {
 		// next login to find out.
 		md.s.snaps.drop(md.dir)
 	}
-	for _, sub := range []string{dirNew, dirCur} {
-		if touched[sub] {
-			fd, err := md.d.sub(sub)
-			if err == nil {
-				err = syncFD(fd)
-			}
-			if err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
+	errs = md.syncFolders(touched, errs)
 	md.saveRetrieved(deleted)
 	if journaled {
 		if err := removeJournal(md.d.fd); err != nil {
@@ -711,4 +701,21 @@ func (md *maildrop) Close() error {
 	md.lockf = -1
 	md.d.close()
 	return err
+}
+
+// syncFolders fsyncs the folders (new, cur) in touched, so that the
+// removals and renames in them are durable, and adds what failed to errs.
+func (md *maildrop) syncFolders(touched map[string]bool, errs []error) []error {
+	for _, sub := range []string{dirNew, dirCur} {
+		if touched[sub] {
+			fd, err := md.d.sub(sub)
+			if err == nil {
+				err = syncFD(fd)
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errs
 }

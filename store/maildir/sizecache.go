@@ -86,39 +86,20 @@ func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 // saveSizes replaces the size cache of the open Maildir dirfd with
 // entries, atomically: a temporary file, fsync, rename over the old one,
 // fsync of the Maildir.
-func saveSizes(dirfd int, entries []cacheEntry) (err error) {
-	const tmp = cacheName + ".tmp"
-	f, err := createNewAt(dirfd, tmp)
+func saveSizes(dirfd int, entries []cacheEntry) error {
+	err := replaceAt(dirfd, cacheName, func(bw *bufio.Writer) error {
+		bw.WriteString(cacheHeader + "\n")
+		var num []byte
+		for _, e := range entries {
+			bw.WriteString(e.unique)
+			num = strconv.AppendInt(append(num[:0], ' '), e.wire, 10)
+			num = strconv.AppendInt(append(num, ' '), e.file, 10)
+			bw.Write(append(num, '\n'))
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("maildir: size cache: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			unlinkAt(dirfd, tmp)
-			err = fmt.Errorf("maildir: size cache: %w", err)
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 64<<10)
-	bw.WriteString(cacheHeader + "\n")
-	var num []byte
-	for _, e := range entries {
-		bw.WriteString(e.unique)
-		num = strconv.AppendInt(append(num[:0], ' '), e.wire, 10)
-		num = strconv.AppendInt(append(num, ' '), e.file, 10)
-		bw.Write(append(num, '\n'))
-	}
-	err = bw.Flush()
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := renameAt(dirfd, tmp, dirfd, cacheName); err != nil {
-		return err
-	}
-	return syncFD(dirfd)
+	return nil
 }

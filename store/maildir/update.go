@@ -46,32 +46,10 @@ func writeJournal(dirfd int, bases []string) error {
 	if b.Len() > maxJournal {
 		return errJournalTooBig
 	}
-	const tmp = journalName + ".tmp"
-	if err := writeSync(dirfd, tmp, b.String()); err != nil {
-		unlinkAt(dirfd, tmp)
+	return replaceAt(dirfd, journalName, func(bw *bufio.Writer) error {
+		_, err := bw.WriteString(b.String())
 		return err
-	}
-	if err := renameAt(dirfd, tmp, dirfd, journalName); err != nil {
-		unlinkAt(dirfd, tmp)
-		return err
-	}
-	return syncFD(dirfd)
-}
-
-// writeSync writes data to the new file name in dirfd and fsyncs it.
-func writeSync(dirfd int, name, data string) error {
-	f, err := createNewAt(dirfd, name)
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteString(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	})
 }
 
 // removeJournal removes the journal once the removals are done. Its own
