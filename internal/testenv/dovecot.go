@@ -11,8 +11,6 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -38,31 +36,8 @@ type Dovecot struct {
 func StartDovecot(t testing.TB, n int) *Dovecot {
 	t.Helper()
 	bin := LookPath(t, "dovecot")
-	if os.Geteuid() != 0 {
-		Missing(t, "Dovecot tests need root (mail user switch)")
-	}
-	vm, err := user.Lookup("vmail")
-	if err != nil {
-		if out, err := exec.Command("useradd", "-r", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", "vmail").CombinedOutput(); err != nil {
-			t.Fatalf("useradd vmail: %v: %s", err, out)
-		}
-		if vm, err = user.Lookup("vmail"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d := &Dovecot{Root: t.TempDir()}
-	d.uid, _ = strconv.Atoi(vm.Uid)
-	d.gid, _ = strconv.Atoi(vm.Gid)
-	// Dovecot's unprivileged processes must reach the root: TempDir's
-	// parents are 0700.
-	for p := d.Root; p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
-		os.Chmod(p, 0o755)
-	}
-	for _, sub := range []string{"etc", "run", "mail", "log"} {
-		if err := os.MkdirAll(filepath.Join(d.Root, sub), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	d := &Dovecot{}
+	d.Root, d.uid, d.gid = newDovecotRoot(t)
 	certPEM, keyPEM := selfSigned(t)
 	d.CertPEM = certPEM
 	write(t, filepath.Join(d.Root, "etc/cert.pem"), certPEM, 0o644)

@@ -3,8 +3,6 @@ package testenv
 import (
 	"fmt"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,29 +28,9 @@ func StartDovecotLMTP(t testing.TB, n int) *DovecotLMTP {
 	if _, err := os.Stat("/usr/lib/dovecot/lmtp"); err != nil {
 		Missing(t, "dovecot-lmtpd not installed (/usr/lib/dovecot/lmtp)")
 	}
-	if os.Geteuid() != 0 {
-		Missing(t, "Dovecot tests need root (mail user switch)")
-	}
-	vm, err := user.Lookup("vmail")
-	if err != nil {
-		if out, err := exec.Command("useradd", "-r", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", "vmail").CombinedOutput(); err != nil {
-			t.Fatalf("useradd vmail: %v: %s", err, out)
-		}
-		if vm, err = user.Lookup("vmail"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	uid, _ := strconv.Atoi(vm.Uid)
-	gid, _ := strconv.Atoi(vm.Gid)
-	d := &DovecotLMTP{Root: t.TempDir()}
-	for p := d.Root; p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
-		os.Chmod(p, 0o755)
-	}
-	for _, sub := range []string{"etc", "run", "mail", "log"} {
-		if err := os.MkdirAll(filepath.Join(d.Root, sub), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	d := &DovecotLMTP{}
+	var uid, gid int
+	d.Root, uid, gid = newDovecotRoot(t)
 	var pw strings.Builder
 	for i := 1; i <= n; i++ {
 		home := filepath.Join(d.Root, "mail", "user"+strconv.Itoa(i))

@@ -4,7 +4,10 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -68,4 +71,41 @@ func startDovecot(t testing.TB, bin, root, conf string, addrs ...string) (stop f
 		}
 	}
 	return stop
+}
+
+// vmailMu serialises the creation of the vmail user between the tests of
+// one binary (two useradd at once: one fails).
+var vmailMu sync.Mutex
+
+// newDovecotRoot checks for root (Dovecot switches to its mail user),
+// finds or creates the vmail user, and makes the instance's directory
+// with its etc, run, mail and log, reachable by Dovecot's unprivileged
+// processes (TempDir's parents are 0700).
+func newDovecotRoot(t testing.TB) (root string, uid, gid int) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Missing(t, "Dovecot tests need root (mail user switch)")
+	}
+	vmailMu.Lock()
+	vm, err := user.Lookup("vmail")
+	if err != nil {
+		out, err := exec.Command("useradd", "-r", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", "vmail").CombinedOutput()
+		if vm, _ = user.Lookup("vmail"); vm == nil { // another test binary may have made it
+			vmailMu.Unlock()
+			t.Fatalf("useradd vmail: %v: %s", err, out)
+		}
+	}
+	vmailMu.Unlock()
+	uid, _ = strconv.Atoi(vm.Uid)
+	gid, _ = strconv.Atoi(vm.Gid)
+	root = t.TempDir()
+	for p := root; p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
+		os.Chmod(p, 0o755)
+	}
+	for _, sub := range []string{"etc", "run", "mail", "log"} {
+		if err := os.MkdirAll(filepath.Join(root, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root, uid, gid
 }

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -40,29 +38,8 @@ func StartDovecotMail(t testing.TB, n int, pop3UIDLFormat string) *DovecotMail {
 	if _, err := os.Stat("/usr/lib/dovecot/lmtp"); err != nil {
 		Missing(t, "dovecot-lmtpd not installed (/usr/lib/dovecot/lmtp)")
 	}
-	if os.Geteuid() != 0 {
-		Missing(t, "Dovecot tests need root (mail user switch)")
-	}
-	vm, err := user.Lookup("vmail")
-	if err != nil {
-		if out, err := exec.Command("useradd", "-r", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", "vmail").CombinedOutput(); err != nil {
-			t.Fatalf("useradd vmail: %v: %s", err, out)
-		}
-		if vm, err = user.Lookup("vmail"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d := &DovecotMail{Root: t.TempDir()}
-	d.UID, _ = strconv.Atoi(vm.Uid)
-	d.GID, _ = strconv.Atoi(vm.Gid)
-	for p := d.Root; p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
-		os.Chmod(p, 0o755)
-	}
-	for _, sub := range []string{"etc", "run", "mail", "log"} {
-		if err := os.MkdirAll(filepath.Join(d.Root, sub), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	d := &DovecotMail{}
+	d.Root, d.UID, d.GID = newDovecotRoot(t)
 	var pw strings.Builder
 	for i := 1; i <= n; i++ {
 		home := filepath.Join(d.Root, "mail", "user"+strconv.Itoa(i))
