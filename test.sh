@@ -3,7 +3,7 @@
 # race detector, and a short run of every fuzz target.
 #
 # Installs the real peers the tests talk to (curl, Python, Dovecot,
-# fetchmail, mpop, testssl.sh, swaks, Postfix, Dovecot's LMTP, the PostgreSQL
+# fetchmail, mpop, getmail6, testssl.sh, swaks, Postfix, Dovecot's LMTP, the PostgreSQL
 # server) with apt-get when they are missing and we are root. Postfix is
 # installed unconfigured (the tests run private instances): no system mail
 # service is set up. The tests run their own PostgreSQL servers on Unix
@@ -64,6 +64,7 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v fetchmail >/dev/null 2>&1 || missing+=(fetchmail)
 command -v mpop >/dev/null 2>&1 || missing+=(mpop)
+command -v getmail >/dev/null 2>&1 || missing+=(getmail6)
 command -v neomutt >/dev/null 2>&1 || missing+=(neomutt)
 command -v movemail >/dev/null 2>&1 || missing+=(mailutils)
 command -v fdm >/dev/null 2>&1 || missing+=(fdm)

@@ -17,8 +17,10 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -321,6 +323,105 @@ func TestFetchmailTLS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// getmail6 over POP3S, deleting what it fetched. getmail6 has no STLS
+// for POP3 (only its IMAP retrievers know STARTTLS), so POP3S only.
+func TestGetmailTLS(t *testing.T) {
+	t.Parallel()
+	testenv.LookPath(t, "getmail")
+	s := startTLSConfig(t, tlsConfig{
+		pop3:   `trusted_networks = ["192.0.2.0/24"]`,
+		passwd: "dave:" + doveadmSCRAM(t, "dave pw") + "\n",
+	})
+	host, port, _ := net.SplitHostPort(s.POP3S)
+	want := lfForm(s.deliver(t, "dave", testMessage))
+	dir := t.TempDir()
+	md := filepath.Join(dir, "Maildir")
+	rc := filepath.Join(dir, "getmailrc")
+	os.WriteFile(rc, []byte(fmt.Sprintf(`[retriever]
+type = SimplePOP3SSLRetriever
+server = %s
+port = %s
+username = dave
+password = dave pw
+ca_certs = %s
+ssl_cert_hostname = localhost
+timeout = 20
+
+[destination]
+type = Maildir
+path = %s/
+%s
+[options]
+read_all = false
+delete = true
+verbose = 0
+delivered_to = false
+received = false
+`, host, port, s.caFile, md, getmailMaildir(t, md))), 0o600)
+	runGetmail(t, dir, rc)
+	files, _ := filepath.Glob(filepath.Join(md, "new", "*"))
+	if len(files) != 1 {
+		t.Fatalf("getmail delivered %d messages, want 1", len(files))
+	}
+	if got := mustRead(t, files[0]); got != want {
+		t.Errorf("getmail retrieved:\n got %q\nwant %q", got, want)
+	}
+	if !strings.Contains(s.Log(), "user=dave tls=true") {
+		t.Errorf("no TLS login of dave in the server log")
+	}
+	if left := maildirFiles(t, filepath.Join(s.Dir, "mail", "dave")); len(left) != 0 {
+		t.Errorf("%d messages left on the server after getmail with delete = true", len(left))
+	}
+}
+
+// getmailMaildir makes the Maildir md for getmail6 and returns the line of
+// its [destination] that lets it deliver there. As root getmail refuses to
+// deliver unless a user is named: its delivery process then runs as
+// nobody, which must be able to reach and write md.
+func getmailMaildir(t *testing.T, md string) string {
+	t.Helper()
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(md, sub), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if os.Geteuid() != 0 {
+		return ""
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatalf("getmail as root needs a user to deliver as: %v", err)
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	for _, sub := range []string{"", "cur", "new", "tmp"} {
+		if err := os.Chown(filepath.Join(md, sub), uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The test's own temporary directories, made 0700, up to the system's.
+	for p := filepath.Dir(md); p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
+		os.Chmod(p, 0o755)
+	}
+	return "user = nobody\n"
+}
+
+// runGetmail runs getmail6 with the rc file rc and its state (the oldmail
+// file of what it has seen) in dir, never the shared ~/.getmail.
+func runGetmail(t *testing.T, dir, rc string) {
+	t.Helper()
+	// getmail forks a delivery process per message and installs its
+	// SIGCHLD handler only after fork(2): a child that exits first is
+	// waited for until the retriever's timeout, and the run fails. On one
+	// CPU the parent runs first after fork(2) and installs the handler in
+	// time.
+	args := []string{"getmail", "--rcfile", rc, "--getmaildir", dir}
+	if taskset, err := exec.LookPath("taskset"); err == nil {
+		args = append([]string{taskset, "-c", "0"}, args...)
+	}
+	run(t, []string{"HOME=" + dir}, args[0], args[1:]...)
 }
 
 // SASL EXTERNAL with a TLS client certificate from the configured CA.

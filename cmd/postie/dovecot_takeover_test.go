@@ -331,8 +331,9 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 	}
 }
 
-// keepClients are mpop and fetchmail, each keeping mail on the server and
-// fetching only what it has not seen by UIDL, with their own state.
+// keepClients are mpop, fetchmail and getmail6, each keeping mail on the
+// server and fetching only what it has not seen by UIDL, with their own
+// state.
 type keepClients struct {
 	dir        string
 	host, port string
@@ -343,6 +344,7 @@ type keepClients struct {
 func newKeepClients(t *testing.T, addr, user, pass string) *keepClients {
 	testenv.LookPath(t, "mpop")
 	testenv.LookPath(t, "fetchmail")
+	testenv.LookPath(t, "getmail")
 	c := &keepClients{dir: t.TempDir(), user: user, pass: pass, got: map[string]int{}}
 	c.host, c.port, _ = net.SplitHostPort(addr)
 	for _, sub := range []string{"cur", "new", "tmp"} {
@@ -352,10 +354,29 @@ func newKeepClients(t *testing.T, addr, user, pass string) *keepClients {
 	rc := fmt.Sprintf("set idfile %q\npoll %s protocol pop3 port %s uidl auth password\n  user %q password %q keep sslproto '' no sslcertck\n  mda \"cat >> %s\"\n",
 		filepath.Join(c.dir, "fetchids"), c.host, c.port, user, pass, filepath.Join(c.dir, "fetchmail.mbox"))
 	os.WriteFile(filepath.Join(c.dir, "fetchmailrc"), []byte(rc), 0o600)
+	md := filepath.Join(c.dir, "getmail")
+	rc = fmt.Sprintf(`[retriever]
+type = SimplePOP3Retriever
+server = %s
+port = %s
+username = %s
+password = %s
+timeout = 20
+
+[destination]
+type = Maildir
+path = %s/
+%s
+[options]
+read_all = false
+delete = false
+verbose = 0
+`, c.host, c.port, user, pass, md, getmailMaildir(t, md))
+	os.WriteFile(filepath.Join(c.dir, "getmailrc"), []byte(rc), 0o600)
 	return c
 }
 
-// fetch runs both clients and checks that each fetched want messages.
+// fetch runs the clients and checks that each fetched want messages.
 func (c *keepClients) fetch(t *testing.T, when string, want int) {
 	t.Helper()
 	run(t, []string{"HOME=" + c.dir}, "mpop", "-C", "/dev/null", "--host="+c.host, "--port="+c.port,
@@ -381,6 +402,13 @@ func (c *keepClients) fetch(t *testing.T, when string, want int) {
 		t.Errorf("%s: fetchmail fetched %d messages, want %d\n%s", when, n, want, out)
 	}
 	c.got["fetchmail"] = total
+
+	runGetmail(t, c.dir, filepath.Join(c.dir, "getmailrc"))
+	files, _ = filepath.Glob(filepath.Join(c.dir, "getmail", "new", "*"))
+	if n := len(files) - c.got["getmail"]; n != want {
+		t.Errorf("%s: getmail fetched %d messages, want %d", when, n, want)
+	}
+	c.got["getmail"] = len(files)
 }
 
 // fixedPostie is a postie serve the test runs itself, on a fixed port.
