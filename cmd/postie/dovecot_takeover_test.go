@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -42,9 +40,9 @@ func TestDovecotTakeover(t *testing.T) {
 func testDovecotTakeover(t *testing.T, format string) {
 	d := testenv.StartDovecotMail(t, 2, format)
 	for i := 1; i <= 3; i++ {
-		lmtpSend(t, d.LMTPAddr, "user1@example.org", fmt.Sprintf("From: a@example.net\r\nSubject: lmtp %d\r\n\r\nthrough Dovecot's LMTP, %d\r\n..dot-stuffed line\r\n", i, i))
+		lmtpDeliver(t, d.LMTPAddr, "user1@example.org", fmt.Sprintf("From: a@example.net\r\nSubject: lmtp %d\r\n\r\nthrough Dovecot's LMTP, %d\r\n..dot-stuffed line\r\n", i, i))
 	}
-	lmtpSend(t, d.LMTPAddr, "user2@example.org", "Subject: for user2\r\n\r\nhello user2\r\n")
+	lmtpDeliver(t, d.LMTPAddr, "user2@example.org", "Subject: for user2\r\n\r\nhello user2\r\n")
 	d.DeliverFile(t, "user1", "1700000001.M1P1.mda.example", []byte("Subject: raw 1\n\nwritten by another MDA, LF line ends\n"))
 	raw2 := "Subject: raw 2\r\n\r\nwith CRLF ends\r\n"
 	d.DeliverFile(t, "user1", fmt.Sprintf("1700000002.M2P1.mda.example,S=%d", len(raw2)), []byte(raw2))
@@ -276,48 +274,6 @@ func popListing(t *testing.T, addr, user, password string) map[string]listing {
 	}
 	p.cmd("+OK", "QUIT")
 	return out
-}
-
-// lmtpSend delivers msg (CRLF line ends, dot-stuffed) to rcpt over
-// LMTP.
-func lmtpSend(t *testing.T, addr, rcpt, msg string) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Minute))
-	br := bufio.NewReader(c)
-	reply := func(want string) {
-		t.Helper()
-		for {
-			l, err := br.ReadString('\n')
-			if err != nil {
-				t.Fatalf("LMTP: %v", err)
-			}
-			if !strings.HasPrefix(l, want) {
-				t.Fatalf("LMTP reply %q, want %s", l, want)
-			}
-			if len(l) < 4 || l[3] != '-' {
-				return
-			}
-		}
-	}
-	reply("220")
-	for _, step := range []struct{ line, want string }{
-		{"LHLO test.example", "250"},
-		{"MAIL FROM:<a@example.net>", "250"},
-		{"RCPT TO:<" + rcpt + ">", "250"},
-		{"DATA", "354"},
-		{msg + ".", "250"},
-		{"QUIT", "221"},
-	} {
-		if _, err := io.WriteString(c, step.line+"\r\n"); err != nil {
-			t.Fatal(err)
-		}
-		reply(step.want)
-	}
 }
 
 func copyFile(t *testing.T, from, to string, mode os.FileMode) {

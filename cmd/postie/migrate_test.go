@@ -26,9 +26,9 @@ func newMigrateEnv(t *testing.T, perUser int) *migrateEnv {
 	t.Helper()
 	d := testenv.StartDovecotMail(t, 2, "%08Xu%08Xv")
 	for i := 1; i <= perUser; i++ {
-		lmtpSend(t, d.LMTPAddr, "user1@example.org", fmt.Sprintf("Subject: m%d\r\n\r\nmessage %d for user1\r\n.leading dot\r\n", i, i))
+		lmtpDeliver(t, d.LMTPAddr, "user1@example.org", fmt.Sprintf("Subject: m%d\r\n\r\nmessage %d for user1\r\n.leading dot\r\n", i, i))
 	}
-	lmtpSend(t, d.LMTPAddr, "user2@example.org", "Subject: hi\r\n\r\nfor user2\r\n")
+	lmtpDeliver(t, d.LMTPAddr, "user2@example.org", "Subject: hi\r\n\r\nfor user2\r\n")
 	d.DeliverFile(t, "user1", "1700000001.M1P1.mda.example", []byte("Subject: raw\n\nLF line ends, no CR\n"))
 	e := &migrateEnv{d: d, dir: t.TempDir(), before: map[string]map[string]listing{}}
 	for _, u := range []string{"user1", "user2"} {
