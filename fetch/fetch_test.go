@@ -613,6 +613,29 @@ func TestProbe(t *testing.T) {
 	}
 }
 
+// TestProbeImplicitTLSPortHint: a plain or STLS probe of a port that
+// speaks implicit TLS gets no greeting; the error says to use
+// --tls implicit instead of only timing out.
+func TestProbeImplicitTLSPortHint(t *testing.T) {
+	srvCfg, _ := tlsPair(t)
+	p := startPostie(t, func(o *pop3server.Options) { o.TLSConfig = srvCfg })
+	addr := p.serveTLS(t, srvCfg)
+	var out strings.Builder
+	err := Probe(context.Background(), addr, &out, ProbeOptions{TLS: "starttls", Timeout: 500 * time.Millisecond})
+	var fe *Error
+	if !errors.As(err, &fe) || fe.Kind != KindTemporary || !strings.Contains(err.Error(), "no POP3 greeting from "+addr) ||
+		fe.Hint != "If this is an implicit-TLS port (POP3S, usually 995), probe it with --tls implicit." {
+		t.Fatalf("STLS probe of a POP3S port: %v (%#v); want the --tls implicit hint", err, fe)
+	}
+	// The same port probed as it should be answers (and its test
+	// certificate does not verify against the system's roots).
+	out.Reset()
+	err = Probe(context.Background(), addr, &out, ProbeOptions{TLS: "implicit"})
+	if !errors.As(err, &fe) || fe.Kind != KindTLS || !strings.Contains(out.String(), "TLS 1.3") {
+		t.Fatalf("implicit probe: %v\n%s", err, out.String())
+	}
+}
+
 // TestAutoFallsBackFromSCRAM: servers announce SCRAM for users they hold no
 // SCRAM keys for; "auto" then logs in with PLAIN, says how to avoid the
 // failed attempt, and remembers what worked.

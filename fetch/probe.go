@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -95,6 +96,12 @@ func probe(ctx context.Context, addr string, w io.Writer, po ProbeOptions) error
 	fmt.Fprintf(w, "server:        %s (%s)\n", addr, map[string]string{"implicit": "implicit TLS", "starttls": "STLS", "none": "no TLS"}[mode])
 	c, err := pop3client.Dial(ctx, addr, opts)
 	if err != nil {
+		if mode != "implicit" && isTimeout(err) {
+			// A POP3S port waits for a TLS ClientHello and never greets
+			// a plain client: say so rather than only "timeout".
+			return &Error{Kind: KindTemporary, Err: fmt.Errorf("no POP3 greeting from %s in %v: %w", addr, po.Timeout, err),
+				Hint: "If this is an implicit-TLS port (POP3S, usually 995), probe it with --tls implicit."}
+		}
 		return err
 	}
 	defer c.Close()
@@ -234,4 +241,10 @@ func describeExpire(args []string) string {
 		s += ", per user"
 	}
 	return s
+}
+
+// isTimeout reports whether err is a network timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
