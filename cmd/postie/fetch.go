@@ -249,6 +249,7 @@ func (p *barProgress) Start(messages int, octets int64) {
 		progressbar.OptionSetWriter(p.w),
 		progressbar.OptionSetDescription(p.describe()),
 		progressbar.OptionShowBytes(true),
+		progressbar.OptionUseIECUnits(true), // MiB, as the run's summary says
 		progressbar.OptionShowCount(),
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionSetWidth(24),
