@@ -1,10 +1,10 @@
 package auth
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/postie-mail/postie/internal/testenv"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -22,23 +22,8 @@ var _ interface {
 	Authenticate(ctx context.Context, user, password string) (canonical string, ok bool, err error)
 } = (*DB)(nil)
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is testenv.SyncBuffer under this package's old name.
+type syncBuffer = testenv.SyncBuffer
 
 // openTest writes content (unless it is "-") to a passwd file in a fresh
 // directory and opens it with a logger writing to the returned buffer.

@@ -2,14 +2,13 @@ package intake
 
 import (
 	"bufio"
-	"bytes"
+	"github.com/postie-mail/postie/internal/testenv"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,23 +28,8 @@ func (u users) Lookup(name string) (string, bool) {
 	return "", false
 }
 
-// syncBuffer is a log destination tests can read while servers write.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is testenv.SyncBuffer under this package's old name.
+type syncBuffer = testenv.SyncBuffer
 
 // fixedNow is the clock of tests that check exact bytes.
 var fixedNow = time.Date(2025, 1, 14, 10, 0, 0, 0, time.FixedZone("", 3600))

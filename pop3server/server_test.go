@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -407,23 +406,8 @@ func TestSTLS(t *testing.T) {
 
 func itoa(n int) string { return testenv.Itoa(n) }
 
-// syncBuf is a goroutine-safe log sink.
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuf is testenv.SyncBuffer under this package's old name.
+type syncBuf = testenv.SyncBuffer
 
 // The log has one line per session end with the counters, and never a
 // password or message text, even at debug level.

@@ -3,8 +3,6 @@ package main
 import (
 	"os/exec"
 	"regexp"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,23 +20,8 @@ type proc struct {
 	err    error // of Wait, once done is closed
 }
 
-// lockedBuf collects a child's output for polling.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuf is testenv.SyncBuffer under this package's old name.
+type lockedBuf = testenv.SyncBuffer
 
 // startProc starts name with args (stdout and stderr both logged); it is
 // killed when the test ends.

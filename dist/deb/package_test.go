@@ -17,7 +17,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -262,23 +261,8 @@ type unit struct {
 	done       chan error
 }
 
-// lockedBuffer collects a child's stderr for polling.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer is testenv.SyncBuffer under this package's old name.
+type lockedBuffer = testenv.SyncBuffer
 
 // startUnit runs the ExecStart line of the installed postie.service as
 // User=postie, Group=postie, with its POP3 and LMTP sockets passed in by
