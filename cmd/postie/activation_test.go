@@ -114,6 +114,10 @@ func TestSocketActivation(t *testing.T) {
 	if got, want := a.recvNotify(t), "READY=1\nSTATUS=serving; 1 users"; got != want {
 		t.Errorf("first notify message %q, want %q", got, want)
 	}
+	// READY follows the listening lines, but the copy of postie's
+	// stderr into the buffer may lag behind the notify socket: wait for
+	// the line that ends the start-up.
+	a.waitFor(t, `msg="postie started"`)
 	logs := a.stderr.String()
 	for _, want := range []string{
 		`msg="sockets passed in by systemd" names=lmtp,pop3,pop3s`,
