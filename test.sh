@@ -4,7 +4,7 @@
 #
 # Installs the real peers the tests talk to (curl, Python, Dovecot,
 # fetchmail, mpop, getmail6, testssl.sh, swaks, Postfix, Dovecot's LMTP, the PostgreSQL
-# server) with apt-get when they are missing and we are root. Postfix is
+# server, HAProxy, Chromium) with apt-get when they are missing and we are root. Postfix is
 # installed unconfigured (the tests run private instances): no system mail
 # service is set up. The tests run their own PostgreSQL servers on Unix
 # sockets in temporary directories, whatever the package set up.
@@ -77,6 +77,8 @@ perl -MNet::SSLeay -MIO::Socket::SSL -e1 >/dev/null 2>&1 || missing+=(libnet-ssl
 [ -x /usr/sbin/postfix ] || missing+=(postfix)
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql) # store/pgstore, initdb'd per test binary
 command -v systemd-socket-activate >/dev/null 2>&1 || missing+=(systemd) # socket activation tests, systemd-analyze
+command -v haproxy >/dev/null 2>&1 || missing+=(haproxy) # PROXY protocol and cluster tests
+command -v chromium >/dev/null 2>&1 || missing+=(chromium) # browser tests of the web pages
 if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 		step "installing test peers: ${missing[*]}"
