@@ -37,11 +37,12 @@ message is on disk; a delivery that fails or is killed leaves nothing in
 the maildrop.
 
 Exit codes (sysexits), the message starting with the RFC 3463 status that
-Postfix reports: 0 delivered; 64 usage error; 65 empty message (bounce);
-67 unknown or invalid user
-(bounce); 69 message too big (bounce); 73 over quota (bounce; 75 with
-intake.quota_full_tempfail); 75 temporary failure, e.g. disk full (retry
-later); 78 configuration error.`,
+Postfix reports: 0 delivered; 64 usage error (5.3.0, bounce); 65 empty
+message (5.6.0, bounce); 67 unknown or invalid user (5.1.1, bounce); 69
+message too big (5.3.4, bounce); 73 over quota (5.2.2, bounce; 75 with
+intake.quota_full_tempfail); 75 temporary failure, e.g. disk full or a
+failing user database (4.3.x, retry later); 78 configuration error
+(4.3.5, retry later).`,
 		Example: `  printf 'Subject: hi\n\nHello.\n' | postie deliver --dev demo
   postie deliver --config /etc/postie/postie.toml -f bob@example.net alice+lists@example.org < message.eml
 
@@ -131,6 +132,22 @@ func (a *app) deliver(sender *string, to string) error {
 // delivery error cause.
 func deliverError(msg, cause error) error {
 	return &exitError{code: intake.ExitCode(cause), err: msg, dsn: intake.DSN(cause)}
+}
+
+// deliverDSN is the RFC 3463 status of a deliver failure that has none
+// of its own (the delivery errors carry theirs), by exit code. Postfix's
+// pipe(8) lets the status decide between bounce and retry, so it agrees
+// with the exit code: a usage error bounces (5.3.0, as Postfix itself maps
+// EX_USAGE), a configuration error and a failing user database or store
+// are retried (4.3.5 "system incorrectly configured", 4.3.0).
+func deliverDSN(code int) string {
+	switch code {
+	case exitcode.Usage:
+		return "5.3.0"
+	case exitcode.Config:
+		return "4.3.5"
+	}
+	return "4.3.0"
 }
 
 // userProblem words a Resolve error for deliver's message.

@@ -73,6 +73,11 @@ func (a *app) run(args []string) int {
 		// came from parsing the command line.
 		ee = &exitError{code: exitcode.Usage, err: err}
 	}
+	if ee.dsn == "" && cmd.Name() == "deliver" && cmd.HasParent() && !cmd.Parent().HasParent() {
+		// Every failure of deliver, its command line and config
+		// included, starts with a status for the MTA.
+		ee.dsn = deliverDSN(ee.code)
+	}
 	if ee.dsn != "" {
 		fmt.Fprintf(a.stderr, "%s ", ee.dsn)
 	}

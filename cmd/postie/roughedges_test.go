@@ -194,3 +194,48 @@ func TestDeliverEmpty(t *testing.T) {
 	// One empty line is a message (an empty header and body).
 	mustPostie(t, 0, "\n", dev(dir, "deliver", "alice")...)
 }
+
+// TestDeliverStatusLines: every failure of deliver starts its line with an
+// RFC 3463 status that agrees with the exit code (Postfix's pipe(8) lets
+// the status decide between bounce and retry): usage errors 5.3.0,
+// configuration errors 4.3.5, a user database or store that fails 4.3.0.
+func TestDeliverStatusLines(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	empty := filepath.Join(dir, "empty")
+	for _, f := range []string{file, empty} {
+		if err := os.WriteFile(f, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	config := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("data_dir = \""+filepath.Join(dir, "state")+"\"\n"+body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	badDB := config("baddb.toml", "[auth]\npasswd_file = \""+filepath.Join(file, "passwd")+"\"\n")
+	badStore := config("badstore.toml", "[storage]\nbackend = \"postgres\"\npostgres_dsn_file = \""+empty+"\"\n")
+	missing := filepath.Join(dir, "missing.toml")
+	const usage = "Run 'postie deliver --help' for usage.\n"
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{dev(dir, "deliver"), 64, "5.3.0 postie: deliver: want exactly one USER or ADDRESS argument, got 0\n" + usage},
+		{dev(dir, "deliver", "alice", "bob"), 64, "5.3.0 postie: deliver: want exactly one USER or ADDRESS argument, got 2\n" + usage},
+		{dev(dir, "deliver", "--bogus", "alice"), 64, "5.3.0 postie: unknown flag: --bogus\n" + usage},
+		{[]string{"deliver", "--dev", "--config", badDB, "alice"}, 64, "5.3.0 postie: --dev and --config cannot be used together\n" + usage},
+		{[]string{"deliver", "--config", missing, "alice"}, 78, "4.3.5 postie: config: open " + missing + ": no such file or directory\n"},
+		{[]string{"deliver", "--config", badDB, "alice"}, 75, "4.3.0 postie: deliver: user database: mkdir " + file + ": not a directory\n"},
+		{[]string{"deliver", "--config", badStore, "alice"}, 75, "4.3.0 postie: deliver: storage.postgres_dsn_file: " + empty + " is empty\n"},
+	} {
+		r := postie(t, []string{"POSTIE_CONFIG="}, "Subject: x\n\nx\n", tc.args...)
+		if r.code != tc.code || r.stderr != tc.want {
+			t.Errorf("postie %s: exit %d, stderr %q; want exit %d, %q", strings.Join(tc.args, " "), r.code, r.stderr, tc.code, tc.want)
+		}
+	}
+}
