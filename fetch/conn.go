@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/postie-mail/postie/pop3client"
 )
@@ -132,29 +133,64 @@ func (f *Fetcher) login(ctx context.Context, c *pop3client.Client, fresh bool) e
 		mechs = autoMechanisms(caps)
 		if f.mech != "" && slices.Contains(mechs, f.mech) {
 			mechs = []string{f.mech} // what worked last time
+		} else if len(mechs) > 1 && strings.HasPrefix(mechs[0], "scram") && f.scramRefusedRecently() {
+			f.log().Debug("skipping SCRAM: the server refused it and accepted the next mechanism", "account", a.Name,
+				"refused", f.scramRefused.UTC().Format(time.RFC3339), "mechanism", mechs[1])
+			mechs = mechs[1:]
 		}
 	}
 	for i, mech := range mechs {
 		err := tryLogin(ctx, c, a, mech, pass)
 		if err == nil {
 			if i > 0 && f.mech == "" {
-				f.log().Warn(fmt.Sprintf("%s was refused and %s worked: set auth = %q for this account to spare the server a failed login on every run", strings.ToUpper(mechs[0]), strings.ToUpper(mech), mech), "account", a.Name)
+				f.log().Warn(fmt.Sprintf("%s was refused and %s worked: the runs of the next %d days use %s (set auth = %q for this account to make it for good)",
+					strings.ToUpper(mechs[0]), strings.ToUpper(mech), int(scramMemory/(24*time.Hour)), strings.ToUpper(mech), mech), "account", a.Name)
+				f.scramRefused, f.scramRefusedFor, f.remembered = f.opts.now().UTC().Truncate(time.Second), scramKey(a), true
 			}
 			f.mech = mech
 			f.log().Debug("logged in", "account", a.Name, "mechanism", mech)
 			return nil
 		}
-		// SCRAM needs keys the server may not have for this user
-		// (Dovecot and postie announce it for every user): after a
-		// refusal, the next mechanism gets one try.
 		var fe *Error
-		if i+1 < len(mechs) && strings.HasPrefix(mech, "scram") && errors.As(err, &fe) && fe.Kind == KindAuth {
+		isAuth := errors.As(err, &fe) && fe.Kind == KindAuth
+		if isAuth && len(mechs) == 1 && f.scramRefusedFor != "" {
+			// The password may have changed (and have SCRAM keys now):
+			// the next run tries everything again.
+			f.scramRefused, f.scramRefusedFor, f.remembered = time.Time{}, "", true
+		}
+		// SCRAM needs keys the server may not have for this user
+		// (Dovecot and postie announce it for every user, and cannot
+		// say which users have keys without telling who exists): after
+		// a refusal, the next mechanism gets one try.
+		if i+1 < len(mechs) && strings.HasPrefix(mech, "scram") && isAuth {
 			f.log().Info("SCRAM refused; trying the next mechanism", "account", a.Name, "mechanism", mechs[i+1])
 			continue
 		}
 		return err
 	}
 	return fail(KindAuth, "no login mechanism to try")
+}
+
+// scramMemory is how long a SCRAM refusal is remembered: a user whose
+// password gets SCRAM keys later (a new password, a new scheme) gets
+// SCRAM again after at most this long, at the cost of one refused login.
+const scramMemory = 30 * 24 * time.Hour
+
+// scramKey names what a SCRAM refusal is remembered for: the user at the
+// server, so that a changed account in the config tries SCRAM afresh.
+func scramKey(a *Account) string { return a.User + "@" + a.Addr() }
+
+// scramRefusedRecently reports whether a run of this account (this
+// process's or, from the status file, an earlier one) saw SCRAM refused
+// and the next mechanism accepted, for the same user and server, less than
+// scramMemory ago.
+func (f *Fetcher) scramRefusedRecently() bool {
+	f.recall()
+	if f.scramRefusedFor != scramKey(f.acct) {
+		return false
+	}
+	age := f.opts.now().Sub(f.scramRefused)
+	return age >= 0 && age < scramMemory
 }
 
 // autoMechanisms lists the mechanisms to try with a password, best first:
@@ -275,4 +311,16 @@ func runSecret(ctx context.Context, key, command string) (string, error) {
 		return "", fail(KindConfig, "%s printed nothing", key)
 	}
 	return line, nil
+}
+
+// recall reads a SCRAM refusal of an earlier run from the status file,
+// once per process (a status file that cannot be read remembers none).
+func (f *Fetcher) recall() {
+	if f.remembered {
+		return
+	}
+	f.remembered = true
+	if old, err := f.cfg.LastStatus(f.acct); err == nil && old != nil && f.scramRefused.IsZero() {
+		f.scramRefused, f.scramRefusedFor = old.SCRAMRefused, old.SCRAMRefusedFor
+	}
 }

@@ -143,6 +143,12 @@ type Fetcher struct {
 	// tokenSent: the last login got as far as sending a token.
 	tokenSent bool
 	mech      string // the mechanism "auto" found to work
+	// scramRefused, for scramRefusedFor (scramKey), is when SCRAM was
+	// last refused while the next mechanism worked; kept in the status
+	// file, so that a later run does not try SCRAM again (see login).
+	scramRefused    time.Time
+	scramRefusedFor string
+	remembered      bool // scramRefused was read from the status file
 }
 
 // New returns a Fetcher for account a of cfg.

@@ -29,6 +29,11 @@ type Status struct {
 	Kind  string `json:"kind,omitempty"`
 	// LastOK is when a run last ended without an error.
 	LastOK time.Time `json:"last_ok,omitzero"`
+	// SCRAMRefused is when the server last refused auth = "auto"'s SCRAM
+	// login and the next mechanism worked, for SCRAMRefusedFor (user and
+	// server): later runs skip SCRAM for scramMemory (see login).
+	SCRAMRefused    time.Time `json:"scram_refused,omitzero"`
+	SCRAMRefusedFor string    `json:"scram_refused_for,omitempty"`
 }
 
 func (c *Config) statusFile(a *Account) string { return filepath.Join(c.StateDir, a.Name+".status") }
@@ -69,6 +74,8 @@ func (f *Fetcher) saveStatus(res *Result) {
 	} else {
 		s.LastOK = s.Time
 	}
+	f.recall()
+	s.SCRAMRefused, s.SCRAMRefusedFor = f.scramRefused, f.scramRefusedFor
 	data, _ := json.Marshal(s)
 	if err := fsutil.WriteFileAtomic(f.cfg.statusFile(f.acct), append(data, '\n'), fsutil.WriteOptions{Perm: 0o600}); err != nil {
 		f.log().Warn("could not record the run's status", "account", f.acct.Name, "err", err)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -238,4 +239,78 @@ func TestDeliverStatusLines(t *testing.T) {
 			t.Errorf("postie %s: exit %d, stderr %q; want exit %d, %q", strings.Join(tc.args, " "), r.code, r.stderr, tc.code, tc.want)
 		}
 	}
+}
+
+// TestFetchSCRAMRefusedRemembered: postie fetch with auth = "auto" against
+// a default postie serve, for a user whose password is stored as ARGON2ID
+// (no SCRAM keys). The first run tries SCRAM-SHA-256, is refused (after
+// the failed-login delay), and logs in with PLAIN in the same session; the
+// runs after it go straight to PLAIN, so the server logs no more failed
+// logins. Once the remembered refusal is older than 30 days, SCRAM gets
+// one more try.
+func TestFetchSCRAMRefusedRemembered(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	// The default scheme, as postie user add writes it.
+	mustPostie(t, 0, "alice pw\n", dev(dir, "user", "add", "--password-stdin", "alice")...)
+	s := startServe(t, dir)
+	host, port, _ := net.SplitHostPort(s.POP3S)
+	cfg := filepath.Join(dir, "fetch.toml")
+	if err := os.WriteFile(cfg, []byte(`state_dir = "state"
+[[account]]
+name = "acct"
+server = "`+host+`"
+port = `+port+`
+tls = "implicit"
+ca_file = "`+filepath.Join(dir, devCertFile)+`"
+user = "alice"
+password_file = "pass"
+maildir = "Maildir"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pass"), []byte("alice pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const scram, plain = `msg="pop3 C: AUTH SCRAM-SHA-256 ***"`, `msg="pop3 C: AUTH PLAIN ***"`
+	failures := 0
+	run := func(n int, wantSCRAM bool) {
+		t.Helper()
+		mustPostie(t, 0, "Subject: "+strconv.Itoa(n)+"\n\nx\n", dev(dir, "deliver", "alice")...)
+		r := mustPostie(t, 0, "", "fetch", "--once", "--debug", "--config", cfg)
+		if got := strings.Contains(r.stderr, scram); got != wantSCRAM {
+			t.Errorf("run %d: tried SCRAM %v, want %v:\n%s", n, got, wantSCRAM, r.stderr)
+		}
+		if !strings.Contains(r.stderr, plain) || !strings.Contains(r.stdout, "acct: fetched 1 ") {
+			t.Errorf("run %d: no PLAIN login or not one message fetched:\nstdout: %s\nstderr: %s", n, r.stdout, r.stderr)
+		}
+		if wantSCRAM {
+			failures++
+			if !strings.Contains(r.stderr, `msg="SCRAM-SHA-256 was refused and PLAIN worked: the runs of the next 30 days use PLAIN (set auth = \"plain\" for this account to make it for good)" account=acct`) {
+				t.Errorf("run %d: no warning about the refusal:\n%s", n, r.stderr)
+			}
+		}
+		// The server logs a failed login for each SCRAM attempt, none
+		// for the others.
+		s.WaitLog(t, `msg="session end" session=`+strconv.Itoa(n)+` `)
+		if got := strings.Count(s.Log(), `msg="authentication failed"`); got != failures {
+			t.Errorf("run %d: the server logged %d failed logins, want %d", n, got, failures)
+		}
+	}
+	run(1, true)
+	run(2, false)
+	run(3, false)
+	// A refusal 31 days old is forgotten.
+	status := filepath.Join(dir, "state", "acct.status")
+	data, err := os.ReadFile(status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-31 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	data = regexp.MustCompile(`"scram_refused":"[^"]*"`).ReplaceAll(data, []byte(`"scram_refused":"`+old+`"`))
+	if err := os.WriteFile(status, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run(4, true)
+	run(5, false)
 }
