@@ -49,7 +49,7 @@ func (ss *session) saslNames() []string {
 func (ss *session) cmdAuth(c *wire.Command) error {
 	names := ss.saslNames()
 	if len(c.Args) == 0 {
-		ss.reply("+OK mechanisms follow\r\n")
+		ss.reply("+OK " + ss.text(textMechanisms) + "\r\n")
 		for _, n := range names {
 			ss.reply(n + "\r\n")
 		}

@@ -33,7 +33,7 @@ func (ss *session) cmdUser(c *wire.Command) error {
 	}
 	ss.auth.userArg = c.Rest
 	ss.auth.named = c.Rest
-	return ss.ok("+OK send PASS\r\n")
+	return ss.ok("+OK " + ss.text(textSendPass) + "\r\n")
 }
 
 // RFC 1939 §7 PASS. The whole rest of the line is the password: it may
@@ -126,7 +126,7 @@ func (ss *session) openMaildrop(canonical string) error {
 	}
 	ss.state = pop3.StateTransaction
 	ss.srv.log.Info("login", "session", ss.id, "remote", ss.conn.remote.String(), "user", canonical, "method", ss.auth.method, "tls", ss.conn.tls, "messages", len(ss.drop.msgs))
-	return ss.ok("+OK logged in, " + strconv.Itoa(len(ss.drop.msgs)) + " messages (" + strconv.FormatInt(ss.drop.total, 10) + " octets)\r\n")
+	return ss.ok("+OK " + ss.textf(textLoggedIn, strconv.Itoa(len(ss.drop.msgs)), strconv.FormatInt(ss.drop.total, 10)) + "\r\n")
 }
 
 // RFC 2595 §4 STLS: only in AUTHORIZATION, only once. Whatever the client
@@ -142,7 +142,7 @@ func (ss *session) cmdSTLS(c *wire.Command) error {
 	case ss.conn.tls:
 		return badCommand(errAlreadyTLS)
 	}
-	ss.reply("+OK begin TLS negotiation\r\n")
+	ss.reply("+OK " + ss.text(textBeginTLS) + "\r\n")
 	if !ss.flush() {
 		return errWriteFailed
 	}
@@ -173,7 +173,7 @@ func (ss *session) cmdQuitAuth(c *wire.Command) error {
 	if len(c.Args) > 0 {
 		return noArgs("QUIT")
 	}
-	ss.reply("+OK bye\r\n")
+	ss.reply("+OK " + ss.text(textBye) + "\r\n")
 	ss.endReason = "quit"
 	return nil
 }
@@ -184,7 +184,7 @@ func (ss *session) cmdCapa(c *wire.Command) error {
 		return noArgs("CAPA")
 	}
 	lim := ss.srv.opts.Limits
-	ss.reply("+OK capability list follows\r\nTOP\r\n")
+	ss.reply("+OK " + ss.text(textCapabilities) + "\r\nTOP\r\n")
 	// USER is offered only where it will be honoured (RFC 2595 §2.2).
 	if ss.state != pop3.StateAuthorization || ss.conn.cleartext {
 		ss.reply("USER\r\n")
@@ -232,5 +232,5 @@ func (ss *session) cmdUTF8(c *wire.Command) error {
 	if len(c.Args) > 0 {
 		return noArgs("UTF8")
 	}
-	return ss.ok("+OK UTF8 enabled\r\n")
+	return ss.ok("+OK " + ss.text(textUTF8Enabled) + "\r\n")
 }

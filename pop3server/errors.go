@@ -95,12 +95,12 @@ func badCommand(reply *pop3.Error) error { return &badCommandError{reply} }
 
 // usage answers a command with the wrong arguments: "-ERR usage: " syntax.
 func usage(syntax string) error {
-	return badCommand(&pop3.Error{Text: "usage: " + syntax})
+	return badCommand(&pop3.Error{Text: "usage: " + syntax}) // textUsage
 }
 
 // noArgs answers arguments given to a command that takes none.
 func noArgs(verb string) error {
-	return badCommand(&pop3.Error{Text: verb + " takes no arguments"})
+	return badCommand(&pop3.Error{Text: verb + " takes no arguments"}) // textNoArgs
 }
 
 // An authFailure is a login whose credentials were checked and are wrong.
@@ -265,9 +265,9 @@ func (ss *session) answer(err error) {
 
 // writeErr queues the reply e.
 func (ss *session) writeErr(e *pop3.Error) {
-	if ss.lang != nil && ss.lang.texts != nil {
+	if ss.translated() {
 		// RFC 6856 §3: the text in the language LANG chose.
-		e = &pop3.Error{Code: e.Code, Text: ss.text(e.Text)}
+		e = &pop3.Error{Code: e.Code, Text: ss.translateErr(e.Text)}
 	}
 	ss.reply(e.Reply())
 }

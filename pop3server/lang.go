@@ -1,6 +1,7 @@
 package pop3server
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/postie-mail/postie/internal/wire"
@@ -9,10 +10,18 @@ import (
 
 // RFC 6856 §3 LANG. A session speaks i-default (RFC 2277: English, meant
 // for no one language's speakers) until the client chooses a language.
-// From then on the text of every -ERR reply, and of the +OK that grants
-// the choice, is taken from the language's catalog; a text the catalog
-// lacks stays English. postie ships English only, so its catalogs are
-// empty; a translation is a language with texts.
+// From then on the human-readable text of every reply, +OK and -ERR, is
+// taken from the language's catalog (RFC 6856 §3.2: "all subsequent +OK
+// and -ERR responses"); a text the catalog lacks stays English. The
+// catalog is keyed by the English texts: the text* constants below and
+// the Text of the pop3.Error values; catalog lists them all. Texts with
+// numbers are templates in which {1}, {2} stand for the numbers, so that
+// a translation can move them. What is not text stays as it is: the
+// status, response codes, the tag LANG chose, a number that starts a
+// reply (STAT, LIST n, UIDL n, RETR's octet count, LAST) and the lines
+// of multi-line replies. The greeting goes out before a client can send
+// LANG, so it is always English. postie ships English only, so its
+// catalogs are empty; a translation is a language with texts.
 
 // A language is one LANG offers.
 type language struct {
@@ -30,10 +39,27 @@ var defaultLanguages = []*language{
 	{tag: "i-default", name: "Default language"},
 }
 
-// Texts of the LANG replies, translated like the -ERR texts.
+// The +OK texts, and the templates of the -ERR texts made from an
+// argument.
 const (
-	textLangListing = "language listing follows"
-	textLangChanged = "language changed"
+	textLangListing  = "language listing follows"
+	textLangChanged  = "language changed"
+	textMechanisms   = "mechanisms follow"
+	textSendPass     = "send PASS"
+	textLoggedIn     = "logged in, {1} messages ({2} octets)"
+	textBeginTLS     = "begin TLS negotiation"
+	textBye          = "bye"
+	textByeDeleted   = "bye, {1} messages deleted"
+	textCapabilities = "capability list follows"
+	textUTF8Enabled  = "UTF8 enabled"
+	textListing      = "{1} messages ({2} octets)"
+	textUIDListing   = "unique-id listing follows"
+	textOctets       = "octets" // after RETR's count: "+OK 120 octets"
+	textTop          = "top of message follows"
+	textDeleted      = "message {1} deleted"
+	textRset         = "maildrop has {1} messages ({2} octets)"
+	textUsage        = "usage: {1}"             // {1}: the command's syntax
+	textNoArgs       = "{1} takes no arguments" // {1}: the command
 )
 
 var (
@@ -41,12 +67,62 @@ var (
 	errLangRange       = &pop3.Error{Text: "invalid language range"}
 )
 
+// catalog is every English text a translation has to cover.
+var catalog = []string{
+	textLangListing, textLangChanged, textMechanisms, textSendPass, textLoggedIn,
+	textBeginTLS, textBye, textByeDeleted, textCapabilities, textUTF8Enabled,
+	textListing, textUIDListing, textOctets, textTop, textDeleted, textRset,
+	textUsage, textNoArgs,
+	errUnknownCommand.Text, errLineTooLong.Text, errNotBeforeLogin.Text,
+	errAlreadyLoggedIn.Text, errTooManyBad.Text, errTooManyArgs.Text,
+	errBadMessageNumber.Text, errNoSuchMessage.Text, errMessageDeleted.Text,
+	errBadLineCount.Text, errAutologoutLogin.Text, errAutologoutIdle.Text,
+	errInternal.Text, errCleartext.Text, errSendUserFirst.Text, errNoUserName.Text,
+	errAPOPDisabled.Text, errBadPassword.Text, errNoSTLS.Text, errAlreadyTLS.Text,
+	errLoginTooSoon.Text, errUnknownMechanism.Text, errSASLFailed.Text,
+	errSASLTooLong.Text, errSASLLineTooLong.Text, errSASLCanceled.Text,
+	errSASLBase64.Text, errSASLBase64IR.Text, errShuttingDown.Text,
+	errTooManyConns.Text, errTooManyPerAddr.Text, errBanned.Text,
+	errChecksBusy.Text, errMessageGone.Text, errMaildropInUse.Text,
+	errLangUnsupported.Text, errLangRange.Text,
+	ops[opAuthenticate].reply.Text, ops[opOpenMaildrop].reply.Text,
+	ops[opOpenMessage].reply.Text, ops[opCommit].reply.Text,
+}
+
 // text is the session's form of the English reply text en.
 func (ss *session) text(en string) string {
 	if l := ss.lang; l != nil {
 		if t, ok := l.texts[en]; ok {
 			return t
 		}
+	}
+	return en
+}
+
+// textf is text for a template: {1}, {2}... replaced by args.
+func (ss *session) textf(en string, args ...string) string {
+	t := ss.text(en)
+	for i, a := range args {
+		t = strings.Replace(t, "{"+strconv.Itoa(i+1)+"}", a, 1)
+	}
+	return t
+}
+
+// translated reports whether the session's language has texts of its
+// own; until then the replies on hot paths skip the catalog.
+func (ss *session) translated() bool { return ss.lang != nil && len(ss.lang.texts) > 0 }
+
+// translateErr is the session's form of the English -ERR text en: from
+// the catalog, or by the template it was made from (usage, noArgs).
+func (ss *session) translateErr(en string) string {
+	if t, ok := ss.lang.texts[en]; ok {
+		return t
+	}
+	if syntax, ok := strings.CutPrefix(en, "usage: "); ok {
+		return ss.textf(textUsage, syntax)
+	}
+	if verb, ok := strings.CutSuffix(en, " takes no arguments"); ok {
+		return ss.textf(textNoArgs, verb)
 	}
 	return en
 }

@@ -77,15 +77,20 @@ func (ss *session) listing(c *wire.Command, field func([]byte, int) []byte) erro
 	switch len(c.Args) {
 	case 0:
 		b := append(buf[:0], "+OK "...)
-		if c.Verb == "LIST" {
+		switch {
+		case ss.translated() && c.Verb == "LIST":
+			b = append(b, ss.textf(textListing, strconv.Itoa(len(ss.drop.msgs)-ss.drop.ndel), strconv.FormatInt(ss.drop.total-ss.drop.delSize, 10))...)
+		case ss.translated():
+			b = append(b, ss.text(textUIDListing)...)
+		case c.Verb == "LIST":
 			b = strconv.AppendInt(b, int64(len(ss.drop.msgs)-ss.drop.ndel), 10)
 			b = append(b, " messages ("...)
 			b = strconv.AppendInt(b, ss.drop.total-ss.drop.delSize, 10)
-			b = append(b, " octets)\r\n"...)
-		} else {
-			b = append(b, "unique-id listing follows\r\n"...)
+			b = append(b, " octets)"...)
+		default:
+			b = append(b, textUIDListing...)
 		}
-		ss.write(b)
+		ss.write(append(b, '\r', '\n'))
 		for i := range ss.drop.msgs {
 			if ss.drop.deleted[i] {
 				continue
@@ -121,7 +126,7 @@ func (ss *session) cmdRetr(c *wire.Command) error {
 		return err
 	}
 	size := ss.drop.msgs[i].Size
-	if err := ss.send(i, "+OK "+strconv.FormatInt(size, 10)+" octets\r\n", -1); err != nil {
+	if err := ss.send(i, "+OK "+strconv.FormatInt(size, 10)+" "+ss.text(textOctets)+"\r\n", -1); err != nil {
 		return err
 	}
 	ss.retrieved(i)
@@ -144,7 +149,7 @@ func (ss *session) cmdTop(c *wire.Command) error {
 	if !ok {
 		return badCommand(errBadLineCount)
 	}
-	if err := ss.send(i, "+OK top of message follows\r\n", k); err != nil {
+	if err := ss.send(i, "+OK "+ss.text(textTop)+"\r\n", k); err != nil {
 		return err
 	}
 	if ss.drop.sent == ss.drop.msgs[i].Size {
@@ -252,7 +257,7 @@ func (ss *session) cmdDele(c *wire.Command) error {
 	ss.drop.ndel++
 	ss.drop.delSize += ss.drop.msgs[i].Size
 	ss.drop.last = max(ss.drop.last, i+1)
-	return ss.ok("+OK message " + strconv.Itoa(i+1) + " deleted\r\n")
+	return ss.ok("+OK " + ss.textf(textDeleted, strconv.Itoa(i+1)) + "\r\n")
 }
 
 // RFC 1939 §5 RSET.
@@ -262,14 +267,7 @@ func (ss *session) cmdRset(c *wire.Command) error {
 	}
 	clear(ss.drop.deleted)
 	ss.drop.ndel, ss.drop.delSize, ss.drop.last = 0, 0, 0
-	var buf [64]byte
-	b := append(buf[:0], "+OK maildrop has "...)
-	b = strconv.AppendInt(b, int64(len(ss.drop.msgs)), 10)
-	b = append(b, " messages ("...)
-	b = strconv.AppendInt(b, ss.drop.total, 10)
-	b = append(b, " octets)\r\n"...)
-	ss.write(b)
-	return ss.ok("")
+	return ss.ok("+OK " + ss.textf(textRset, strconv.Itoa(len(ss.drop.msgs)), strconv.FormatInt(ss.drop.total, 10)) + "\r\n")
 }
 
 // RFC 1939 §5 NOOP.
@@ -318,6 +316,6 @@ func (ss *session) cmdQuit(c *wire.Command) error {
 		return failed(opCommit, err)
 	}
 	ss.drop.dele = len(del)
-	ss.reply("+OK bye, " + strconv.Itoa(len(del)) + " messages deleted\r\n")
+	ss.reply("+OK " + ss.textf(textByeDeleted, strconv.Itoa(len(del))) + "\r\n")
 	return nil
 }
