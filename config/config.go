@@ -10,6 +10,7 @@
 package config
 
 import (
+	"encoding"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -259,7 +261,7 @@ func Load(path string) (*Config, error) {
 func Decode(prefix, path string, data []byte, v any) error {
 	md, err := toml.Decode(string(data), v)
 	if err != nil {
-		return decodeError(prefix, path, err)
+		return decodeError(prefix, path, v, err)
 	}
 	if unknown := unknownKeys(md.Undecoded()); len(unknown) > 0 {
 		noun := "key"
@@ -272,23 +274,25 @@ func Decode(prefix, path string, data []byte, v any) error {
 }
 
 // decodeError rewrites a TOML error so that it names the file, the line
-// and the key.
-func decodeError(prefix, path string, err error) error {
+// and the key, and says in plain words what the key takes (v is what was
+// decoded into: the key's type there says it).
+func decodeError(prefix, path string, v any, err error) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
-		msg := pe.Message
-		if pe.LastKey != "" {
-			msg = pe.LastKey + ": " + msg
+		key, msg := plainMessage(v, pe.LastKey, pe.Message)
+		if key != "" {
+			msg = key + ": " + msg
 		}
 		return fmt.Errorf("%s: %s:%d: %s", prefix, path, pe.Position.Line, msg)
 	}
 	if m := tomlErrRE.FindStringSubmatch(err.Error()); m != nil {
+		key, msg := plainMessage(v, m[2], m[3])
 		if m[1] == "" {
 			// Some mismatches (a table where a value belongs, under a
 			// dotted key) come without a line: the key says where.
-			return fmt.Errorf("%s: %s: %s: %s", prefix, path, m[2], m[3])
+			return fmt.Errorf("%s: %s: %s: %s", prefix, path, key, msg)
 		}
-		return fmt.Errorf("%s: %s:%s: %s: %s", prefix, path, m[1], m[2], m[3])
+		return fmt.Errorf("%s: %s:%s: %s: %s", prefix, path, m[1], key, msg)
 	}
 	return fmt.Errorf("%s: %s: %w", prefix, path, err)
 }
@@ -297,6 +301,156 @@ func decodeError(prefix, path string, err error) error {
 // mismatch: `toml: line 3 (last key "pop3.max_connections"): ...`, or
 // the same without the line.
 var tomlErrRE = regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key "([^"]*)"\): (.*)$`)
+
+// The TOML decoder's messages that speak of Go types or its internals.
+var (
+	incompatibleRE = regexp.MustCompile(`^incompatible types: TOML value has type (.+); destination has type .+$`)
+	notTableRE     = regexp.MustCompile(`^type mismatch for .+: expected table but found (.+)$`)
+	definedRE      = regexp.MustCompile(`^Key '(.*)' has already been defined\.$`)
+	rangeRE        = regexp.MustCompile(`^(\S+) is out of range for \S+$`)
+)
+
+// plainMessage words the TOML decoder's message msg about key in plain
+// words: what the key takes (from its type in v) and what was found,
+// without Go's type names. Messages already plain are kept.
+func plainMessage(v any, key, msg string) (string, string) {
+	if m := definedRE.FindStringSubmatch(msg); m != nil {
+		return m[1], "set twice: a key or table may appear only once"
+	}
+	if msg == `expected value but found '\n' instead` {
+		return key, "expected a value after =, found the end of the line"
+	}
+	want := expected(v, key)
+	if m := incompatibleRE.FindStringSubmatch(msg); m != nil {
+		return key, "expected " + want + ", found " + tomlKind(m[1])
+	}
+	if m := notTableRE.FindStringSubmatch(msg); m != nil {
+		return key, "expected " + want + ", found " + tomlKind(m[1])
+	}
+	if m := rangeRE.FindStringSubmatch(msg); m != nil {
+		return key, m[1] + " is out of range: expected " + want
+	}
+	if msg == "strings cannot contain newlines" {
+		return key, "expected the closing quote of the string on the same line"
+	}
+	// The parser's syntax errors are plain but for Go's quoting.
+	return key, syntaxWords.Replace(msg)
+}
+
+var syntaxWords = strings.NewReplacer(`'\n'`, "the end of the line", `'\''`, `"'"`, "unexpected EOF", "the file ends too early",
+	"EOF", "the end of the file", "expected value", "expected a value")
+
+// tomlKind names the TOML decoder's Go type for a value in TOML's words.
+func tomlKind(goType string) string {
+	switch {
+	case goType == "string":
+		return "a string"
+	case goType == "bool":
+		return "a boolean (true or false)"
+	case goType == "int64":
+		return "an integer"
+	case goType == "float64":
+		return "a number with a fraction"
+	case strings.HasPrefix(goType, "[]map["):
+		return "an array of tables ([[...]])"
+	case strings.HasPrefix(goType, "[]"):
+		return "a list"
+	case strings.HasPrefix(goType, "map["):
+		return "a table"
+	case strings.Contains(goType, "time.") || strings.Contains(goType, "toml.Local"):
+		return "a date or time"
+	}
+	return "a value of another kind"
+}
+
+// describer is a config type that says what its keys take.
+type describer interface{ describe() string }
+
+func (Duration) describe() string { return `a duration such as "30s", "10m" or "1h"` }
+func (Size) describe() string     { return `a size such as 1048576, "512K" or "50M"` }
+func (Expire) describe() string   { return `"", "never" or a number of days` }
+
+var describerType = reflect.TypeFor[describer]()
+
+// expected says in plain words what key (dotted, from the top of v)
+// takes, from the type of its field in v: "a list of strings" and the
+// like. Keys it cannot follow take "a value of another kind".
+func expected(v any, key string) string {
+	t := reflect.TypeOf(v)
+	parts := strings.Split(key, ".")
+	for i, part := range parts {
+		t = deref(t)
+		if i > 0 && t.Kind() == reflect.Slice {
+			t = deref(t.Elem()) // into an array of tables
+		}
+		switch t.Kind() {
+		case reflect.Struct:
+			f, ok := fieldFor(t, part)
+			if !ok {
+				return "a value of another kind"
+			}
+			t = f
+		case reflect.Map:
+			t = t.Elem()
+		default:
+			return "a value of another kind"
+		}
+	}
+	return describeType(t, key)
+}
+
+func deref(t reflect.Type) reflect.Type {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
+}
+
+// fieldFor finds the field of struct t that TOML key name decodes into.
+func fieldFor(t reflect.Type, name string) (reflect.Type, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if tag == name || tag == "" && strings.EqualFold(f.Name, name) {
+			return f.Type, true
+		}
+	}
+	return nil, false
+}
+
+// describeType words what a value of type t is, for key.
+func describeType(t reflect.Type, key string) string {
+	if t.Implements(describerType) {
+		return reflect.Zero(t).Interface().(describer).describe()
+	}
+	switch t = deref(t); t.Kind() {
+	case reflect.String:
+		return "a string in quotes"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		e := deref(t.Elem())
+		switch {
+		case e.Kind() == reflect.Struct && !reflect.PointerTo(e).Implements(textUnmarshalerType):
+			return "an array of tables ([[" + key + "]])"
+		case e.Kind() == reflect.String:
+			return `a list of strings such as ["a", "b"]`
+		}
+		return "a list of " + strings.TrimPrefix(describeType(e, key), "a ")
+	case reflect.Map:
+		return "a table ([" + key + "]) of " + strings.TrimPrefix(describeType(t.Elem(), key+".NAME"), "a ") + " values"
+	case reflect.Struct:
+		return "a table ([" + key + "])"
+	}
+	return "a value of another kind"
+}
+
+var textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
 
 // unknownKeys lists undecoded keys, leaving out the children of an unknown
 // table (the table itself is reported).

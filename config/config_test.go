@@ -339,7 +339,7 @@ func TestTableWhereValueBelongs(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	want := "config: " + dir + "/postie.toml: pop3.max_connections: incompatible types: TOML value has type map[string]any; destination has type integer"
+	want := "config: " + dir + "/postie.toml: pop3.max_connections: expected a whole number, found a table"
 	if err.Error() != want {
 		t.Errorf("error %q,\nwant  %q", err, want)
 	}
@@ -378,5 +378,47 @@ func TestExpireUsers(t *testing.T) {
 	} {
 		_, _, err := load(t, body)
 		wantErr(t, err, "pop3.expire_users")
+	}
+}
+
+// Every error of decoding the config names the file, the line (when the
+// decoder knows it) and the key, and says in plain words what the key
+// takes and what it found: no Go type names ("destination has type
+// slice"), no decoder internals ("toml: ..."), no Go quoting ('\n').
+func TestDecodeErrorsPlain(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ text, want string }{
+		{"pop3 = 1\n", `1: pop3: expected a table ([pop3]), found an integer`},
+		{"[[pop3]]\n", `1: pop3: expected a table ([pop3]), found an array of tables ([[...]])`},
+		{"[pop3]\nlisten = \"127.0.0.1:110\"\n", `2: pop3.listen: expected a list of strings such as ["a", "b"], found a string`},
+		{"pop3.listen = 5\n", `1: pop3.listen: expected a list of strings such as ["a", "b"], found an integer`},
+		{"[auth]\nmechanisms = \"PLAIN\"\n", `2: auth.mechanisms: expected a list of strings such as ["a", "b"], found a string`},
+		{"[pop3]\nmax_connections = \"100\"\n", `2: pop3.max_connections: expected a whole number, found a string`},
+		{"[pop3]\nmax_connections = 1.5\n", `2: pop3.max_connections: expected a whole number, found a number with a fraction`},
+		{"[pop3]\nmax_connections = 99999999999999999999\n", `2: pop3.max_connections: 99999999999999999999 is out of range: expected a whole number`},
+		{"[pop3]\nutf8 = \"yes\"\n", `2: pop3.utf8: expected true or false, found a string`},
+		{"[pop3.expire]\n", `1: pop3.expire: expected "", "never" or a number of days, found a table`},
+		{"[pop3.expire_users]\nalice = []\n", `2: pop3.expire_users.alice: expected "", "never" or a number of days, found a list`},
+		{"[pop3]\nidle_timeout = [1]\n", `2: pop3.idle_timeout: expected a duration such as "30s", "10m" or "1h", found a list`},
+		{"[intake]\nmax_message_size = {}\n", `2: intake.max_message_size: expected a size such as 1048576, "512K" or "50M", found a table`},
+		{"data_dir = [\"a\"]\n", `1: data_dir: expected a string in quotes, found a list`},
+		{"[intake]\nmax_message_size = true\n", `2: intake.max_message_size: expected a size such as 1048576, "512K" or "50M", found a boolean (true or false)`},
+		{"[pop3]\nmax_connections = false\n", `2: pop3.max_connections: expected a whole number, found a boolean (true or false)`},
+		{"[server]\nuser = 1000\n", `2: server.user: expected a string in quotes, found an integer`},
+		{"[log]\nlevel = 1979-05-27\n", `2: log.level: expected a string in quotes, found a date or time`},
+		{"[tls]\ncertificates = 5\n", `2: tls.certificates: expected an array of tables ([[tls.certificates]]), found an integer`},
+		{"[[tls.certificates]]\ncert_file = 5\n", `2: tls.certificates.cert_file: expected a string in quotes, found an integer`},
+		{"[pop3]\nlisten = []\n[pop3]\n", `3: pop3: set twice: a key or table may appear only once`},
+		{"[pop3]\nutf8 = true\nutf8 = false\n", `3: pop3.utf8: set twice: a key or table may appear only once`},
+		{"data_dir = \n", `1: data_dir: expected a value after =, found the end of the line`},
+		{"data_dir = \"abc\n", `1: data_dir: expected the closing quote of the string on the same line`},
+		{"[pop3]\nlisten = [\"a\",\n", `2: pop3.listen: the file ends too early; expected a value`},
+		{"[pop3\n", `2: expected '.' or ']' to end table name, but got the end of the line instead`},
+	} {
+		_, dir, err := load(t, tc.text)
+		want := "config: " + dir + "/postie.toml:" + tc.want
+		if err == nil || err.Error() != want {
+			t.Errorf("%q:\n got %v\nwant %s", tc.text, err, want)
+		}
 	}
 }

@@ -23,7 +23,9 @@ func TestDecode(t *testing.T) {
 		{"[[account]]\nkeep_it = true\n[extra]\na = 1\nb = 2\n", "fetch config: f.toml: unknown keys: account.keep_it, extra"},
 		{"interval = \"soon\"\n", `fetch config: f.toml:1: interval: "soon" is not a duration such as "30s", "10m" or "1h"`},
 		{"\n[[account]]\nmax_size = \"big\"\n", `fetch config: f.toml:3: account.max_size: "big" is not a size such as 1048576, "512K" or "50M"`},
-		{"interval = \n", "fetch config: f.toml:1: interval: expected value but found '\\n' instead"},
+		{"interval = \n", "fetch config: f.toml:1: interval: expected a value after =, found the end of the line"},
+		{"[[account]]\nname = 5\n", "fetch config: f.toml:2: account.name: expected a string in quotes, found an integer"},
+		{"account = 5\n", "fetch config: f.toml:1: account: expected an array of tables ([[account]]), found an integer"},
 	} {
 		var f file
 		if err := Decode("fetch config", "f.toml", []byte(tc.text), &f); err == nil || err.Error() != tc.want {

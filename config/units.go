@@ -74,7 +74,7 @@ func (s *Size) UnmarshalTOML(v any) error {
 	case string:
 		return s.UnmarshalText([]byte(v))
 	}
-	return fmt.Errorf("%v is not a size: use an integer or a string such as \"50M\"", v)
+	return fmt.Errorf("expected %s, found %s", Size(0).describe(), tomlKind(fmt.Sprintf("%T", v)))
 }
 
 // MarshalText writes s with the largest unit that divides it.

@@ -71,8 +71,8 @@ func TestSizeTOML(t *testing.T) {
 		{int64(100000), 100000, ""},
 		{"100k", 100 << 10, ""},
 		{int64(-1), 0, "-1 is not a size: it must not be negative"},
-		{true, 0, `true is not a size: use an integer or a string such as "50M"`},
-		{1.5, 0, `1.5 is not a size: use an integer or a string such as "50M"`},
+		{true, 0, `expected a size such as 1048576, "512K" or "50M", found a boolean (true or false)`},
+		{1.5, 0, `expected a size such as 1048576, "512K" or "50M", found a number with a fraction`},
 		{"big", 0, `"big" is not a size such as 1048576, "512K" or "50M"`},
 	} {
 		s = 0
