@@ -34,6 +34,9 @@ func (a *app) benchCmd() *cobra.Command {
 		Long: `Measure a POP3 server — postie, Dovecot, any other — through postie's POP3
 client library. Each scenario prints a summary on stderr and one JSON line
 on stdout; bench/compare.sh runs them side by side against Dovecot.
+The TLS scenarios (--tls starttls or implicit) measure postie serve as it
+runs for users: STLS is offered on pop3.listen when a certificate is set,
+and pop3.listen_tls (or serve --listen-tls) is POP3S.
 
 Scenarios:
   sessions   connect, USER/PASS, STAT, QUIT over and over (plain, STLS or

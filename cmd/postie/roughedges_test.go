@@ -97,6 +97,37 @@ func TestHelpAndReadme(t *testing.T) {
 	if !strings.Contains(r.stderr, "--dev and --data-dir do not apply to fetch") {
 		t.Errorf("fetch --dev: %q", r.stderr)
 	}
+	// bench --help and its commands' help say what is true now: postie
+	// serve has TLS (the help once said "until postie serve has TLS
+	// settings", of a bench serve that is gone), and the README names
+	// the scenarios bench has.
+	bh := mustPostie(t, 0, "", "bench", "--help").stdout
+	_, scen, _ := strings.Cut(bh, "Scenarios:\n")
+	scen, _, _ = strings.Cut(scen, "\n\n")
+	var names []string
+	for _, l := range strings.Split(scen, "\n") {
+		if strings.HasPrefix(l, "  ") && !strings.HasPrefix(l, "   ") {
+			names = append(names, strings.Fields(l)[0])
+		}
+	}
+	if want := "postie bench SCENARIO [flags]   (" + strings.Join(names, ", ") + ": see postie bench --help)"; len(names) < 5 || !strings.Contains(string(readme), want) {
+		t.Errorf("README lacks %q", want)
+	}
+	for _, sub := range append([]string{""}, append(names, "corpus", "raw-sender", "report")...) {
+		args := []string{"bench", "--help"}
+		if sub != "" {
+			args = []string{"bench", sub, "--help"}
+		}
+		h := mustPostie(t, 0, "", args...).stdout
+		for _, stale := range []string{"TLS settings", "bench serve", "has no TLS"} {
+			if strings.Contains(h, stale) {
+				t.Errorf("postie %s says %q:\n%s", strings.Join(args, " "), stale, h)
+			}
+		}
+	}
+	if !strings.Contains(bh, "postie serve as it\nruns for users") {
+		t.Errorf("bench --help does not say that the TLS scenarios measure postie serve:\n%s", bh)
+	}
 	fh := mustPostie(t, 0, "", "fetch", "--help").stdout
 	for _, l := range strings.Split(fh, "\n") {
 		if strings.Contains(l, "--config string") && !strings.Contains(l, "$POSTIE_FETCH_CONFIG") {
