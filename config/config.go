@@ -100,6 +100,10 @@ type POP3 struct {
 	Implementation bool `toml:"implementation"`
 	// UTF8 offers RFC 6856 UTF-8 mode ("UTF8 USER" in CAPA) and LANG.
 	UTF8 bool `toml:"utf8"`
+	// UTF8Strict refuses RETR and TOP of a message with UTF-8 in its
+	// header ("-ERR [UTF8]", RFC 6856 §2.1 and §5) to a session that has
+	// not enabled UTF-8 mode; off, such messages are sent as stored.
+	UTF8Strict bool `toml:"utf8_strict"`
 
 	IdleTimeout         Duration `toml:"idle_timeout"`
 	AuthTimeout         Duration `toml:"auth_timeout"`
@@ -539,6 +543,9 @@ func (c *Config) problems() []string {
 
 	if c.DataDir == "" {
 		bad("data_dir", "must not be empty")
+	}
+	if c.POP3.UTF8Strict && !c.POP3.UTF8 {
+		bad("pop3.utf8_strict", "needs pop3.utf8 = true: a client can enable UTF-8 mode only where UTF8 is offered")
 	}
 
 	var lvl slog.Level

@@ -422,3 +422,18 @@ func TestDecodeErrorsPlain(t *testing.T) {
 		}
 	}
 }
+
+// pop3.utf8_strict refuses messages to clients that did not enable UTF-8
+// mode, which they can do only where UTF8 is offered.
+func TestUTF8StrictNeedsUTF8(t *testing.T) {
+	t.Parallel()
+	c, _, err := load(t, "[pop3]\nutf8_strict = true\n")
+	if err != nil || !c.POP3.UTF8Strict || !c.POP3.UTF8 {
+		t.Fatalf("utf8_strict with the default utf8: %+v, %v", c, err)
+	}
+	_, dir, err := load(t, "[pop3]\nutf8 = false\nutf8_strict = true\n")
+	want := "config: " + dir + "/postie.toml: pop3.utf8_strict: needs pop3.utf8 = true: a client can enable UTF-8 mode only where UTF8 is offered"
+	if err == nil || err.Error() != want {
+		t.Errorf("error %v,\nwant  %s", err, want)
+	}
+}

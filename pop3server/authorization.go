@@ -232,5 +232,6 @@ func (ss *session) cmdUTF8(c *wire.Command) error {
 	if len(c.Args) > 0 {
 		return noArgs("UTF8")
 	}
+	ss.utf8 = true
 	return ss.ok("+OK " + ss.text(textUTF8Enabled) + "\r\n")
 }

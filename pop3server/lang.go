@@ -84,7 +84,7 @@ var catalog = []string{
 	errSASLBase64.Text, errSASLBase64IR.Text, errShuttingDown.Text,
 	errTooManyConns.Text, errTooManyPerAddr.Text, errBanned.Text,
 	errChecksBusy.Text, errMessageGone.Text, errMaildropInUse.Text,
-	errLangUnsupported.Text, errLangRange.Text,
+	errLangUnsupported.Text, errLangRange.Text, errNeedsUTF8.Text,
 	ops[opAuthenticate].reply.Text, ops[opOpenMaildrop].reply.Text,
 	ops[opOpenMessage].reply.Text, ops[opCommit].reply.Text,
 }

@@ -129,8 +129,13 @@ type Options struct {
 	// UTF8 offers RFC 6856: "UTF8 USER" in CAPA before login and the
 	// UTF8 command, and LANG (in both states). Names and passwords are passed on as the UTF-8 bytes
 	// the client sent, whether or not it enabled UTF-8 mode.
-	UTF8   bool
-	Limits Limits
+	UTF8 bool
+	// UTF8Strict (with UTF8) answers RETR and TOP of a message whose
+	// header holds octets outside ASCII (RFC 6532 header fields) with
+	// "-ERR [UTF8]" in a session that has not enabled UTF-8 mode, as RFC
+	// 6856 §2.1 and §5 allow; otherwise messages are sent as stored.
+	UTF8Strict bool
+	Limits     Limits
 	// ExpireFor, when set (and Limits.Expire too), gives a user's own
 	// EXPIRE policy (days, or -1 for NEVER), ok false for the default
 	// Limits.Expire. CAPA then says "EXPIRE <default> USER" before login

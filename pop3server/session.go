@@ -35,6 +35,7 @@ type session struct {
 	endReason string    // why the session ended; "" while it goes on
 	tracing   bool      // the conversation is logged (Options.Trace)
 	lang      *language // chosen by LANG; nil: i-default (lang.go)
+	utf8      bool      // UTF-8 mode enabled (RFC 6856 §2.1)
 
 	conn connection
 	auth authState

@@ -1,6 +1,7 @@
 package pop3server
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -170,6 +171,11 @@ func (ss *session) cmdTop(c *wire.Command) error {
 // than the client handed a short message.
 func (ss *session) send(i int, head string, lines int) error {
 	ctx := ss.srv.ctx
+	if ss.srv.opts.UTF8Strict && !ss.utf8 {
+		if err := ss.checkASCIIHeader(i); err != nil {
+			return err
+		}
+	}
 	rc, err := ss.drop.md.Open(ctx, ss.storeIndex(i))
 	if err != nil {
 		return failed(opOpenMessage, err, slog.Int("msg", i+1))
@@ -318,4 +324,44 @@ func (ss *session) cmdQuit(c *wire.Command) error {
 	ss.drop.dele = len(del)
 	ss.reply("+OK " + ss.textf(textByeDeleted, strconv.Itoa(len(del))) + "\r\n")
 	return nil
+}
+
+// errNeedsUTF8 refuses a message with UTF-8 in its header to a session
+// not in UTF-8 mode (RFC 6856 §5: the client may try again in UTF-8 mode,
+// which it can enable only before login).
+var errNeedsUTF8 = &pop3.Error{Code: pop3.CodeUTF8, Text: "message has UTF-8 header fields; log in again and send UTF8 before USER or AUTH"}
+
+// checkASCIIHeader returns errNeedsUTF8 when the header of message i
+// holds an octet outside ASCII: RFC 6856 §2.1 forbids sending such a
+// message as is to a client that has not enabled UTF-8 mode. The header
+// is read once more, up to its empty line, and not kept.
+func (ss *session) checkASCIIHeader(i int) error {
+	rc, err := ss.drop.md.Open(ss.srv.ctx, ss.storeIndex(i))
+	if err != nil {
+		return failed(opOpenMessage, err, slog.Int("msg", i+1))
+	}
+	defer rc.Close()
+	br := bufio.NewReaderSize(rc, 4096)
+	lineStart := true
+	for {
+		line, err := br.ReadSlice('\n')
+		if lineStart && (string(line) == "\n" || string(line) == "\r\n") {
+			return nil // the end of the header
+		}
+		for _, b := range line {
+			if b >= 0x80 {
+				return errNeedsUTF8
+			}
+		}
+		switch err {
+		case nil:
+			lineStart = true
+		case bufio.ErrBufferFull:
+			lineStart = false // the same line goes on
+		case io.EOF:
+			return nil // a message that is all header
+		default:
+			return failed(opReadMessage, err, slog.Int("msg", i+1))
+		}
+	}
 }

@@ -345,3 +345,31 @@ maildir = "Maildir"
 	run(4, true)
 	run(5, false)
 }
+
+// TestServeUTF8Strict: pop3.utf8_strict reaches the server. A message
+// with UTF-8 in its header is refused with [UTF8] to a client that did
+// not send UTF8, and sent to one that did (RFC 6856 §2.1, §5).
+func TestServeUTF8Strict(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := testenv.StartPostie(t, testenv.PostieOptions{Dir: dir, Config: `[pop3]
+listen = ["127.0.0.1:0"]
+allow_cleartext = true
+utf8_strict = true
+[lmtp]
+listen = ["127.0.0.1:0"]
+`, Files: map[string]string{"passwd": "alice:{PLAIN}pw\n"}})
+	lmtpDeliver(t, s.LMTP, "alice@localhost", "Subject: \xc3\xa9t\xc3\xa9\r\n\r\nhi\r\n")
+	p := dialPOP3(t, s.POP3)
+	p.cmd("+OK", "USER alice")
+	p.cmd("+OK", "PASS pw")
+	if got, want := p.cmd("-ERR", "RETR 1"), "-ERR [UTF8] message has UTF-8 header fields; log in again and send UTF8 before USER or AUTH"; got != want {
+		t.Errorf("RETR outside UTF-8 mode: %q, want %q", got, want)
+	}
+	p.cmd("+OK", "QUIT")
+	p = dialPOP3(t, s.POP3)
+	p.cmd("+OK", "UTF8")
+	p.cmd("+OK", "USER alice")
+	p.cmd("+OK", "PASS pw")
+	p.cmd("+OK", "RETR 1")
+}

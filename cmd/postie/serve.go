@@ -294,6 +294,7 @@ func pop3Options(c *config.Config, authn pop3server.Authenticator, st store.Stor
 		Hostname:       host,
 		Implementation: impl,
 		UTF8:           p.UTF8,
+		UTF8Strict:     p.UTF8Strict,
 		Limits:         lim,
 		ExpireFor:      expireFor(p.ExpireUsers),
 	}
