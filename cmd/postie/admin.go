@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/postie-mail/postie/intake"
+	"github.com/postie-mail/postie/internal/tlsconf"
 	"github.com/postie-mail/postie/pop3server"
 )
 
@@ -26,17 +27,12 @@ type admin struct {
 }
 
 // startAdmin serves on ln (nil for none; see bindListeners) the metrics
-// of pop and in (either may be nil).
-func startAdmin(ln net.Listener, pop *pop3server.Server, in *intake.Deliverer, log *slog.Logger) (*admin, error) {
+// of pop, in and certs (any may be nil).
+func startAdmin(ln net.Listener, pop *pop3server.Server, in *intake.Deliverer, certs *tlsconf.Certs, log *slog.Logger) (*admin, error) {
 	if ln == nil {
 		return nil, nil
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&statsCollector{pop: pop, in: in},
-	)
+	reg := newRegistry(pop, in, certs)
 	a := &admin{ln: ln}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{log}}))
@@ -64,6 +60,21 @@ func startAdmin(ln net.Listener, pop *pop3server.Server, in *intake.Deliverer, l
 	}()
 	log.Info("listening", "proto", "admin", "addr", ln.Addr().String())
 	return a, nil
+}
+
+// newRegistry holds every metric postie serve exports: Go's and the
+// process's, the engines' counters, and the certificates' expiry.
+func newRegistry(pop *pop3server.Server, in *intake.Deliverer, certs *tlsconf.Certs) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&statsCollector{pop: pop, in: in},
+	)
+	if certs != nil {
+		reg.MustRegister(certCollector{certs})
+	}
+	return reg
 }
 
 // drain makes /readyz fail so a load balancer stops sending sessions; the

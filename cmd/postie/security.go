@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/postie-mail/postie/auth"
 	"github.com/postie-mail/postie/config"
@@ -56,6 +57,7 @@ type security struct {
 	tls    *tls.Config      // nil without [tls]
 	certs  *tlsconf.Certs   // nil without [tls]
 	tokens *auth.TokenUsers // nil without [auth.oauth]
+	expiry *certMonitor     // nil without [tls]
 	cancel context.CancelFunc
 }
 
@@ -100,6 +102,13 @@ func setupSecurity(c *config.Config, db *auth.DB, secret []byte, log *slog.Logge
 		sec.tls = tlsconf.ServerConfig(certs, clientCAs)
 		opts.TLSConfig = sec.tls
 		go certs.Watch(ctx, tlsconf.CheckInterval)
+		sec.expiry = &certMonitor{certs: certs, log: log, now: time.Now}
+		sec.expiry.check()
+		daily := time.NewTicker(certCheckInterval)
+		go func() {
+			defer daily.Stop()
+			sec.expiry.run(ctx, daily.C)
+		}()
 	}
 
 	if len(c.Auth.Mechanisms) > 0 {
@@ -125,10 +134,12 @@ func setupSecurity(c *config.Config, db *auth.DB, secret []byte, log *slog.Logge
 	return sec, nil
 }
 
-// reload re-reads the certificates and the JWK Set file (SIGHUP).
+// reload re-reads the certificates and the JWK Set file (SIGHUP), and
+// warns about certificates that expire soon.
 func (sec *security) reload(log *slog.Logger) {
 	if sec.certs != nil {
 		sec.certs.Reload(true)
+		sec.expiry.check()
 	}
 	if sec.tokens != nil {
 		if err := sec.tokens.Reload(); err != nil {

@@ -156,7 +156,7 @@ func (a *app) serve(listen, listenTLS, listenLMTP []string) error {
 	if err != nil {
 		return err
 	}
-	adm, err := startAdmin(bound.admin, srv, deliverer, log)
+	adm, err := startAdmin(bound.admin, srv, deliverer, sec.certs, log)
 	if err != nil {
 		return exitf(exitcode.Failure, "admin: %v", err)
 	}

@@ -78,6 +78,32 @@ type certSet struct {
 	def    *tls.Certificate
 	byName map[string][]*tls.Certificate // lower-case DNS name or "*.domain"
 	stamps []os.FileInfo                 // of the files, in load order
+	expiry []Expiry                      // of each pair, in load order
+}
+
+// Expiry is when the leaf certificate of one Pair expires.
+type Expiry struct {
+	CertFile string
+	// Name is the certificate's first DNS name, else its subject's
+	// common name, else "".
+	Name      string
+	NotBefore time.Time
+	NotAfter  time.Time
+}
+
+// LeafExpiry returns the Expiry of a leaf certificate read from certFile.
+func LeafExpiry(certFile string, leaf *x509.Certificate) Expiry {
+	name := leaf.Subject.CommonName
+	if len(leaf.DNSNames) > 0 {
+		name = leaf.DNSNames[0]
+	}
+	return Expiry{CertFile: certFile, Name: name, NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter}
+}
+
+// Expiries returns the validity of the certificates in use now, one per
+// Pair in the order given to LoadCerts (a reload updates them).
+func (s *Certs) Expiries() []Expiry {
+	return slices.Clone(s.cur.Load().expiry)
 }
 
 // Certs holds the current certificates and reloads them on request
@@ -137,6 +163,7 @@ func (s *Certs) load() (*certSet, error) {
 		if now := time.Now(); now.After(leaf.NotAfter) || now.Before(leaf.NotBefore) {
 			s.log.Warn("tls: certificate not valid now", "file", p.CertFile, "not_before", leaf.NotBefore, "not_after", leaf.NotAfter)
 		}
+		set.expiry = append(set.expiry, LeafExpiry(p.CertFile, leaf))
 		if set.def == nil {
 			set.def = &cert
 		}
