@@ -44,21 +44,31 @@ func (a *app) loadConfig() (*config.Config, error) {
 	if a.dataDir != "" {
 		return nil, exitf(exitcode.Usage, "--data-dir goes with --dev; with a config file, set data_dir in it")
 	}
-	path := a.configPath
-	if path == "" {
-		path = os.Getenv("POSTIE_CONFIG")
-	}
-	if path == "" {
-		if _, err := os.Stat(systemConfig); err != nil {
-			return nil, exitf(exitcode.Config, "no configuration file: pass --config FILE, set POSTIE_CONFIG, or try --dev (%s does not exist)", systemConfig)
-		}
-		path = systemConfig
+	path, err := a.configFile()
+	if err != nil {
+		return nil, err
 	}
 	c, err := config.Load(path)
 	if err != nil {
 		return nil, &exitError{code: exitcode.Config, err: err}
 	}
 	return c, nil
+}
+
+// configFile names the configuration file: --config, else
+// $POSTIE_CONFIG, else systemConfig if it exists.
+func (a *app) configFile() (string, error) {
+	path := a.configPath
+	if path == "" {
+		path = os.Getenv("POSTIE_CONFIG")
+	}
+	if path == "" {
+		if _, err := os.Stat(systemConfig); err != nil {
+			return "", exitf(exitcode.Config, "no configuration file: pass --config FILE, set POSTIE_CONFIG, or try --dev (%s does not exist)", systemConfig)
+		}
+		path = systemConfig
+	}
+	return path, nil
 }
 
 // devConfig is the configuration of --dev: the defaults, with the state in
