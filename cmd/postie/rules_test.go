@@ -44,7 +44,7 @@ var metricRE = regexp.MustCompile(`\b(?:postie|go|process)_[a-z0-9_]+\b|\bup\b`)
 
 // TestPrometheusRules: the example alerting rules are YAML of
 // Prometheus's rule file shape, every rule complete, and every metric
-// they (and docs/operations.md) name is one postie exports.
+// they (and the Monitoring section of docs/operations.md) name is one postie exports.
 func TestPrometheusRules(t *testing.T) {
 	names := registryNames(t)
 	data, err := os.ReadFile("../../examples/prometheus/postie-rules.yml")
@@ -114,7 +114,12 @@ func TestPrometheusRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range metricRE.FindAllString(string(doc), -1) {
+	_, monitoring, ok := strings.Cut(string(doc), "\n## Monitoring\n")
+	monitoring, _, _ = strings.Cut(monitoring, "\n## ")
+	if !ok || !strings.Contains(monitoring, "postie_tls_certificate_expiry_timestamp_seconds") {
+		t.Fatal("docs/operations.md: no Monitoring section naming the certificate metric")
+	}
+	for _, m := range metricRE.FindAllString(monitoring, -1) {
 		if m != "up" && !names[m] {
 			t.Errorf("docs/operations.md names %s, which postie does not export", m)
 		}
