@@ -8,6 +8,7 @@ import (
 	"net/smtp"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -205,6 +206,14 @@ type postfix struct {
 
 func startPostfix(t *testing.T, lmtpAddr string) *postfix {
 	t.Helper()
+	return startPostfixTransport(t, "virtual_transport = lmtp:inet:"+lmtpAddr+"\n", "")
+}
+
+// startPostfixTransport is startPostfix with transport, the main.cf
+// lines that route example.org (virtual_transport and its settings), and
+// services, more master.cf lines (those transport names).
+func startPostfixTransport(t *testing.T, transport, services string) *postfix {
+	t.Helper()
 	testenv.LookPath(t, "postfix")
 	if os.Geteuid() != 0 {
 		testenv.Missing(t, "the Postfix test runs as root (postfix start)")
@@ -254,15 +263,14 @@ mydestination =
 mynetworks = 127.0.0.0/8
 relayhost =
 virtual_mailbox_domains = example.org
-virtual_transport = lmtp:inet:%[2]s
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+%[2]ssmtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 alias_maps =
 alias_database =
 biff = no
 maillog_file = %[1]s/maillog
 maillog_file_prefixes = %[1]s
 syslog_name = postfix-postie-test
-`, p.dir, lmtpAddr)
+`, p.dir, transport)
 	masterCF := "127.0.0.1:" + strconv.Itoa(port) + " inet n - n - - smtpd\n" + `pickup unix n - n 60 1 pickup
 cleanup unix n - n - 0 cleanup
 qmgr unix n - n 300 1 qmgr
@@ -283,7 +291,7 @@ lmtp unix - - n - - lmtp
 anvil unix - - n - 1 anvil
 scache unix - - n - 1 scache
 postlog unix-dgram n - n - 1 postlogd
-`
+` + services
 	for name, content := range map[string]string{"main.cf": mainCF, "master.cf": masterCF} {
 		if err := os.WriteFile(filepath.Join(p.dir, name), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
@@ -339,6 +347,34 @@ postlog unix-dgram n - n - 1 postlogd
 	}
 }
 
+// send hands msg for rcpt to Postfix's smtpd, from sender@example.net.
+func (p *postfix) send(t *testing.T, rcpt, msg string) {
+	t.Helper()
+	c, err := smtp.Dial(p.smtp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Hello("client.example.net"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("sender@example.net"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt(rcpt); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, msg)
+	if err := w.Close(); err != nil {
+		t.Fatalf("Postfix refused the message: %v", err)
+	}
+	c.Quit()
+}
+
 // postconf returns the value of a Postfix parameter (its default).
 func postconf(t *testing.T, name string) string {
 	t.Helper()
@@ -376,28 +412,7 @@ func TestPostfixLMTP(t *testing.T) {
 		"8-bit: \xe2\x9c\x89\r\n" +
 		strings.Repeat("0123456789", 90) + "\r\n" +
 		"last line\r\n"
-	c, err := smtp.Dial(p.smtp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Hello("client.example.net"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Mail("sender@example.net"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Rcpt("demo+inbox@example.org"); err != nil {
-		t.Fatal(err)
-	}
-	w, err := c.Data()
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(w, msg)
-	if err := w.Close(); err != nil {
-		t.Fatalf("Postfix refused the message: %v", err)
-	}
-	c.Quit()
+	p.send(t, "demo+inbox@example.org", msg)
 
 	// Postfix delivers within a second or so.
 	md := filepath.Join(dir, "mail", "demo")
@@ -436,6 +451,116 @@ sys.stdout.buffer.write(b"%d %d\n" % (count, size) + b"".join(l + b"\r\n" for l 
 		`\tby \S+ \(postie\) with LMTP id [0-9A-F]{16}\r\n` +
 		`\tfor <demo\+inbox@example\.org>; [^\r\n]+\r\n` +
 		`(Received: from client\.example\.net \([^\r\n]*\[127\.0\.0\.1\]\)\r\n(?:\t[^\r\n]*\r\n)*?\t[^\r\n]*\(Postfix\) with \S+ id \S+\r\n(?:\t[^\r\n]*\r\n)*)` +
+		`(?s)(.*)$`)
+	m := re.FindStringSubmatch(got)
+	if m == nil {
+		t.Fatalf("RETR 1 does not start with postie's and Postfix's trace fields:\n%s", got)
+	}
+	if m[2] != msg {
+		t.Errorf("the message after the trace fields differs:\n got %q\nwant %q", m[2], msg)
+	}
+}
+
+// TestPostfixPipe is the pipe-transport recipe of docs/operations.md end
+// to end: Postfix's pipe(8) runs `postie deliver -f ${sender}
+// ${recipient}` as the account postie serve runs as (nobody here, postie
+// in the package), one recipient at a time, for the local domains of
+// [intake]; the config and the passwd-file are root:<its group> 0640. The
+// message lands in a maildrop of that account, where serve reads exactly
+// the bytes sent after the trace fields.
+func TestPostfixPipe(t *testing.T) {
+	t.Parallel()
+	testenv.LookPath(t, "postfix")
+	if os.Geteuid() != 0 {
+		testenv.Missing(t, "the Postfix test runs as root (postfix start)")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		testenv.Missing(t, "no user nobody: %v", err)
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	// data_dir belongs to the account; the config and the passwd-file,
+	// beside it, to root.
+	dir := t.TempDir()
+	s := testenv.NewPostie(t, testenv.PostieOptions{
+		Dir:   dir,
+		Files: map[string]string{"passwd": ""},
+		Config: `data_dir = "state"
+[auth]
+passwd_file = "` + filepath.Join(dir, "passwd") + `"
+[pop3]
+listen = ["127.0.0.1:0"]
+auth_fail_delay = "0s"
+[lmtp]
+listen = []
+[intake]
+local_domains = ["example.org"]
+[server]
+user = "nobody"
+`})
+	// The documented modes: the account reads both through its group.
+	for _, f := range []string{s.Config, filepath.Join(s.Dir, "passwd")} {
+		os.Chmod(f, 0o640)
+		if err := os.Chown(f, 0, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for d := s.Dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		os.Chmod(d, 0o755) // TempDir's parents are 0700
+	}
+	mail := filepath.Join(s.Dir, "state", "mail")
+	if err := os.MkdirAll(mail, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(filepath.Dir(mail), uid, gid)
+	os.Chown(mail, uid, gid)
+	mustPostie(t, 0, "alice pw\n", "user", "add", "--config", s.Config, "--password-stdin", "--scheme", "SHA512-CRYPT", "alice")
+	if r := mustPostie(t, 0, "", "config", "check", "--quiet", "--config", s.Config); r.stdout != "" {
+		t.Errorf("config check of the documented layout:\n%s", r.stdout)
+	}
+
+	// The recipe, with the test's binary and config file.
+	p := startPostfixTransport(t,
+		"virtual_transport = postie\npostie_destination_recipient_limit = 1\n",
+		"postie unix - n n - - pipe user=nobody argv="+s.Bin+" deliver --config "+s.Config+" -f ${sender} ${recipient}\n")
+	msg := "From: Sender <sender@example.net>\r\n" +
+		"To: alice+inbox@example.org\r\n" +
+		"Date: Tue, 14 Jan 2025 10:00:00 +0000\r\n" +
+		"Message-ID: <postfix-pipe-test@example.net>\r\n" +
+		"Subject: through Postfix's pipe\r\n" +
+		"\r\n" +
+		".a line starting with a dot\r\n" +
+		"last line\r\n"
+	p.send(t, "alice+inbox@example.org", msg)
+
+	md := filepath.Join(mail, "alice")
+	deadline := time.Now().Add(45 * time.Second)
+	for len(maildirFiles(t, md)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("Postfix did not deliver within 45s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	fi, err := os.Stat(maildirFiles(t, md)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != uid || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the message is uid %d mode %04o, want nobody's (%d) 0600", st.Uid, fi.Mode().Perm(), uid)
+	}
+
+	s.Start(t)
+	c := dialPOP3(t, s.POP3)
+	c.login("alice", "alice pw")
+	c.cmd("+OK", "RETR 1")
+	got := c.multi()
+	c.cmd("+OK", "QUIT")
+	re := regexp.MustCompile(`^Return-Path: <sender@example\.net>\r\n` +
+		`Delivered-To: alice\+inbox@example\.org\r\n` +
+		`Received: by \S+ \(postie\) with local id [0-9A-F]{16}\r\n` +
+		`\tfor <alice\+inbox@example\.org>; [^\r\n]+\r\n` +
+		`(Received: from client\.example\.net \([^\r\n]*\[127\.0\.0\.1\]\)\r\n(?:\t[^\r\n]*\r\n)*)` +
 		`(?s)(.*)$`)
 	m := re.FindStringSubmatch(got)
 	if m == nil {
