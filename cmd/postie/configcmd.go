@@ -425,10 +425,16 @@ func (ck *checker) checkSecretFile(key, path string) {
 }
 
 // checkDir checks that the account can create files in dir (or, when it
-// does not exist, in the nearest directory above it that does).
-func (ck *checker) checkDir(key, dir string, private bool) {
+// does not exist, in the nearest directory above it that does). dataDir
+// is data_dir: serve started as root makes it for the account when it is
+// missing, and everything below it.
+func (ck *checker) checkDir(key, dir, dataDir string, private bool) {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
+		if _, derr := os.Stat(dataDir); errors.Is(derr, fs.ErrNotExist) && (dir == dataDir || strings.HasPrefix(dir, dataDir+"/")) {
+			ck.warn(key, "%s does not exist yet: postie makes it (serve started as root makes data_dir for %s; under systemd, StateDirectory= does)", dir, ck.acct.name)
+			return
+		}
 		parent := filepath.Dir(dir)
 		for {
 			pfi, err := os.Stat(parent)
@@ -465,7 +471,7 @@ func (ck *checker) checkDir(key, dir string, private bool) {
 }
 
 func (ck *checker) checkDataDir(c *config.Config) {
-	ck.checkDir("data_dir", c.DataDir, true)
+	ck.checkDir("data_dir", c.DataDir, c.DataDir, true)
 	path := filepath.Join(c.DataDir, scramSecretFile)
 	fi, err := os.Stat(path)
 	switch {
@@ -483,7 +489,7 @@ func (ck *checker) checkDataDir(c *config.Config) {
 func (ck *checker) checkStorage(c *config.Config) {
 	s := c.Storage
 	if s.Backend != config.BackendPostgres {
-		ck.checkDir("storage.maildir_root", s.MaildirRoot, true)
+		ck.checkDir("storage.maildir_root", s.MaildirRoot, c.DataDir, true)
 		return
 	}
 	key, dsn := "storage.postgres_dsn", s.PostgresDSN

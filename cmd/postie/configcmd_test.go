@@ -319,7 +319,8 @@ func TestConfigCheckPostgres(t *testing.T) {
 	}
 	write(dsn)
 	code, out := checkLines(t, cfg)
-	wantLines(t, out, `ok: storage.postgres_dsn: PostgreSQL \d+.* answers; postie's tables are not there yet \(serve or deliver makes them\)`)
+	wantLines(t, out, `ok: storage.postgres_dsn: PostgreSQL \d+.* answers; postie's tables are not there yet \(serve or deliver makes them\)`,
+		`warning: data_dir: `+regexp.QuoteMeta(filepath.Join(dir, "state"))+` does not exist yet: postie makes it \(serve started as root makes data_dir for \S+; under systemd, StateDirectory= does\)`)
 	if code != 0 {
 		t.Errorf("exit %d:\n%s", code, out)
 	}
