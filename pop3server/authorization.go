@@ -125,6 +125,11 @@ func (ss *session) openMaildrop(canonical string) error {
 		ss.drop.total += m.Size
 	}
 	ss.state = pop3.StateTransaction
+	client := ss.auth.method
+	if ss.conn.tls {
+		client += ", TLS"
+	}
+	ss.srv.logins.add(canonical, Login{Time: time.Now(), Remote: ss.conn.remote, Via: "pop3", Client: client})
 	ss.srv.log.Info("login", "session", ss.id, "remote", ss.conn.remote.String(), "user", canonical, "method", ss.auth.method, "tls", ss.conn.tls, "messages", len(ss.drop.msgs))
 	return ss.ok("+OK " + ss.textf(textLoggedIn, strconv.Itoa(len(ss.drop.msgs)), strconv.FormatInt(ss.drop.total, 10)) + "\r\n")
 }

@@ -308,6 +308,9 @@ func (ss *session) authFailed(af *authFailure) {
 	if banned {
 		ss.srv.log.Warn("address banned after repeated authentication failures", "remote", ss.conn.remote.String(), "for", lim.BanDuration.String())
 	}
+	if delay > 0 {
+		ss.srv.stats.authDelayed.Add(1)
+	}
 	ok, why := ss.waitPenalty(delay)
 	if af.release != nil {
 		af.release()

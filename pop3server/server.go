@@ -59,6 +59,7 @@ type Server struct {
 	penalties  *penalties
 	checks     checkGate // password checks in flight per address
 	loginTimes loginTimes
+	logins     recentLogins // for RecentLogins
 }
 
 // New validates opts and returns a Server.

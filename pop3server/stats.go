@@ -20,6 +20,7 @@ type Stats struct {
 	BadCommands      uint64 // unknown, malformed or out-of-state commands
 	AuthBackendFails uint64 // authenticator errors (not wrong passwords)
 	AuthBusy         uint64 // logins refused: too many in progress from the address
+	AuthDelayed      uint64 // failed logins answered after a failure delay
 }
 
 // counters are updated once per event, never per line sent.
@@ -27,7 +28,7 @@ type counters struct {
 	sessionsTotal, refused, tlsFailures                  atomic.Uint64
 	logins, authFailures, inUse, storeErrors, authErrors atomic.Uint64
 	retr, retrBytes, top, deleted, bad                   atomic.Uint64
-	authBusy                                             atomic.Uint64
+	authBusy, authDelayed                                atomic.Uint64
 }
 
 // Stats returns a snapshot of the server's counters.
@@ -52,5 +53,6 @@ func (s *Server) Stats() Stats {
 		BadCommands:      c.bad.Load(),
 		AuthBackendFails: c.authErrors.Load(),
 		AuthBusy:         c.authBusy.Load(),
+		AuthDelayed:      c.authDelayed.Load(),
 	}
 }

@@ -1,0 +1,172 @@
+package pop3server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+)
+
+// Errors of CheckPassword.
+var (
+	// ErrLoginFailed: wrong user name or password (which, is not said).
+	ErrLoginFailed = errors.New("pop3server: authentication failed")
+	// ErrLoginBusy: the address has too many checks in progress.
+	ErrLoginBusy = errors.New("pop3server: too many logins in progress from this address")
+	// ErrBanned: the address is banned after repeated failures.
+	ErrBanned = errors.New("pop3server: address banned after repeated authentication failures")
+)
+
+// CheckPassword checks user and password for another front end of the
+// same users (the web account page), under exactly the bounds of a POP3
+// login from remote: a banned address is refused (ErrBanned); the check
+// holds one of the address's Limits.MaxAuthChecksPerIP places, or waits
+// for one among Limits.MaxAuthQueuePerIP others, or is refused at once
+// (ErrLoginBusy); a failure is counted, logged ("authentication failed",
+// with via, the user name typed, never the password) and answered
+// ErrLoginFailed only once its failure delay has passed, the delay
+// doubling with the recent failures of the address and of the user name,
+// whichever front end they came through. A success forgets the failures
+// as a POP3 login does, and is recorded for RecentLogins with client (a
+// short description such as a browser's name). Trusted networks are not
+// bounded, as for POP3. Any other error is the Authenticator's.
+func (s *Server) CheckPassword(ctx context.Context, remote netip.Addr, via, client, user, password string) (canonical string, err error) {
+	remote = remote.Unmap()
+	lim := &s.opts.Limits
+	if s.penalties.banned(remote, time.Now()) {
+		s.stats.refused.Add(1)
+		return "", ErrBanned
+	}
+	trusted := s.trusted(remote)
+	release := func() {}
+	if !trusted {
+		release, err = s.checks.acquire(ctx, addrKey(remote), lim.MaxAuthChecksPerIP, lim.MaxAuthQueuePerIP)
+		if errors.Is(err, errChecksBusy) {
+			s.stats.authBusy.Add(1)
+			return "", ErrLoginBusy
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	defer release()
+	canonical, ok, err := s.opts.Authenticator.Authenticate(ctx, user, password)
+	if err != nil {
+		s.stats.authErrors.Add(1)
+		s.log.Error("authenticator failed", "via", via, "remote", remote.String(), "err", err)
+		return "", fmt.Errorf("pop3server: checking the password: %w", err)
+	}
+	if !ok {
+		s.stats.authFailures.Add(1)
+		delay, banned := s.penalties.failure(remote, user, trusted, lim, time.Now())
+		s.log.LogAttrs(context.Background(), slog.LevelWarn, "authentication failed",
+			slog.String("via", via), slog.String("remote", remote.String()),
+			slog.String("user", user), slog.String("delay", max(delay, 0).String()))
+		if banned {
+			s.log.Warn("address banned after repeated authentication failures", "remote", remote.String(), "for", lim.BanDuration.String())
+		}
+		if delay > 0 {
+			s.stats.authDelayed.Add(1)
+			sleepCtx(ctx, s.ctx, delay)
+		}
+		return "", ErrLoginFailed
+	}
+	s.penalties.success(remote, user)
+	s.logins.add(canonical, Login{Time: time.Now(), Remote: remote, Via: via, Client: client})
+	s.log.Info("login", "via", via, "remote", remote.String(), "user", canonical)
+	return canonical, nil
+}
+
+// sleepCtx waits d, or until a or b ends.
+func sleepCtx(a, b context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-a.Done():
+	case <-b.Done():
+	}
+}
+
+// Login is one successful login, for RecentLogins.
+type Login struct {
+	Time   time.Time
+	Remote netip.Addr
+	// Via is the front end: "pop3", or what CheckPassword was given.
+	Via string
+	// Client describes the client: the login method and TLS for POP3
+	// ("USER, TLS"), what CheckPassword was given otherwise.
+	Client string
+}
+
+// RecentLogins returns the last logins of user (its canonical name), the
+// newest first: at most recentPerUser, kept in memory only (a restart
+// forgets them), for recentUsers users at most.
+func (s *Server) RecentLogins(user string) []Login {
+	return s.logins.get(user)
+}
+
+const (
+	recentPerUser = 5
+	recentUsers   = 10000
+	maxClientLen  = 80
+)
+
+// recentLogins is the bounded in-memory record of RecentLogins: per user
+// a ring of the last few, and when too many users are recorded the one
+// whose last login is oldest is forgotten.
+type recentLogins struct {
+	mu sync.Mutex
+	m  map[string][]Login
+}
+
+func (r *recentLogins) add(user string, l Login) {
+	l.Client = cleanClient(l.Client)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[string][]Login{}
+	}
+	if _, ok := r.m[user]; !ok && len(r.m) >= recentUsers {
+		var oldest string
+		var at time.Time
+		for u, ls := range r.m {
+			if oldest == "" || ls[0].Time.Before(at) {
+				oldest, at = u, ls[0].Time
+			}
+		}
+		delete(r.m, oldest)
+	}
+	ls := append([]Login{l}, r.m[user]...)
+	if len(ls) > recentPerUser {
+		ls = ls[:recentPerUser]
+	}
+	r.m[user] = ls
+}
+
+func (r *recentLogins) get(user string) []Login {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.m[user])
+}
+
+// cleanClient keeps a client description printable and short: it comes
+// from the client (a User-Agent).
+func cleanClient(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if !unicode.IsPrint(r) {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(s, ""))
+	if r := []rune(s); len(r) > maxClientLen {
+		s = string(r[:maxClientLen]) + "…"
+	}
+	return s
+}
