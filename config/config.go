@@ -43,6 +43,7 @@ type Config struct {
 	LMTP    LMTP    `toml:"lmtp"`
 	SMTP    SMTP    `toml:"smtp"`
 	Admin   Admin   `toml:"admin"`  // see admin.go
+	Web     Web     `toml:"web"`    // see web.go
 	Server  Server  `toml:"server"` // see server.go
 }
 
@@ -227,6 +228,7 @@ func Default() *Config {
 			OAuth:         OAuth{Audience: []string{}},
 		},
 		TLS: TLS{Certificates: []Certificate{}},
+		Web: Web{Listen: []string{}, TrustedProxies: []string{}},
 	}
 	c.setIntakeDefaults()
 	return c
@@ -647,6 +649,7 @@ func (c *Config) problems() []string {
 	c.securityProblems(bad)
 	c.intakeProblems(bad)
 	c.adminProblems(bad)
+	c.webProblems(bad)
 	c.serverProblems(bad)
 	return out
 }

@@ -20,14 +20,15 @@ var activationNames = map[string]string{
 	"lmtp":  "lmtp.listen",
 	"smtp":  "smtp.listen",
 	"admin": "admin.listen",
+	"web":   "web.listen",
 }
 
 // boundListeners are every listener of serve, bound before the process
 // gives up root (see dropPrivileges): it never needs root again.
 type boundListeners struct {
-	pop3, pop3s, lmtp, smtp []net.Listener
-	admin                   net.Listener // nil: none
-	activated               []string     // names of the sockets systemd passed in
+	pop3, pop3s, lmtp, smtp, web []net.Listener
+	admin                        net.Listener // nil: none
+	activated                    []string     // names of the sockets systemd passed in
 	// sockets are the paths of the unix-domain sockets serve made
 	// itself (their owner is set by dropPrivileges).
 	sockets []string
@@ -55,7 +56,7 @@ func bindListeners(c *config.Config, activated map[string][]net.Listener) (b *bo
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return nil, exitf(exitcode.Config, "socket activation: unknown socket name(s) %s (FileDescriptorName= must be pop3, pop3s, lmtp, smtp or admin)", strings.Join(unknown, ", "))
+		return nil, exitf(exitcode.Config, "socket activation: unknown socket name(s) %s (FileDescriptorName= must be pop3, pop3s, lmtp, smtp, admin or web)", strings.Join(unknown, ", "))
 	}
 	bind := func(name string, addrs []string, listen func(string) (net.Listener, error), dst *[]net.Listener) error {
 		if lns, ok := activated[name]; ok {
@@ -90,6 +91,9 @@ func bindListeners(c *config.Config, activated map[string][]net.Listener) (b *bo
 	if err := bind("smtp", c.SMTP.Listen, intake.Listen, &b.smtp); err != nil {
 		return nil, err
 	}
+	if err := bind("web", c.Web.Listen, listenTCP, &b.web); err != nil {
+		return nil, err
+	}
 	var admin []net.Listener
 	var adminAddrs []string
 	if c.Admin.Listen != "" {
@@ -116,7 +120,7 @@ func (b *boundListeners) close() {
 	if b == nil {
 		return
 	}
-	for _, ln := range slices.Concat(b.pop3, b.pop3s, b.lmtp, b.smtp) {
+	for _, ln := range slices.Concat(b.pop3, b.pop3s, b.lmtp, b.smtp, b.web) {
 		ln.Close()
 	}
 	if b.admin != nil {

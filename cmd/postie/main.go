@@ -120,6 +120,6 @@ if it exists. With --dev no file is needed (state in ./postie-dev).`,
 	pf.BoolVar(&a.dev, "dev", false, "development mode: no config file, state in --data-dir, listeners on loopback")
 	pf.StringVar(&a.dataDir, "data-dir", "", "data directory in --dev mode (default ./"+devDataDir+")")
 
-	root.AddCommand(a.serveCmd(), a.deliverCmd(), a.userCmd(), a.configCmd(), a.versionCmd(), a.benchCmd(), a.fetchCmd(), a.migrateCmd())
+	root.AddCommand(a.serveCmd(), a.deliverCmd(), a.userCmd(), a.configCmd(), a.versionCmd(), a.benchCmd(), a.fetchCmd(), a.migrateCmd(), a.dnsCmd())
 	return root
 }

@@ -161,6 +161,11 @@ func (a *app) serve(listen, listenTLS, listenLMTP []string) error {
 		return exitf(exitcode.Failure, "admin: %v", err)
 	}
 	defer adm.close()
+	webs, err := startWeb(c, bound.web, srv, db, st, deliverer, opts.TLSConfig, lns, bound.pop3s, log)
+	if err != nil {
+		return withCode(exitcode.Config, err)
+	}
+	defer webs.close()
 	errc := make(chan error, len(lns)+len(tlsLns))
 	for _, ln := range lns {
 		log.Info("listening", "proto", "pop3", "addr", ln.Addr().String(), "stls", opts.TLSConfig != nil)

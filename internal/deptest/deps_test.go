@@ -62,6 +62,9 @@ func TestLayering(t *testing.T) {
 		{"internal/oauthclient", []string{module + "/internal/fsutil"}},
 		{"bench", []string{module + "/pop3client", module + "/pop3", module + "/internal/wire", "github.com/xdg-go", "golang.org/x/text"}},
 		{"auth", []string{"golang.org/x/crypto", "golang.org/x/sys", "github.com/GehirnInc/crypt", module + "/sasl", module + "/internal/fsutil"}},
+		// The web pages check passwords through the POP3 engine (its
+		// bounds and penalties) and know no config, store or auth.
+		{"web", []string{module + "/pop3server", module + "/pop3", module + "/internal/wire", module + "/store", module + "/sasl"}},
 		// Process plumbing of cmd/postie: the standard library only.
 		{"internal/privdrop", nil},
 		{"internal/systemd", []string{"golang.org/x/sys"}},
