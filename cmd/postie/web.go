@@ -171,7 +171,8 @@ func mailServer(c *config.Config, pop3, pop3s []string, tlsOn bool) (web.MailSer
 }
 
 // mailHost is web.mail_host, else the first DNS name of tls.cert_file
-// (its subject's common name when it has none).
+// other than localhost and wildcards (its subject's common name when it
+// has none).
 func mailHost(c *config.Config) (string, error) {
 	if c.Web.MailHost != "" {
 		return c.Web.MailHost, nil
@@ -196,10 +197,15 @@ func mailHost(c *config.Config) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("tls.cert_file: %w", err)
 		}
+		// The first name clients elsewhere can use: not a wildcard,
+		// not localhost (unless it is the only one).
 		for _, n := range cert.DNSNames {
-			if !strings.HasPrefix(n, "*.") {
+			if !strings.HasPrefix(n, "*.") && !strings.EqualFold(n, "localhost") {
 				return n, nil
 			}
+		}
+		if slices.ContainsFunc(cert.DNSNames, func(n string) bool { return strings.EqualFold(n, "localhost") }) {
+			return "localhost", nil
 		}
 		if cn := cert.Subject.CommonName; cn != "" && !strings.Contains(cn, " ") {
 			return cn, nil
@@ -251,7 +257,7 @@ func dnsRecords(c *config.Config, domain string) (string, error) {
 		return "", exitf(exitcode.Usage, "dns: %q is not a domain name", domain)
 	}
 	if d := c.Intake.LocalDomains; len(d) > 0 && !slices.ContainsFunc(d, func(s string) bool { return strings.EqualFold(strings.TrimSuffix(s, "."), domain) }) {
-		return "", exitf(exitcode.Usage, "dns: %s is not one of intake.local_domains (%s)", domain, strings.Join(d, ", "))
+		return "", exitf(exitcode.DataErr, "dns: %s is not one of intake.local_domains (%s)", domain, strings.Join(d, ", "))
 	}
 	m, err := mailServer(c, c.POP3.Listen, c.POP3.ListenTLS, c.TLS.CertFile != "")
 	if err != nil {

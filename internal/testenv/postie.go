@@ -243,7 +243,7 @@ type Postie struct {
 
 	// The first address of each kind of listener of the current run
 	// ("host:port", or "unix:/path" for LMTP), "" when there is none.
-	POP3, POP3S, LMTP, SMTP, Admin string
+	POP3, POP3S, LMTP, SMTP, Admin, Web string
 
 	opts PostieOptions
 	runs []*postieRun // the last is the current one
@@ -378,7 +378,7 @@ func configText(t testing.TB, cfg any, dir string) string {
 	if f, _ := table("log")["format"].(string); f != "" && f != "text" {
 		t.Fatalf("testenv: log.format %q: the harness reads the text format", f)
 	}
-	for _, key := range []string{"pop3.listen", "pop3.listen_tls", "lmtp.listen", "smtp.listen", "admin.listen"} {
+	for _, key := range []string{"pop3.listen", "pop3.listen_tls", "lmtp.listen", "smtp.listen", "admin.listen", "web.listen"} {
 		tab, k, _ := strings.Cut(key, ".")
 		v, ok := table(tab)[k]
 		if !ok {
@@ -464,7 +464,7 @@ func (p *Postie) Start(t testing.TB) {
 		}
 		return ""
 	}
-	p.POP3, p.POP3S, p.LMTP, p.SMTP, p.Admin = first("pop3"), first("pop3s"), first("lmtp"), first("smtp"), first("admin")
+	p.POP3, p.POP3S, p.LMTP, p.SMTP, p.Admin, p.Web = first("pop3"), first("pop3s"), first("lmtp"), first("smtp"), first("admin"), first("web")
 }
 
 // logLine reads the listeners and the start from the server's log.
