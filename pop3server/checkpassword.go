@@ -33,10 +33,11 @@ var (
 // ErrLoginFailed only once its failure delay has passed, the delay
 // doubling with the recent failures of the address and of the user name,
 // whichever front end they came through. A success forgets the failures
-// as a POP3 login does, and is recorded for RecentLogins with client (a
-// short description such as a browser's name). Trusted networks are not
-// bounded, as for POP3. Any other error is the Authenticator's.
-func (s *Server) CheckPassword(ctx context.Context, remote netip.Addr, via, client, user, password string) (canonical string, err error) {
+// as a POP3 login does; the caller records it with RecordLogin if it is a
+// login (and not, say, the current password asked again). Trusted
+// networks are not bounded, as for POP3. Any other error is the
+// Authenticator's.
+func (s *Server) CheckPassword(ctx context.Context, remote netip.Addr, via, user, password string) (canonical string, err error) {
 	remote = remote.Unmap()
 	lim := &s.opts.Limits
 	if s.penalties.banned(remote, time.Now()) {
@@ -78,9 +79,15 @@ func (s *Server) CheckPassword(ctx context.Context, remote netip.Addr, via, clie
 		return "", ErrLoginFailed
 	}
 	s.penalties.success(remote, user)
-	s.logins.add(canonical, Login{Time: time.Now(), Remote: remote, Via: via, Client: client})
-	s.log.Info("login", "via", via, "remote", remote.String(), "user", canonical)
 	return canonical, nil
+}
+
+// RecordLogin records a login of user (its canonical name) through
+// another front end for RecentLogins, and logs it. l.Client is made
+// printable and short.
+func (s *Server) RecordLogin(user string, l Login) {
+	s.logins.add(user, l)
+	s.log.Info("login", "via", l.Via, "remote", l.Remote.String(), "user", user)
 }
 
 // sleepCtx waits d, or until a or b ends.

@@ -33,10 +33,10 @@ func TestCheckPasswordSharesPenalties(t *testing.T) {
 	})
 	ctx := context.Background()
 	lo := netip.MustParseAddr("127.0.0.1")
-	if _, err := s.Server.CheckPassword(ctx, lo, "web", "Browser", "user1", "secret-wrong-1"); !errors.Is(err, pop3server.ErrLoginFailed) {
+	if _, err := s.Server.CheckPassword(ctx, lo, "web", "user1", "secret-wrong-1"); !errors.Is(err, pop3server.ErrLoginFailed) {
 		t.Fatalf("wrong password: err %v, want ErrLoginFailed", err)
 	}
-	if _, err := s.Server.CheckPassword(ctx, lo, "web", "Browser", "nosuchuser", "secret-wrong-2"); !errors.Is(err, pop3server.ErrLoginFailed) {
+	if _, err := s.Server.CheckPassword(ctx, lo, "web", "nosuchuser", "secret-wrong-2"); !errors.Is(err, pop3server.ErrLoginFailed) {
 		t.Fatalf("unknown user: err %v, want ErrLoginFailed", err)
 	}
 	// A POP3 failure from the same address now waits 4ms.
@@ -70,16 +70,20 @@ func TestCheckPasswordSharesPenalties(t *testing.T) {
 		t.Errorf("a password is in the log:\n%s", log)
 	}
 
-	user, err := s.Server.CheckPassword(ctx, lo, "web", "Browser\x00 1.0", "user1", "pass1")
+	user, err := s.Server.CheckPassword(ctx, lo, "web", "user1", "pass1")
 	if err != nil || user != "user1" {
 		t.Fatalf("good password: %q, %v", user, err)
 	}
+	if got := s.Server.RecentLogins("user1"); len(got) != 0 {
+		t.Errorf("CheckPassword recorded a login: %+v", got)
+	}
+	s.Server.RecordLogin(user, pop3server.Login{Time: time.Now(), Remote: lo, Via: "web", Client: "Browser\x00 1.0"})
 	got := s.Server.RecentLogins("user1")
 	if len(got) != 1 || got[0].Via != "web" || got[0].Client != "Browser 1.0" || got[0].Remote != lo {
 		t.Errorf("RecentLogins = %+v", got)
 	}
 	// The success forgot the address's failures: no delay on the next.
-	s.Server.CheckPassword(ctx, lo, "web", "", "user2", "secret-wrong-4")
+	s.Server.CheckPassword(ctx, lo, "web", "user2", "secret-wrong-4")
 	if !strings.Contains(logs.String(), `user=user2 delay=1ms`) {
 		t.Errorf("after a success the delay did not start again:\n%s", logs.String())
 	}
@@ -102,11 +106,11 @@ func TestCheckPasswordBusy(t *testing.T) {
 	a := netip.MustParseAddr("192.0.2.7")
 	done := make(chan error)
 	go func() {
-		_, err := s.Server.CheckPassword(context.Background(), a, "web", "", "u", "p")
+		_, err := s.Server.CheckPassword(context.Background(), a, "web", "u", "p")
 		done <- err
 	}()
 	<-entered
-	if _, err := s.Server.CheckPassword(context.Background(), netip.MustParseAddr("::ffff:192.0.2.7"), "web", "", "u", "p"); !errors.Is(err, pop3server.ErrLoginBusy) {
+	if _, err := s.Server.CheckPassword(context.Background(), netip.MustParseAddr("::ffff:192.0.2.7"), "web", "u", "p"); !errors.Is(err, pop3server.ErrLoginBusy) {
 		t.Errorf("second check from the address: %v, want ErrLoginBusy", err)
 	}
 	close(unblock)

@@ -167,12 +167,14 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusUnauthorized, "Wrong user name or password.")
 		return
 	}
-	canonical, err := h.opts.Logins.CheckPassword(r.Context(), h.clientAddr(r), "web", r.UserAgent(), user, password)
+	client := h.clientAddr(r)
+	canonical, err := h.opts.Logins.CheckPassword(r.Context(), client, "web", user, password)
 	if err != nil {
 		status, msg := h.checkError(err)
 		fail(status, msg)
 		return
 	}
+	h.opts.Logins.RecordLogin(canonical, pop3server.Login{Time: time.Now(), Remote: client, Via: "web", Client: browserName(r.UserAgent())})
 	// A new session, with a new id and token, for the logged-in user:
 	// whatever id a visitor had (perhaps planted) is worth nothing now.
 	h.sessions.delete(s.id)
@@ -211,7 +213,7 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request) {
 		h.showAccount(w, r, s, http.StatusUnprocessableEntity, msg)
 		return
 	}
-	if _, err := h.opts.Logins.CheckPassword(r.Context(), h.clientAddr(r), "web", r.UserAgent(), s.user, current); err != nil {
+	if _, err := h.opts.Logins.CheckPassword(r.Context(), h.clientAddr(r), "web", s.user, current); err != nil {
 		status, msg := h.checkError(err)
 		if status == http.StatusUnauthorized {
 			msg = "Your current password is wrong."
@@ -274,4 +276,32 @@ func humanSize(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}
+
+// browserName makes a User-Agent short enough to show among the last
+// logins: "Firefox on Android". Unknown ones are cut to their first word.
+func browserName(ua string) string {
+	name := ""
+	for _, b := range []struct{ token, name string }{
+		{"Edg/", "Edge"}, {"OPR/", "Opera"}, {"Firefox/", "Firefox"}, {"HeadlessChrome/", "Headless Chrome"},
+		{"Chromium/", "Chromium"}, {"Chrome/", "Chrome"}, {"Safari/", "Safari"},
+	} {
+		if strings.Contains(ua, b.token) {
+			name = b.name
+			break
+		}
+	}
+	if name == "" {
+		name, _, _ = strings.Cut(ua, " ")
+		return name
+	}
+	for _, o := range []struct{ token, name string }{
+		{"Android", "Android"}, {"iPhone", "iPhone"}, {"iPad", "iPad"}, {"Windows", "Windows"},
+		{"Mac OS X", "macOS"}, {"CrOS", "ChromeOS"}, {"Linux", "Linux"},
+	} {
+		if strings.Contains(ua, o.token) {
+			return name + " on " + o.name
+		}
+	}
+	return name
 }

@@ -28,7 +28,8 @@ import (
 // LoginChecker checks mailbox passwords; *pop3server.Server implements it
 // (see pop3server.Server.CheckPassword).
 type LoginChecker interface {
-	CheckPassword(ctx context.Context, remote netip.Addr, via, client, user, password string) (canonical string, err error)
+	CheckPassword(ctx context.Context, remote netip.Addr, via, user, password string) (canonical string, err error)
+	RecordLogin(user string, l pop3server.Login)
 	RecentLogins(user string) []pop3server.Login
 }
 

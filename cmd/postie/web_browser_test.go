@@ -1,0 +1,260 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/postie-mail/postie/internal/testenv"
+)
+
+// screenshotsEnv names the variable that makes TestWebBrowser write its
+// screenshots into docs/ (web-*.png, shown in docs/web.md).
+const screenshotsEnv = "POSTIE_WEB_SCREENSHOTS"
+
+// webServer starts postie serve with POP3, POP3S, the web listener and
+// the admin listener, a certificate for mail.example.org, failure delays
+// that also apply to loopback (no trusted networks), and alice with
+// password, who has one message.
+func webServer(t *testing.T, password string) *testenv.Postie {
+	t.Helper()
+	dir := t.TempDir()
+	webCert(t, dir, "mail.example.org")
+	p := testenv.NewPostie(t, testenv.PostieOptions{Dir: dir, Config: `[pop3]
+listen = ["127.0.0.1:0"]
+listen_tls = ["127.0.0.1:0"]
+auth_fail_delay = "250ms"
+trusted_networks = []
+expire = 30
+[lmtp]
+listen = []
+[auth]
+cache_ttl = "0s"
+default_scheme = "SHA512-CRYPT"
+[tls]
+cert_file = "cert.pem"
+key_file = "key.pem"
+[intake]
+local_domains = ["example.org"]
+quota_bytes = "1M"
+[web]
+listen = ["127.0.0.1:0"]
+[admin]
+listen = "127.0.0.1:0"
+`})
+	p.MustRun(t, password+"\n", "user", "add", "--password-stdin", "alice")
+	p.MustRun(t, "Subject: hello\n\nThe first message.\n", "deliver", "alice@example.org")
+	p.Start(t)
+	return p
+}
+
+// pop3Login logs in over POP3S (real TCP, the real server) and returns
+// the reply to PASS.
+func pop3Login(t *testing.T, p *testenv.Postie, user, password string) string {
+	t.Helper()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", p.POP3S, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	pc := &pop3Conn{t: t, c: c, br: bufio.NewReader(c)}
+	if g := pc.line(); !strings.HasPrefix(g, "+OK") {
+		t.Fatalf("greeting %q", g)
+	}
+	pc.cmd("+OK send PASS", "USER "+user)
+	reply := pc.cmd("", "PASS "+password)
+	pc.c.Write([]byte("QUIT\r\n"))
+	return reply
+}
+
+func adminMetric(t *testing.T, p *testenv.Postie, name string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + p.Admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindStringSubmatch(string(b))
+	if m == nil {
+		t.Fatalf("no metric %s", name)
+	}
+	return m[1]
+}
+
+// browser starts headless Chromium with a phone's screen.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	chromium := testenv.LookPath(t, "chromium")
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.UserDataDir(t.TempDir()),
+		// The test's certificate is its own, self-signed.
+		chromedp.Flag("ignore-certificate-errors", true),
+		chromedp.WindowSize(390, 844),
+	)
+	if os.Geteuid() == 0 {
+		opts = append(opts, chromedp.NoSandbox)
+	}
+	// A guard against a hung browser, not a speed requirement.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancelCtx := chromedp.NewContext(ctx)
+	t.Cleanup(cancelCtx)
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulatePortrait)); err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	return ctx
+}
+
+// shot writes a screenshot of the page as docs/web-NAME.png when
+// POSTIE_WEB_SCREENSHOTS is set.
+func shot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	if os.Getenv(screenshotsEnv) == "" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join("..", "..", "docs", "web-"+name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func text(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		t.Fatalf("text of %s: %v", sel, err)
+	}
+	return strings.TrimSpace(s)
+}
+
+func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// TestWebBrowser is the account page in a real browser against the real
+// server: a wrong password is refused after the failure delay (the delay
+// counter and log line prove it fired), a login shows the mailbox, a
+// password change takes effect for POP3 at once (the new password works,
+// the old one is refused), the POP3 login shows among the last logins,
+// and a form posted from another site is refused.
+func TestWebBrowser(t *testing.T) {
+	ctx := browser(t)
+	p := webServer(t, "old-password-1")
+	base := "https://" + p.Web
+
+	do(t, ctx, "login page", chromedp.Navigate(base+"/account"), chromedp.WaitVisible(chromedp.ID("user")))
+	if title, _ := chromedp.Run(ctx, chromedp.Title()); title != "Log in" {
+		t.Errorf("title %q", title)
+	}
+	shot(t, ctx, "login")
+
+	// A wrong password: refused, after the failure delay.
+	do(t, ctx, "wrong password",
+		chromedp.SendKeys(chromedp.ID("user"), "alice"),
+		chromedp.SendKeys(chromedp.ID("password"), "wrong-password-9"),
+		chromedp.Click(chromedp.CSS("form button")),
+		chromedp.WaitVisible(chromedp.CSS(".error")))
+	if got := text(t, ctx, ".error"); got != "Wrong user name or password." {
+		t.Errorf("error %q", got)
+	}
+	shot(t, ctx, "login-failed")
+	if n := adminMetric(t, p, "postie_pop3_auth_delayed_total"); n != "1" {
+		t.Errorf("postie_pop3_auth_delayed_total %s, want 1", n)
+	}
+	p.WaitLog(t, `msg="authentication failed" via=web remote=127\.0\.0\.1 user=alice delay=250ms`)
+
+	do(t, ctx, "login",
+		chromedp.SendKeys(chromedp.ID("user"), "alice@example.org"),
+		chromedp.SendKeys(chromedp.ID("password"), "old-password-1"),
+		chromedp.Click(chromedp.CSS("form button")),
+		chromedp.WaitVisible(chromedp.ID("who")))
+	if got := text(t, ctx, "#who"); got != "alice" {
+		t.Errorf("logged in as %q", got)
+	}
+	if got := text(t, ctx, "#messages"); got != "1" {
+		t.Errorf("messages %q", got)
+	}
+	if got := text(t, ctx, "#size"); !regexp.MustCompile(`^\d+ bytes of 1\.0 MiB \(0%\)$`).MatchString(got) {
+		t.Errorf("size %q", got)
+	}
+	shot(t, ctx, "account")
+
+	do(t, ctx, "change the password",
+		chromedp.SendKeys(chromedp.ID("current"), "old-password-1"),
+		chromedp.SendKeys(chromedp.ID("new"), "new-password-22"),
+		chromedp.SendKeys(chromedp.ID("again"), "new-password-22"),
+		chromedp.Click(chromedp.CSS(`form[action="/account/password"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(".notice")))
+	if got := text(t, ctx, ".notice"); got != "Your password has been changed. Your mail programs need the new one from now on." {
+		t.Errorf("notice %q", got)
+	}
+	shot(t, ctx, "password-changed")
+
+	// The running server takes the new password at once, no SIGHUP.
+	if r := pop3Login(t, p, "alice", "new-password-22"); !strings.HasPrefix(r, "+OK logged in, 1 messages (") {
+		t.Errorf("POP3 with the new password: %q", r)
+	}
+	if r := pop3Login(t, p, "alice", "old-password-1"); r != "-ERR [AUTH] invalid user name or password" {
+		t.Errorf("POP3 with the old password: %q", r)
+	}
+	// The POP3 login is among the last logins.
+	do(t, ctx, "reload", chromedp.Navigate(base+"/account"), chromedp.WaitVisible(chromedp.ID("who")))
+	if got := text(t, ctx, "ul.logins"); !regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d UTC\n?\s*127\.0\.0\.1 · pop3: USER, TLS\s+\d{4}-\d\d-\d\d \d\d:\d\d UTC\n?\s*127\.0\.0\.1 · web: Headless Chrome on Linux$`).MatchString(got) {
+		t.Errorf("last logins:\n%s", got)
+	}
+
+	// Another site posts a form to the account page: refused (the browser
+	// says Sec-Fetch-Site: cross-site; SameSite=Strict keeps the cookie
+	// home too), and the password stays.
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, `<!DOCTYPE html><title>prize</title>
+<form method="post" action="%s/account/password">
+<input name="current" value="new-password-22"><input name="new" value="evil-password-1"><input name="again" value="evil-password-1">
+<button id="go">Claim your prize</button></form>`, base)
+	}))
+	defer evil.Close()
+	_, port, _ := net.SplitHostPort(evil.Listener.Addr().String())
+	do(t, ctx, "cross-site post",
+		chromedp.Navigate("http://localhost:"+port+"/"),
+		chromedp.Click(chromedp.ID("go")),
+		chromedp.WaitVisible(chromedp.CSS("pre")))
+	if got := text(t, ctx, "pre"); got != "Cross-origin request refused." {
+		t.Errorf("cross-site post answered %q", got)
+	}
+	p.WaitLog(t, `msg="web: cross-origin request refused" remote=127\.0\.0\.1 path=/account/password origin=http://localhost:`+port+` sec_fetch_site=cross-site`)
+	if r := pop3Login(t, p, "alice", "new-password-22"); !strings.HasPrefix(r, "+OK logged in") {
+		t.Errorf("after the cross-site post the password changed: %q", r)
+	}
+
+	do(t, ctx, "log out",
+		chromedp.Navigate(base+"/account"),
+		chromedp.Click(chromedp.CSS(`form[action="/account/logout"] button`)),
+		chromedp.WaitVisible(chromedp.ID("password")))
+	if strings.Contains(p.Log(), "old-password-1") || strings.Contains(p.Log(), "new-password-22") || strings.Contains(p.Log(), "wrong-password-9") {
+		t.Error("a password is in the server's log")
+	}
+}
