@@ -5,7 +5,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -174,7 +176,7 @@ func TestSocketActivation(t *testing.T) {
 }
 
 // TestSocketActivationBadName: a socket named other than pop3, pop3s,
-// lmtp, smtp or admin is a configuration error (exit 78) naming it.
+// lmtp, smtp, admin or web is a configuration error (exit 78) naming it.
 func TestSocketActivationBadName(t *testing.T) {
 	t.Parallel()
 	a := startActivated(t, "pop3:imap:lmtp")
@@ -187,8 +189,55 @@ func TestSocketActivationBadName(t *testing.T) {
 	if !errors.As(a.err, &ee) || ee.ExitCode() != 78 {
 		t.Errorf("exit %v, want 78", a.err)
 	}
-	want := "postie: socket activation: unknown socket name(s) imap (FileDescriptorName= must be pop3, pop3s, lmtp, smtp or admin)\n"
+	want := "postie: socket activation: unknown socket name(s) imap (FileDescriptorName= must be pop3, pop3s, lmtp, smtp, admin or web)\n"
 	if !strings.Contains(a.stderr.String(), want) {
 		t.Errorf("stderr lacks %q", want)
 	}
+}
+
+// TestSocketActivationWeb: the web listener takes the socket named web
+// (web.listen is not bound), and its documents name the POP3 port of the
+// activated socket, not the config's.
+func TestSocketActivationWeb(t *testing.T) {
+	t.Parallel()
+	ssa := socketActivate(t)
+	dir := t.TempDir()
+	webCert(t, dir, "mail.example.org")
+	cfg := filepath.Join(dir, "postie.toml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`data_dir = %q
+server.user = "root" # the tests may run as root (ignored when not root)
+[pop3]
+listen = ["127.0.0.1:0"]
+[tls]
+cert_file = "cert.pem"
+key_file = "key.pem"
+[lmtp]
+listen = []
+[web]
+listen = ["127.0.0.1:0"]
+`, dir)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pop3 := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	web := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	a := startProc(t, ssa, "-l", pop3, "-l", web, "--fdname=pop3:web", testenv.PostieBinary(t), "serve", "--config", cfg)
+	a.waitFor(t, `Listening on `+regexp.QuoteMeta(web))
+
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := client.Get("https://" + web + "/mail/config-v1.1.xml?emailaddress=alice%40example.org")
+	if err != nil {
+		t.Fatalf("HTTPS on the activated web socket: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	_, port, _ := net.SplitHostPort(pop3)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "<port>"+port+"</port>") || strings.Count(string(body), "<incomingServer") != 1 {
+		t.Errorf("%s\n%s", resp.Status, body)
+	}
+	a.waitFor(t, `msg="postie started"`)
+	logs := a.stderr.String()
+	if !strings.Contains(logs, "msg=listening proto=web addr="+web+" https=true\n") || strings.Count(logs, "msg=listening") != 2 {
+		t.Errorf("listening lines:\n%s", logs)
+	}
+	a.stop(t, syscall.SIGTERM)
 }
