@@ -1,9 +1,11 @@
 package web_test
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -356,4 +358,58 @@ func TestAccountIgnoresForwardedFromUntrusted(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Set-Cookie"), "postie=") || resp.Header.Get("Strict-Transport-Security") != "" {
 		t.Errorf("%s %v", resp.Status, resp.Header)
 	}
+}
+
+// The account page's logins are POP3 logins: an address banned after
+// failures (pop3.ban_after) is refused on both.
+func TestAccountBan(t *testing.T) {
+	db, err := auth.Open(filepath.Join(t.TempDir(), "passwd"), auth.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Add("alice", "old-password-1", "SHA512-CRYPT")
+	pop := pop3test.Start(t, pop3test.Options{Tweak: func(o *pop3server.Options) {
+		o.Authenticator = db
+		o.TrustedNets = []netip.Prefix{}
+		o.Limits.AuthFailDelay = 1
+		o.Limits.BanAfter = 2
+	}})
+	h, err := web.New(web.Options{Mail: mail, Logins: pop.Server, Passwords: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(h)
+	defer srv.Close()
+	a := &account{srv: srv, db: db, pop: pop}
+	c := a.browser(t)
+	_, csrf := a.page(t, c)
+	for i, want := range []int{401, 401, 429} {
+		password := "wrong-password"
+		if i == 2 {
+			password = "old-password-1" // right, but the address is banned
+		}
+		resp, body := a.submit(t, c, "/account/login", url.Values{"csrf": {csrf}, "user": {"alice"}, "password": {password}}, nil)
+		if resp.StatusCode != want {
+			t.Errorf("attempt %d: %s, want %d\n%s", i+1, resp.Status, want, body)
+		}
+		if want == 429 && !strings.Contains(body, "Too many failed logins from your address. Try again later.") {
+			t.Errorf("429 page:\n%s", body)
+		}
+	}
+	// POP3 from the same address is refused too.
+	c2 := dialRaw(t, pop.Addr)
+	if !strings.HasPrefix(c2, "-ERR") {
+		t.Errorf("POP3 greeting of a banned address %q", c2)
+	}
+}
+
+func dialRaw(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	return line
 }
