@@ -108,6 +108,7 @@ func (ss *session) openMaildrop(canonical string) error {
 	}
 	ss.srv.stats.logins.Add(1)
 	ss.auth.user = canonical
+	ss.loggedIn.Store(&canonical)
 	if !ss.tracing {
 		// A session selected by its user is traced from its login.
 		ss.traceCheck(nil)

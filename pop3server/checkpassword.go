@@ -38,6 +38,12 @@ var (
 // networks are not bounded, as for POP3. Any other error is the
 // Authenticator's.
 func (s *Server) CheckPassword(ctx context.Context, remote netip.Addr, via, user, password string) (canonical string, err error) {
+	return s.CheckPasswordWith(ctx, s.opts.Authenticator, remote, via, user, password)
+}
+
+// CheckPasswordWith is CheckPassword against another Authenticator (the
+// web admin's accounts), under the same bounds and penalties.
+func (s *Server) CheckPasswordWith(ctx context.Context, authn Authenticator, remote netip.Addr, via, user, password string) (canonical string, err error) {
 	remote = remote.Unmap()
 	lim := &s.opts.Limits
 	if s.penalties.banned(remote, time.Now()) {
@@ -57,7 +63,7 @@ func (s *Server) CheckPassword(ctx context.Context, remote netip.Addr, via, user
 		}
 	}
 	defer release()
-	canonical, ok, err := s.opts.Authenticator.Authenticate(ctx, user, password)
+	canonical, ok, err := authn.Authenticate(ctx, user, password)
 	if err != nil {
 		s.stats.authErrors.Add(1)
 		s.log.Error("authenticator failed", "via", via, "remote", remote.String(), "err", err)
@@ -176,4 +182,44 @@ func cleanClient(s string) string {
 		s = string(r[:maxClientLen]) + "…"
 	}
 	return s
+}
+
+// SessionInfo describes an open POP3 session, for SessionList.
+type SessionInfo struct {
+	ID     string
+	Remote netip.Addr
+	User   string // "" before login
+	Start  time.Time
+}
+
+// SessionList returns the open sessions, oldest first.
+func (s *Server) SessionList() []SessionInfo {
+	s.mu.Lock()
+	out := make([]SessionInfo, 0, len(s.conns))
+	for ss := range s.conns {
+		si := SessionInfo{ID: ss.id, Remote: ss.conn.remote, Start: ss.start}
+		if u := ss.loggedIn.Load(); u != nil {
+			si.User = *u
+		}
+		out = append(out, si)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b SessionInfo) int { return a.Start.Compare(b.Start) })
+	return out
+}
+
+// Disconnect closes the connection of the session id, as Close does for
+// every session: a session in UPDATE finishes its deletions, any other
+// deletes nothing. It reports whether there was such a session.
+func (s *Server) Disconnect(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ss := range s.conns {
+		if ss.id == id {
+			s.log.Info("session disconnected by an admin", "session", id, "remote", ss.conn.remote.String())
+			ss.abort()
+			return true
+		}
+	}
+	return false
 }

@@ -121,3 +121,33 @@ func TestCheckPasswordBusy(t *testing.T) {
 		t.Errorf("AuthBusy = %d, want 1", n)
 	}
 }
+
+// SessionList shows open sessions and their users; Disconnect closes one.
+func TestSessionListDisconnect(t *testing.T) {
+	s := pop3test.Start(t, pop3test.Options{Tweak: func(o *pop3server.Options) { o.AllowCleartext = true }})
+	c, err := net.Dial("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	r.ReadString('\n')
+	c.Write([]byte("USER user3\r\nPASS pass3\r\n"))
+	r.ReadString('\n')
+	if l, _ := r.ReadString('\n'); !strings.HasPrefix(l, "+OK logged in") {
+		t.Fatalf("login: %q", l)
+	}
+	list := s.Server.SessionList()
+	if len(list) != 1 || list[0].User != "user3" || list[0].Remote != netip.MustParseAddr("127.0.0.1") || list[0].ID == "" {
+		t.Fatalf("SessionList = %+v", list)
+	}
+	if s.Server.Disconnect("no-such-id") {
+		t.Error("Disconnect of an unknown id reported true")
+	}
+	if !s.Server.Disconnect(list[0].ID) {
+		t.Fatal("Disconnect reported false")
+	}
+	if l, err := r.ReadString('\n'); err == nil {
+		t.Errorf("the session goes on after Disconnect: %q", l)
+	}
+}

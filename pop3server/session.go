@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/postie-mail/postie/internal/wire"
@@ -40,6 +41,9 @@ type session struct {
 	conn connection
 	auth authState
 	drop maildropState
+	// loggedIn is the user once logged in, for SessionList (read from
+	// other goroutines).
+	loggedIn atomic.Pointer[string]
 }
 
 // connection is the transport of a session.
