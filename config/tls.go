@@ -90,6 +90,7 @@ func (c *Config) resolveSecurityPaths(dir string) {
 	resolve(&c.Auth.ClientCAFile)
 	resolve(&c.Auth.OAuth.JWKSFile)
 	resolve(&c.Auth.OAuth.ClientSecretFile)
+	resolve(&c.Web.AdminPasswdFile)
 }
 
 // securityProblems checks [tls], pop3.listen_tls and the login settings

@@ -23,6 +23,10 @@ type Web struct {
 	// TrustedProxies are the CIDR prefixes of the proxies whose
 	// X-Forwarded-For and X-Forwarded-Proto are believed.
 	TrustedProxies []string `toml:"trusted_proxies"`
+	// AdminPasswdFile turns on /admin: a passwd-file (the format of
+	// auth.passwd_file) of the admins' names and password hashes,
+	// separate from the mail users. "" = no admin page.
+	AdminPasswdFile string `toml:"admin_passwd_file"`
 }
 
 // TrustedProxyPrefixes returns web.trusted_proxies as prefixes (a lone
@@ -77,6 +81,9 @@ func (c *Config) webProblems(bad func(key, format string, args ...any)) {
 		return r <= ' ' || r == 0x7f || r == '/' || r == ':' || r == '<' || r == '>' || r == '&'
 	}) {
 		bad("web.mail_host", "%q is not a host name", w.MailHost)
+	}
+	if w.AdminPasswdFile != "" && w.AdminPasswdFile == c.Auth.PasswdFile {
+		bad("web.admin_passwd_file", "must not be auth.passwd_file: admins are not mail users")
 	}
 	if len(w.Listen) > 0 && w.MailHost == "" && c.TLS.CertFile == "" {
 		bad("web.mail_host", "must be set when there is no tls.cert_file to take the name from")

@@ -59,6 +59,7 @@ type Deliverer struct {
 	log      *slog.Logger
 	now      func() time.Time
 	stats    counters
+	recent   recentDeliveries
 }
 
 // New checks opts and returns a Deliverer.
@@ -174,6 +175,7 @@ func (d *Deliverer) deliverLogged(ctx context.Context, env Envelope, rcpt Recipi
 		if msg.Size >= 0 {
 			args = append(args, "size", msg.Size)
 		}
+		d.recent.add(Delivery{Time: start, Proto: env.Proto, User: rcpt.User, Size: msg.Size, Result: e.Kind.String()})
 		if e.Temporary {
 			d.stats.deferred.Add(1)
 			d.log.Warn("delivery failed", append(args, "err", e.Err)...)
@@ -183,6 +185,7 @@ func (d *Deliverer) deliverLogged(ctx context.Context, env Envelope, rcpt Recipi
 		}
 		return store.DeliveryInfo{}, e
 	}
+	d.recent.add(Delivery{Time: start, Proto: env.Proto, User: rcpt.User, Size: info.Size, Result: "ok"})
 	d.stats.delivered.Add(1)
 	d.stats.deliveredBytes.Add(uint64(info.Size))
 	d.log.Info("delivered", append(args, "result", "ok", "size", info.Size, "uidl", info.UID, "ms", time.Since(start).Milliseconds())...)

@@ -31,6 +31,7 @@ var pages = template.Must(template.New("pages").Funcs(template.FuncMap{
 		return fmt.Sprintf("%d%%", n*100/of)
 	},
 	"int64": func(n int) int64 { return int64(n) },
+	"days":  func(t, now time.Time) int { return int(t.Sub(now).Hours() / 24) },
 }).Parse(pagesHTML))
 
 func serveStyle(w http.ResponseWriter, _ *http.Request) {
@@ -59,9 +60,14 @@ type page struct {
 	Mail    MailServer
 	Address string // for the Apple profile link; "" when unknown
 	CanSet  bool
+	Action  string     // of the login form: "/account/login" by default
+	Admin   *adminPage // the /admin overview
 }
 
 func (h *Handler) render(w http.ResponseWriter, status int, name string, p page) {
+	if p.Action == "" {
+		p.Action = "/account/login"
+	}
 	var b bytes.Buffer
 	if err := pages.ExecuteTemplate(&b, name, p); err != nil {
 		h.log.Error("web: page", "page", name, "err", err)
@@ -261,7 +267,11 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	h.sessions.delete(s.id)
 	clearCookie(w, secure)
-	http.Redirect(w, r, "/account", http.StatusSeeOther)
+	to := "/account"
+	if r.URL.Path == "/admin/logout" {
+		to = "/admin"
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
 // humanSize writes octets in binary units.

@@ -28,6 +28,7 @@ const (
 type session struct {
 	id, csrf string
 	user     string // "" before login
+	admin    string // the admin logged in to /admin; "" for none
 	created  time.Time
 	seen     time.Time
 	notice   string // shown once on the next page
@@ -47,7 +48,7 @@ func randomToken() string {
 }
 
 func (s *session) expired(now time.Time) bool {
-	if s.user == "" {
+	if s.user == "" && s.admin == "" {
 		return now.Sub(s.seen) > anonymousTTL
 	}
 	return now.Sub(s.seen) > idleTTL || now.Sub(s.created) > absoluteTTL
@@ -93,7 +94,7 @@ func (ss *sessions) evict(now time.Time) {
 		for len(ss.m) >= maxSessions {
 			var oldest *session
 			for _, s := range ss.m {
-				if (!visitorsOnly || s.user == "") && (oldest == nil || s.seen.Before(oldest.seen)) {
+				if (!visitorsOnly || s.user == "" && s.admin == "") && (oldest == nil || s.seen.Before(oldest.seen)) {
 					oldest = s
 				}
 			}

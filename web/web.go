@@ -29,6 +29,7 @@ import (
 // (see pop3server.Server.CheckPassword).
 type LoginChecker interface {
 	CheckPassword(ctx context.Context, remote netip.Addr, via, user, password string) (canonical string, err error)
+	CheckPasswordWith(ctx context.Context, authn pop3server.Authenticator, remote netip.Addr, via, user, password string) (canonical string, err error)
 	RecordLogin(user string, l pop3server.Login)
 	RecentLogins(user string) []pop3server.Login
 }
@@ -87,6 +88,8 @@ type Options struct {
 	// TrustedProxies.
 	BehindTLSProxy bool
 	TrustedProxies []netip.Prefix
+	// Admin turns on /admin; nil: off.
+	Admin *Admin
 }
 
 // Handler serves the pages and documents.
@@ -158,6 +161,7 @@ func (h *Handler) routes() {
 	m.Handle("POST /account/login", h.cop.Handler(http.HandlerFunc(h.login)))
 	m.Handle("POST /account/password", h.cop.Handler(http.HandlerFunc(h.password)))
 	m.Handle("POST /account/logout", h.cop.Handler(http.HandlerFunc(h.logout)))
+	h.adminRoutes()
 }
 
 // transport tells who the client is and whether it reached us over TLS:

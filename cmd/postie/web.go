@@ -66,6 +66,11 @@ func startWeb(c *config.Config, lns []net.Listener, pop *pop3server.Server, db *
 			return mb, nil
 		}
 	}
+	if c.Web.AdminPasswdFile != "" {
+		if opts.Admin, err = webAdmin(c, pop, db, st, deliverer, log); err != nil {
+			return nil, err
+		}
+	}
 	h, err := web.New(opts)
 	if err != nil {
 		return nil, err
@@ -180,37 +185,111 @@ func mailHost(c *config.Config) (string, error) {
 	if c.TLS.CertFile == "" {
 		return "", errors.New("web.mail_host: not set, and no tls.cert_file to take the name from")
 	}
-	data, err := os.ReadFile(c.TLS.CertFile)
+	cert, err := leafCert(c.TLS.CertFile)
 	if err != nil {
 		return "", fmt.Errorf("tls.cert_file: %w", err)
+	}
+	// The first name clients elsewhere can use: not a wildcard,
+	// not localhost (unless it is the only one).
+	for _, n := range cert.DNSNames {
+		if !strings.HasPrefix(n, "*.") && !strings.EqualFold(n, "localhost") {
+			return n, nil
+		}
+	}
+	if slices.ContainsFunc(cert.DNSNames, func(n string) bool { return strings.EqualFold(n, "localhost") }) {
+		return "localhost", nil
+	}
+	if cn := cert.Subject.CommonName; cn != "" && !strings.Contains(cn, " ") {
+		return cn, nil
+	}
+	return "", fmt.Errorf("web.mail_host: not set, and the certificate of tls.cert_file names no host (only wildcards)")
+}
+
+// webAdmin builds /admin: the admins' passwd-file (which must exist:
+// an empty one would be a page nobody can log in to) and the overview.
+func webAdmin(c *config.Config, pop *pop3server.Server, db *auth.DB, st store.Store, deliverer *intake.Deliverer, log *slog.Logger) (*web.Admin, error) {
+	if _, err := os.Stat(c.Web.AdminPasswdFile); err != nil {
+		return nil, fmt.Errorf("web.admin_passwd_file: %w", err)
+	}
+	admins, err := auth.Open(c.Web.AdminPasswdFile, auth.Options{Logger: log, CacheTTL: -1})
+	if err != nil {
+		return nil, fmt.Errorf("web.admin_passwd_file: %w", err)
+	}
+	if len(admins.Users()) == 0 {
+		return nil, fmt.Errorf("web.admin_passwd_file: %s holds no account", c.Web.AdminPasswdFile)
+	}
+	usager, _ := st.(store.Usager)
+	overview := func(ctx context.Context) (web.Overview, error) {
+		var ov web.Overview
+		var errs []error
+		users := slices.Sorted(slices.Values(db.Users()))
+		if len(users) > maxAdminUsers {
+			users = users[:maxAdminUsers]
+		}
+		for _, u := range users {
+			use := web.UserUse{Name: u}
+			if usager != nil {
+				n, size, err := usager.Usage(ctx, u)
+				if err != nil {
+					errs = append(errs, err)
+				}
+				use.Messages, use.Bytes = n, size
+			}
+			if deliverer != nil {
+				q := deliverer.QuotaFor(u)
+				use.QuotaBytes, use.QuotaMessages = q.Bytes, q.Messages
+			}
+			ov.Users = append(ov.Users, use)
+		}
+		ov.Sessions = pop.SessionList()
+		if deliverer != nil {
+			for _, d := range deliverer.Recent() {
+				ov.Deliveries = append(ov.Deliveries, web.Delivery{Time: d.Time, Proto: d.Proto, User: d.User, Size: d.Size, Result: d.Result})
+			}
+		}
+		files := []string{}
+		if c.TLS.CertFile != "" {
+			files = append(files, c.TLS.CertFile)
+		}
+		for _, p := range c.TLS.Certificates {
+			files = append(files, p.CertFile)
+		}
+		for _, f := range files {
+			cert, err := leafCert(f)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			names := strings.Join(cert.DNSNames, ", ")
+			if names == "" {
+				names = cert.Subject.CommonName
+			}
+			ov.Certificates = append(ov.Certificates, web.Certificate{File: f, Names: names, NotAfter: cert.NotAfter})
+		}
+		return ov, errors.Join(errs...)
+	}
+	return &web.Admin{Accounts: admins, Overview: overview, Disconnect: pop.Disconnect}, nil
+}
+
+// maxAdminUsers bounds the users /admin lists (and the Usage calls of
+// one page).
+const maxAdminUsers = 500
+
+// leafCert reads the first certificate of a PEM file.
+func leafCert(path string) (*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
 	}
 	for {
 		var b *pem.Block
 		b, data = pem.Decode(data)
 		if b == nil {
-			return "", fmt.Errorf("tls.cert_file: %s holds no certificate", c.TLS.CertFile)
+			return nil, fmt.Errorf("%s holds no certificate", path)
 		}
-		if b.Type != "CERTIFICATE" {
-			continue
+		if b.Type == "CERTIFICATE" {
+			return x509.ParseCertificate(b.Bytes)
 		}
-		cert, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return "", fmt.Errorf("tls.cert_file: %w", err)
-		}
-		// The first name clients elsewhere can use: not a wildcard,
-		// not localhost (unless it is the only one).
-		for _, n := range cert.DNSNames {
-			if !strings.HasPrefix(n, "*.") && !strings.EqualFold(n, "localhost") {
-				return n, nil
-			}
-		}
-		if slices.ContainsFunc(cert.DNSNames, func(n string) bool { return strings.EqualFold(n, "localhost") }) {
-			return "localhost", nil
-		}
-		if cn := cert.Subject.CommonName; cn != "" && !strings.Contains(cn, " ") {
-			return cn, nil
-		}
-		return "", fmt.Errorf("web.mail_host: not set, and the certificate of tls.cert_file names no host (only wildcards)")
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/postie-mail/postie/auth"
 	"github.com/postie-mail/postie/internal/testenv"
 )
 
@@ -29,10 +30,19 @@ const screenshotsEnv = "POSTIE_WEB_SCREENSHOTS"
 // the admin listener, a certificate for mail.example.org, failure delays
 // that also apply to loopback (no trusted networks), and alice with
 // password, who has one message.
-func webServer(t *testing.T, password string) *testenv.Postie {
+func webServer(t *testing.T, password, webExtra string) *testenv.Postie {
 	t.Helper()
 	dir := t.TempDir()
 	webCert(t, dir, "mail.example.org")
+	if webExtra != "" {
+		hash, err := auth.Hash("SHA512-CRYPT", "admin-password-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "admins"), []byte("admin:"+hash+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	p := testenv.NewPostie(t, testenv.PostieOptions{Dir: dir, Config: `[pop3]
 listen = ["127.0.0.1:0"]
 listen_tls = ["127.0.0.1:0"]
@@ -40,7 +50,7 @@ auth_fail_delay = "250ms"
 trusted_networks = []
 expire = 30
 [lmtp]
-listen = []
+listen = ["127.0.0.1:0"]
 [auth]
 cache_ttl = "0s"
 default_scheme = "SHA512-CRYPT"
@@ -50,11 +60,11 @@ key_file = "key.pem"
 [intake]
 local_domains = ["example.org"]
 quota_bytes = "1M"
-[web]
-listen = ["127.0.0.1:0"]
 [admin]
 listen = "127.0.0.1:0"
-`})
+[web]
+listen = ["127.0.0.1:0"]
+` + webExtra})
 	p.MustRun(t, password+"\n", "user", "add", "--password-stdin", "alice")
 	p.MustRun(t, "Subject: hello\n\nThe first message.\n", "deliver", "alice@example.org")
 	p.Start(t)
@@ -163,8 +173,16 @@ func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action
 // and a form posted from another site is refused.
 func TestWebBrowser(t *testing.T) {
 	ctx := browser(t)
-	p := webServer(t, "old-password-1")
+	p := webServer(t, "old-password-1", "")
 	base := "https://" + p.Web
+
+	// /admin is off by default.
+	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	if resp, err := insecure.Get(base + "/admin"); err != nil || resp.StatusCode != 404 {
+		t.Errorf("/admin without web.admin_passwd_file: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 
 	do(t, ctx, "login page", chromedp.Navigate(base+"/account"), chromedp.WaitVisible(chromedp.ID("user")))
 	if title, _ := chromedp.Run(ctx, chromedp.Title()); title != "Log in" {
@@ -257,4 +275,104 @@ func TestWebBrowser(t *testing.T) {
 	if strings.Contains(p.Log(), "old-password-1") || strings.Contains(p.Log(), "new-password-22") || strings.Contains(p.Log(), "wrong-password-9") {
 		t.Error("a password is in the server's log")
 	}
+}
+
+// TestWebAdminBrowser: /admin, on with web.admin_passwd_file, in a real
+// browser: a mail user's password does not open it, the admin's does; it
+// lists the open POP3 session, the user's quota use, an LMTP delivery and
+// the certificate's expiry; "Disconnect" closes the POP3 session.
+func TestWebAdminBrowser(t *testing.T) {
+	ctx := browser(t)
+	p := webServer(t, "alice-password-1", "admin_passwd_file = \"admins\"\n")
+	base := "https://" + p.Web
+	lmtpDeliver(t, p.LMTP, "alice@example.org", "Subject: second\r\n\r\nover LMTP\r\n")
+	// Over the 1M quota: refused at the end of DATA, a failed delivery.
+	if r := lmtpOverQuota(t, p.LMTP, "alice@example.org", "Subject: big\r\n\r\n"+strings.Repeat(strings.Repeat("x", 1000)+"\r\n", 1100)); !strings.HasPrefix(r, "552 ") {
+		t.Errorf("over-quota delivery answered %q", r)
+	}
+
+	// A POP3 session that stays open.
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", p.POP3S, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Minute))
+	pc := &pop3Conn{t: t, c: c, br: bufio.NewReader(c)}
+	pc.line()
+	pc.cmd("+OK", "USER alice")
+	pc.cmd("+OK logged in, 2 messages", "PASS alice-password-1")
+
+	do(t, ctx, "admin login page", chromedp.Navigate(base+"/admin"), chromedp.WaitVisible(chromedp.ID("user")))
+	do(t, ctx, "a mail user's password",
+		chromedp.SendKeys(chromedp.ID("user"), "alice"),
+		chromedp.SendKeys(chromedp.ID("password"), "alice-password-1"),
+		chromedp.Click(chromedp.CSS("form button")),
+		chromedp.WaitVisible(chromedp.CSS(".error")))
+	do(t, ctx, "admin login",
+		chromedp.SendKeys(chromedp.ID("user"), "admin"),
+		chromedp.SendKeys(chromedp.ID("password"), "admin-password-1"),
+		chromedp.Click(chromedp.CSS("form button")),
+		chromedp.WaitVisible(chromedp.ID("who")))
+	if got := text(t, ctx, "#who"); got != "admin" {
+		t.Errorf("logged in as %q", got)
+	}
+	sessions := text(t, ctx, "#sessions")
+	m := regexp.MustCompile(`session (\w+)\s+127\.0\.0\.1 · alice`).FindStringSubmatch(sessions)
+	if m == nil {
+		t.Fatalf("sessions:\n%s", sessions)
+	}
+	if got := text(t, ctx, "#users"); !regexp.MustCompile(`^alice 2 messages, \d+ bytes of 1\.0 MiB \(0%\)$`).MatchString(got) {
+		t.Errorf("users: %q", got)
+	}
+	deliveries := text(t, ctx, "#deliveries")
+	if !regexp.MustCompile(`(?s)LMTP → alice, 1\.\d MiB: over_quota.*LMTP → alice, \d+ bytes: ok`).MatchString(deliveries) {
+		t.Errorf("deliveries:\n%s", deliveries)
+	}
+	if got := text(t, ctx, "#certificates"); !regexp.MustCompile(`^mail\.example\.org expires \d{4}-\d\d-\d\d \d\d:\d\d UTC \(in 0 days\)`).MatchString(got) {
+		t.Errorf("certificates: %q", got)
+	}
+	shot(t, ctx, "admin")
+
+	do(t, ctx, "disconnect",
+		chromedp.Click(chromedp.CSS(`form[action="/admin/disconnect"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(".notice")))
+	if got := text(t, ctx, ".notice"); got != "Session "+m[1]+" disconnected." {
+		t.Errorf("notice %q", got)
+	}
+	if l, err := pc.br.ReadString('\n'); err == nil {
+		t.Errorf("the POP3 session goes on after Disconnect: %q", l)
+	}
+	p.WaitLog(t, `msg="admin disconnected a session" admin=admin session=`+m[1])
+	if strings.Contains(p.Log(), "admin-password-1") {
+		t.Error("the admin's password is in the log")
+	}
+}
+
+// lmtpOverQuota sends one message over LMTP and returns the reply to its
+// data (the test expects a refusal, which lmtpDeliver does not allow).
+func lmtpOverQuota(t *testing.T, addr, rcpt, body string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	br := bufio.NewReader(c)
+	last := func() string {
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil || len(l) < 4 || l[3] != '-' {
+				return l
+			}
+		}
+	}
+	last()
+	for _, cmd := range []string{"LHLO test.example\r\n", "MAIL FROM:<sender@example.net>\r\n", "RCPT TO:<" + rcpt + ">\r\n", "DATA\r\n"} {
+		c.Write([]byte(cmd))
+		last()
+	}
+	c.Write([]byte(body + ".\r\n"))
+	return last()
 }
