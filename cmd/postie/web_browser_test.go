@@ -376,3 +376,23 @@ func lmtpOverQuota(t *testing.T, addr, rcpt, body string) string {
 	c.Write([]byte(body + ".\r\n"))
 	return last()
 }
+
+// The web listener speaks TLS as POP3S does: TLS 1.2 at least, the
+// certificate of [tls].
+func TestWebTLSPolicy(t *testing.T) {
+	t.Parallel()
+	p := webServer(t, "old-password-1", "")
+	if c, err := tls.Dial("tcp", p.Web, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11}); err == nil {
+		c.Close()
+		t.Error("TLS 1.1 handshake succeeded")
+	}
+	c, err := tls.Dial("tcp", p.Web, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
+	if err != nil {
+		t.Fatalf("TLS 1.2: %v", err)
+	}
+	defer c.Close()
+	st := c.ConnectionState()
+	if st.NegotiatedProtocol != "http/1.1" || st.PeerCertificates[0].DNSNames[0] != "mail.example.org" {
+		t.Errorf("ALPN %q, certificate %v", st.NegotiatedProtocol, st.PeerCertificates[0].DNSNames)
+	}
+}
