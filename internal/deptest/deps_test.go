@@ -39,6 +39,7 @@ func TestLayering(t *testing.T) {
 		{"internal/exitcode", nil},
 		{"internal/maildirname", nil},
 		{"internal/tlsconf", nil},
+		{"internal/proxyproto", nil},
 		{"config", []string{"github.com/BurntSushi/toml"}},
 		{"pop3server", []string{module + "/pop3", module + "/internal/wire", module + "/store", module + "/sasl"}},
 		{"pop3client", []string{module + "/pop3", module + "/internal/wire", "github.com/xdg-go", "golang.org/x/text"}},
