@@ -45,6 +45,12 @@ type Config struct {
 	Admin   Admin   `toml:"admin"`  // see admin.go
 	Web     Web     `toml:"web"`    // see web.go
 	Server  Server  `toml:"server"` // see server.go
+
+	// TrustedProxies are the load balancers (addresses or CIDR
+	// prefixes) whose connections start with a PROXY protocol header
+	// (v1 or v2) naming the client; every listener but admin's requires
+	// one from them and refuses one from anyone else. Empty: none.
+	TrustedProxies []string `toml:"trusted_proxies"`
 }
 
 // Log configures the process log (log/slog, on stderr).
@@ -58,6 +64,19 @@ type Log struct {
 	// re-reads both on SIGHUP.
 	TraceUsers     []string `toml:"trace_users"`
 	TraceAddresses []string `toml:"trace_addresses"`
+}
+
+// TrustedProxyPrefixes returns TrustedProxies as prefixes, a lone
+// address as a prefix of its full length. Entries that do not parse
+// (Validate reports them) are left out.
+func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range c.TrustedProxies {
+		if p, ok := tracePrefix(s); ok && p.Bits() > 0 {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // TracePrefixes returns TraceAddresses as prefixes, a lone address as a
@@ -230,6 +249,7 @@ func Default() *Config {
 		TLS: TLS{Certificates: []Certificate{}},
 		Web: Web{Listen: []string{}, TrustedProxies: []string{}},
 	}
+	c.TrustedProxies = []string{}
 	c.setIntakeDefaults()
 	return c
 }
@@ -548,6 +568,15 @@ func (c *Config) problems() []string {
 	}
 	if c.POP3.UTF8Strict && !c.POP3.UTF8 {
 		bad("pop3.utf8_strict", "needs pop3.utf8 = true: a client can enable UTF-8 mode only where UTF8 is offered")
+	}
+
+	for _, s := range c.TrustedProxies {
+		switch p, ok := tracePrefix(s); {
+		case !ok:
+			bad("trusted_proxies", "%q is not an address or a CIDR prefix such as 192.0.2.0/24", s)
+		case p.Bits() == 0:
+			bad("trusted_proxies", "%q trusts every address: any client could then claim any address", s)
+		}
 	}
 
 	var lvl slog.Level

@@ -174,6 +174,11 @@ func TestBadValues(t *testing.T) {
 		{"[pop3]\nban_after = -1", "pop3.ban_after"},
 		{"[pop3]\nban_after = 5\nban_duration = \"0s\"", "pop3.ban_duration"},
 		{"[pop3]\ntrusted_networks = [\"10.0.0.1\"]", "pop3.trusted_networks"},
+		{"trusted_proxies = [\"balancer.example\"]", "trusted_proxies"},
+		{"trusted_proxies = [\"10.0.0.0/33\"]", "trusted_proxies"},
+		{"trusted_proxies = [\"::ffff:10.0.0.0/104\"]", "trusted_proxies"},
+		{"trusted_proxies = [\"0.0.0.0/0\"]", "trusted_proxies"},
+		{"trusted_proxies = [\"::/0\"]", "trusted_proxies"},
 		{"[storage]\nbackend = \"postgres\"", "storage.backend"},
 		{"[auth]\ndefault_scheme = \"\"", "auth.default_scheme"},
 		{"[pop3\n", "postie.toml:"},
@@ -356,6 +361,23 @@ func TestTraceSelection(t *testing.T) {
 	}
 	if g, w := strings.Join(got, " "), "192.0.2.10/32 192.0.2.11/32 2001:db8::/64 10.0.0.0/8"; g != w || len(c.Log.TraceUsers) != 1 {
 		t.Fatalf("prefixes %s, want %s; users %q", g, w, c.Log.TraceUsers)
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	c, _, err := load(t, "trusted_proxies = [\"192.0.2.10\", \"::ffff:192.0.2.11\", \"2001:db8::1/64\", \"10.0.1.7/28\"]\n[pop3]\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range c.TrustedProxyPrefixes() {
+		got = append(got, p.String())
+	}
+	if g, w := strings.Join(got, " "), "192.0.2.10/32 192.0.2.11/32 2001:db8::/64 10.0.1.0/28"; g != w {
+		t.Fatalf("prefixes %s, want %s", g, w)
+	}
+	if c := Default(); c.TrustedProxies == nil || len(c.TrustedProxyPrefixes()) != 0 {
+		t.Errorf("default: %q", c.TrustedProxies)
 	}
 }
 
