@@ -140,6 +140,11 @@ func newSession(srv *Server, c net.Conn, remote netip.Addr) *session {
 		start: time.Now(),
 		id:    strconv.FormatUint(srv.nextID.Add(1), 36),
 	}
+	if at := acceptedAt(c); !at.IsZero() && at.Before(ss.start) {
+		// The listener read a PROXY header first: that time counts
+		// against LoginTimeout too.
+		ss.start = at
+	}
 	_, isTLS := c.(*tls.Conn)
 	trusted := srv.trusted(remote)
 	ss.conn = connection{
@@ -153,6 +158,23 @@ func newSession(srv *Server, c net.Conn, remote netip.Addr) *session {
 		w:         newConnWriter(c, srv.opts.Limits.WriteTimeout, writeBufSize),
 	}
 	return ss
+}
+
+// acceptedAt is when c was accepted, for a connection that says so (one
+// whose listener read a PROXY protocol header first), looking through
+// wrappers such as *tls.Conn; zero when unknown.
+func acceptedAt(c net.Conn) time.Time {
+	for range 4 {
+		if a, ok := c.(interface{ AcceptedAt() time.Time }); ok {
+			return a.AcceptedAt()
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = u.NetConn()
+	}
+	return time.Time{}
 }
 
 // abort closes the connection from another goroutine (server Close).
