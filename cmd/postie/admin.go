@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/postie-mail/postie/intake"
+	"github.com/postie-mail/postie/internal/proxyproto"
 	"github.com/postie-mail/postie/internal/tlsconf"
 	"github.com/postie-mail/postie/pop3server"
 )
@@ -27,12 +28,12 @@ type admin struct {
 }
 
 // startAdmin serves on ln (nil for none; see bindListeners) the metrics
-// of pop, in and certs (any may be nil).
-func startAdmin(ln net.Listener, pop *pop3server.Server, in *intake.Deliverer, certs *tlsconf.Certs, log *slog.Logger) (*admin, error) {
+// of pop, in, certs and proxied (any may be nil).
+func startAdmin(ln net.Listener, pop *pop3server.Server, in *intake.Deliverer, certs *tlsconf.Certs, proxied proxyStats, log *slog.Logger) (*admin, error) {
 	if ln == nil {
 		return nil, nil
 	}
-	reg := newRegistry(pop, in, certs)
+	reg := newRegistry(pop, in, certs, proxied)
 	a := &admin{ln: ln}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{log}}))
@@ -63,13 +64,14 @@ func startAdmin(ln net.Listener, pop *pop3server.Server, in *intake.Deliverer, c
 }
 
 // newRegistry holds every metric postie serve exports: Go's and the
-// process's, the engines' counters, and the certificates' expiry.
-func newRegistry(pop *pop3server.Server, in *intake.Deliverer, certs *tlsconf.Certs) *prometheus.Registry {
+// process's, the engines' counters, the PROXY protocol's per listener, and
+// the certificates' expiry.
+func newRegistry(pop *pop3server.Server, in *intake.Deliverer, certs *tlsconf.Certs, proxied proxyStats) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&statsCollector{pop: pop, in: in},
+		&statsCollector{pop: pop, in: in, proxy: proxied},
 	)
 	if certs != nil {
 		reg.MustRegister(certCollector{certs})
@@ -102,8 +104,9 @@ func (p slogPrinter) Println(v ...any) { p.log.Error("metrics", "err", v) }
 // scrape time: nothing is counted twice and the hot paths only bump
 // atomics.
 type statsCollector struct {
-	pop *pop3server.Server
-	in  *intake.Deliverer
+	pop   *pop3server.Server
+	in    *intake.Deliverer
+	proxy proxyStats
 }
 
 type metric struct {
@@ -142,11 +145,24 @@ func counter(name, help string, v func(pop3server.Stats, intake.Stats) uint64) m
 
 var buildInfo = prometheus.NewDesc("postie_build_info", "postie's version; always 1.", []string{"version"}, nil)
 
+// The PROXY protocol metrics, by kind of listener (see proxyProtocol).
+var (
+	proxyHeaders = prometheus.NewDesc("postie_proxy_headers_total",
+		"Connections accepted with a PROXY protocol header from a trusted proxy, by listener and header version.", []string{"listener", "version"}, nil)
+	proxyLocal = prometheus.NewDesc("postie_proxy_local_total",
+		"Of those, the ones without a client address (v2 LOCAL, v1 UNKNOWN: health checks), served with the proxy's address.", []string{"listener"}, nil)
+	proxyRefused = prometheus.NewDesc("postie_proxy_refused_total",
+		"Connections closed for the PROXY protocol: a header from an untrusted address, or from a trusted proxy a header missing, malformed, late, or a connection closed before it.", []string{"listener", "reason"}, nil)
+)
+
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- buildInfo
 	for _, m := range metrics {
 		ch <- m.desc
 	}
+	ch <- proxyHeaders
+	ch <- proxyLocal
+	ch <- proxyRefused
 }
 
 func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
@@ -161,5 +177,18 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, m := range metrics {
 		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(p, d))
+	}
+	for name, st := range c.proxy {
+		count := func(desc *prometheus.Desc, v uint64, labels ...string) {
+			ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), append([]string{name}, labels...)...)
+		}
+		count(proxyHeaders, st.HeadersV1.Load(), "1")
+		count(proxyHeaders, st.HeadersV2.Load(), "2")
+		count(proxyLocal, st.Local.Load())
+		count(proxyRefused, st.Untrusted.Load(), proxyproto.ReasonUntrusted)
+		count(proxyRefused, st.Missing.Load(), proxyproto.ReasonMissing)
+		count(proxyRefused, st.Malformed.Load(), proxyproto.ReasonMalformed)
+		count(proxyRefused, st.Timeout.Load(), proxyproto.ReasonTimeout)
+		count(proxyRefused, st.Closed.Load(), proxyproto.ReasonClosed)
 	}
 }

@@ -2,14 +2,17 @@ package main
 
 import (
 	"crypto/tls"
+	"log/slog"
 	"net"
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/postie-mail/postie/config"
 	"github.com/postie-mail/postie/intake"
 	"github.com/postie-mail/postie/internal/exitcode"
+	"github.com/postie-mail/postie/internal/proxyproto"
 )
 
 // Names of the sockets systemd passes in (FileDescriptorName= of the
@@ -139,4 +142,46 @@ func pop3Listeners(b *boundListeners, tlsConfig *tls.Config) (plain, implicit []
 		implicit = append(implicit, tls.NewListener(ln, tlsConfig))
 	}
 	return b.pop3, implicit, nil
+}
+
+// proxyStats are the PROXY protocol counts of each kind of listener
+// ("pop3", "pop3s", "lmtp", "smtp") that has a TCP listener.
+type proxyStats map[string]*proxyproto.Stats
+
+// proxyProtocol puts the PROXY protocol policy of trusted_proxies in
+// front of every TCP listener of b but admin's (unix sockets have no
+// address to trust): a trusted proxy's connections must start with a
+// header and get the client's address from it; anyone else's must not
+// send one. The header must come within the listener's pre-login
+// timeout. For POP3S the header comes before the TLS handshake (the
+// balancer passes TLS through), so these wrap the TCP listeners that
+// pop3Listeners then wraps in TLS.
+func (b *boundListeners) proxyProtocol(c *config.Config, log *slog.Logger) proxyStats {
+	trusted := c.TrustedProxyPrefixes()
+	stats := proxyStats{}
+	wrap := func(proto string, lns []net.Listener, timeout time.Duration) {
+		for i, ln := range lns {
+			if ln.Addr().Network() != "tcp" {
+				continue
+			}
+			if stats[proto] == nil {
+				stats[proto] = &proxyproto.Stats{}
+			}
+			lns[i] = proxyproto.NewListener(ln, proxyproto.Options{
+				Trusted: trusted,
+				Timeout: timeout,
+				Proto:   proto,
+				Logger:  log,
+				Stats:   stats[proto],
+			})
+		}
+	}
+	wrap("pop3", b.pop3, c.POP3.AuthTimeout.Std())
+	wrap("pop3s", b.pop3s, c.POP3.AuthTimeout.Std())
+	wrap("lmtp", b.lmtp, c.LMTP.IdleTimeout.Std())
+	wrap("smtp", b.smtp, c.SMTP.IdleTimeout.Std())
+	if len(trusted) > 0 {
+		log.Info("PROXY protocol required from trusted proxies", "trusted_proxies", strings.Join(c.TrustedProxies, ","))
+	}
+	return stats
 }

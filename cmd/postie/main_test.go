@@ -253,6 +253,13 @@ func dialPOP3(t *testing.T, addr string) *pop3Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pop3Over(t, c)
+}
+
+// pop3Over is dialPOP3 on a connection made otherwise (TLS, another
+// source address).
+func pop3Over(t *testing.T, c net.Conn) *pop3Conn {
+	t.Helper()
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(time.Minute))
 	p := &pop3Conn{t: t, c: c, br: bufio.NewReader(c)}

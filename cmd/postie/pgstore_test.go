@@ -249,6 +249,13 @@ func lmtpDeliver(t *testing.T, addr, rcpt, body string) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	deliverOver(t, c, "LHLO", rcpt, body)
+}
+
+// deliverOver sends body to rcpt over c, an LMTP (hello "LHLO") or SMTP
+// ("EHLO") connection, checking each reply, and quits.
+func deliverOver(t *testing.T, c net.Conn, hello, rcpt, body string) {
+	t.Helper()
 	c.SetDeadline(time.Now().Add(time.Minute))
 	br := bufio.NewReader(c)
 	reply := func(want string) {
@@ -268,7 +275,7 @@ func lmtpDeliver(t *testing.T, addr, rcpt, body string) {
 	}
 	reply("220")
 	for _, step := range []struct{ send, want string }{
-		{"LHLO test.example\r\n", "250"},
+		{hello + " test.example\r\n", "250"},
 		{"MAIL FROM:<sender@example.net>\r\n", "250"},
 		{"RCPT TO:<" + rcpt + ">\r\n", "250"},
 		{"DATA\r\n", "354"},

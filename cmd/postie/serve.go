@@ -145,6 +145,7 @@ func (a *app) serve(listen, listenTLS, listenLMTP []string) error {
 	if err != nil {
 		return withCode(exitcode.Config, err)
 	}
+	proxied := bound.proxyProtocol(c, log)
 	in, err := startIntake(c, deliverer, opts.TLSConfig, log, bound.lmtp, bound.smtp)
 	if err != nil {
 		return err
@@ -156,7 +157,7 @@ func (a *app) serve(listen, listenTLS, listenLMTP []string) error {
 	if err != nil {
 		return err
 	}
-	adm, err := startAdmin(bound.admin, srv, deliverer, sec.certs, log)
+	adm, err := startAdmin(bound.admin, srv, deliverer, sec.certs, proxied, log)
 	if err != nil {
 		return exitf(exitcode.Failure, "admin: %v", err)
 	}

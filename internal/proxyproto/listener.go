@@ -61,7 +61,7 @@ type Listener struct {
 	ln    net.Listener
 	opts  Options
 	stats *Stats
-	logs  logLimit
+	logs  map[string]*logLimit // by reason, so that one flood hides no other
 
 	// With trusted proxies only:
 	ready   chan accepted // handed to Accept
@@ -91,7 +91,10 @@ func NewListener(ln net.Listener, opts Options) *Listener {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	l := &Listener{ln: ln, opts: opts, stats: opts.Stats}
+	l := &Listener{ln: ln, opts: opts, stats: opts.Stats, logs: map[string]*logLimit{}}
+	for _, r := range []string{ReasonUntrusted, ReasonMissing, ReasonMalformed, ReasonTimeout} {
+		l.logs[r] = &logLimit{}
+	}
 	if l.stats == nil {
 		l.stats = &Stats{}
 	}
@@ -337,7 +340,7 @@ func (l *Listener) refuse(c net.Conn, peer netip.AddrPort, err error) {
 		l.stats.Closed.Add(1)
 	}
 	if level == slog.LevelWarn {
-		ok, suppressed := l.logs.allow(time.Now())
+		ok, suppressed := l.logs[reason].allow(time.Now())
 		if !ok {
 			return
 		}
@@ -481,7 +484,7 @@ func (c *Conn) check() error {
 			c.sniff = nil
 			c.Conn.Close()
 			l.stats.Untrusted.Add(1)
-			if ok, suppressed := l.logs.allow(time.Now()); ok {
+			if ok, suppressed := l.logs[ReasonUntrusted].allow(time.Now()); ok {
 				l.opts.Logger.Warn("PROXY header from an address that is not in trusted_proxies; connection closed",
 					"proto", l.opts.Proto, "remote", c.peer.String(), "reason", ReasonUntrusted, "suppressed", suppressed)
 			}
@@ -501,7 +504,8 @@ func (c *Conn) check() error {
 	}
 }
 
-// logLimit allows one warning a second per listener, counting the rest:
+// logLimit allows one warning a second per listener and reason, counting
+// the rest:
 // a flood of bad connections must not flood the log too.
 type logLimit struct {
 	mu         sync.Mutex

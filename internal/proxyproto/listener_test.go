@@ -259,9 +259,11 @@ func TestTrustedRefused(t *testing.T) {
 		l.logs.mu.Lock()
 		l.logs.b.Reset()
 		l.logs.mu.Unlock()
-		l.Listener.logs.mu.Lock()
-		l.Listener.logs.last = time.Time{}
-		l.Listener.logs.mu.Unlock()
+		for _, ll := range l.Listener.logs {
+			ll.mu.Lock()
+			ll.last = time.Time{}
+			ll.mu.Unlock()
+		}
 	}
 	// Nothing was handed to Accept: the next connection is the first.
 	dial(t, patient, "127.0.0.1", "PROXY UNKNOWN\r\nfirst")
