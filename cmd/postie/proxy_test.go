@@ -136,7 +136,11 @@ listen = "127.0.0.1:0"
 	tcp-check send QUIT\r\n
 	tcp-check expect rstring ^\+OK
 	server postie %s send-proxy-v2 check check-send-proxy inter 500ms
-`, p.POP3)
+
+backend pop3_readyz
+	option httpchk GET /readyz
+	server postie %s send-proxy-v2 check port %s inter 500ms
+`, p.POP3, p.POP3, p.Admin[strings.LastIndexByte(p.Admin, ':')+1:])
 		return b.String()
 	})
 	via := func(from string, fe int) *pop3Conn {
@@ -256,7 +260,8 @@ listen = "127.0.0.1:0"
 	p.WaitLog(t, `level=WARN msg="no PROXY header from a trusted proxy .*; connection closed" proto=pop3 proxy=127\.0\.0\.1:\d+ reason=missing`)
 
 	// The health check's LOCAL header is served with the balancer's
-	// address; HAProxy sees the server up.
+	// address; HAProxy sees the server up, and by the /readyz check of
+	// docs/operations.md too.
 	for scrape(t, p.Admin, `postie_proxy_local_total{listener="pop3"}`) < 1 {
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -265,8 +270,14 @@ listen = "127.0.0.1:0"
 		if err != nil {
 			t.Fatal(err)
 		}
-		if regexp.MustCompile(`(?m)^pop3_check,postie,(?:[^,]*,){15}UP,`).MatchString(st) {
+		if regexp.MustCompile(`(?m)^pop3_check,postie,(?:[^,]*,){15}UP,`).MatchString(st) &&
+			regexp.MustCompile(`(?m)^pop3_readyz,postie,(?:[^,]*,){15}UP,`).MatchString(st) {
 			break
+		}
+		// A check that ran and failed (layer 4 to 7 status) fails the
+		// test at once.
+		if down := regexp.MustCompile(`(?m)^pop3_(?:check|readyz),postie,(?:[^,]*,){15}DOWN,.*,L[4-7][A-Z]+,.*$`).FindString(st); down != "" {
+			t.Fatalf("HAProxy's check failed: %s", down)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
