@@ -469,39 +469,34 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// check reads a direct client's first bytes until they show whether it
-// sends a PROXY header; one is refused (the connection closed, logged and
-// counted). The bytes read are kept for Read.
+// check looks at a direct client's first read for the signature of a
+// PROXY header, which is refused (the connection closed, logged and
+// counted); other bytes are kept for Read. It decides on that one read: a
+// proxy writes its header at once, and a client that starts like one but
+// sends the rest later (or an empty line, the start of the v2 signature)
+// must not be kept waiting. Such a header is then read as the protocol's
+// data, where it means nothing: the address of a client that is not a
+// trusted proxy is never taken from its bytes.
 func (c *Conn) check() error {
 	var b [len("\r\n\r\n\x00\r\nQUIT\n")]byte
-	n := 0
-	for {
-		m, err := c.Conn.Read(b[n:])
-		n += m
-		yes, complete := HasSignature(b[:n])
-		if yes {
-			l := c.sniff
-			c.sniff = nil
-			c.Conn.Close()
-			l.stats.Untrusted.Add(1)
-			if ok, suppressed := l.logs[ReasonUntrusted].allow(time.Now()); ok {
-				l.opts.Logger.Warn("PROXY header from an address that is not in trusted_proxies; connection closed",
-					"proto", l.opts.Proto, "remote", c.peer.String(), "reason", ReasonUntrusted, "suppressed", suppressed)
-			}
-			return ErrUntrusted
-		}
-		if err != nil && n == 0 {
-			return err // checked on the next Read
-		}
-		if complete || err != nil {
-			// Not a header (or the stream ended inside what could
-			// have begun one): pass the bytes on; an error comes
-			// again on the next Read.
-			c.sniff = nil
-			c.buf = append(c.buf, b[:n]...)
-			return nil
-		}
+	n, err := c.Conn.Read(b[:])
+	if n == 0 {
+		return err // checked on the next Read
 	}
+	l := c.sniff
+	c.sniff = nil
+	if yes, _ := HasSignature(b[:n]); yes {
+		c.Conn.Close()
+		l.stats.Untrusted.Add(1)
+		if ok, suppressed := l.logs[ReasonUntrusted].allow(time.Now()); ok {
+			l.opts.Logger.Warn("PROXY header from an address that is not in trusted_proxies; connection closed",
+				"proto", l.opts.Proto, "remote", c.peer.String(), "reason", ReasonUntrusted, "suppressed", suppressed)
+		}
+		return ErrUntrusted
+	}
+	// An error with the bytes comes again on the next Read.
+	c.buf = append(c.buf, b[:n]...)
+	return nil
 }
 
 // logLimit allows one warning a second per listener and reason, counting

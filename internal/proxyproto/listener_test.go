@@ -313,6 +313,16 @@ func TestUntrusted(t *testing.T) {
 				t.Errorf("%v: %q not counted", trusted, header)
 			}
 		}
+		// A client that sends the start of a signature and waits is
+		// not kept waiting for the rest.
+		for _, start := range []string{"\r\n", "PROXY"} {
+			dial(t, l, "127.0.0.2", start)
+			a := accept(t, l)
+			buf := make([]byte, 100)
+			if n, err := a.Read(buf); err != nil || string(buf[:n]) != start {
+				t.Errorf("%v: read %q, %v; want %q", trusted, buf[:n], err, start)
+			}
+		}
 		if !strings.Contains(l.logs.String(), `level=WARN msg="PROXY header from an address that is not in trusted_proxies; connection closed" proto=test remote=127.0.0.2:`) {
 			t.Errorf("%v: not logged:\n%s", trusted, l.logs)
 		}
