@@ -48,8 +48,9 @@ type Config struct {
 
 	// TrustedProxies are the load balancers (addresses or CIDR
 	// prefixes) whose connections start with a PROXY protocol header
-	// (v1 or v2) naming the client; every listener but admin's requires
-	// one from them and refuses one from anyone else. Empty: none.
+	// (v1 or v2) naming the client; the POP3, POP3S, LMTP and SMTP
+	// listeners require one from them and refuse one from anyone else
+	// (not admin's or web's). Empty: none.
 	TrustedProxies []string `toml:"trusted_proxies"`
 }
 

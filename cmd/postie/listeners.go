@@ -149,8 +149,8 @@ func pop3Listeners(b *boundListeners, tlsConfig *tls.Config) (plain, implicit []
 type proxyStats map[string]*proxyproto.Stats
 
 // proxyProtocol puts the PROXY protocol policy of trusted_proxies in
-// front of every TCP listener of b but admin's (unix sockets have no
-// address to trust): a trusted proxy's connections must start with a
+// front of the POP3, POP3S, LMTP and SMTP TCP listeners of b (not admin's
+// or web's; unix sockets have no address to trust): a trusted proxy's connections must start with a
 // header and get the client's address from it; anyone else's must not
 // send one. The header must come within the listener's pre-login
 // timeout. For POP3S the header comes before the TLS handshake (the
