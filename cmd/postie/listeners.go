@@ -156,9 +156,17 @@ type proxyStats map[string]*proxyproto.Stats
 // timeout. For POP3S the header comes before the TLS handshake (the
 // balancer passes TLS through), so these wrap the TCP listeners that
 // pop3Listeners then wraps in TLS.
+//
+// With no trusted_proxies (the default) the listeners are left as they
+// are: a client's connection stays a *net.TCPConn, so nothing sits
+// between RETR and sendfile(2), and a stray PROXY header is only an
+// unknown command to the protocol.
 func (b *boundListeners) proxyProtocol(c *config.Config, log *slog.Logger) proxyStats {
 	trusted := c.TrustedProxyPrefixes()
 	stats := proxyStats{}
+	if len(trusted) == 0 {
+		return stats
+	}
 	wrap := func(proto string, lns []net.Listener, timeout time.Duration) {
 		for i, ln := range lns {
 			if ln.Addr().Network() != "tcp" {
@@ -180,8 +188,6 @@ func (b *boundListeners) proxyProtocol(c *config.Config, log *slog.Logger) proxy
 	wrap("pop3s", b.pop3s, c.POP3.AuthTimeout.Std())
 	wrap("lmtp", b.lmtp, c.LMTP.IdleTimeout.Std())
 	wrap("smtp", b.smtp, c.SMTP.IdleTimeout.Std())
-	if len(trusted) > 0 {
-		log.Info("PROXY protocol required from trusted proxies", "trusted_proxies", strings.Join(c.TrustedProxies, ","))
-	}
+	log.Info("PROXY protocol required from trusted proxies", "trusted_proxies", strings.Join(c.TrustedProxies, ","))
 	return stats
 }

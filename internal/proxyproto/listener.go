@@ -428,6 +428,11 @@ func (c *Conn) Proxy() (proxy netip.AddrPort, h Header, ok bool) {
 	return c.peer, *c.header, true
 }
 
+// NetConn is the accepted TCP connection itself. Writes may go to it
+// directly (so that a sender can use sendfile(2) on a *net.TCPConn);
+// reads must go through c, which serves the bytes read past the header.
+func (c *Conn) NetConn() net.Conn { return c.Conn }
+
 // AcceptedAt is when the connection was accepted (before its header was
 // read), for timeouts that count from the connection.
 func (c *Conn) AcceptedAt() time.Time { return c.accepted }
