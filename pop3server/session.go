@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/postie-mail/postie/internal/wire"
@@ -60,8 +61,9 @@ type connection struct {
 	// the SASL mechanisms (through sasl.Conn) all follow it.
 	trusted   bool
 	cleartext bool
-	br        *bufio.Reader
-	w         connWriter
+	br        *bufio.Reader   // nil while the session waits idle (idle.go)
+	w         connWriter      // its buffer pooled while idle
+	rc        syscall.RawConn // the accepted TCP connection's, if any
 	closeOnce sync.Once
 }
 
@@ -154,8 +156,12 @@ func newSession(srv *Server, c net.Conn, remote netip.Addr) *session {
 		tls:       isTLS,
 		trusted:   trusted,
 		cleartext: isTLS || srv.opts.AllowCleartext || trusted,
-		br:        bufio.NewReaderSize(c, readBufSize),
-		w:         newConnWriter(c, srv.opts.Limits.WriteTimeout, writeBufSize),
+		br:        newReader(c),
+		w:         newConnWriter(c, srv.opts.Limits.WriteTimeout, 0),
+	}
+	ss.conn.w.acquire()
+	if sc, ok := c.(syscall.Conn); ok {
+		ss.conn.rc, _ = sc.SyscallConn()
 	}
 	return ss
 }
@@ -182,24 +188,47 @@ func (ss *session) abort() {
 	ss.conn.closeOnce.Do(func() { ss.conn.raw.Close() })
 }
 
+// serve runs the session. Its own frame is kept small, and the wait for
+// the next command happens right in it (waitIdle), so that the stack of
+// an idle session is shallow: the runtime halves a goroutine's stack at
+// a garbage collection when less than a quarter of it is in use, and an
+// idle session then holds 4 KiB of stack instead of the 8 KiB that a
+// login grows it to. The work is in greet and command.
 func (ss *session) serve() {
 	defer ss.finish()
-	defer func() {
-		// A bug in one session must not take the server down with it.
-		if r := recover(); r != nil {
-			ss.srv.log.Error("session panic", "session", ss.id, "remote", ss.conn.remote.String(), "panic", r, "stack", string(debug.Stack()))
-			ss.endReason = "internal error"
-			ss.writeErr(errInternal)
-			ss.flush()
+	defer ss.recoverPanic()
+	if !ss.greet() {
+		return
+	}
+	for ss.readyToRead() {
+		if !ss.command(ss.waitIdle()) {
+			return
 		}
-	}()
+	}
+}
+
+// recoverPanic, deferred by serve, ends the session on a panic in it: a
+// bug in one session must not take the server down with it.
+func (ss *session) recoverPanic() {
+	if r := recover(); r != nil {
+		ss.srv.log.Error("session panic", "session", ss.id, "remote", ss.conn.remote.String(), "panic", r, "stack", string(debug.Stack()))
+		ss.endReason = "internal error"
+		ss.conn.w.acquire()
+		ss.writeErr(errInternal)
+		ss.flush()
+	}
+}
+
+// greet completes an implicit-TLS handshake and sends the greeting; it
+// reports whether the session goes on.
+func (ss *session) greet() bool {
 	if tc, ok := ss.conn.nc.(*tls.Conn); ok {
 		tc.SetDeadline(time.Now().Add(ss.srv.opts.Limits.AuthTimeout))
 		if err := tc.HandshakeContext(ss.srv.ctx); err != nil {
 			ss.endReason = "tls handshake failed"
 			ss.srv.stats.tlsFailures.Add(1)
 			ss.srv.log.Info("tls handshake failed", "session", ss.id, "remote", ss.conn.remote.String(), "err", err)
-			return
+			return false
 		}
 		tc.SetDeadline(time.Time{})
 	}
@@ -211,81 +240,81 @@ func (ss *session) serve() {
 	} else {
 		ss.reply(ss.srv.greeting)
 	}
-	if !ss.flush() {
-		return
+	return ss.flush()
+}
+
+// readyToRead sets the read deadline for the next command; it reports
+// false when the session is over because a write failed.
+func (ss *session) readyToRead() bool {
+	if ss.conn.w.err != nil {
+		// A write failed: the client stopped reading (the write
+		// timed out) or went away. However much it keeps
+		// sending, the session is over; waiting for its input
+		// to run dry would let it hold the maildrop for as long
+		// as it likes.
+		if ss.endReason == "" {
+			ss.endReason = "write failed"
+		}
+		return false
 	}
-	for {
-		if ss.conn.w.err != nil {
-			// A write failed: the client stopped reading (the write
-			// timed out) or went away. However much it keeps
-			// sending, the session is over; waiting for its input
-			// to run dry would let it hold the maildrop for as long
-			// as it likes.
-			if ss.endReason == "" {
-				ss.endReason = "write failed"
-			}
-			return
-		}
-		timeout := ss.srv.opts.Limits.AuthTimeout
-		if ss.state == pop3.StateTransaction {
-			timeout = ss.srv.opts.Limits.IdleTimeout
-		}
-		deadline := time.Now().Add(timeout)
-		if ss.state == pop3.StateAuthorization {
-			// The whole AUTHORIZATION state is bounded too: commands
-			// now and then do not keep a connection that never logs in.
-			if end := ss.loginDeadline(); end.Before(deadline) {
-				deadline = end
-			}
-		}
-		ss.conn.nc.SetReadDeadline(deadline)
-		limit := pop3.MaxCommandLine
-		if ss.state == pop3.StateAuthorization && ss.srv.opts.SASL != nil {
-			// Clients such as mpop put an OAuth token of several KB
-			// on the AUTH line itself, which RFC 5034 §4 tells them
-			// not to do; accept it as a continuation line would be.
-			limit = maxAuthLine
-		}
-		line, err := wire.ReadLine(ss.conn.br, limit)
-		if err != nil {
-			if errors.Is(err, wire.ErrLineTooLong) {
-				if ss.traceCheck(nil); ss.tracing {
-					ss.trace("c", "<line too long>")
-				}
-				if !ss.badLine(badCommand(errLineTooLong)) {
-					return
-				}
-				continue
-			}
-			ss.endOnReadError(err)
-			return
-		}
-		cmd, ok := wire.ParseCommand(line, ss.args)
-		tooLong := ok && len(line)+1 > pop3.MaxCommandLine && cmd.Verb != "AUTH"
-		if ss.traceCheck(&cmd); ss.tracing {
-			ss.traceCommand(&cmd, ok, tooLong)
-		}
-		if tooLong {
-			if !ss.badLine(badCommand(errLineTooLong)) {
-				return
-			}
-			continue
-		}
-		if !ok {
-			if !ss.badLine(badCommand(errUnknownCommand)) {
-				return
-			}
-			continue
-		}
-		ss.args = cmd.Args
-		if !ss.dispatch(&cmd) {
-			ss.flush()
-			return
-		}
-		if !ss.flushIfIdle() {
-			return
+	timeout := ss.srv.opts.Limits.AuthTimeout
+	if ss.state == pop3.StateTransaction {
+		timeout = ss.srv.opts.Limits.IdleTimeout
+	}
+	deadline := time.Now().Add(timeout)
+	if ss.state == pop3.StateAuthorization {
+		// The whole AUTHORIZATION state is bounded too: commands
+		// now and then do not keep a connection that never logs in.
+		if end := ss.loginDeadline(); end.Before(deadline) {
+			deadline = end
 		}
 	}
+	ss.conn.nc.SetReadDeadline(deadline)
+	return true
+}
+
+// command reads one command line and runs it, once waitIdle returned
+// err; it reports whether the session goes on.
+func (ss *session) command(err error) bool {
+	limit := pop3.MaxCommandLine
+	if ss.state == pop3.StateAuthorization && ss.srv.opts.SASL != nil {
+		// Clients such as mpop put an OAuth token of several KB
+		// on the AUTH line itself, which RFC 5034 §4 tells them
+		// not to do; accept it as a continuation line would be.
+		limit = maxAuthLine
+	}
+	var line []byte
+	if err == nil {
+		line, err = wire.ReadLine(ss.conn.br, limit)
+		ss.conn.w.acquire()
+	}
+	if err != nil {
+		if errors.Is(err, wire.ErrLineTooLong) {
+			if ss.traceCheck(nil); ss.tracing {
+				ss.trace("c", "<line too long>")
+			}
+			return ss.badLine(badCommand(errLineTooLong))
+		}
+		ss.endOnReadError(err)
+		return false
+	}
+	cmd, ok := wire.ParseCommand(line, ss.args)
+	tooLong := ok && len(line)+1 > pop3.MaxCommandLine && cmd.Verb != "AUTH"
+	if ss.traceCheck(&cmd); ss.tracing {
+		ss.traceCommand(&cmd, ok, tooLong)
+	}
+	if tooLong {
+		return ss.badLine(badCommand(errLineTooLong))
+	}
+	if !ok {
+		return ss.badLine(badCommand(errUnknownCommand))
+	}
+	ss.args = cmd.Args
+	if !ss.dispatch(&cmd) {
+		ss.flush()
+		return false
+	}
+	return ss.flushIfIdle()
 }
 
 // endOnReadError records why the session ended and, on an idle timeout,
@@ -467,6 +496,11 @@ func (ss *session) finish() {
 		tc.CloseWrite()
 	}
 	ss.abort()
+	ss.conn.w.release()
+	if ss.conn.br != nil {
+		putReader(ss.conn.br)
+		ss.conn.br = nil
+	}
 	if ss.endReason == "" {
 		ss.endReason = "closed"
 	}

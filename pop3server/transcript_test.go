@@ -182,6 +182,12 @@ var transcripts = []transcript{
 	{name: "pipelined batch answered in order", script: greet + "C: USER {user}\nC: PASS {pass}\nC: STAT\nC: LIST 1\nC: UIDL\nC: RETR 1\nC: NOOP\nC: QUIT\n" +
 		"S: +OK send PASS\nS: +OK logged in, 3 messages ({total} octets)\nS: +OK 3 {total}\nS: +OK 1 {size1}\nS: +OK unique-id listing follows\nU: 1 {uid1}\nU: 2 {uid2}\nU: 3 {uid3}\nD: .\n" +
 		"S: +OK {size1} octets\n" + stuffed(0) + "D: .\nS: +OK\nS: +OK bye, 0 messages deleted\nE:"},
+	// 6,000 octets of commands in one write: more than the session's
+	// read buffer, so the socket still holds input when the buffer has
+	// been answered (an idle session waits for readiness without a
+	// buffer, which must not miss it); 3,000 octets of replies.
+	{name: "pipelined batch larger than the buffers", script: login + strings.Repeat("C: NOOP\n", 1000) + "C: QUIT\n" +
+		strings.Repeat("S: +OK\n", 1000) + "S: +OK bye, 0 messages deleted\nE:"},
 	{name: "longest command line accepted", script: greet + "C: USER " + strings.Repeat("u", 248) + "\nS: +OK send PASS\nC: QUIT\nS: +OK bye\nE:"},
 	{name: "over-long line refused, session goes on", script: greet + "C: USER " + strings.Repeat("u", 249) + "\nS: -ERR line too long\n" +
 		"C: NOOP " + strings.Repeat("x", 5000) + "\nS: -ERR line too long\nC: USER {user}\nS: +OK send PASS\nC: PASS {pass}\nS: +OK logged in, 3 messages ({total} octets)\nC: QUIT\nS: +OK bye, 0 messages deleted\nE:",
