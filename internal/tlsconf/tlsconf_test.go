@@ -15,7 +15,7 @@ import (
 
 // writePair writes a self-signed certificate for cn (and localhost) into
 // dir and returns its files and the DER of the certificate.
-func writePair(t *testing.T, dir, cn string) (Pair, []byte) {
+func writePair(t testing.TB, dir, cn string) (Pair, []byte) {
 	t.Helper()
 	certPEM, keyPEM, err := SelfSigned(cn, time.Now())
 	if err != nil {

@@ -1,0 +1,199 @@
+package tlsconf
+
+import (
+	"bufio"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkHandshake compares a server's CPU per full TLS handshake with
+// the cost of the handshake's public-key crypto alone, in one run:
+//
+//	go test -run '^$' -bench Handshake -benchtime 2000x -count 6 ./internal/tlsconf
+//
+// crypto: what a TLS 1.3 server must compute for a full handshake with an
+// ECDSA P-256 certificate and an X25519 key exchange: one ECDSA signature
+// (of a SHA-256 digest, as the CertificateVerify's), one X25519 key pair
+// and one X25519 shared secret.
+//
+// full: full handshakes over loopback against a server in another process
+// (this test binary, TestHandshakeServerProcess) serving
+// ServerConfig(LoadCerts(...)) as postie does: each a fresh client (no
+// session resumption) that offers X25519 only, as bench/compare.sh's
+// does, verifies the certificate, reads a greeting and closes. server-ns/op
+// is the server process's CPU (user and system, from getrusage) per
+// handshake: the whole connection, accept to close, as postie pays it for
+// an implicit-TLS session, less the POP3 part. The server's CPU profile,
+// with TLSCONF_HANDSHAKE_CPUPROFILE=FILE in the environment (an absolute
+// path, or one relative to the package directory).
+func BenchmarkHandshake(b *testing.B) {
+	b.Run("crypto", func(b *testing.B) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			b.Fatal(err)
+		}
+		peer, err := ecdh.X25519().GenerateKey(rand.Reader)
+		if err != nil {
+			b.Fatal(err)
+		}
+		digest := sha256.Sum256([]byte("transcript"))
+		for b.Loop() {
+			if _, err := ecdsa.SignASN1(rand.Reader, key, digest[:]); err != nil {
+				b.Fatal(err)
+			}
+			k, err := ecdh.X25519().GenerateKey(rand.Reader)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := k.ECDH(peer.PublicKey()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("full", func(b *testing.B) {
+		dir := b.TempDir()
+		p, der := writePair(b, dir, "localhost")
+		leaf, err := x509.ParseCertificate(der)
+		if err != nil {
+			b.Fatal(err)
+		}
+		roots := x509.NewCertPool()
+		roots.AddCert(leaf)
+
+		args := []string{"-test.run=^TestHandshakeServerProcess$"}
+		if prof := os.Getenv("TLSCONF_HANDSHAKE_CPUPROFILE"); prof != "" {
+			args = append(args, "-test.cpuprofile="+prof)
+		}
+		srv := exec.Command(os.Args[0], args...)
+		srv.Env = append(os.Environ(), "TLSCONF_HANDSHAKE_SERVER="+p.CertFile+"\n"+p.KeyFile)
+		srv.Stderr = os.Stderr
+		in, err := srv.StdinPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		outPipe, err := srv.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := srv.Start(); err != nil {
+			b.Fatal(err)
+		}
+		defer srv.Wait()
+		defer in.Close()
+		out := bufio.NewReader(outPipe)
+		addr := readField(b, out, "listening")
+
+		handshake := func() {
+			c, err := tls.Dial("tcp", addr, &tls.Config{
+				ServerName:       "localhost",
+				RootCAs:          roots,
+				CurvePreferences: []tls.CurveID{tls.X25519},
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			line, err := bufio.NewReader(c).ReadString('\n')
+			if err != nil || line != "+OK\r\n" {
+				b.Fatalf("greeting %q: %v", line, err)
+			}
+			if st := c.ConnectionState(); st.DidResume || st.Version != tls.VersionTLS13 {
+				b.Fatalf("resumed %v, version %x", st.DidResume, st.Version)
+			}
+			c.Close()
+		}
+		for range 20 { // warm up: the server's goroutines, pools, stacks
+			handshake()
+		}
+		cpu := func() time.Duration {
+			fmt.Fprintln(in, "cpu")
+			ns, err := strconv.ParseInt(readField(b, out, "cpu"), 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return time.Duration(ns)
+		}
+		start := cpu()
+		n := 0
+		for b.Loop() {
+			handshake()
+			n++
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(cpu()-start)/float64(n), "server-ns/op")
+	})
+}
+
+// readField reads the next line of the server process, which must be
+// "name value", and returns the value.
+func readField(b *testing.B, r *bufio.Reader, name string) string {
+	line, err := r.ReadString('\n')
+	v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" ")
+	if err != nil || !ok {
+		b.Fatalf("server process said %q, want %s: %v", line, name, err)
+	}
+	return v
+}
+
+// TestHandshakeServerProcess is BenchmarkHandshake's server, in a process
+// of its own so that its CPU can be measured apart from the client's. It
+// does nothing in a normal test run. It serves implicit TLS with the
+// certificate of $TLSCONF_HANDSHAKE_SERVER ("certfile\nkeyfile"): a
+// greeting after the handshake, then close once the client has. It says
+// "listening ADDR", and "cpu NS" (its CPU time so far) for each line on
+// stdin; it ends when stdin does.
+func TestHandshakeServerProcess(t *testing.T) {
+	files, ok := strings.CutPrefix(os.Getenv("TLSCONF_HANDSHAKE_SERVER"), "")
+	cert, key, ok2 := strings.Cut(files, "\n")
+	if !ok || !ok2 {
+		t.Skip("BenchmarkHandshake's server process")
+	}
+	certs, err := LoadCerts([]Pair{{CertFile: cert, KeyFile: key}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := ServerConfig(certs, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				tc := tls.Server(c, cfg)
+				if tc.Handshake() != nil {
+					return
+				}
+				io.WriteString(tc, "+OK\r\n")
+				io.Copy(io.Discard, tc)
+			}()
+		}
+	}()
+	fmt.Printf("listening %s\n", ln.Addr())
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		fmt.Printf("cpu %d\n", ru.Utime.Nano()+ru.Stime.Nano())
+	}
+}
