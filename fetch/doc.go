@@ -22,6 +22,18 @@
 // format); it lives in the state directory, one per account, locked while
 // a run uses it.
 //
+// Deliveries are made durable and recorded in batches (up to 64
+// messages, 8 MiB or a second): the files of a batch are fsynced
+// together in the background while the next ones are fetched, then
+// renamed into new/, new/ is fsynced, and the batch is recorded with one
+// fsync of the journal. Nothing is deleted before its batch is recorded.
+// RETR commands are pipelined a few ahead when the server announces
+// PIPELINING (RFC 2449), which changes none of this: RETR changes nothing
+// on the server, and a message whose RETR was sent but which was not
+// delivered is neither recorded nor deleted, so the next run fetches it.
+// The exception is a server announcing EXPIRE 0, which may delete every
+// message it sent whole at QUIT: RETR is not pipelined there.
+//
 // A run killed between the write and the record leaves a delivered but
 // unrecorded message. Maildir names carry a hash of the account and the
 // id, and the next run looks for them before fetching; mbox appends are

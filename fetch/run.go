@@ -295,14 +295,7 @@ func (r *run) do(fresh bool) *Error {
 		r.prog.Start(len(fetch), fetchOctets)
 		defer r.prog.Finish()
 	}
-	var stop *Error
-	for i, m := range fetch {
-		m.ord = i + 1
-		if err := r.fetchOne(m); err != nil {
-			stop = err
-			break
-		}
-	}
+	stop := r.fetchAll(fetch, retrAhead(caps))
 	if err := r.flush(); err != nil && stop == nil {
 		stop = err
 	}
@@ -446,6 +439,107 @@ func (r *run) fallbackIDs(msgs []*message, caps pop3client.Caps) error {
 	return nil
 }
 
+// pipelineAhead is how many RETR commands fetch keeps sent beyond the
+// message it is reading, when the server announces PIPELINING: the
+// server sends the next message while this one is stored, instead of
+// waiting a round trip for each.
+const pipelineAhead = 4
+
+// retrAhead is how far to pipeline RETR with this server: not at all with
+// EXPIRE 0 (RFC 2449 §6.7), whose server may delete at QUIT every message
+// it sent whole, including those a run stopped early never delivered.
+func retrAhead(caps pop3client.Caps) int {
+	if args := caps.Args(pop3.CapExpire); len(args) > 0 && args[0] == "0" {
+		return 0
+	}
+	return pipelineAhead
+}
+
+// errStopRetr ends a RetrMany whose callback has set the run's error.
+var errStopRetr = errors.New("fetch: run stopped")
+
+// fetchAll retrieves and delivers msgs in order. A message whose delivery
+// the previous run left pending goes alone through fetchOne (its recovery
+// may read it again); the others go in runs through fetchMany. A returned
+// error stops the run.
+func (r *run) fetchAll(msgs []*message, ahead int) *Error {
+	for i, m := range msgs {
+		m.ord = i + 1
+	}
+	pending := func(m *message) bool {
+		e := r.st.lookup(m.id)
+		return e != nil && e.pendOff >= 0
+	}
+	for i := 0; i < len(msgs); {
+		if pending(msgs[i]) {
+			if err := r.fetchOne(msgs[i]); err != nil {
+				return err
+			}
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(msgs) && !pending(msgs[j]) {
+			j++
+		}
+		if err := r.fetchMany(msgs[i:j], ahead); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
+}
+
+// fetchMany retrieves and delivers msgs, none of them pending, with RETR
+// pipelined ahead commands ahead (pop3client.RetrMany). Pipelining changes
+// nothing of exactly once: RETR changes nothing on the server (EXPIRE 0
+// aside, see retrAhead), each message is still delivered, made durable
+// and recorded, in order, before it may be deleted, and a message whose
+// RETR was sent but which the run did not deliver (a crash, an error) is
+// neither recorded nor deleted: the next run fetches it.
+func (r *run) fetchMany(msgs []*message, ahead int) *Error {
+	var want []*message
+	for _, m := range msgs {
+		if r.dest.has(m) {
+			r.log().Info("found a delivery the previous run did not record", "account", r.acct.Name, "id", m.id)
+			if err := r.recorded(m, m.size); err != nil {
+				return err
+			}
+			continue
+		}
+		want = append(want, m)
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	nums := make([]int, len(want))
+	for i, m := range want {
+		nums[i] = m.num
+	}
+	var stop *Error
+	err := r.c.RetrMany(r.ctx, nums, ahead, func(i int, body io.Reader, err error) error {
+		m := want[i]
+		if cerr := r.ctx.Err(); cerr != nil {
+			stop = &Error{Kind: KindTemporary, Err: cerr}
+		} else if m.at = r.opts.now(); err != nil {
+			stop = r.retrError(m, err)
+		} else {
+			stop = r.take(m, body)
+		}
+		if stop != nil {
+			return errStopRetr
+		}
+		return nil
+	})
+	switch {
+	case stop != nil:
+		return stop
+	case err != nil:
+		return classifyConn(r.acct, err)
+	}
+	return nil
+}
+
 // fetchOne retrieves and delivers one message. A returned error stops the
 // run; a message the destination refuses only counts.
 func (r *run) fetchOne(m *message) *Error {
@@ -475,20 +569,33 @@ func (r *run) fetchOne(m *message) *Error {
 		r.log().Info("found a delivery the previous run did not record", "account", a.Name, "id", m.id)
 		return r.recorded(m, m.size)
 	}
+	rc, err := r.c.Retr(r.ctx, m.num)
+	if err != nil {
+		return r.retrError(m, err)
+	}
+	defer rc.Close()
+	return r.take(m, rc)
+}
+
+// retrError sorts out a RETR that failed: a message the server refuses
+// for good counts and the run goes on; anything else stops it.
+func (r *run) retrError(m *message, err error) *Error {
+	var perr *pop3client.Error
+	if errors.As(err, &perr) && !perr.Temporary() {
+		r.res.Failed++
+		r.log().Error("the server refused to send a message", "account", r.acct.Name, "id", m.id, "err", err)
+		return nil
+	}
+	return classifyConn(r.acct, err)
+}
+
+// take delivers message m, whose RETR succeeded, from rc, the body.
+func (r *run) take(m *message, rc io.Reader) *Error {
+	a := r.acct
 	if _, ok := r.dest.(pendingFirst); ok {
 		if err := r.st.recordPending(m.id, 0, m.at); err != nil {
 			return &Error{Kind: KindFailed, Err: err}
 		}
-	}
-	rc, err := r.c.Retr(r.ctx, m.num)
-	if err != nil {
-		var perr *pop3client.Error
-		if errors.As(err, &perr) && !perr.Temporary() {
-			r.res.Failed++
-			r.log().Error("the server refused to send a message", "account", a.Name, "id", m.id, "err", err)
-			return nil
-		}
-		return classifyConn(a, err)
 	}
 	cr := &countingReader{r: rc, want: m.size, limit: int64(a.MaxSize)}
 	if r.prog != nil {
@@ -498,7 +605,6 @@ func (r *run) fetchOne(m *message) *Error {
 		cr.half = func() { r.hook("retr", m.ord) }
 	}
 	durable, err := r.dest.deliver(r.ctx, m, &readErrReader{r: cr})
-	rc.Close()
 	if err != nil {
 		if _, ok := isRefusal(err); ok {
 			if _, ok := r.dest.(pendingFirst); ok {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/postie-mail/postie/pop3client"
 )
 
 const exampleConfig = "../examples/fetch.toml"
@@ -187,6 +189,26 @@ func TestConverters(t *testing.T) {
 			if a.String() != wantLF || b.String() != wantQ {
 				t.Fatalf("split %d,%d:\n%q\n%q", i, j, a.String(), b.String())
 			}
+		}
+	}
+}
+
+// TestRetrAhead: RETR is pipelined, except with a server that announces
+// EXPIRE 0, which may delete at QUIT every message it sent whole, even
+// one a run that stopped early never delivered.
+func TestRetrAhead(t *testing.T) {
+	for _, tc := range []struct {
+		caps pop3client.Caps
+		want int
+	}{
+		{pop3client.Caps{}, pipelineAhead},
+		{pop3client.Caps{"EXPIRE": {"30"}}, pipelineAhead},
+		{pop3client.Caps{"EXPIRE": {"NEVER"}}, pipelineAhead},
+		{pop3client.Caps{"EXPIRE": {"0"}}, 0},
+		{pop3client.Caps{"EXPIRE": {"0", "USER"}}, 0},
+	} {
+		if got := retrAhead(tc.caps); got != tc.want {
+			t.Errorf("retrAhead(%v) = %d, want %d", tc.caps, got, tc.want)
 		}
 	}
 }
