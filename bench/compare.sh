@@ -246,6 +246,11 @@ wait_log() {
 
 # --- build and set up --------------------------------------------------------
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$IDLE" -gt 0 ] && [ "$(ulimit -n)" -lt $((6 * IDLE + 100)) ]; then
+	# An idle postie session holds six descriptors: its socket, the
+	# maildrop's lock, the Maildir and its three folders.
+	echo "compare.sh: warning: ulimit -n is $(ulimit -n): postie can hold about $(($(ulimit -n) / 6)) of the $IDLE idle sessions" >&2
+fi
 say "building postie"
 (cd "$REPO" && go build -o "$BIN" ./cmd/postie)
 
@@ -294,6 +299,8 @@ fi
 # postie reads the very passwd-file Dovecot reads ({PLAIN} entries).
 {
 	echo "data_dir = \"$PDATA\""
+	echo '[server]'
+	echo 'user = "root"   # compare.sh runs as root; serve refuses root unless told'
 	echo '[log]'
 	echo 'level = "info"'
 	echo '[pop3]'
