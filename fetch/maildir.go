@@ -38,6 +38,7 @@ type maildirDest struct {
 	batch   []*stagedFile
 	octets  int64
 	bw      *bufio.Writer
+	copyBuf []byte // deliver's, for every message (io.Copy made one each)
 	// The (seconds, microseconds) of the last name: names strictly
 	// increase, so messages sort in the order they were fetched.
 	lastSec, lastUsec int64
@@ -142,7 +143,10 @@ func (d *maildirDest) deliver(ctx context.Context, m *message, r io.Reader) (boo
 		sw.max = 0 // to tmp/ at once
 	}
 	lw := &lfWriter{w: sw}
-	wire, err := io.Copy(lw, r)
+	if d.copyBuf == nil {
+		d.copyBuf = make([]byte, 32<<10)
+	}
+	wire, err := io.CopyBuffer(lw, r, d.copyBuf)
 	if err == nil {
 		err = lw.finish()
 	}
