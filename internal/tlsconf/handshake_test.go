@@ -39,7 +39,8 @@ import (
 // does, verifies the certificate, reads a greeting and closes. server-ns/op
 // is the server process's CPU (user and system, from getrusage) per
 // handshake: the whole connection, accept to close, as postie pays it for
-// an implicit-TLS session, less the POP3 part. The server's CPU profile,
+// an implicit-TLS session, less the POP3 part. plain: the same without
+// TLS, what the connection itself costs the server. The server's CPU profile,
 // with TLSCONF_HANDSHAKE_CPUPROFILE=FILE in the environment (an absolute
 // path, or one relative to the package directory).
 func BenchmarkHandshake(b *testing.B) {
@@ -69,77 +70,95 @@ func BenchmarkHandshake(b *testing.B) {
 		}
 		b.ReportMetric(float64(processCPU()-start)/float64(n), "cpu-ns/op")
 	})
-	b.Run("full", func(b *testing.B) {
-		dir := b.TempDir()
-		p, der := writePair(b, dir, "localhost")
-		leaf, err := x509.ParseCertificate(der)
-		if err != nil {
-			b.Fatal(err)
-		}
-		roots := x509.NewCertPool()
-		roots.AddCert(leaf)
+	b.Run("full", func(b *testing.B) { connections(b, true) })
+	b.Run("plain", func(b *testing.B) { connections(b, false) })
+}
 
-		args := []string{"-test.run=^TestHandshakeServerProcess$"}
-		if prof := os.Getenv("TLSCONF_HANDSHAKE_CPUPROFILE"); prof != "" {
-			args = append(args, "-test.cpuprofile="+prof)
-		}
-		srv := exec.Command(os.Args[0], args...)
-		srv.Env = append(os.Environ(), "TLSCONF_HANDSHAKE_SERVER="+p.CertFile+"\n"+p.KeyFile)
-		srv.Stderr = os.Stderr
-		in, err := srv.StdinPipe()
-		if err != nil {
-			b.Fatal(err)
-		}
-		outPipe, err := srv.StdoutPipe()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := srv.Start(); err != nil {
-			b.Fatal(err)
-		}
-		defer srv.Wait()
-		defer in.Close()
-		out := bufio.NewReader(outPipe)
-		addr := readField(b, out, "listening")
+// connections runs BenchmarkHandshake's full (tlsOn) or plain
+// connections: plain is the same connection without TLS (accept, the
+// greeting, close), the server's cost of a connection as such.
+func connections(b *testing.B, tlsOn bool) {
+	dir := b.TempDir()
+	p, der := writePair(b, dir, "localhost")
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		b.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(leaf)
 
-		handshake := func() {
-			c, err := tls.Dial("tcp", addr, &tls.Config{
+	args := []string{"-test.run=^TestHandshakeServerProcess$"}
+	if prof := os.Getenv("TLSCONF_HANDSHAKE_CPUPROFILE"); prof != "" {
+		args = append(args, "-test.cpuprofile="+prof)
+	}
+	srv := exec.Command(os.Args[0], args...)
+	mode := "plain"
+	if tlsOn {
+		mode = p.CertFile + "\n" + p.KeyFile
+	}
+	srv.Env = append(os.Environ(), "TLSCONF_HANDSHAKE_SERVER="+mode)
+	srv.Stderr = os.Stderr
+	in, err := srv.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	outPipe, err := srv.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Wait()
+	defer in.Close()
+	out := bufio.NewReader(outPipe)
+	addr := readField(b, out, "listening")
+
+	connect := func() {
+		var c net.Conn
+		var err error
+		if tlsOn {
+			c, err = tls.Dial("tcp", addr, &tls.Config{
 				ServerName:       "localhost",
 				RootCAs:          roots,
 				CurvePreferences: []tls.CurveID{tls.X25519},
 			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			line, err := bufio.NewReader(c).ReadString('\n')
-			if err != nil || line != "+OK\r\n" {
-				b.Fatalf("greeting %q: %v", line, err)
-			}
-			if st := c.ConnectionState(); st.DidResume || st.Version != tls.VersionTLS13 {
+		} else {
+			c, err = net.Dial("tcp", addr)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil || line != "+OK\r\n" {
+			b.Fatalf("greeting %q: %v", line, err)
+		}
+		if tc, ok := c.(*tls.Conn); ok {
+			if st := tc.ConnectionState(); st.DidResume || st.Version != tls.VersionTLS13 {
 				b.Fatalf("resumed %v, version %x", st.DidResume, st.Version)
 			}
-			c.Close()
 		}
-		for range 20 { // warm up: the server's goroutines, pools, stacks
-			handshake()
+		c.Close()
+	}
+	for range 20 { // warm up: the server's goroutines, pools, stacks
+		connect()
+	}
+	cpu := func() time.Duration {
+		fmt.Fprintln(in, "cpu")
+		ns, err := strconv.ParseInt(readField(b, out, "cpu"), 10, 64)
+		if err != nil {
+			b.Fatal(err)
 		}
-		cpu := func() time.Duration {
-			fmt.Fprintln(in, "cpu")
-			ns, err := strconv.ParseInt(readField(b, out, "cpu"), 10, 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return time.Duration(ns)
-		}
-		start := cpu()
-		n := 0
-		for b.Loop() {
-			handshake()
-			n++
-		}
-		b.StopTimer()
-		b.ReportMetric(float64(cpu()-start)/float64(n), "server-ns/op")
-	})
+		return time.Duration(ns)
+	}
+	start := cpu()
+	n := 0
+	for b.Loop() {
+		connect()
+		n++
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(cpu()-start)/float64(n), "server-ns/op")
 }
 
 // processCPU is the CPU time of this process so far, user and system.
@@ -163,21 +182,23 @@ func readField(b *testing.B, r *bufio.Reader, name string) string {
 // TestHandshakeServerProcess is BenchmarkHandshake's server, in a process
 // of its own so that its CPU can be measured apart from the client's. It
 // does nothing in a normal test run. It serves implicit TLS with the
-// certificate of $TLSCONF_HANDSHAKE_SERVER ("certfile\nkeyfile"): a
-// greeting after the handshake, then close once the client has. It says
+// certificate of $TLSCONF_HANDSHAKE_SERVER ("certfile\nkeyfile"), or
+// plain TCP when it says "plain": a greeting after the handshake, then
+// close once the client has. It says
 // "listening ADDR", and "cpu NS" (its CPU time so far) for each line on
 // stdin; it ends when stdin does.
 func TestHandshakeServerProcess(t *testing.T) {
-	files, ok := strings.CutPrefix(os.Getenv("TLSCONF_HANDSHAKE_SERVER"), "")
-	cert, key, ok2 := strings.Cut(files, "\n")
-	if !ok || !ok2 {
+	mode := os.Getenv("TLSCONF_HANDSHAKE_SERVER")
+	var cfg *tls.Config
+	if cert, key, ok := strings.Cut(mode, "\n"); ok {
+		certs, err := LoadCerts([]Pair{{CertFile: cert, KeyFile: key}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg = ServerConfig(certs, nil)
+	} else if mode != "plain" {
 		t.Skip("BenchmarkHandshake's server process")
 	}
-	certs, err := LoadCerts([]Pair{{CertFile: cert, KeyFile: key}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := ServerConfig(certs, nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -191,12 +212,15 @@ func TestHandshakeServerProcess(t *testing.T) {
 			}
 			go func() {
 				defer c.Close()
-				tc := tls.Server(c, cfg)
-				if tc.Handshake() != nil {
-					return
+				if cfg != nil {
+					tc := tls.Server(c, cfg)
+					if tc.Handshake() != nil {
+						return
+					}
+					c = tc
 				}
-				io.WriteString(tc, "+OK\r\n")
-				io.Copy(io.Discard, tc)
+				io.WriteString(c, "+OK\r\n")
+				io.Copy(io.Discard, c)
 			}()
 		}
 	}()
