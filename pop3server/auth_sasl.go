@@ -146,8 +146,7 @@ func (ss *session) saslDone(mech sasl.Server) error {
 	if typed == "" {
 		typed = mech.User()
 	}
-	ss.srv.penalties.success(ss.conn.remote, typed)
-	return ss.openMaildrop(mech.User())
+	return ss.openMaildrop(typed, mech.User())
 }
 
 // decodeResponse decodes a base64 client response; "=" is the empty

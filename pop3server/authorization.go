@@ -55,8 +55,7 @@ func (ss *session) cmdPass(c *wire.Command) error {
 	}); err != nil {
 		return err
 	}
-	ss.srv.penalties.success(ss.conn.remote, user)
-	return ss.openMaildrop(canonical)
+	return ss.openMaildrop(user, canonical)
 }
 
 // RFC 1939 §7 APOP name digest.
@@ -78,8 +77,7 @@ func (ss *session) cmdAPOP(c *wire.Command) error {
 	}); err != nil {
 		return err
 	}
-	ss.srv.penalties.success(ss.conn.remote, name)
-	return ss.openMaildrop(canonical)
+	return ss.openMaildrop(name, canonical)
 }
 
 // checked makes the error of a USER/PASS or APOP check: nil when the
@@ -95,11 +93,13 @@ func checked(typed string, ok bool, err error) error {
 	return nil
 }
 
-// openMaildrop locks and snapshots the maildrop of an authenticated user.
-func (ss *session) openMaildrop(canonical string) error {
+// openMaildrop locks and snapshots the maildrop of an authenticated user,
+// who gave the name typed. The failures the login makes good are
+// forgotten first (see penalties.success), and LOGIN-DELAY is applied.
+func (ss *session) openMaildrop(typed, canonical string) error {
 	ctx := ss.srv.ctx
 	user := slog.String("user", canonical)
-	if d := ss.srv.opts.Limits.LoginDelay; d > 0 && !ss.srv.loginTimes.allow(canonical, d, time.Now()) {
+	if !ss.srv.abuse.login(ss.srv, ss.conn.remote, typed, canonical, ss.srv.opts.Limits.LoginDelay, time.Now()) {
 		return failed(opOpenMaildrop, errLoginTooSoon, user)
 	}
 	md, err := ss.srv.opts.Store.Open(ctx, canonical)

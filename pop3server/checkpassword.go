@@ -46,7 +46,7 @@ func (s *Server) CheckPassword(ctx context.Context, remote netip.Addr, via, user
 func (s *Server) CheckPasswordWith(ctx context.Context, authn Authenticator, remote netip.Addr, via, user, password string) (canonical string, err error) {
 	remote = remote.Unmap()
 	lim := &s.opts.Limits
-	if s.penalties.banned(remote, time.Now()) {
+	if s.abuse.banned(s, remote, time.Now()) {
 		s.stats.refused.Add(1)
 		return "", ErrBanned
 	}
@@ -71,7 +71,7 @@ func (s *Server) CheckPasswordWith(ctx context.Context, authn Authenticator, rem
 	}
 	if !ok {
 		s.stats.authFailures.Add(1)
-		delay, banned := s.penalties.failure(remote, user, trusted, lim, time.Now())
+		delay, banned := s.abuse.failure(s, remote, user, trusted, lim, time.Now())
 		s.log.LogAttrs(context.Background(), slog.LevelWarn, "authentication failed",
 			slog.String("via", via), slog.String("remote", remote.String()),
 			slog.String("user", user), slog.String("delay", max(delay, 0).String()))
@@ -84,7 +84,7 @@ func (s *Server) CheckPasswordWith(ctx context.Context, authn Authenticator, rem
 		}
 		return "", ErrLoginFailed
 	}
-	s.penalties.success(remote, user)
+	s.abuse.success(s, remote, user)
 	return canonical, nil
 }
 

@@ -294,7 +294,7 @@ func (ss *session) authFailed(af *authFailure) {
 	ss.auth.fails++
 	ss.srv.stats.authFailures.Add(1)
 	lim := &ss.srv.opts.Limits
-	delay, banned := ss.srv.penalties.failure(ss.conn.remote, af.user, ss.conn.trusted, lim, time.Now())
+	delay, banned := ss.srv.abuse.failure(ss.srv, ss.conn.remote, af.user, ss.conn.trusted, lim, time.Now())
 	attrs := []slog.Attr{
 		slog.String("session", ss.id),
 		slog.String("remote", ss.conn.remote.String()),

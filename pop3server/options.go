@@ -143,6 +143,10 @@ type Options struct {
 	ExpireFor func(user string) (days int, ok bool)
 	// Now is the clock of EXPIRE (default time.Now), for tests.
 	Now func() time.Time
+	// Abuse, when set, keeps the login failures, bans and LOGIN-DELAY
+	// clock shared with other servers (see AbuseStore); nil keeps them
+	// in this server's memory.
+	Abuse AbuseStore
 	// Trace, when set, selects sessions whose conversation is logged at
 	// slog.LevelDebug, without credentials or message texts; it may be
 	// changed while the server runs.

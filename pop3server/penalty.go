@@ -87,11 +87,7 @@ func (ps *penalties) failure(addr netip.Addr, user string, trusted bool, l *Limi
 		up.last = now
 		n = max(n, up.fails)
 	}
-	d := base
-	for i := 1; i < n && d < l.MaxAuthFailDelay; i++ {
-		d *= 2
-	}
-	d = min(d, max(l.MaxAuthFailDelay, base))
+	d := failDelay(n, l)
 	banned := false
 	if l.BanAfter > 0 {
 		if ap.fails >= l.BanAfter {
@@ -100,6 +96,37 @@ func (ps *penalties) failure(addr netip.Addr, user string, trusted bool, l *Limi
 		}
 	}
 	return d, banned
+}
+
+// failDelay is the delay of a failure that is the n-th recent one of its
+// address or user: AuthFailDelay doubled for each earlier one, up to
+// MaxAuthFailDelay.
+func failDelay(n int, l *Limits) time.Duration {
+	base := l.AuthFailDelay
+	d := base
+	for i := 1; i < n && d < l.MaxAuthFailDelay; i++ {
+		d *= 2
+	}
+	return min(d, max(l.MaxAuthFailDelay, base))
+}
+
+// ban bans addr until the time given, unless it already is for longer
+// (a ban another node of a cluster decided).
+func (ps *penalties) ban(addr netip.Addr, until time.Time) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	k := addrKey(addr)
+	p := ps.byAddr[k]
+	if p == nil {
+		if len(ps.byAddr) >= maxPenaltyEntries {
+			ps.prune(time.Now())
+		}
+		p = &penalty{last: time.Now()}
+		ps.byAddr[k] = p
+	}
+	if until.After(p.bannedUntil) {
+		p.bannedUntil = until
+	}
 }
 
 func entry[K comparable](m map[K]*penalty, k K, now time.Time) *penalty {

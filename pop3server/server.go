@@ -52,14 +52,13 @@ type Server struct {
 	greeting string      // without APOP: the same for every session
 	langs    []*language // offered by LANG, the preferred first
 
-	nextID     atomic.Uint64
-	refusing   atomic.Int32 // refusal replies being written
-	refusals   refusalLog
-	stats      counters
-	penalties  *penalties
-	checks     checkGate // password checks in flight per address
-	loginTimes loginTimes
-	logins     recentLogins // for RecentLogins
+	nextID   atomic.Uint64
+	refusing atomic.Int32 // refusal replies being written
+	refusals refusalLog
+	stats    counters
+	abuse    *abuse
+	checks   checkGate    // password checks in flight per address
+	logins   recentLogins // for RecentLogins
 }
 
 // New validates opts and returns a Server.
@@ -76,7 +75,7 @@ func New(opts Options) (*Server, error) {
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*session]struct{}{},
 		perIP:     map[netip.Addr]int{},
-		penalties: newPenalties(),
+		abuse:     newAbuse(opts.Abuse),
 		greeting:  "+OK " + opts.Hostname + " POP3 server ready\r\n",
 		langs:     defaultLanguages,
 	}, nil
@@ -147,7 +146,7 @@ func (s *Server) accept(c net.Conn) {
 		refuse = errTooManyConns
 	case s.perIP[key] >= s.opts.Limits.MaxConnsPerIP:
 		refuse = errTooManyPerAddr
-	case s.opts.Limits.BanAfter > 0 && s.penalties.banned(addr, time.Now()):
+	case s.opts.Limits.BanAfter > 0 && s.abuse.banned(s, addr, time.Now()):
 		refuse = errBanned
 	default:
 		s.conns[ss] = struct{}{}

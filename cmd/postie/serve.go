@@ -19,6 +19,7 @@ import (
 	"github.com/postie-mail/postie/internal/exitcode"
 	"github.com/postie-mail/postie/pop3server"
 	"github.com/postie-mail/postie/store"
+	"github.com/postie-mail/postie/store/pgstore"
 )
 
 func (a *app) serveCmd() *cobra.Command {
@@ -291,9 +292,16 @@ func pop3Options(c *config.Config, authn pop3server.Authenticator, st store.Stor
 	for _, n := range p.TrustedNetworks {
 		trusted = append(trusted, netip.MustParsePrefix(n)) // validated by config
 	}
+	// With PostgreSQL, the failure counts, bans and LOGIN-DELAY clock are
+	// the cluster's, in the database.
+	var abuse pop3server.AbuseStore
+	if pg, ok := st.(*pgstore.Store); ok {
+		abuse = pg.Abuse()
+	}
 	return pop3server.Options{
 		Logger:         log,
 		Store:          st,
+		Abuse:          abuse,
 		Authenticator:  authn,
 		TrustedNets:    trusted,
 		AllowCleartext: p.AllowCleartext,
