@@ -20,6 +20,13 @@ type TLS struct {
 	// Certificates are more certificates chosen by the name the client
 	// asks for (SNI) among their DNS names ([[tls.certificates]] tables).
 	Certificates []Certificate `toml:"certificates"`
+	// SessionTicketKeyFile holds the keys of TLS session tickets, so that
+	// the nodes of a cluster that all read it resume each other's
+	// sessions: one key a line, 64 hex digits (32 octets), the newest
+	// first (it encrypts new tickets; the others still decrypt), read at
+	// start and again on SIGHUP. It must not be readable by all. Empty:
+	// each process makes and rotates its own keys.
+	SessionTicketKeyFile string `toml:"session_ticket_key_file"`
 }
 
 // Certificate is one [[tls.certificates]] entry.
@@ -87,6 +94,7 @@ func (c *Config) resolveSecurityPaths(dir string) {
 		resolve(&c.TLS.Certificates[i].CertFile)
 		resolve(&c.TLS.Certificates[i].KeyFile)
 	}
+	resolve(&c.TLS.SessionTicketKeyFile)
 	resolve(&c.Auth.ClientCAFile)
 	resolve(&c.Auth.OAuth.JWKSFile)
 	resolve(&c.Auth.OAuth.ClientSecretFile)
@@ -110,6 +118,9 @@ func (c *Config) securityProblems(bad func(key, format string, args ...any)) {
 	}
 	if len(t.Certificates) > 0 && t.CertFile == "" {
 		bad("tls.certificates", "need tls.cert_file too (the certificate for clients without SNI)")
+	}
+	if t.SessionTicketKeyFile != "" && t.CertFile == "" {
+		bad("tls.session_ticket_key_file", "needs tls.cert_file and tls.key_file")
 	}
 
 	p := &c.POP3

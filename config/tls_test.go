@@ -70,6 +70,7 @@ func TestSecurityBadValues(t *testing.T) {
 		{"[auth.oauth]\nintrospection_url = \"https://x/i\"\nclient_secret_file = \"s\"", "auth.oauth.client_id"},
 		{"[auth.oauth]\nintrospection_url = \"ftp://x/i\"\nclient_id = \"c\"\nclient_secret_file = \"s\"", "auth.oauth.introspection_url"},
 		{"[tls]\ncolour = 1", "tls.colour"},
+		{"[tls]\nsession_ticket_key_file = \"t\"", "tls.session_ticket_key_file: needs tls.cert_file"},
 	} {
 		_, _, err := load(t, tc.body+"\n")
 		if err == nil || !strings.Contains(err.Error(), tc.key) {

@@ -58,7 +58,9 @@ type security struct {
 	certs  *tlsconf.Certs   // nil without [tls]
 	tokens *auth.TokenUsers // nil without [auth.oauth]
 	expiry *certMonitor     // nil without [tls]
-	cancel context.CancelFunc
+	// ticketKeys is tls.session_ticket_key_file, "" without.
+	ticketKeys string
+	cancel     context.CancelFunc
 }
 
 // setupSecurity fills the TLS, SASL and APOP options of opts. It starts
@@ -100,6 +102,11 @@ func setupSecurity(c *config.Config, db *auth.DB, secret []byte, log *slog.Logge
 			opts.ClientCertUser = db.ClientCertUser
 		}
 		sec.tls = tlsconf.ServerConfig(certs, clientCAs)
+		if sec.ticketKeys = c.TLS.SessionTicketKeyFile; sec.ticketKeys != "" {
+			if err := setTicketKeys(sec.tls, sec.ticketKeys, log); err != nil {
+				return nil, err
+			}
+		}
 		opts.TLSConfig = sec.tls
 		go certs.Watch(ctx, tlsconf.CheckInterval)
 		sec.expiry = &certMonitor{certs: certs, log: log, now: time.Now}
@@ -140,6 +147,13 @@ func (sec *security) reload(log *slog.Logger) {
 	if sec.certs != nil {
 		sec.certs.Reload(true)
 		sec.expiry.check()
+	}
+	if sec.ticketKeys != "" {
+		if err := setTicketKeys(sec.tls, sec.ticketKeys, log); err != nil {
+			log.Error("reloading the TLS session ticket keys failed; keeping the previous ones", "err", err)
+		} else {
+			log.Info("TLS session ticket keys reloaded")
+		}
 	}
 	if sec.tokens != nil {
 		if err := sec.tokens.Reload(); err != nil {
