@@ -119,7 +119,7 @@ func (o *Options) defaults(scenario string) error {
 	}
 	if o.Concurrency <= 0 {
 		switch scenario {
-		case "sessions":
+		case "sessions", "lmtp":
 			o.Concurrency = 8
 		case "retr":
 			o.Concurrency = 4

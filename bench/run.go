@@ -7,7 +7,7 @@ import (
 )
 
 // Scenarios lists the scenario names Run knows.
-var Scenarios = []string{"sessions", "retr", "bigretr", "idle", "bigbox"}
+var Scenarios = []string{"sessions", "retr", "bigretr", "idle", "bigbox", "lmtp"}
 
 // Run runs one scenario against the server opts name and returns what it
 // measured. Failed operations are counted in the Result, not returned; the
@@ -30,6 +30,8 @@ func Run(ctx context.Context, scenario string, opts Options) (*Result, error) {
 		f = runIdle
 	case "bigbox":
 		f = runBigBox
+	case "lmtp":
+		f = runLMTP
 	default:
 		return nil, fmt.Errorf("bench: unknown scenario %q (want one of %v)", scenario, Scenarios)
 	}

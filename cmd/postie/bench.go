@@ -46,6 +46,8 @@ Scenarios:
   idle       hold --sessions authenticated sessions open; the server's
              memory is read from /proc when it runs on this machine
   bigbox     login, STAT, UIDL and LIST on a huge maildrop, --rounds times
+  lmtp       LMTP deliveries of a 4 KiB message, one connection per worker,
+             to the accounts of --users (user%d@domain:, no password)
 
 Helpers:
   corpus     write a reproducible corpus into Maildirs
@@ -89,6 +91,7 @@ var scenarioHelp = map[string]string{
 	"bigretr":  "RETR throughput of one big message",
 	"idle":     "Memory per idle authenticated session",
 	"bigbox":   "Login, STAT, UIDL and LIST on a huge maildrop",
+	"lmtp":     "LMTP deliveries per second (an MTA's delivery agent)",
 }
 
 func (a *app) benchScenarioCmd(scenario string) *cobra.Command {
@@ -102,6 +105,7 @@ func (a *app) benchScenarioCmd(scenario string) *cobra.Command {
 			"bigretr":  "  postie bench bigretr --addr 127.0.0.1:110 --user big --pass secret --duration 10s",
 			"idle":     "  postie bench idle --addr 127.0.0.1:110 --users user%d:pass%d --nusers 10000 --sessions 10000",
 			"bigbox":   "  postie bench bigbox --addr 127.0.0.1:110 --user box --pass secret --rounds 5",
+			"lmtp":     "  postie bench lmtp --addr 127.0.0.1:24 --users user%d@example.org: --nusers 16 --concurrency 8",
 		}[scenario],
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error { return a.runBench(scenario, &f) },
@@ -123,8 +127,8 @@ func (a *app) benchScenarioCmd(scenario string) *cobra.Command {
 	fl.StringVar(&f.name, "name", "", "name of this run in the JSON line (default the scenario)")
 	fl.StringVar(&f.label, "label", "", "label of the server in the JSON line (e.g. postie, dovecot)")
 	switch scenario {
-	case "sessions", "retr", "bigretr":
-		def := map[string]int{"sessions": 8, "retr": 4, "bigretr": 1}[scenario]
+	case "sessions", "retr", "bigretr", "lmtp":
+		def := map[string]int{"sessions": 8, "retr": 4, "bigretr": 1, "lmtp": 8}[scenario]
 		fl.IntVar(&f.concurrency, "concurrency", def, "concurrent workers, each with its own accounts")
 		fl.DurationVar(&f.duration, "duration", 5*time.Second, "how long to run")
 	case "idle":

@@ -12,6 +12,7 @@
 # start writes DIR/cluster.env (shell syntax) and prints it:
 #
 #   POP3            HAProxy's POP3 address: what clients connect to
+#   LMTP            HAProxy's LMTP address, round-robin over both nodes
 #   NODEn_POP3      node n's own POP3 address (n = 1, 2)
 #   NODEn_LMTP      node n's LMTP address: what an MTA delivers into
 #   NODEn_ADMIN     node n's admin listener (/metrics, /healthz, /readyz)
@@ -162,9 +163,10 @@ CONF
 	# HAProxy: round-robin over the nodes, a node whose /readyz fails
 	# (draining, or its database out of reach) taken out, a connection
 	# refused by a dead node tried again on the other.
-	local try port stats
+	local try port lmtp stats
 	for try in 1 2 3; do
 		port=$(free_port)
+		lmtp=$(free_port)
 		stats=$(free_port)
 		cat >"$dir/haproxy.cfg" <<CONF
 global
@@ -185,6 +187,15 @@ backend nodes
 	default-server inter 500ms fall 2 rise 1
 	server node1 $(addr "$dir/node1/log" pop3) check port $(addr "$dir/node1/log" admin | sed 's/.*://')
 	server node2 $(addr "$dir/node2/log" pop3) check port $(addr "$dir/node2/log" admin | sed 's/.*://')
+frontend lmtp
+	bind 127.0.0.1:$lmtp
+	default_backend lmtp
+backend lmtp
+	balance roundrobin
+	option httpchk GET /readyz
+	default-server inter 500ms fall 2 rise 1
+	server node1 $(addr "$dir/node1/log" lmtp) check port $(addr "$dir/node1/log" admin | sed 's/.*://')
+	server node2 $(addr "$dir/node2/log" lmtp) check port $(addr "$dir/node2/log" admin | sed 's/.*://')
 frontend stats
 	mode http
 	bind 127.0.0.1:$stats
@@ -210,6 +221,7 @@ CONF
 	local env="$dir/cluster.env.tmp"
 	{
 		echo "POP3=127.0.0.1:$port"
+		echo "LMTP=127.0.0.1:$lmtp"
 		for n in 1 2; do
 			echo "NODE${n}_POP3=$(addr "$dir/node$n/log" pop3)"
 			echo "NODE${n}_LMTP=$(addr "$dir/node$n/log" lmtp)"
