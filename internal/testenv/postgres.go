@@ -42,6 +42,10 @@ type Postgres struct {
 	made  chan struct{} // closed when makeDBs returns
 
 	stopOnce sync.Once
+
+	// primary, for a standby made by Standby: the server it replicates.
+	primary *Postgres
+	cred    *syscall.Credential // the server's user; nil: ours
 }
 
 type dbOrErr struct {
@@ -130,12 +134,19 @@ func (p *Postgres) start() error {
 			return err
 		}
 	}
+	p.cred = cred
 	data := filepath.Join(dir, "data")
 	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "--no-instructions", "-E", "UTF8", "--locale=C", "--no-sync")
+	if p.primary != nil {
+		// A copy of the primary that follows it (-R: standby.signal
+		// and primary_conninfo), through the primary's socket
+		// (initdb --auth=trust lets local replication in).
+		initdb = exec.Command(filepath.Join(bin, "pg_basebackup"), "-h", p.primary.dir, "-U", "postgres", "-D", data, "-R", "-X", "stream", "--checkpoint=fast")
+	}
 	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	initdb.Dir = dir
 	if out, err := initdb.CombinedOutput(); err != nil {
-		return fmt.Errorf("initdb: %v\n%s", err, out)
+		return fmt.Errorf("%s: %v\n%s", filepath.Base(initdb.Path), err, out)
 	}
 	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data,
 		"-c", "listen_addresses=",
@@ -181,11 +192,45 @@ func (p *Postgres) start() error {
 			return errors.New("postgres did not start within 30s")
 		}
 	}
+	if p.primary != nil {
+		return nil // read-only: no databases to make
+	}
 	p.stock = make(chan dbOrErr, 2)
 	p.quit = make(chan struct{})
 	p.made = make(chan struct{})
 	go p.makeDBs()
 	return nil
+}
+
+// Standby starts a hot standby of p (streaming replication from a
+// pg_basebackup of p, taken now: the databases p made so far are in it),
+// on a socket of its own, stopped when the test ends. DB does not work
+// on it; Promote makes it a primary.
+func (p *Postgres) Standby(t testing.TB) *Postgres {
+	t.Helper()
+	p.SocketDir(t)
+	s := &Postgres{primary: p}
+	s.once.Do(func() { s.err = s.start() })
+	t.Cleanup(s.Stop)
+	if s.err != nil {
+		t.Fatalf("starting a standby: %v", s.err)
+	}
+	return s
+}
+
+// Promote makes a standby a primary (pg_ctl promote, waiting until it
+// accepts writes).
+func (p *Postgres) Promote(t testing.TB) {
+	t.Helper()
+	bin, err := postgresBinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(bin, "pg_ctl"), "promote", "-w", "-t", "60", "-D", filepath.Join(p.dir, "data"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pg_ctl promote: %v\n%s", err, out)
+	}
 }
 
 // SocketDir is the directory of the server's Unix socket (the host of a
