@@ -88,3 +88,37 @@ func TestBenchCLISmoke(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchLMTP: `postie bench lmtp` counts a delivery once the server
+// answered 250, so the maildrop holds exactly as many messages as it
+// reports; an unknown recipient counts as errors, not deliveries.
+func TestBenchLMTP(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := startServe(t, dir)
+	lmtp := s.WaitLog(t, `msg=listening proto=lmtp addr=(127\.0\.0\.1:\d+)`)[1]
+	type result struct {
+		Scenario string `json:"scenario"`
+		Ops      int64  `json:"ops"`
+		Errors   int64  `json:"errors"`
+	}
+	run := func(rcpt string, code int) result {
+		r := mustPostie(t, code, "", "bench", "lmtp", "--addr", lmtp, "--users", rcpt+":", "--concurrency", "2", "--duration", "1s", "--server-pid", "-1")
+		var res result
+		if err := json.Unmarshal([]byte(strings.TrimSpace(r.stdout)), &res); err != nil {
+			t.Fatalf("bench lmtp: stdout is not one JSON line: %v\n%s", err, r.stdout)
+		}
+		return res
+	}
+	res := run("demo@example.org", 0)
+	if res.Scenario != "lmtp" || res.Ops <= 0 || res.Errors != 0 {
+		t.Fatalf("bench lmtp: %+v", res)
+	}
+	if got := len(maildirFiles(t, filepath.Join(dir, "mail", "demo"))); int64(got) != res.Ops {
+		t.Errorf("the maildrop holds %d messages, bench counted %d deliveries", got, res.Ops)
+	}
+	// Nothing delivered: exit 1, with the errors counted.
+	if res := run("nosuch@example.org", 1); res.Ops != 0 || res.Errors == 0 {
+		t.Errorf("bench lmtp to an unknown user: %+v, want errors and no deliveries", res)
+	}
+}
