@@ -48,8 +48,11 @@ type AbuseStore interface {
 //     accepting a connection costs no round trip;
 //   - a failed login costs one round trip, which also tells whether
 //     another node banned the address;
-//   - a login costs one round trip, which forgets the failures and checks
-//     and records the LOGIN-DELAY clock at once;
+//   - with LOGIN-DELAY, a login costs one round trip, which forgets the
+//     failures and checks and records the clock at once; without, the
+//     login does not wait for the store: the failures are forgotten in
+//     the background (at most maxForgetting at once; beyond, they are
+//     left to expire);
 //   - when the store fails (a database down or too slow), the server
 //     counts locally as it does without a store, and leaves the store
 //     alone for storeRetry before trying it again, so that an outage
@@ -59,7 +62,8 @@ type AbuseStore interface {
 type abuse struct {
 	local  *penalties
 	times  loginTimes
-	shared AbuseStore // nil: local only
+	shared AbuseStore    // nil: local only
+	forget chan struct{} // a token per background LoginSuccess
 
 	downUntil  atomic.Int64 // unix nanoseconds: the store is not asked before
 	refreshing atomic.Bool
@@ -69,12 +73,13 @@ type abuse struct {
 }
 
 const (
-	banRefresh = time.Second
-	storeRetry = 5 * time.Second
+	banRefresh    = time.Second
+	storeRetry    = 5 * time.Second
+	maxForgetting = 64
 )
 
 func newAbuse(shared AbuseStore) *abuse {
-	return &abuse{local: newPenalties(), shared: shared}
+	return &abuse{local: newPenalties(), shared: shared, forget: make(chan struct{}, maxForgetting)}
 }
 
 // usable reports whether the store is there and not resting after a
@@ -162,7 +167,20 @@ func (a *abuse) login(s *Server, addr netip.Addr, user, maildrop string, delay t
 	if !a.usable(now) {
 		return ok
 	}
-	shared, err := a.shared.LoginSuccess(s.ctx, addrKey(addr), strings.ToLower(user), maildrop, max(delay, 0))
+	if delay <= 0 {
+		select {
+		case a.forget <- struct{}{}:
+			go func() {
+				defer func() { <-a.forget }()
+				if _, err := a.shared.LoginSuccess(s.ctx, addrKey(addr), strings.ToLower(user), maildrop, 0); err != nil && s.ctx.Err() == nil {
+					a.storeFailed(s, "login", err)
+				}
+			}()
+		default:
+		}
+		return ok
+	}
+	shared, err := a.shared.LoginSuccess(s.ctx, addrKey(addr), strings.ToLower(user), maildrop, delay)
 	if err != nil {
 		if s.ctx.Err() == nil {
 			a.storeFailed(s, "login", err)
