@@ -32,6 +32,11 @@
 #                   /usr/lib/postgresql/*/bin)
 #   POSTIE_LEASE    storage.postgres_lease of the nodes (default 30s)
 #   POSTIE_TIMEOUT  storage.postgres_timeout of the nodes (default 10s)
+#   PROXY_PROTOCOL  1: HAProxy sends the client's address in a PROXY v2
+#                   header (send-proxy-v2), the nodes trust 127.0.0.1 for
+#                   it (trusted_proxies); then every connection from
+#                   loopback to a node's POP3 or LMTP port must go through
+#                   HAProxy (default 0)
 #
 # Run as root, PostgreSQL runs as the user postgres and the nodes as root
 # (server.user = "root"): fine for a try on a laptop, never in production
@@ -48,6 +53,7 @@ dir=$(cd "$dir" && pwd)
 postie=${POSTIE:-postie}
 lease=${POSTIE_LEASE:-30s}
 timeout=${POSTIE_TIMEOUT:-10s}
+proxy=${PROXY_PROTOCOL:-0}
 
 pg_bindir() {
 	if [ -n "${PG_BINDIR:-}" ]; then
@@ -130,11 +136,16 @@ start() {
 	local server=""
 	[ "$(id -u)" = 0 ] && server=$'[server]\nuser = "root"'
 
-	local n
+	local n top="" send=""
+	if [ "$proxy" = 1 ]; then
+		top='trusted_proxies = ["127.0.0.1"]'
+		send=" send-proxy-v2"
+	fi
 	for n in 1 2; do
 		mkdir -p "$dir/node$n"
 		cat >"$dir/node$n/postie.toml" <<CONF
 data_dir = "$dir/node$n"
+$top
 [log]
 level = "info"
 [pop3]
@@ -185,8 +196,8 @@ backend nodes
 	balance roundrobin
 	option httpchk GET /readyz
 	default-server inter 500ms fall 2 rise 1
-	server node1 $(addr "$dir/node1/log" pop3) check port $(addr "$dir/node1/log" admin | sed 's/.*://')
-	server node2 $(addr "$dir/node2/log" pop3) check port $(addr "$dir/node2/log" admin | sed 's/.*://')
+	server node1 $(addr "$dir/node1/log" pop3) check port $(addr "$dir/node1/log" admin | sed 's/.*://')$send
+	server node2 $(addr "$dir/node2/log" pop3) check port $(addr "$dir/node2/log" admin | sed 's/.*://')$send
 frontend lmtp
 	bind 127.0.0.1:$lmtp
 	default_backend lmtp
@@ -194,8 +205,8 @@ backend lmtp
 	balance roundrobin
 	option httpchk GET /readyz
 	default-server inter 500ms fall 2 rise 1
-	server node1 $(addr "$dir/node1/log" lmtp) check port $(addr "$dir/node1/log" admin | sed 's/.*://')
-	server node2 $(addr "$dir/node2/log" lmtp) check port $(addr "$dir/node2/log" admin | sed 's/.*://')
+	server node1 $(addr "$dir/node1/log" lmtp) check port $(addr "$dir/node1/log" admin | sed 's/.*://')$send
+	server node2 $(addr "$dir/node2/log" lmtp) check port $(addr "$dir/node2/log" admin | sed 's/.*://')$send
 frontend stats
 	mode http
 	bind 127.0.0.1:$stats
