@@ -61,6 +61,11 @@ func (md *maildrop) Expire(ctx context.Context, cutoff time.Time) ([]int, error)
 	if err := md.usable(); err != nil {
 		return nil, err
 	}
+	opened, err := md.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer md.leave(opened)
 	recs, err := loadRetrieved(md.d.fd, len(md.infos))
 	if err != nil || len(recs) == 0 {
 		return nil, err
@@ -103,6 +108,12 @@ func (md *maildrop) saveRetrieved(deleted []int) {
 	if md.exp.saved || len(md.exp.marks) == 0 && len(md.exp.expired) == 0 && len(deleted) == 0 {
 		return
 	}
+	opened, err := md.enter()
+	if err != nil {
+		md.s.log.Warn("maildir: cannot write the retrieval records (EXPIRE keeps these messages longer)", "user", md.user, "err", err)
+		return
+	}
+	defer md.leave(opened)
 	recs, err := loadRetrieved(md.d.fd, len(md.infos))
 	if err != nil {
 		md.s.log.Warn("maildir: cannot read the retrieval records; rewriting them", "user", md.user, "err", err)

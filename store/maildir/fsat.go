@@ -12,12 +12,15 @@ import (
 
 // Every name inside a maildrop is under the control of its user, who may
 // write there (with mutt, or a mailbox_command delivery), while postie may
-// run as root. So postie opens the maildrop directory once, without
-// following a symbolic link, and works relative to that descriptor and to
-// those of new/, cur/ and tmp/, each opened the same way: openat(2),
-// unlinkat(2), renameat(2), fstatat(2) with AT_SYMLINK_NOFOLLOW. A symbolic
-// link in place of the maildrop or of one of its folders is refused with
-// errUnsafe; one in place of a message or of one of postie's files is
+// run as root. So postie opens the maildrop directory without following
+// a symbolic link, and works relative to that descriptor and to those of
+// new/, cur/ and tmp/, each opened the same way: openat(2), unlinkat(2),
+// renameat(2), fstatat(2) with AT_SYMLINK_NOFOLLOW. A session holds these
+// descriptors only during a call: between calls it holds its lock file
+// alone, and the next call opens the maildrop again, which must then be
+// the very directory it locked (device and inode), and its folders again
+// relative to it (see mdir). A symbolic link in place of the maildrop or
+// of one of its folders is refused with errUnsafe; one in place of a message or of one of postie's files is
 // never followed. postie's own files and the messages are opened with
 // O_NONBLOCK (a FIFO cannot hang a session) and used only when fstat(2)
 // says they are regular files; postie's files are read up to a bound.
@@ -221,10 +224,29 @@ func existsAt(dirfd int, name string) bool {
 
 // mdir is an open Maildir: its directory, and its folders once opened,
 // none through a symbolic link. It is not safe for concurrent use.
+//
+// A session's Maildir is released between commands (release), so that an
+// idle session holds no descriptor of it, and reopened when a command
+// needs it (reopen): by its path, never through a symbolic link, and only
+// if it is still the directory first opened.
 type mdir struct {
 	path string // for messages, and the key of the snapshot cache
-	fd   int
+	fd   int    // -1 while released
 	subs [3]int // new/, cur/, tmp/; -1 until opened
+	id   fileID // the directory's, from its first opening
+}
+
+// fileID tells a file apart from every other one that exists at the same
+// time: its device and inode.
+type fileID struct{ dev, ino uint64 }
+
+// fstatID returns the fileID of the open file fd.
+func fstatID(fd int) (fileID, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fileID{}, err
+	}
+	return fileID{uint64(st.Dev), uint64(st.Ino)}, nil
 }
 
 // subIndex gives the place of a folder in mdir.subs.
@@ -246,12 +268,18 @@ func openMdir(path string) (*mdir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("maildir: %w", err)
 	}
-	return &mdir{path: path, fd: fd, subs: [3]int{-1, -1, -1}}, nil
+	id, err := fstatID(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("maildir: %w", &os.PathError{Op: "fstat", Path: path, Err: err})
+	}
+	return &mdir{path: path, fd: fd, subs: [3]int{-1, -1, -1}, id: id}, nil
 }
 
 // sub returns the descriptor of folder sub (dirNew, dirCur or dirTmp),
-// opening it the first time. A symbolic link there gives an error wrapping
-// errUnsafe.
+// opening it relative to the Maildir's the first time since d was opened
+// or reopened. A symbolic link there gives an error wrapping errUnsafe.
+// d must not be released.
 func (d *mdir) sub(sub string) (int, error) {
 	i := subIndex(sub)
 	if d.subs[i] >= 0 {
@@ -265,8 +293,14 @@ func (d *mdir) sub(sub string) (int, error) {
 	return fd, nil
 }
 
-// close closes the descriptors. d is unusable afterwards.
-func (d *mdir) close() {
+// errReplaced reports a Maildir found replaced during a session.
+var errReplaced = errors.New("no longer the directory this session locked (moved or replaced)")
+
+// released reports whether d holds no descriptor.
+func (d *mdir) released() bool { return d.fd < 0 }
+
+// release closes the descriptors of d, which reopen can open again.
+func (d *mdir) release() {
 	for i, fd := range d.subs {
 		closeFD(fd)
 		d.subs[i] = -1
@@ -274,6 +308,31 @@ func (d *mdir) close() {
 	closeFD(d.fd)
 	d.fd = -1
 }
+
+// reopen opens the released d again: the directory at its path, not
+// through a symbolic link in its last component (errUnsafe), and only if
+// it is the one first opened (same device and inode; errReplaced
+// otherwise). Its folders are opened again as they are needed, relative
+// to it and as carefully (see sub).
+func (d *mdir) reopen() error {
+	fd, err := openDirAt(unix.AT_FDCWD, d.path)
+	if err != nil {
+		return fmt.Errorf("maildir: %w", err)
+	}
+	id, err := fstatID(fd)
+	if err == nil && id != d.id {
+		err = errReplaced
+	}
+	if err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("maildir: %w", &os.PathError{Op: "open", Path: d.path, Err: err})
+	}
+	d.fd = fd
+	return nil
+}
+
+// close closes the descriptors. d is unusable afterwards.
+func (d *mdir) close() { d.release() }
 
 // mkdirAt makes folder name in dirfd, reporting whether it did.
 func mkdirAt(dirfd int, name string) (created bool, err error) {

@@ -155,9 +155,12 @@ func TestMaildropSymlinkRefused(t *testing.T) {
 
 // TestFolderSwappedDuringSession: cur/ replaced by a symbolic link to
 // another directory during a session, with a file of the message's name
-// and size there: Open(i) gives the message (the folder opened at login)
-// and Commit removes it, never the other file. postie at 05cd549 read and
-// removed the other file.
+// and size there. An idle session holds no descriptor of its folders
+// (TestIdleDescriptors), so Open(i) and Commit reopen cur/, never through
+// the link: Open(0) fails saying why, Commit removes nothing there and
+// reports it, the other file is untouched and the message is still in the
+// folder renamed away; the message in new/ is removed. postie at 05cd549
+// read and removed the other file.
 func TestFolderSwappedDuringSession(t *testing.T) {
 	s, _ := newTestStore(t, "h")
 	dir, _ := s.Path("alice")
@@ -172,17 +175,20 @@ func TestFolderSwappedDuringSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	symlink(t, outside, filepath.Join(dir, dirCur))
-	if got, err := readMsg(t, md, 0); err != nil || got != "hello\n" {
-		t.Errorf("Open(0) = %q, %v; want the message", got, err)
+	if got, err := readMsg(t, md, 0); !errors.Is(err, errUnsafe) {
+		t.Errorf("Open(0) = %q, %v; want an error wrapping errUnsafe", got, err)
 	}
-	if err := md.Commit(t.Context(), []int{0, 1}); err != nil {
-		t.Errorf("Commit: %v", err)
+	if err := md.Commit(t.Context(), []int{0, 1}); !errors.Is(err, errUnsafe) {
+		t.Errorf("Commit: %v; want an error wrapping errUnsafe", err)
 	}
 	if b, err := os.ReadFile(filepath.Join(outside, name)); err != nil || string(b) != "OTHER\n" {
 		t.Errorf("Commit removed or changed the file outside: %q, %v", b, err)
 	}
-	if _, err := os.Lstat(filepath.Join(dir, "cur.real", name)); !os.IsNotExist(err) {
-		t.Errorf("the message is still there: %v", err)
+	if b, err := os.ReadFile(filepath.Join(dir, "cur.real", name)); err != nil || string(b) != "hello\n" {
+		t.Errorf("the message is lost: %q, %v", b, err)
+	}
+	if ents, err := os.ReadDir(filepath.Join(dir, dirNew)); err != nil || len(ents) != 0 {
+		t.Errorf("new/ after Commit: %v, %v; want the message removed", ents, err)
 	}
 }
 

@@ -95,9 +95,15 @@
 // A maildrop's user may write in it (mutt, a mailbox_command delivery)
 // while postie runs as root, so every name in R/U is treated as hostile.
 // R (Options.Root, the administrator's) may be or lie below a symbolic
-// link; R/U, tmp/, new/ and cur/ may not: each is opened once with
+// link; R/U, tmp/, new/ and cur/ may not: each is opened with
 // O_NOFOLLOW|O_DIRECTORY, and everything else is done relative to those
 // descriptors (openat, unlinkat, renameat, fstatat without following).
+// A POP3 session keeps none of them open between commands (an idle
+// session holds its socket and postie.lock only): each command that
+// needs the Maildir opens R/U again, refused unless it is the directory
+// the session locked (same device and inode), and the folders it needs
+// relative to it; a folder replaced by a symbolic link meanwhile makes
+// that command fail, and nothing is read or removed through it.
 // A Maildir or folder that is a symbolic link is refused (Open, Deliver
 // and Usage fail with an error saying so; a tmp/ that is one is not
 // cleaned). A message or one of postie's files is opened with

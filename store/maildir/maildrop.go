@@ -66,6 +66,9 @@ func (s *Store) Open(ctx context.Context, user string) (store.Maildrop, error) {
 		d.close()
 		return nil, err
 	}
+	// Idle, the session holds the lock only: each call that needs the
+	// Maildir reopens it (enter).
+	d.release()
 	return md, nil
 }
 
@@ -88,7 +91,7 @@ type maildrop struct {
 	*snapshot
 
 	mu        sync.Mutex      // guards the fields below (and d after take)
-	d         *mdir           // the open Maildir; its descriptors -1 once closed
+	d         *mdir           // the Maildir; released but during a call (enter)
 	moved     map[int32]place // files[k] found elsewhere during this session
 	lockf     lockFile        // -1 once closed
 	committed bool
@@ -475,6 +478,31 @@ func (md *maildrop) usable() error {
 	return nil
 }
 
+// enter makes md.d usable for the call in progress, reopening it if it is
+// released (mdir.reopen: the same directory, never through a symbolic
+// link); leave(opened) releases it again if enter opened it, so that calls
+// nest. md.mu must be held.
+func (md *maildrop) enter() (opened bool, err error) {
+	if md.lockf < 0 {
+		return false, fmt.Errorf("maildir: %s: %w", md.user, store.ErrClosed)
+	}
+	if !md.d.released() {
+		return false, nil
+	}
+	if err := md.d.reopen(); err != nil {
+		md.s.log.Error("maildir: cannot reopen the Maildir during a session", "user", md.user, "err", err)
+		return false, err
+	}
+	return true, nil
+}
+
+// leave undoes enter. md.mu must be held.
+func (md *maildrop) leave(opened bool) {
+	if opened {
+		md.d.release()
+	}
+}
+
 // Open returns message i's file as stored. A message removed, or changed in
 // size, since the snapshot gives an error wrapping store.ErrMessageGone:
 // never a truncated message in place of the whole.
@@ -490,6 +518,11 @@ func (md *maildrop) Open(ctx context.Context, i int) (io.ReadCloser, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("maildir: %w", err)
 	}
+	opened, err := md.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer md.leave(opened)
 	k := md.pos[i]
 	m := &md.files[k]
 	f, fsize, err := md.openAt(k)
@@ -550,7 +583,12 @@ func (md *maildrop) resize(k int32, got, listed sizes) {
 	m := &md.files[k]
 	p := md.where(k)
 	args := []any{"user", md.user, "dir", p.sub, "name", p.name, "listed_size", listed.wire, "listed_file_size", listed.file, "size", got.wire, "file_size", got.file}
-	var err error
+	opened, err := md.enter()
+	if err != nil {
+		md.s.log.Error("maildir: message size differs from the listed one; cannot record it", append(args, "err", err)...)
+		return
+	}
+	defer md.leave(opened)
 	if m.n.fsize >= 0 || m.n.wsize >= 0 {
 		np := place{p.sub, withSizes(p.name, got.file, got.wire)}
 		var fd int
@@ -608,6 +646,11 @@ func (md *maildrop) Commit(ctx context.Context, deleted []int) error {
 			return fmt.Errorf("maildir: %s: commit: no message %d", md.user, i)
 		}
 	}
+	opened, err := md.enter()
+	if err != nil {
+		return err
+	}
+	defer md.leave(opened)
 	md.committed = true
 	var errs []error
 	touched := map[string]bool{}
