@@ -246,10 +246,10 @@ wait_log() {
 
 # --- build and set up --------------------------------------------------------
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-if [ "$IDLE" -gt 0 ] && [ "$(ulimit -n)" -lt $((6 * IDLE + 100)) ]; then
-	# An idle postie session holds six descriptors: its socket, the
-	# maildrop's lock, the Maildir and its three folders.
-	echo "compare.sh: warning: ulimit -n is $(ulimit -n): postie can hold about $(($(ulimit -n) / 6)) of the $IDLE idle sessions" >&2
+if [ "$IDLE" -gt 0 ] && [ "$(ulimit -n)" -lt $((2 * IDLE + 100)) ]; then
+	# An idle postie session on a Maildir holds two descriptors: its
+	# socket and the maildrop's lock file.
+	echo "compare.sh: warning: ulimit -n is $(ulimit -n): postie can hold about $(($(ulimit -n) / 2 - 50)) of the $IDLE idle sessions" >&2
 fi
 say "building postie"
 (cd "$REPO" && go build -o "$BIN" ./cmd/postie)
