@@ -702,8 +702,8 @@ func (md *maildrop) Commit(ctx context.Context, deleted []int) error {
 }
 
 // remove unlinks file k of the snapshot (never a directory, unlike
-// os.Remove), in the folder opened at login or since, never through a
-// symbolic link, and returns the subdirectory it was removed from. md.mu
+// os.Remove), in the folder opened for the call in progress, never
+// through a symbolic link, and returns the subdirectory it was removed from. md.mu
 // must be held.
 func (md *maildrop) remove(k int32) (sub string, err error) {
 	for range 3 {
