@@ -13,8 +13,12 @@ import (
 // days (0: no mail may be left on the server) or NEVER. With a number:
 //
 //   - a message retrieved in full (RETR, or a TOP that sent every line)
-//     is recorded in the store (store.Expirer) with the time of its first
-//     retrieval;
+//     in a session that ends with QUIT is recorded in the store
+//     (store.Expirer) with the time of that QUIT, unless an earlier
+//     retrieval is recorded; a session without QUIT records nothing
+//     (RFC 1939 §6: no UPDATE, the maildrop is left as it was), so a
+//     client whose connection broke before it stored a message finds it
+//     again, even with EXPIRE 0;
 //   - at login, under the maildrop lock and before the client sees the
 //     snapshot, the messages first retrieved at least that many days ago
 //     are removed: they are not in the session's listing;
@@ -109,16 +113,30 @@ func (ss *session) storeIndex(i int) int {
 	return ss.drop.index[i]
 }
 
-// retrieved notes that message i was sent whole.
+// retrieved notes that message i was sent whole; markRetrieved records
+// it at QUIT.
 func (ss *session) retrieved(i int) {
 	if ss.drop.expirer == nil {
 		return
 	}
-	ss.drop.expirer.MarkRetrieved(ss.storeIndex(i), ss.srv.now())
 	if ss.drop.retrieved == nil {
 		ss.drop.retrieved = make([]bool, len(ss.drop.msgs))
 	}
 	ss.drop.retrieved[i] = true
+}
+
+// markRetrieved records in the store, in UPDATE, the messages the
+// session retrieved (written by the Commit or the Close that follows).
+func (ss *session) markRetrieved() {
+	if ss.drop.expirer == nil || ss.drop.retrieved == nil {
+		return
+	}
+	now := ss.srv.now()
+	for i, r := range ss.drop.retrieved {
+		if r {
+			ss.drop.expirer.MarkRetrieved(ss.storeIndex(i), now)
+		}
+	}
 }
 
 // implicitDele reports whether QUIT removes message i though the client

@@ -88,8 +88,9 @@ func TestExpireDays(t *testing.T) {
 
 // EXPIRE 0: no mail may stay on the server. QUIT removes what was
 // retrieved as if it had been deleted (RFC 2449 §6.7's implicit DELE);
-// a session that ends without QUIT removes nothing, and the next login
-// removes what it retrieved.
+// a session that ends without QUIT removes nothing and records nothing
+// (RFC 1939 §6), so the next login still lists what it retrieved: a
+// client that could not store a message gets it again.
 func TestExpireZero(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
@@ -105,6 +106,10 @@ func TestExpireZero(t *testing.T) {
 		"C: UIDL\nS: +OK unique-id listing follows\nU: 1 {uid1}\nU: 2 {uid3}\nD: .\n" +
 		"C: RETR 1\nS: +OK {size1} octets\n" + stuffed(0) + "D: .") // no QUIT: the client goes away
 	waitSessions(t, s, 0)
+	clock.add(time.Hour)
+	run(greet + "C: USER {user}\nS: +OK send PASS\nC: PASS {pass}\nS: +OK logged in, 2 messages ({total-2} octets)\n" +
+		"C: UIDL\nS: +OK unique-id listing follows\nU: 1 {uid1}\nU: 2 {uid3}\nD: .\n" +
+		"C: RETR 1\nS: +OK {size1} octets\n" + stuffed(0) + "D: .\nC: QUIT\nS: +OK bye, 1 messages deleted\nE:")
 	run(greet + "C: USER {user}\nS: +OK send PASS\nC: PASS {pass}\nS: +OK logged in, 1 messages ({size3} octets)\n" +
 		"C: UIDL\nS: +OK unique-id listing follows\nU: 1 {uid3}\nD: .\nC: QUIT\nS: +OK bye, 0 messages deleted\nE:")
 }

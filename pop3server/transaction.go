@@ -302,6 +302,7 @@ func (ss *session) cmdQuit(c *wire.Command) error {
 	}
 	ss.state = pop3.StateUpdate
 	ss.endReason = "quit"
+	ss.markRetrieved()
 	var del []int
 	if ss.drop.ndel > 0 || ss.drop.retrieved != nil {
 		del = make([]int, 0, ss.drop.ndel)
