@@ -31,8 +31,22 @@
 // PIPELINING (RFC 2449), which changes none of this: RETR changes nothing
 // on the server, and a message whose RETR was sent but which was not
 // delivered is neither recorded nor deleted, so the next run fetches it.
-// The exception is a server announcing EXPIRE 0, which may delete every
-// message it sent whole at QUIT: RETR is not pipelined there.
+//
+// The exception is a server announcing EXPIRE 0 (RFC 2449 §6.7): its QUIT
+// deletes every message the session retrieved, DELE or not. There a run
+// ends the session with QUIT only if every message it retrieved (RETR,
+// or a TOP that sent all of it) is delivered and recorded; otherwise (the
+// destination refused or failed, the run was stopped) it closes the
+// connection without QUIT, and the server, in no UPDATE state, deletes
+// nothing (RFC 1939 §6). That also drops the session's DELEs, but the
+// messages delivered are recorded: the next run does not fetch them
+// again and deletes them, so each is still delivered once. RETR is not
+// pipelined there, so that a run never retrieves more than it reaches.
+// Without EXPIRE 0 a run always ends with QUIT: RETR deletes nothing, and
+// only what is recorded was marked with DELE. A message the destination
+// refuses for good keeps an EXPIRE 0 mailbox from being emptied (each run
+// retrieves it again and ends without QUIT) until the destination takes
+// it or it is removed on the server; each such run logs a warning.
 //
 // A run killed between the write and the record leaves a delivered but
 // unrecorded message. Maildir names carry a hash of the account and the

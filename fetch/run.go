@@ -185,6 +185,15 @@ type run struct {
 	// unrecorded is set when deliveries may be in the destination without
 	// a record (the next run then looks for them).
 	unrecorded bool
+	// expire0: the server announced EXPIRE 0 after login (RFC 2449
+	// §6.7), so its QUIT deletes every message the session retrieved,
+	// DELE or not.
+	expire0 bool
+	// exposed are the messages the session may have retrieved whole: a
+	// RETR was sent, or a TOP sent all of the message. With EXPIRE 0 the
+	// session ends with QUIT only if each of them is delivered and
+	// recorded (see deleteAndQuit).
+	exposed map[*message]bool
 }
 
 // Run fetches the account once: it logs in, delivers what is new, deletes
@@ -239,6 +248,7 @@ func (r *run) do(fresh bool) *Error {
 		return classifyConn(a, err)
 	}
 	r.checkCaps(caps)
+	r.expire0 = expireZero(caps)
 	msgs, err := r.list(caps)
 	if err != nil {
 		return classifyConn(a, err)
@@ -295,7 +305,11 @@ func (r *run) do(fresh bool) *Error {
 		r.prog.Start(len(fetch), fetchOctets)
 		defer r.prog.Finish()
 	}
-	stop := r.fetchAll(fetch, retrAhead(caps))
+	ahead := pipelineAhead
+	if r.expire0 {
+		ahead = 0
+	}
+	stop := r.fetchAll(fetch, ahead)
 	if err := r.flush(); err != nil && stop == nil {
 		stop = err
 	}
@@ -414,15 +428,25 @@ func (r *run) fallbackIDs(msgs []*message, caps pop3client.Caps) error {
 			}
 		}
 		if useRetr {
+			r.expose(m)
 			rc, err = r.c.Retr(r.ctx, m.num)
 		}
 		if err != nil {
 			return err
 		}
-		br.Reset(rc)
+		cr := &countingReader{r: rc}
+		br.Reset(cr)
 		h := peekHeader(br)
+		if !useRetr {
+			// TOP n 0 of a message without a body sends all of it, which
+			// a server may count as retrieved.
+			io.Copy(io.Discard, br)
+		}
 		if err := rc.Close(); err != nil {
 			return err
+		}
+		if !useRetr && cr.n >= m.size {
+			r.expose(m)
 		}
 		sum := sha256.New()
 		for _, k := range []string{"Message-Id", "Date", "From", "Subject"} {
@@ -445,14 +469,14 @@ func (r *run) fallbackIDs(msgs []*message, caps pop3client.Caps) error {
 // waiting a round trip for each.
 const pipelineAhead = 4
 
-// retrAhead is how far to pipeline RETR with this server: not at all with
-// EXPIRE 0 (RFC 2449 §6.7), whose server may delete at QUIT every message
-// it sent whole, including those a run stopped early never delivered.
-func retrAhead(caps pop3client.Caps) int {
-	if args := caps.Args(pop3.CapExpire); len(args) > 0 && args[0] == "0" {
-		return 0
-	}
-	return pipelineAhead
+// expireZero reports whether the server announces EXPIRE 0 (RFC 2449
+// §6.7): it deletes at QUIT every message the session retrieved. RETR is
+// then not pipelined: a RETR sent ahead retrieves a message the run may
+// never deliver, and such a message makes the run end without QUIT (see
+// deleteAndQuit), which keeps it but also forgoes the session's deletions.
+func expireZero(caps pop3client.Caps) bool {
+	args := caps.Args(pop3.CapExpire)
+	return len(args) > 0 && args[0] == "0"
 }
 
 // errStopRetr ends a RetrMany whose callback has set the run's error.
@@ -493,7 +517,7 @@ func (r *run) fetchAll(msgs []*message, ahead int) *Error {
 // fetchMany retrieves and delivers msgs, none of them pending, with RETR
 // pipelined ahead commands ahead (pop3client.RetrMany). Pipelining changes
 // nothing of exactly once: RETR changes nothing on the server (EXPIRE 0
-// aside, see retrAhead), each message is still delivered, made durable
+// aside, see expireZero), each message is still delivered, made durable
 // and recorded, in order, before it may be deleted, and a message whose
 // RETR was sent but which the run did not deliver (a crash, an error) is
 // neither recorded nor deleted: the next run fetches it.
@@ -515,6 +539,11 @@ func (r *run) fetchMany(msgs []*message, ahead int) *Error {
 	nums := make([]int, len(want))
 	for i, m := range want {
 		nums[i] = m.num
+	}
+	// All of them, though RetrMany may not get to the last ones: a run
+	// that stops early leaves an undelivered message anyway.
+	for _, m := range want {
+		r.expose(m)
 	}
 	var stop *Error
 	err := r.c.RetrMany(r.ctx, nums, ahead, func(i int, body io.Reader, err error) error {
@@ -552,7 +581,10 @@ func (r *run) fetchOne(m *message) *Error {
 	if e != nil && e.pendOff >= 0 {
 		if rec, ok := r.dest.(recoverer); ok {
 			m.at = time.Unix(e.pendTime, 0)
-			done, err := rec.recoverPending(r.ctx, m, e, func() (io.ReadCloser, error) { return r.c.Retr(r.ctx, m.num) })
+			done, err := rec.recoverPending(r.ctx, m, e, func() (io.ReadCloser, error) {
+				r.expose(m)
+				return r.c.Retr(r.ctx, m.num)
+			})
 			if err != nil {
 				return r.deliveryError(m, err)
 			}
@@ -569,6 +601,7 @@ func (r *run) fetchOne(m *message) *Error {
 		r.log().Info("found a delivery the previous run did not record", "account", a.Name, "id", m.id)
 		return r.recorded(m, m.size)
 	}
+	r.expose(m)
 	rc, err := r.c.Retr(r.ctx, m.num)
 	if err != nil {
 		return r.retrError(m, err)
@@ -581,6 +614,10 @@ func (r *run) fetchOne(m *message) *Error {
 // for good counts and the run goes on; anything else stops it.
 func (r *run) retrError(m *message, err error) *Error {
 	var perr *pop3client.Error
+	if errors.As(err, &perr) {
+		// -ERR: the server sent nothing of it.
+		delete(r.exposed, m)
+	}
 	if errors.As(err, &perr) && !perr.Temporary() {
 		r.res.Failed++
 		r.log().Error("the server refused to send a message", "account", r.acct.Name, "id", m.id, "err", err)
@@ -761,8 +798,25 @@ func (r *run) flush() *Error {
 
 // deleteAndQuit marks the messages to delete and ends the session; only
 // a QUIT answered +OK removes them (and their state entries).
+//
+// With EXPIRE 0 a QUIT also removes every message the session retrieved,
+// so if one of them is not delivered and recorded (the destination
+// refused it, failed, or the run was stopped), the session ends without
+// DELE and QUIT: the connection is closed, and a server that gets no QUIT
+// enters no UPDATE state and deletes nothing (RFC 1939 §6). The messages
+// delivered are recorded in the state: the next run does not fetch them
+// again, and deletes them (unless kept).
 func (r *run) deleteAndQuit() *Error {
 	a := r.acct
+	if r.expire0 {
+		if n := r.undelivered(); n > 0 {
+			r.log().Warn("ending the session without QUIT: the server deletes every retrieved message at QUIT (EXPIRE 0) and some were not delivered; they stay on the server for the next run, and no message is deleted in this run",
+				"account", a.Name, "undelivered", n)
+			r.c.Close()
+			r.c = nil
+			return nil
+		}
+	}
 	nums := make([]int, len(r.dele))
 	for i, m := range r.dele {
 		nums[i] = m.num
@@ -794,6 +848,26 @@ func (r *run) deleteAndQuit() *Error {
 		}
 	}
 	return nil
+}
+
+// expose notes that the session may retrieve m whole.
+func (r *run) expose(m *message) {
+	if r.exposed == nil {
+		r.exposed = map[*message]bool{}
+	}
+	r.exposed[m] = true
+}
+
+// undelivered counts the messages the session may have retrieved whole
+// that are not recorded as delivered.
+func (r *run) undelivered() int {
+	n := 0
+	for m := range r.exposed {
+		if e := r.st.lookup(m.id); e == nil || e.delivered == 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // refusedNumbers returns the message numbers whose DELE the joined errors

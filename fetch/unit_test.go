@@ -193,22 +193,22 @@ func TestConverters(t *testing.T) {
 	}
 }
 
-// TestRetrAhead: RETR is pipelined, except with a server that announces
-// EXPIRE 0, which may delete at QUIT every message it sent whole, even
-// one a run that stopped early never delivered.
-func TestRetrAhead(t *testing.T) {
+// TestExpireZero: only EXPIRE 0 makes a run end without QUIT when a
+// retrieved message is not delivered, and turns RETR pipelining off.
+func TestExpireZero(t *testing.T) {
 	for _, tc := range []struct {
 		caps pop3client.Caps
-		want int
+		want bool
 	}{
-		{pop3client.Caps{}, pipelineAhead},
-		{pop3client.Caps{"EXPIRE": {"30"}}, pipelineAhead},
-		{pop3client.Caps{"EXPIRE": {"NEVER"}}, pipelineAhead},
-		{pop3client.Caps{"EXPIRE": {"0"}}, 0},
-		{pop3client.Caps{"EXPIRE": {"0", "USER"}}, 0},
+		{pop3client.Caps{}, false},
+		{pop3client.Caps{"EXPIRE": {"30"}}, false},
+		{pop3client.Caps{"EXPIRE": {"NEVER"}}, false},
+		{pop3client.Caps{"EXPIRE": {}}, false},
+		{pop3client.Caps{"EXPIRE": {"0"}}, true},
+		{pop3client.Caps{"EXPIRE": {"0", "USER"}}, true},
 	} {
-		if got := retrAhead(tc.caps); got != tc.want {
-			t.Errorf("retrAhead(%v) = %d, want %d", tc.caps, got, tc.want)
+		if got := expireZero(tc.caps); got != tc.want {
+			t.Errorf("expireZero(%v) = %v, want %v", tc.caps, got, tc.want)
 		}
 	}
 }
