@@ -85,6 +85,37 @@ func TestSameBytesFromPostieAndDovecot(t *testing.T) {
 	}
 }
 
+// TestExpireZeroFallbackIDs: a server with EXPIRE 0, without UIDL and
+// TOP, so that the ids come from RETR of every message, and
+// max_messages_per_run = 2: the runs that leave messages for later end
+// without QUIT, else the server would delete at QUIT all it sent; the
+// third run delivers the last one and ends with QUIT. Each message is
+// delivered once, none is lost.
+func TestExpireZeroFallbackIDs(t *testing.T) {
+	f := &fake{t: t, capa: []string{"USER", "EXPIRE 0"}, noUIDL: true, noTop: true, expire0: true}
+	for _, m := range corpus {
+		f.msgs = append(f.msgs, wireForm(m))
+	}
+	addr := f.start()
+	dir := filepath.Join(t.TempDir(), "Maildir")
+	c := config(t, account("old", addr, fmt.Sprintf("maildir = %q", dir), "max_messages_per_run = 2"))
+	for run, want := range []int{2, 2, 1} {
+		res := runOnce(t, c, Options{Logger: quiet()})[0]
+		if res.Err != nil || res.Fetched != want {
+			t.Fatalf("run %d: %s", run+1, res.Summary())
+		}
+		if left := len(f.live()); run < 2 && left != len(corpus) {
+			t.Fatalf("after run %d the server has %d of %d messages", run+1, left, len(corpus))
+		}
+	}
+	if left := f.live(); len(left) != 0 {
+		t.Errorf("server still has %d messages", len(left))
+	}
+	if got := maildirContents(t, dir); !slices.Equal(got, wantLF(corpus)) {
+		t.Errorf("Maildir holds %q", got)
+	}
+}
+
 // TestNoCapaNoUIDL: a server without CAPA, UIDL and PIPELINING still
 // works, with ids from a hash of the headers via TOP, stable across runs
 // (leave on server fetches nothing twice), and identical messages told

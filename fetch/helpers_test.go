@@ -307,8 +307,11 @@ type fake struct {
 	noUIDL     bool
 	noTop      bool
 	pipelining bool
-	auth       func(user, pass string) bool // USER/PASS check (default: any)
-	xoauth2    func(token string) bool      // AUTH XOAUTH2 check, when set
+	// expire0: QUIT also deletes the messages the session retrieved
+	// (RFC 2449 EXPIRE 0; announce it in capa).
+	expire0 bool
+	auth    func(user, pass string) bool // USER/PASS check (default: any)
+	xoauth2 func(token string) bool      // AUTH XOAUTH2 check, when set
 
 	mu    sync.Mutex
 	msgs  []string // wire form; "" once deleted
@@ -362,6 +365,7 @@ func (f *fake) serve(c net.Conn) {
 	snapshot := slices.Clone(f.msgs)
 	f.mu.Unlock()
 	del := map[int]bool{}
+	retrieved := map[int]bool{}
 	msg := func(arg string) (int, bool) {
 		n, err := strconv.Atoi(arg)
 		if err != nil || n < 1 || n > len(snapshot) || del[n] || snapshot[n-1] == "" {
@@ -458,6 +462,9 @@ func (f *fake) serve(c net.Conn) {
 				continue
 			}
 			body := snapshot[n-1]
+			if verb == "RETR" {
+				retrieved[n] = true
+			}
 			if verb == "TOP" {
 				k, _ := strconv.Atoi(lines)
 				head, rest, _ := strings.Cut(body, "\r\n\r\n")
@@ -480,6 +487,11 @@ func (f *fake) serve(c net.Conn) {
 			f.mu.Lock()
 			for n := range del {
 				f.msgs[n-1] = ""
+			}
+			if f.expire0 {
+				for n := range retrieved {
+					f.msgs[n-1] = ""
+				}
 			}
 			f.mu.Unlock()
 			send("+OK bye")
