@@ -296,10 +296,14 @@ var ErrBadTerminator = errors.New("wire: multi-line response not terminated")
 // DotReader reads the body of a multi-line response, removing the stuffing
 // dots, and returns io.EOF after the terminating line. The content it yields
 // keeps the line ends as sent (CRLF from a conforming server).
+//
+// It works on what br has buffered rather than a line at a time: each Read
+// copies everything up to the next line that begins with '.' (or as much
+// as p takes) in one piece, so a big message costs one search and one
+// copy per buffer, not a call per line.
 type DotReader struct {
 	br   *bufio.Reader
-	line []byte // rest of the current line not yet returned
-	mid  bool   // the last read ended inside a line longer than br's buffer
+	mid  bool // not at the beginning of a line
 	done bool
 	err  error
 }
@@ -307,34 +311,72 @@ type DotReader struct {
 // NewDotReader returns a reader of the multi-line body that follows on br.
 func NewDotReader(br *bufio.Reader) *DotReader { return &DotReader{br: br} }
 
+var dotLine = []byte("\n.")
+
 func (d *DotReader) Read(p []byte) (int, error) {
-	for len(d.line) == 0 {
+	n := 0
+	for n < len(p) {
 		if d.done {
+			if n > 0 {
+				return n, nil
+			}
 			return 0, io.EOF
 		}
 		if d.err != nil {
+			if n > 0 {
+				return n, nil
+			}
 			return 0, d.err
 		}
-		line, err := d.br.ReadSlice('\n')
-		full := errors.Is(err, bufio.ErrBufferFull)
-		if err != nil && !full {
-			if err == io.EOF {
-				err = ErrBadTerminator
+		if d.br.Buffered() == 0 {
+			if n > 0 {
+				// Block only when nothing is read yet.
+				return n, nil
 			}
-			d.err = err
+			if _, err := d.br.Peek(1); err != nil {
+				if err == io.EOF {
+					err = ErrBadTerminator
+				}
+				d.err = err
+				continue
+			}
 		}
-		if !d.mid && len(line) > 0 && line[0] == '.' {
-			if s := string(line); s == ".\r\n" || s == ".\n" {
+		buf, _ := d.br.Peek(d.br.Buffered())
+		if !d.mid && buf[0] == '.' {
+			// A stuffing dot or the terminator: look at up to three
+			// octets (".\r\n", or ".\n" as lenient readers accept).
+			if len(buf) < 3 {
+				if n > 0 {
+					return n, nil
+				}
+				buf, _ = d.br.Peek(3)
+			}
+			switch {
+			case len(buf) >= 2 && buf[1] == '\n':
+				d.br.Discard(2)
 				d.done = true
-				return 0, io.EOF
+			case len(buf) >= 3 && buf[1] == '\r' && buf[2] == '\n':
+				d.br.Discard(3)
+				d.done = true
+			default:
+				// Fewer than three octets means the stream ended
+				// or failed: the next Peek reports it.
+				d.br.Discard(1)
+				d.mid = true
 			}
-			line = line[1:]
+			continue
 		}
-		d.mid = full
-		d.line = line
+		// Up to and including the line end before the next line that
+		// begins with '.', within what p takes.
+		buf = buf[:min(len(buf), len(p)-n)]
+		if i := bytes.Index(buf, dotLine); i >= 0 {
+			buf = buf[:i+1]
+		}
+		k := copy(p[n:], buf)
+		d.br.Discard(k)
+		d.mid = buf[k-1] != '\n'
+		n += k
 	}
-	n := copy(p, d.line)
-	d.line = d.line[n:]
 	return n, nil
 }
 
