@@ -181,6 +181,13 @@ func (ss *session) send(i int, head string, lines int) error {
 		return failed(opOpenMessage, err, slog.Int("msg", i+1))
 	}
 	defer rc.Close()
+	if lines < 0 {
+		if tc, f, size, dots, ok := ss.wireFileOf(i, rc); ok {
+			if done, err := ss.sendWireFile(i, tc, f, size, dots, head); done {
+				return err
+			}
+		}
+	}
 	return ss.stream(i, rc, head, lines)
 }
 

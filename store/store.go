@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"time"
 )
 
@@ -97,6 +98,20 @@ type Maildrop interface {
 	Commit(ctx context.Context, deleted []int) error
 	// Close releases the lock. It removes nothing.
 	Close() error
+}
+
+// WireFile is implemented by the readers Maildrop.Open returns for a
+// message whose file is already in wire form but for byte-stuffing: every
+// line ends CRLF, the last one included, so that the file holds exactly
+// the listed size. A server can then send the file from the kernel
+// (sendfile(2)) and add only the stuffing dots (RFC 1939 §3).
+type WireFile interface {
+	// WireFile returns the open file, positioned at its start, and its
+	// size, which is the message's listed (wire) size; and the number
+	// of its lines that begin with '.', as recorded at delivery, or -1
+	// when not known (the caller must then look for them). The file
+	// belongs to the reader: Close closes it.
+	WireFile() (f *os.File, size int64, dotLines int64)
 }
 
 // Expirer is implemented by maildrops that enforce RFC 2449 §6.7 EXPIRE:

@@ -59,7 +59,7 @@ func (s *Store) deliver(ctx context.Context, user, uidl string, r io.Reader) (st
 	if s.wrapTmp != nil {
 		w = s.wrapTmp(f)
 	}
-	fsize, wsize, err := copyMessage(ctx, w, r)
+	fsize, wsize, dots, err := copyMessage(ctx, w, r)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -70,7 +70,7 @@ func (s *Store) deliver(ctx context.Context, user, uidl string, r io.Reader) (st
 		unlinkAt(tmpfd, unique)
 		return store.DeliveryInfo{}, fmt.Errorf("maildir: deliver: %w", err)
 	}
-	final := fmt.Sprintf("%s%s,S=%d,W=%d", unique, uidlField(uidl), fsize, wsize)
+	final := fmt.Sprintf("%s%s,S=%d,W=%d,D=%d", unique, uidlField(uidl), fsize, wsize, dots)
 	newfd, err := subMade(d, dirNew)
 	if err == nil {
 		err = renameAt(tmpfd, unique, newfd, final)
@@ -146,32 +146,35 @@ func (s *Store) uniqueName() string {
 	return fmt.Sprintf("%d.M%06dP%dQ%dR%x.%s", sec, usec, pid, q, rnd, s.host)
 }
 
-// copyMessage copies r to w, returning the octets copied and their wire
-// size.
-func copyMessage(ctx context.Context, w io.Writer, r io.Reader) (fsize, wsize int64, err error) {
+// copyMessage copies r to w, returning the octets copied, their wire
+// size and the number of lines that begin with '.'.
+func copyMessage(ctx context.Context, w io.Writer, r io.Reader) (fsize, wsize, dots int64, err error) {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	buf := make([]byte, 32<<10)
 	wc := wire.NewCounter()
+	prev := byte('\n')
 	for {
 		if err := ctx.Err(); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		n, rerr := r.Read(buf)
 		if n > 0 {
 			wc.Write(buf[:n])
+			dots += wire.DotLines(buf[:n], prev)
+			prev = buf[n-1]
 			if _, err := bw.Write(buf[:n]); err != nil {
-				return 0, 0, err
+				return 0, 0, 0, err
 			}
 		}
 		if rerr == io.EOF {
 			break
 		}
 		if rerr != nil {
-			return 0, 0, rerr
+			return 0, 0, 0, rerr
 		}
 	}
 	if err := bw.Flush(); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	return wc.Raw(), wc.Size(), nil
+	return wc.Raw(), wc.Size(), dots, nil
 }

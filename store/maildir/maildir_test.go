@@ -110,6 +110,17 @@ func names(t *testing.T, dir string) []string {
 	return n
 }
 
+// dotLinesOf counts the lines of s that begin with '.'.
+func dotLinesOf(s string) int {
+	n := 0
+	for i, line := range strings.Split(s, "\n") {
+		if strings.HasPrefix(line, ".") && (i > 0 || line != "") {
+			n++
+		}
+	}
+	return n
+}
+
 func wireSizeOf(s string) int64 {
 	n, err := wire.WireSize(strings.NewReader(s))
 	if err != nil {
@@ -169,7 +180,7 @@ func TestUserNames(t *testing.T) {
 // TestDeliverLayout checks the names, modes and places Deliver uses.
 func TestDeliverLayout(t *testing.T) {
 	s, _ := newTestStore(t, "mx.example.org")
-	body := "Subject: hi\n\nline\n"
+	body := ".Subject: hi\n\nline\n..x.\n. y\n"
 	info := mustDeliver(t, s, "alice", body)
 	dir, _ := s.Path("alice")
 	for _, sub := range []string{"", "cur", "new", "tmp"} {
@@ -188,7 +199,7 @@ func TestDeliverLayout(t *testing.T) {
 	if len(n) != 1 {
 		t.Fatalf("new/ = %q", n)
 	}
-	re := regexp.MustCompile(`^(\d{10,}\.M\d{6}P\d+Q\d+R[0-9a-f]{8}\.mx\.example\.org),S=(\d+),W=(\d+)$`)
+	re := regexp.MustCompile(`^(\d{10,}\.M\d{6}P\d+Q\d+R[0-9a-f]{8}\.mx\.example\.org),S=(\d+),W=(\d+),D=(\d+)$`)
 	m := re.FindStringSubmatch(n[0])
 	if m == nil {
 		t.Fatalf("new/%s does not match %v", n[0], re)
@@ -196,7 +207,7 @@ func TestDeliverLayout(t *testing.T) {
 	if m[1] != info.UID {
 		t.Errorf("UID %q, want the unique name %q", info.UID, m[1])
 	}
-	if m[2] != fmt.Sprint(len(body)) || m[3] != fmt.Sprint(wireSizeOf(body)) || info.Size != wireSizeOf(body) {
+	if m[2] != fmt.Sprint(len(body)) || m[3] != fmt.Sprint(wireSizeOf(body)) || m[4] != fmt.Sprint(dotLinesOf(body)) || info.Size != wireSizeOf(body) {
 		t.Errorf("name %s, size %d; body %d octets, wire %d", n[0], info.Size, len(body), wireSizeOf(body))
 	}
 	fi, err := os.Stat(filepath.Join(dir, "new", n[0]))
@@ -750,19 +761,22 @@ func TestParseName(t *testing.T) {
 		base, unique string
 		ts           uint64
 		fsize, wsize int64
+		dots         int64
 	}{
-		{"1700000000.M1P2.host,S=12,W=13:2,S", true, "1700000000.M1P2.host,S=12,W=13", "1700000000.M1P2.host", 1700000000, 12, 13},
-		{"1700000000.M1P2.host,W=13,S=12", true, "1700000000.M1P2.host,W=13,S=12", "1700000000.M1P2.host", 1700000000, 12, 13},
-		{"1.a,b,S=1,c:2,", true, "1.a,b,S=1,c", "1.a,b,c", 1, 1, -1},
-		{"1.a,S=x,W=-1", true, "1.a,S=x,W=-1", "1.a", 1, -1, -1},
-		{"1.a,S=+5", true, "1.a,S=+5", "1.a", 1, -1, -1},
-		{"1.a,9=5", true, "1.a,9=5", "1.a,9=5", 1, -1, -1},
-		{"plain", true, "plain", "plain", 0, -1, -1},
-		{"1.a:2,S:odd", true, "1.a", "1.a", 1, -1, -1},
-		{":2,S", false, "", "", 0, 0, 0},
-		{",S=1", false, "", "", 0, 0, 0},
-		{"a\x7fb", false, "", "", 0, 0, 0},
-		{"a\xffb", false, "", "", 0, 0, 0},
+		{"1700000000.M1P2.host,S=12,W=13:2,S", true, "1700000000.M1P2.host,S=12,W=13", "1700000000.M1P2.host", 1700000000, 12, 13, 0},
+		{"1700000000.M1P2.host,W=13,S=12", true, "1700000000.M1P2.host,W=13,S=12", "1700000000.M1P2.host", 1700000000, 12, 13, 0},
+		{"1.a,b,S=1,c:2,", true, "1.a,b,S=1,c", "1.a,b,c", 1, 1, -1, 0},
+		{"1.a,S=x,W=-1", true, "1.a,S=x,W=-1", "1.a", 1, -1, -1, 0},
+		{"1.a,S=+5", true, "1.a,S=+5", "1.a", 1, -1, -1, 0},
+		{"1.a,9=5", true, "1.a,9=5", "1.a,9=5", 1, -1, -1, 0},
+		{"plain", true, "plain", "plain", 0, -1, -1, 0},
+		{"1.a:2,S:odd", true, "1.a", "1.a", 1, -1, -1, 0},
+		{"1.a,S=4,W=6,D=2:2,S", true, "1.a,S=4,W=6,D=2", "1.a", 1, 4, 6, 2},
+		{"1.a,D=x", true, "1.a,D=x", "1.a", 1, -1, -1, -1},
+		{":2,S", false, "", "", 0, 0, 0, 0},
+		{",S=1", false, "", "", 0, 0, 0, 0},
+		{"a\x7fb", false, "", "", 0, 0, 0, 0},
+		{"a\xffb", false, "", "", 0, 0, 0, 0},
 	}
 	for _, tt := range tests {
 		n, ok := parseName(tt.name)
@@ -773,7 +787,11 @@ func TestParseName(t *testing.T) {
 		if !ok {
 			continue
 		}
-		want := msgName{base: tt.base, unique: tt.unique, ts: tt.ts, fsize: tt.fsize, wsize: tt.wsize}
+		dots := tt.dots
+		if !strings.Contains(tt.name, "D=") {
+			dots = -1
+		}
+		want := msgName{base: tt.base, unique: tt.unique, ts: tt.ts, fsize: tt.fsize, wsize: tt.wsize, dots: dots}
 		if n != want {
 			t.Errorf("parseName(%q) = %+v, want %+v", tt.name, n, want)
 		}

@@ -539,8 +539,33 @@ func (md *maildrop) Open(ctx context.Context, i int) (io.ReadCloser, error) {
 		f.Close()
 		return nil, fmt.Errorf("maildir: %s: size changed: %w", m.n.base, store.ErrMessageGone)
 	}
-	return &checkedFile{f: f, md: md, k: k, want: md.infos[i].Size, wc: wire.NewCounter()}, nil
+	cf := &checkedFile{f: f, md: md, k: k, want: md.infos[i].Size, wc: wire.NewCounter()}
+	if fsize == cf.want {
+		// File size and wire size agree: CRLF line ends throughout
+		// and a final one (the wire form only ever adds octets). The
+		// count of dot lines is believed only from a name whose S=
+		// is this file's size.
+		dots := m.n.dots
+		if m.n.fsize != fsize {
+			dots = -1
+		}
+		return &wireFile{checkedFile: cf, dots: dots}, nil
+	}
+	return cf, nil
 }
+
+// wireFile is a checkedFile whose file is in wire form but for
+// byte-stuffing (store.WireFile).
+type wireFile struct {
+	*checkedFile
+	dots int64
+}
+
+var _ store.WireFile = (*wireFile)(nil)
+
+// WireFile returns the file itself: whoever sends it from there skips the
+// counting of checkedFile, the sizes having been checked at Open.
+func (w *wireFile) WireFile() (*os.File, int64, int64) { return w.f, w.want, w.dots }
 
 // checkedFile is a message file that counts its wire size as it is read:
 // at the end, a size different from the listed one (a ,W= that was wrong

@@ -19,6 +19,7 @@ type msgName struct {
 	fsize  int64  // S= (file size), -1 if absent
 	wsize  int64  // W= (wire size), -1 if absent
 	uidl   string // U= (a UIDL given at delivery, see uidl.go), "" if absent
+	dots   int64  // D= (lines beginning with '.', counted at delivery), -1 if absent
 }
 
 // uid returns the message's UIDL: the one its name records, else its
@@ -42,7 +43,7 @@ func parseName(name string) (msgName, bool) {
 			return msgName{}, false
 		}
 	}
-	n := msgName{fsize: -1, wsize: -1}
+	n := msgName{fsize: -1, wsize: -1, dots: -1}
 	n.base, _, _ = strings.Cut(name, ":")
 	first, rest, _ := strings.Cut(n.base, ",")
 	if first == "" {
@@ -65,6 +66,8 @@ func parseName(name string) (msgName, bool) {
 			n.wsize = parseSize(val)
 		case "U":
 			n.uidl = parseUIDLField(val)
+		case "D":
+			n.dots = parseSize(val)
 		}
 	}
 	if len(kept) > 0 {
@@ -76,19 +79,25 @@ func parseName(name string) (msgName, bool) {
 
 // withSizes returns the file name name with its ,S= and ,W= fields set to
 // fsize and wsize (added at the end of the base name where missing), its
+// ,D= field removed (it was counted for the content that changed), its
 // other fields and ":info" part unchanged.
 func withSizes(name string, fsize, wsize int64) string {
 	base, info, hasInfo := strings.Cut(name, ":")
 	comps := strings.Split(base, ",")
 	var haveS, haveW bool
-	for i, comp := range comps[1:] {
+	kept := comps[:1]
+	for _, comp := range comps[1:] {
 		switch key, _, ok := field(comp); {
 		case ok && key == "S":
-			comps[i+1], haveS = "S="+strconv.FormatInt(fsize, 10), true
+			comp, haveS = "S="+strconv.FormatInt(fsize, 10), true
 		case ok && key == "W":
-			comps[i+1], haveW = "W="+strconv.FormatInt(wsize, 10), true
+			comp, haveW = "W="+strconv.FormatInt(wsize, 10), true
+		case ok && key == "D":
+			continue
 		}
+		kept = append(kept, comp)
 	}
+	comps = kept
 	if !haveS {
 		comps = append(comps, "S="+strconv.FormatInt(fsize, 10))
 	}
