@@ -121,6 +121,7 @@ func (ss *session) sendWireFile(i int, tc *net.TCPConn, f *os.File, size, dots i
 		return true, endSession("message read failed")
 	}
 	w.WriteString(".\r\n")
+	ss.srv.stats.retrFromFile.Add(1)
 	ss.drop.sent = size
 	if ss.tracing {
 		ss.traceMessage(strings.Clone(head), size) // head must not escape (see reply)

@@ -15,6 +15,7 @@ type Stats struct {
 	StoreErrors      uint64 // [SYS/TEMP] answers from store or auth trouble
 	Retr             uint64 // RETR commands answered with the message
 	RetrBytes        uint64 // octets of message sent by RETR
+	RetrFromFile     uint64 // RETR answers sent from the message's file (sendfile)
 	Top              uint64
 	Deleted          uint64 // messages removed by completed QUITs
 	BadCommands      uint64 // unknown, malformed or out-of-state commands
@@ -28,7 +29,7 @@ type counters struct {
 	sessionsTotal, refused, tlsFailures                  atomic.Uint64
 	logins, authFailures, inUse, storeErrors, authErrors atomic.Uint64
 	retr, retrBytes, top, deleted, bad                   atomic.Uint64
-	authBusy, authDelayed                                atomic.Uint64
+	authBusy, authDelayed, retrFromFile                  atomic.Uint64
 }
 
 // Stats returns a snapshot of the server's counters.
@@ -54,5 +55,6 @@ func (s *Server) Stats() Stats {
 		AuthBackendFails: c.authErrors.Load(),
 		AuthBusy:         c.authBusy.Load(),
 		AuthDelayed:      c.authDelayed.Load(),
+		RetrFromFile:     c.retrFromFile.Load(),
 	}
 }
