@@ -2,13 +2,18 @@ package pop3server_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/postie-mail/postie/internal/wire"
+	"github.com/postie-mail/postie/pop3server"
+	"github.com/postie-mail/postie/store/maildir"
 )
 
 // BenchmarkRetr measures RETR throughput over loopback through a real
@@ -90,6 +95,141 @@ func BenchmarkSession(b *testing.B) {
 		c.Close()
 		if !strings.Contains(string(got), "+OK bye") {
 			b.Fatalf("%q", got)
+		}
+	}
+}
+
+// wrappedListener hands out connections wrapped in another type: the
+// server then cannot send files to them (no *net.TCPConn), and RETR
+// converts in user space as it did before sendfile.
+type wrappedListener struct{ net.Listener }
+
+type wrappedConn struct{ net.Conn }
+
+func (l wrappedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return wrappedConn{c}, nil
+}
+
+// BenchmarkRetrFile measures RETR of a 50 MiB message stored with CRLF
+// line ends (as LMTP delivers; one line in 500 begins with '.') over
+// loopback: "file" is postie sending it from the file (sendfile), "user"
+// the same server converting it in user space (the path before), and
+// "raw" a sender that writes the same wire bytes from memory, the
+// ceiling. The client reads raw octets up to the terminator. cpu-ms/GB is
+// the process's CPU time (getrusage: server and client together) per GB
+// sent; the raw sender's is the client's share plus the least a sender
+// can cost.
+//
+//	go test -run '^$' -bench RetrFile -count 6 ./pop3server
+func BenchmarkRetrFile(b *testing.B) {
+	dotEvery := 500
+	if testing.Short() {
+		dotEvery = 0
+	}
+	var msg bytes.Buffer
+	for i := 1; msg.Len() < 50<<20; i++ {
+		if dotEvery > 0 && i%dotEvery == 0 {
+			msg.WriteString(".")
+		}
+		msg.WriteString("0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789\r\n")
+	}
+	var stuffed bytes.Buffer
+	dw := wire.NewDotWriter(&stuffed, 256<<10)
+	dw.Write(msg.Bytes())
+	dw.Close()
+	dw.Flush()
+	status := "+OK " + itoa(msg.Len()) + " octets\r\n"
+
+	for _, mode := range []string{"file", "user", "raw"} {
+		b.Run("50MB/"+mode, func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ln.Close()
+			var login string
+			if mode == "raw" {
+				go rawSender(ln, status, stuffed.Bytes())
+			} else {
+				login = "USER user1\r\nPASS pass1\r\n"
+				st, err := maildir.New(maildir.Options{Root: b.TempDir(), Logger: quietLogger(b)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := st.Deliver(context.Background(), "user1", bytes.NewReader(msg.Bytes())); err != nil {
+					b.Fatal(err)
+				}
+				srv, err := pop3server.New(pop3server.Options{Logger: quietLogger(b), Store: st, Authenticator: users, Limits: pop3server.Limits{AuthFailDelay: -1}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				var l net.Listener = ln
+				if mode == "user" {
+					l = wrappedListener{ln}
+				}
+				go srv.Serve(l)
+				defer srv.Close()
+			}
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			br := bufio.NewReaderSize(c, 256<<10)
+			if login != "" {
+				io.WriteString(c, login)
+			}
+			lines := 3 // greeting, USER, PASS
+			if mode == "raw" {
+				lines = 1 // greeting
+			}
+			for range lines {
+				if _, err := wire.ReadLine(br, 512); err != nil {
+					b.Fatal(err)
+				}
+			}
+			want := int64(len(status) + stuffed.Len())
+			b.SetBytes(int64(msg.Len()))
+			var ru0, ru1 syscall.Rusage
+			syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+			n := 0
+			for b.Loop() {
+				io.WriteString(c, "RETR 1\r\n")
+				got, err := io.CopyN(io.Discard, br, want)
+				if err != nil || got != want {
+					b.Fatalf("read %d of %d: %v", got, want, err)
+				}
+				n++
+			}
+			syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+			cpu := time.Duration(ru1.Utime.Nano() - ru0.Utime.Nano() + ru1.Stime.Nano() - ru0.Stime.Nano())
+			gb := float64(n) * float64(msg.Len()) / 1e9
+			b.ReportMetric(float64(cpu.Milliseconds())/gb, "cpu-ms/GB")
+		})
+	}
+}
+
+// rawSender answers each line read on the one connection it accepts
+// with status and body: a POP3 server's least possible work.
+func rawSender(ln net.Listener, status string, body []byte) {
+	c, err := ln.Accept()
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	io.WriteString(c, "+OK raw\r\n")
+	for {
+		if _, err := br.ReadSlice('\n'); err != nil {
+			return
+		}
+		io.WriteString(c, status)
+		if _, err := c.Write(body); err != nil {
+			return
 		}
 	}
 }

@@ -147,6 +147,8 @@ func (ss *session) sendStuffed(tc *net.TCPConn, f *os.File, size, dots int64, he
 	}
 	sb := scanBufs.Get().(*scanBuf)
 	defer scanBufs.Put(sb)
+	cork(tc, true)
+	defer cork(tc, false)
 	// off: the next octet to scan; pos: the next to send, where f's
 	// offset is (ReadAt leaves it alone).
 	var off, pos int64
