@@ -22,12 +22,16 @@ import (
 // the file from the kernel (sendfile(2), through net.TCPConn.ReadFrom),
 // and writes only the stuffing dots itself, between the pieces. Where the
 // store recorded at delivery that no line begins with '.', the whole file
-// goes in one piece without being read here; otherwise it is read (pread)
-// a chunk at a time to find those lines, and a chunk with many of them is
-// written stuffed from user space instead, one write rather than one per
-// line. Over TLS, for TOP, for small messages (which go out in one write
-// with their status line) and for anything else, stream converts the
-// message in user space as before.
+// goes in one piece without being read here. Where it recorded a few such
+// lines (at most one per rangePerDot octets), the file is read (pread) a
+// chunk at a time to find them and goes in the pieces between them, the
+// dots written in between; a chunk with many of them is written stuffed
+// from user space instead. More dot lines than that, or none recorded (a
+// message delivered by another program or an older postie), and each dot
+// costs more (a tiny segment of its own, and the reading) than the
+// conversion in user space: stream sends it, as it does over TLS, for TOP
+// and for small messages (which go out in one write with their status
+// line).
 
 const (
 	// sendfileMin is the size from which a message goes out from its
@@ -45,6 +49,10 @@ const (
 	// pieces (two calls per line).
 	denseDots = 8
 )
+
+// rangePerDot is the fewest octets per line to stuff with which a message
+// goes from its file in pieces (a variable for the tests).
+var rangePerDot int64 = 1 << 20
 
 // scanBuf holds a chunk being scanned and, for a dense one, its stuffed
 // form. Pooled: only a message being sent needs one.
@@ -147,8 +155,6 @@ func (ss *session) sendStuffed(tc *net.TCPConn, f *os.File, size, dots int64, he
 	}
 	sb := scanBufs.Get().(*scanBuf)
 	defer scanBufs.Put(sb)
-	cork(tc, true)
-	defer cork(tc, false)
 	// off: the next octet to scan; pos: the next to send, where f's
 	// offset is (ReadAt leaves it alone).
 	var off, pos int64
@@ -231,7 +237,7 @@ func (ss *session) wireFileOf(i int, rc io.Reader) (tc *net.TCPConn, f *os.File,
 		return nil, nil, 0, 0, false
 	}
 	f, size, dots = wf.WireFile()
-	if size != ss.drop.msgs[i].Size {
+	if size != ss.drop.msgs[i].Size || dots < 0 || dots > 0 && size/dots < rangePerDot {
 		return nil, nil, 0, 0, false
 	}
 	return tc, f, size, dots, true

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/postie-mail/postie/internal/wire"
+	"github.com/postie-mail/postie/pop3server"
 )
 
 // crlfForm is the wire form of the stored message m, computed without
@@ -106,9 +107,10 @@ func onlyFile(t testing.TB, s *server) string {
 var dField = regexp.MustCompile(`,D=\d+`)
 
 // TestRetrFromFile checks RETR byte for byte where the message goes out
-// from its file (plain TCP, stored with CRLF line ends), with and without
-// the count of dot lines recorded at delivery, and where it must not (bare
-// LFs, a name whose sizes are wrong).
+// from its file (plain TCP, stored with CRLF line ends, the count of dot
+// lines recorded at delivery: whole when there are none; in pieces when
+// there are few, here forced for any count), and where it must not (no
+// count in the name, bare LFs, a name whose sizes are wrong).
 func TestRetrFromFile(t *testing.T) {
 	big := 300 << 10 // more than a scan chunk (256 KiB)
 	chunkStart := func(line string) []byte {
@@ -135,15 +137,16 @@ func TestRetrFromFile(t *testing.T) {
 		{"no final line end", append(crlfText(big, 9), ".end"...), false},
 	}
 	for _, tt := range tests {
-		for _, withD := range []bool{true, false} {
-			if !withD && !tt.fromFile {
+		for _, mode := range []string{"", " (in pieces)", " (no D= in the name)"} {
+			withD := mode != " (no D= in the name)"
+			if mode != "" && !tt.fromFile {
 				continue
 			}
-			name := tt.name
-			if !withD {
-				name += " (no D= in the name)"
-			}
-			t.Run(name, func(t *testing.T) {
+			fromFile := tt.fromFile && withD && (mode == " (in pieces)" || bytes.Count(crlfForm(tt.msg), []byte("\n.")) == 0 && tt.msg[0] != '.')
+			t.Run(tt.name+mode, func(t *testing.T) {
+				if mode == " (in pieces)" {
+					t.Cleanup(pop3server.SetRangePerDot(1))
+				}
 				s := startPostie(t, nil)
 				info, err := s.store.Deliver(context.Background(), "user1", bytes.NewReader(tt.msg))
 				if err != nil {
@@ -161,8 +164,8 @@ func TestRetrFromFile(t *testing.T) {
 				if string(got) != want {
 					t.Fatalf("got %d octets, want %d; first difference at %d", len(got), len(want), firstDiff(got, []byte(want)))
 				}
-				if n := s.srv.Stats().RetrFromFile; n != map[bool]uint64{true: 1}[tt.fromFile] {
-					t.Errorf("%d answers sent from the file, want them from the file: %v", n, tt.fromFile)
+				if n := s.srv.Stats().RetrFromFile; n != map[bool]uint64{true: 1}[fromFile] {
+					t.Errorf("%d answers sent from the file, want them from the file: %v", n, fromFile)
 				}
 			})
 		}
@@ -220,12 +223,15 @@ func TestRetrFromFileChanged(t *testing.T) {
 // dots) with the reference user-space encoder, wire.DotWriter, byte for
 // byte over real loopback TCP: the message is a, then filler lines up to
 // a point near the first scan chunk's end chosen by shift, then b, all in
-// CRLF form; dense selects the user-space write of dense chunks.
+// CRLF form; dense selects the user-space write of dense chunks. Every
+// message with its count of dot lines in the name goes from the file (in
+// pieces when it has some); without, it is converted in user space.
 func FuzzRetrFromFile(f *testing.F) {
 	f.Add([]byte(".a\r\n"), []byte(".\r\n"), uint16(0), false, true)
 	f.Add([]byte(""), []byte("..x\r\n.\r\n"), uint16(1), true, false)
 	f.Add([]byte("x\r\n"), []byte("\r\n."), uint16(3), false, true)
 	s := startPostie(f, nil)
+	f.Cleanup(pop3server.SetRangePerDot(1))
 	f.Fuzz(func(t *testing.T, a, b []byte, shift uint16, dense, withD bool) {
 		var msg []byte
 		msg = append(msg, a...)
@@ -265,8 +271,8 @@ func FuzzRetrFromFile(f *testing.F) {
 		if got, _, _ := bytes.Cut(got, []byte("+OK bye")); string(got) != want {
 			t.Fatalf("got %d octets, want %d; first difference at %d", len(got), len(want), firstDiff(got, []byte(want)))
 		}
-		if s.srv.Stats().RetrFromFile != before+1 {
-			t.Fatalf("not sent from the file")
+		if fromFile := s.srv.Stats().RetrFromFile == before+1; fromFile != withD {
+			t.Fatalf("sent from the file: %v, want %v", fromFile, withD)
 		}
 	})
 }
