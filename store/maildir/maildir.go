@@ -25,8 +25,12 @@
 //
 //	<unix secs>.M<usec>P<pid>Q<counter>R<random hex>.<hostname>
 //
-// fsynced, and renamed to new/<unique>,S=<file size>,W=<wire size>, after
-// which new/ is fsynced. The hostname has '/' written as \057, ':' as \072,
+// fsynced, and renamed to new/<unique>,S=<file size>,W=<wire size>,D=<dot
+// lines>, after which new/ is fsynced. D= counts the lines that begin with
+// '.' (those byte-stuffing doubles): with S= equal to W= (CRLF line ends
+// throughout), a message whose D= is 0 can be sent from its file as it is
+// (store.WireFile). Names without D= (other programs, older postie) are
+// read as before; renaming a message for its true sizes drops its D=. The hostname has '/' written as \057, ':' as \072,
 // ',' as \054 and any other byte outside 0x21–0x7E in the same octal form,
 // and is cut to 128 octets.
 // Other programs may later move it to cur/ and append ":2,FLAGS"; postie
