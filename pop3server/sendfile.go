@@ -1,7 +1,6 @@
 package pop3server
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -18,20 +17,18 @@ import (
 //
 // A message stored with CRLF line ends (what LMTP and SMTP deliver) is
 // already in wire form but for byte-stuffing: its store says so by
-// returning a store.WireFile. On a plain TCP connection RETR then sends
-// the file from the kernel (sendfile(2), through net.TCPConn.ReadFrom),
-// and writes only the stuffing dots itself, between the pieces. Where the
-// store recorded at delivery that no line begins with '.', the whole file
-// goes in one piece without being read here. Where it recorded a few such
-// lines (at most one per rangePerDot octets), the file is read (pread) a
-// chunk at a time to find them and goes in the pieces between them, the
-// dots written in between; a chunk with many of them is written stuffed
-// from user space instead. More dot lines than that, or none recorded (a
-// message delivered by another program or an older postie), and each dot
-// costs more (a tiny segment of its own, and the reading) than the
-// conversion in user space: stream sends it, as it does over TLS, for TOP
-// and for small messages (which go out in one write with their status
-// line).
+// returning a store.WireFile, with the offsets of the lines beginning with
+// '.' recorded at delivery when there were few. On a plain TCP connection
+// RETR then sends the file from the kernel (sendfile(2), through
+// net.TCPConn.ReadFrom) without reading it: whole when no line begins
+// with '.', else in the pieces between those lines, each stuffing dot
+// written with the octets just before it (read with pread(2)) so that it
+// does not travel in a segment of its own. A message whose offsets were
+// not recorded (too many dot lines, another program's delivery, an older
+// postie) is converted in user space by stream, as over TLS, for TOP and
+// for small messages (which go out in one write with their status line):
+// looking for the dot lines costs a read of the whole file, and measured
+// no cheaper than the conversion.
 
 const (
 	// sendfileMin is the size from which a message goes out from its
@@ -42,28 +39,13 @@ const (
 	// deadline anew, so a client that stops reading costs at most
 	// WriteTimeout, as with writes.
 	sendfileChunk = 4 << 20
-	// scanChunk is what is read at a time to find the lines to stuff.
-	scanChunk = 256 << 10
-	// denseDots: a chunk with more lines to stuff than this is written
-	// stuffed from user space (one copy and one write) rather than in
-	// pieces (two calls per line).
-	denseDots = 8
+	// dotLead is how many octets before a stuffing dot are written with
+	// it.
+	dotLead = 4 << 10
 )
 
-// rangePerDot is the fewest octets per line to stuff with which a message
-// goes from its file in pieces (a variable for the tests).
-var rangePerDot int64 = 1 << 20
-
-// scanBuf holds a chunk being scanned and, for a dense one, its stuffed
-// form. Pooled: only a message being sent needs one.
-type scanBuf struct {
-	in, out []byte
-	cuts    []int
-}
-
-var scanBufs = sync.Pool{New: func() any {
-	return &scanBuf{in: make([]byte, scanChunk), out: make([]byte, 0, scanChunk+scanChunk/2)}
-}}
+// leadBufs hold the octets written with a stuffing dot.
+var leadBufs = sync.Pool{New: func() any { return new([dotLead + 1]byte) }}
 
 // errFileShort: the file ended before its listed size (truncated while
 // being sent).
@@ -102,22 +84,20 @@ func (ss *session) fileConn() *net.TCPConn {
 }
 
 // sendWireFile sends message i from f, in wire form but for byte-stuffing
-// (store.WireFile), size octets, dots lines beginning with '.' (-1: not
-// known), after the replies waiting and the status line head. It reports
-// false, having sent nothing, when the file turns out not to end with
-// CRLF (a name whose sizes are wrong): stream then sends it, and finds
-// out. Otherwise it returns what stream would: nil once sent, an error
-// that answers the command or ends the session.
-func (ss *session) sendWireFile(i int, tc *net.TCPConn, f *os.File, size, dots int64, head string) (bool, error) {
-	if size > 0 {
-		var tail [2]byte
-		if n, _ := f.ReadAt(tail[:], size-2); size < 2 || n != 2 || tail != [2]byte{'\r', '\n'} {
-			return false, nil
-		}
+// (store.WireFile), size octets, the lines beginning with '.' at the
+// offsets dots, after the replies waiting and the status line head. It
+// reports false, having sent nothing, when the file does not bear out
+// what its name says (it does not end with CRLF, or an offset is not a
+// line beginning with '.'): stream then sends it, and finds out.
+// Otherwise it returns what stream would: nil once sent, an error that
+// answers the command or ends the session.
+func (ss *session) sendWireFile(i int, tc *net.TCPConn, f *os.File, size int64, dots []int64, head string) (bool, error) {
+	if !fileBearsOut(f, size, dots) {
+		return false, nil
 	}
 	w := &ss.conn.w
 	msg := slog.Int("msg", i+1)
-	started, err := ss.sendStuffed(tc, f, size, dots, head)
+	started, err := ss.sendPieces(tc, f, size, dots, head)
 	switch {
 	case err != nil && w.err != nil:
 		ss.log(slog.LevelInfo, "client not taking the message; dropping connection", msg, slog.Any("err", w.err))
@@ -137,108 +117,85 @@ func (ss *session) sendWireFile(i int, tc *net.TCPConn, f *os.File, size, dots i
 	return true, nil
 }
 
-// sendStuffed sends the status line head (after the replies waiting, in
-// one write) and then f's size octets, stuffed: see sendWireFile. It
-// reports whether anything went out.
-func (ss *session) sendStuffed(tc *net.TCPConn, f *os.File, size, dots int64, head string) (started bool, err error) {
-	w := &ss.conn.w
-	start := func() error {
-		started = true
-		w.WriteString(head)
-		return w.Flush()
+// fileBearsOut reports whether f, of size octets, ends with CRLF (or is
+// empty) and has a line beginning with '.' at each offset of dots.
+func fileBearsOut(f *os.File, size int64, dots []int64) bool {
+	var b [2]byte
+	if size > 0 {
+		if n, _ := f.ReadAt(b[:], size-2); size < 2 || n != 2 || b != [2]byte{'\r', '\n'} {
+			return false
+		}
 	}
-	if dots == 0 {
-		if err := start(); err != nil {
+	for _, q := range dots {
+		switch {
+		case q >= size:
+			return false
+		case q == 0:
+			if n, _ := f.ReadAt(b[:1], 0); n != 1 || b[0] != '.' {
+				return false
+			}
+		default:
+			if n, _ := f.ReadAt(b[:], q-1); n != 2 || b != [2]byte{'\n', '.'} {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// sendPieces sends the status line head (after the replies waiting, in
+// one write) and then f's size octets, a '.' added before the octet at
+// each offset of dots. It reports whether anything went out.
+func (ss *session) sendPieces(tc *net.TCPConn, f *os.File, size int64, dots []int64, head string) (started bool, err error) {
+	w := &ss.conn.w
+	started = true
+	w.WriteString(head)
+	if err := w.Flush(); err != nil {
+		return started, err
+	}
+	var lead *[dotLead + 1]byte
+	if len(dots) > 0 {
+		lead = leadBufs.Get().(*[dotLead + 1]byte)
+		defer leadBufs.Put(lead)
+	}
+	var pos int64 // the next octet to send, where f's offset is
+	for _, q := range dots {
+		a := max(pos, q-dotLead)
+		if err := w.sendFile(tc, f, a-pos); err != nil {
 			return started, err
 		}
-		return started, w.sendFile(tc, f, size)
-	}
-	sb := scanBufs.Get().(*scanBuf)
-	defer scanBufs.Put(sb)
-	// off: the next octet to scan; pos: the next to send, where f's
-	// offset is (ReadAt leaves it alone).
-	var off, pos int64
-	prev := byte('\n')
-	for off < size {
-		want := int(min(int64(len(sb.in)), size-off))
-		n, err := f.ReadAt(sb.in[:want], off)
-		if n < want {
+		k := int(q - a)
+		if n, err := f.ReadAt(lead[:k], a); n < k {
 			if err == nil || err == io.EOF {
 				err = errFileShort
 			}
 			return started, err
 		}
-		c := sb.in[:n]
-		sb.cuts = sb.cuts[:0]
-		if prev == '\n' && c[0] == '.' {
-			sb.cuts = append(sb.cuts, 0)
+		lead[k] = '.'
+		if _, err := w.send(lead[:k+1]); err != nil {
+			return started, err
 		}
-		for j := 0; ; {
-			k := bytes.Index(c[j:], dotLine)
-			if k < 0 {
-				break
-			}
-			j += k + 1
-			sb.cuts = append(sb.cuts, j)
+		pos = q
+		if _, err := f.Seek(pos, io.SeekStart); err != nil {
+			return started, err
 		}
-		prev = c[n-1]
-		if !started {
-			if err := start(); err != nil {
-				return started, err
-			}
-		}
-		if len(sb.cuts) > denseDots {
-			if err := w.sendFile(tc, f, off-pos); err != nil {
-				return started, err
-			}
-			out, from := sb.out[:0], 0
-			for _, q := range sb.cuts {
-				out = append(append(out, c[from:q]...), '.')
-				from = q
-			}
-			out = append(out, c[from:]...)
-			sb.out = out[:0]
-			if _, err := w.send(out); err != nil {
-				return started, err
-			}
-			pos = off + int64(n)
-			if _, err := f.Seek(pos, io.SeekStart); err != nil {
-				return started, err
-			}
-		} else {
-			for _, q := range sb.cuts {
-				if err := w.sendFile(tc, f, off+int64(q)-pos); err != nil {
-					return started, err
-				}
-				if _, err := w.send(stuffingDot); err != nil {
-					return started, err
-				}
-				pos = off + int64(q)
-			}
-		}
-		off += int64(n)
 	}
 	return started, w.sendFile(tc, f, size-pos)
 }
 
-var (
-	dotLine     = []byte("\n.")
-	stuffingDot = []byte{'.'}
-)
-
 // wireFileOf returns what RETR of message i can send from its file, if
-// it can: rc's file, size and count of dot lines.
-func (ss *session) wireFileOf(i int, rc io.Reader) (tc *net.TCPConn, f *os.File, size, dots int64, ok bool) {
+// it can: rc's file, size and the offsets of its dot lines.
+func (ss *session) wireFileOf(i int, rc io.Reader) (tc *net.TCPConn, f *os.File, size int64, dots []int64, ok bool) {
 	wf, isWF := rc.(store.WireFile)
 	if !isWF || ss.drop.msgs[i].Size < sendfileMin {
-		return nil, nil, 0, 0, false
+		return nil, nil, 0, nil, false
 	}
 	if tc = ss.fileConn(); tc == nil {
-		return nil, nil, 0, 0, false
+		return nil, nil, 0, nil, false
 	}
-	f, size, dots = wf.WireFile()
-	if size != ss.drop.msgs[i].Size || dots < 0 || dots > 0 && size/dots < rangePerDot {
-		return nil, nil, 0, 0, false
+	f, size, dots, known := wf.WireFile()
+	if !known || size != ss.drop.msgs[i].Size {
+		return nil, nil, 0, nil, false
 	}
 	return tc, f, size, dots, true
 }

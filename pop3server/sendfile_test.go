@@ -9,11 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 
 	"github.com/postie-mail/postie/internal/wire"
-	"github.com/postie-mail/postie/pop3server"
 )
 
 // crlfForm is the wire form of the stored message m, computed without
@@ -104,59 +102,72 @@ func onlyFile(t testing.TB, s *server) string {
 	return names[0]
 }
 
-var dField = regexp.MustCompile(`,D=\d+`)
+var dField = regexp.MustCompile(`,D=[0-9.]+`)
+
+// withDots returns msg with lines beginning with '.' inserted at about
+// the given offsets (each at the start of the line found there).
+func withDots(msg []byte, at ...int) []byte {
+	out := append([]byte(nil), msg...)
+	for k := len(at) - 1; k >= 0; k-- {
+		p := at[k]
+		if p > 0 {
+			p = bytes.LastIndexByte(out[:p], '\n') + 1
+		}
+		out = append(out[:p], append([]byte(".dot line\r\n"), out[p:]...)...)
+	}
+	return out
+}
 
 // TestRetrFromFile checks RETR byte for byte where the message goes out
-// from its file (plain TCP, stored with CRLF line ends, the count of dot
-// lines recorded at delivery: whole when there are none; in pieces when
-// there are few, here forced for any count), and where it must not (no
-// count in the name, bare LFs, a name whose sizes are wrong).
+// from its file (plain TCP, stored with CRLF line ends, at most four
+// lines beginning with '.', whose offsets the name records: whole, or in
+// pieces with the stuffing dots between), and where it must not (too
+// many dot lines, no D= in the name, bare LFs, a name whose sizes are
+// wrong), then again after the name's D= is made to lie.
 func TestRetrFromFile(t *testing.T) {
-	big := 300 << 10 // more than a scan chunk (256 KiB)
-	chunkStart := func(line string) []byte {
-		// A line beginning with '.' right at the second scan chunk.
-		head := crlfText(256<<10-4096, 0)
-		pad := strings.Repeat("p", 256<<10-len(head)-2) + "\r\n"
-		return append(append(append(head, pad...), line...), crlfText(64<<10, 0)...)
-	}
+	big := 300 << 10
+	text := crlfText(big, 0)
+	const dotLead = 4 << 10
 	tests := []struct {
 		name     string
 		msg      []byte
 		fromFile bool
 	}{
-		{"no dots", crlfText(big, 0), true},
-		{"a few dot lines", crlfText(big, 500), true},
-		{"dense dot lines", crlfText(big, 2), true},
-		{"dot lines only", bytes.Repeat([]byte(".\r\n..\r\n. \r\n"), big/10), true},
-		{"dot at the start of the file", append([]byte(".first\r\n"), crlfText(big, 0)...), true},
-		{"terminator-like line at the start", append([]byte(".\r\n"), crlfText(big, 0)...), true},
-		{"dot right after a chunk boundary", chunkStart(".after the boundary\r\n"), true},
-		{"terminator right after a chunk boundary", chunkStart(".\r\n"), true},
+		{"no dots", text, true},
+		{"one dot line", withDots(text, 100000), true},
+		{"four dot lines", withDots(text, 1000, 50000, 150000, 290000), true},
+		{"five dot lines", withDots(text, 1000, 50000, 150000, 200000, 290000), false},
+		{"dot at the start of the file", append([]byte(".first\r\n"), text...), true},
+		{"terminator-like line at the start", append([]byte(".\r\n"), text...), true},
+		{"dot lines in a row", append(append([]byte("x\r\n"), text[:1000]...), append([]byte(".a\r\n.\r\n..\r\n"), text[1000:]...)...), true},
+		{"a dot line right after another's lead", withDots(text, 20000, 20000+dotLead+64), true},
+		{"last line a dot line", append(append([]byte(nil), text...), ".\r\n"...), true},
+		{"dense dot lines", crlfText(big, 2), false},
 		{"bare LFs", bytes.ReplaceAll(crlfText(big, 7), []byte("\r\n"), []byte("\n")), false},
-		{"one bare LF", append(crlfText(big, 9), "x\n.y\r\n"...), false},
-		{"no final line end", append(crlfText(big, 9), ".end"...), false},
+		{"one bare LF", append(crlfText(big, 0), "x\n.y\r\n"...), false},
+		{"no final line end", append(crlfText(big, 0), ".end"...), false},
 	}
 	for _, tt := range tests {
-		for _, mode := range []string{"", " (in pieces)", " (no D= in the name)"} {
-			withD := mode != " (no D= in the name)"
+		for _, mode := range []string{"", " (no D= in the name)", " (a D= that lies)"} {
 			if mode != "" && !tt.fromFile {
 				continue
 			}
-			fromFile := tt.fromFile && withD && (mode == " (in pieces)" || bytes.Count(crlfForm(tt.msg), []byte("\n.")) == 0 && tt.msg[0] != '.')
 			t.Run(tt.name+mode, func(t *testing.T) {
-				if mode == " (in pieces)" {
-					t.Cleanup(pop3server.SetRangePerDot(1))
-				}
 				s := startPostie(t, nil)
 				info, err := s.store.Deliver(context.Background(), "user1", bytes.NewReader(tt.msg))
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !withD {
-					p := onlyFile(t, s)
-					if err := os.Rename(p, dField.ReplaceAllString(p, "")); err != nil {
-						t.Fatal(err)
-					}
+				fromFile := tt.fromFile
+				switch mode {
+				case " (no D= in the name)":
+					rename(t, onlyFile(t, s), "")
+					fromFile = false
+				case " (a D= that lies)":
+					// Offsets that are not where the dot lines are:
+					// the file is converted as any other.
+					rename(t, onlyFile(t, s), ",D=1.7")
+					fromFile = false
 				}
 				want := "+OK\r\n+OK " + itoa(int(info.Size)) + " octets\r\n" + string(retrForm(tt.msg)) + "+OK\r\n"
 				got := retrRaw(t, s, "NOOP\r\nRETR 1\r\nNOOP\r\nQUIT\r\n")
@@ -169,6 +180,14 @@ func TestRetrFromFile(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// rename replaces the D= field of the message file p by d.
+func rename(t testing.TB, p, d string) {
+	t.Helper()
+	if err := os.Rename(p, dField.ReplaceAllString(p, d)); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -222,16 +241,15 @@ func TestRetrFromFileChanged(t *testing.T) {
 // FuzzRetrFromFile compares RETR from the file (sendfile and stuffing
 // dots) with the reference user-space encoder, wire.DotWriter, byte for
 // byte over real loopback TCP: the message is a, then filler lines up to
-// a point near the first scan chunk's end chosen by shift, then b, all in
-// CRLF form; dense selects the user-space write of dense chunks. Every
-// message with its count of dot lines in the name goes from the file (in
-// pieces when it has some); without, it is converted in user space.
+// a point near 256 KiB chosen by shift, then b, all in CRLF form; dense
+// makes every filler line begin with '.'. A message whose name records
+// its dot lines (D=, at most four) goes from the file; any other is
+// converted in user space, and must come out the same.
 func FuzzRetrFromFile(f *testing.F) {
 	f.Add([]byte(".a\r\n"), []byte(".\r\n"), uint16(0), false, true)
 	f.Add([]byte(""), []byte("..x\r\n.\r\n"), uint16(1), true, false)
 	f.Add([]byte("x\r\n"), []byte("\r\n."), uint16(3), false, true)
 	s := startPostie(f, nil)
-	f.Cleanup(pop3server.SetRangePerDot(1))
 	f.Fuzz(func(t *testing.T, a, b []byte, shift uint16, dense, withD bool) {
 		var msg []byte
 		msg = append(msg, a...)
@@ -261,18 +279,19 @@ func FuzzRetrFromFile(f *testing.F) {
 			t.Fatalf("wire size %d of %d octets already in wire form", info.Size, len(stored))
 		}
 		if !withD {
-			p := onlyFile(t, s)
-			if err := os.Rename(p, dField.ReplaceAllString(p, "")); err != nil {
-				t.Fatal(err)
-			}
+			rename(t, onlyFile(t, s), "")
 		}
 		got := retrRaw(t, s, "RETR 1\r\nDELE 1\r\nQUIT\r\n")
 		want := "+OK " + itoa(int(info.Size)) + " octets\r\n" + ref.String() + "+OK message 1 deleted\r\n"
 		if got, _, _ := bytes.Cut(got, []byte("+OK bye")); string(got) != want {
 			t.Fatalf("got %d octets, want %d; first difference at %d", len(got), len(want), firstDiff(got, []byte(want)))
 		}
-		if fromFile := s.srv.Stats().RetrFromFile == before+1; fromFile != withD {
-			t.Fatalf("sent from the file: %v, want %v", fromFile, withD)
+		lines := bytes.Count(stored, []byte("\n."))
+		if len(stored) > 0 && stored[0] == '.' {
+			lines++
+		}
+		if fromFile := s.srv.Stats().RetrFromFile == before+1; fromFile != (withD && lines <= 4) {
+			t.Fatalf("sent from the file: %v, with D= %v and %d dot lines", fromFile, withD, lines)
 		}
 	})
 }

@@ -107,11 +107,13 @@ type Maildrop interface {
 // (sendfile(2)) and add only the stuffing dots (RFC 1939 §3).
 type WireFile interface {
 	// WireFile returns the open file, positioned at its start, and its
-	// size, which is the message's listed (wire) size; and the number
-	// of its lines that begin with '.', as recorded at delivery, or -1
-	// when not known (the caller must then look for them). The file
+	// size, which is the message's listed (wire) size; and the offsets,
+	// ascending, of the '.' of every line that begins with one (those
+	// byte-stuffing doubles), as recorded at delivery, with known true;
+	// known false when they were not recorded (the caller must then
+	// look for them, or convert the message as any other). The file
 	// belongs to the reader: Close closes it.
-	WireFile() (f *os.File, size int64, dotLines int64)
+	WireFile() (f *os.File, size int64, dots []int64, known bool)
 }
 
 // Expirer is implemented by maildrops that enforce RFC 2449 §6.7 EXPIRE:

@@ -2,6 +2,7 @@ package maildir
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -59,7 +60,7 @@ func (s *Store) deliver(ctx context.Context, user, uidl string, r io.Reader) (st
 	if s.wrapTmp != nil {
 		w = s.wrapTmp(f)
 	}
-	fsize, wsize, dots, err := copyMessage(ctx, w, r)
+	fsize, wsize, dots, offs, err := copyMessage(ctx, w, r)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -70,7 +71,14 @@ func (s *Store) deliver(ctx context.Context, user, uidl string, r io.Reader) (st
 		unlinkAt(tmpfd, unique)
 		return store.DeliveryInfo{}, fmt.Errorf("maildir: deliver: %w", err)
 	}
-	final := fmt.Sprintf("%s%s,S=%d,W=%d,D=%d", unique, uidlField(uidl), fsize, wsize, dots)
+	final := fmt.Sprintf("%s%s,S=%d,W=%d", unique, uidlField(uidl), fsize, wsize)
+	// D= where it fits, with room left for ":2,FLAGS"; the offsets only
+	// where they fit too.
+	if d := dotsField(dots, offs); len(final)+len(d) <= 230 {
+		final += d
+	} else if d := dotsField(dots, nil); dots > maxNamedDots && len(final)+len(d) <= 240 {
+		final += d
+	}
 	newfd, err := subMade(d, dirNew)
 	if err == nil {
 		err = renameAt(tmpfd, unique, newfd, final)
@@ -147,34 +155,58 @@ func (s *Store) uniqueName() string {
 }
 
 // copyMessage copies r to w, returning the octets copied, their wire
-// size and the number of lines that begin with '.'.
-func copyMessage(ctx context.Context, w io.Writer, r io.Reader) (fsize, wsize, dots int64, err error) {
+// size, the number of lines that begin with '.' and the offsets of the
+// first (up to maxNamedDots+1) of those dots.
+func copyMessage(ctx context.Context, w io.Writer, r io.Reader) (fsize, wsize, dots int64, offs []int64, err error) {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	buf := make([]byte, 32<<10)
 	wc := wire.NewCounter()
 	prev := byte('\n')
 	for {
 		if err := ctx.Err(); err != nil {
-			return 0, 0, 0, err
+			return 0, 0, 0, nil, err
 		}
 		n, rerr := r.Read(buf)
 		if n > 0 {
 			wc.Write(buf[:n])
+			if dots <= maxNamedDots {
+				offs = appendDotOffsets(offs, buf[:n], prev, wc.Raw()-int64(n))
+			}
 			dots += wire.DotLines(buf[:n], prev)
 			prev = buf[n-1]
 			if _, err := bw.Write(buf[:n]); err != nil {
-				return 0, 0, 0, err
+				return 0, 0, 0, nil, err
 			}
 		}
 		if rerr == io.EOF {
 			break
 		}
 		if rerr != nil {
-			return 0, 0, 0, rerr
+			return 0, 0, 0, nil, rerr
 		}
 	}
 	if err := bw.Flush(); err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, nil, err
 	}
-	return wc.Raw(), wc.Size(), dots, nil
+	return wc.Raw(), wc.Size(), dots, offs, nil
 }
+
+// appendDotOffsets appends to offs the file offsets of the '.' of the
+// lines of p that begin with one, p being at offset base and prev the
+// octet before it ('\n' at the start), until offs holds maxNamedDots+1.
+func appendDotOffsets(offs []int64, p []byte, prev byte, base int64) []int64 {
+	if len(p) > 0 && prev == '\n' && p[0] == '.' && len(offs) <= maxNamedDots {
+		offs = append(offs, base)
+	}
+	for j := 0; len(offs) <= maxNamedDots; {
+		k := bytes.Index(p[j:], dotLine)
+		if k < 0 {
+			break
+		}
+		j += k + 1
+		offs = append(offs, base+int64(j))
+	}
+	return offs
+}
+
+var dotLine = []byte("\n.")

@@ -110,17 +110,6 @@ func names(t *testing.T, dir string) []string {
 	return n
 }
 
-// dotLinesOf counts the lines of s that begin with '.'.
-func dotLinesOf(s string) int {
-	n := 0
-	for i, line := range strings.Split(s, "\n") {
-		if strings.HasPrefix(line, ".") && (i > 0 || line != "") {
-			n++
-		}
-	}
-	return n
-}
-
 func wireSizeOf(s string) int64 {
 	n, err := wire.WireSize(strings.NewReader(s))
 	if err != nil {
@@ -199,7 +188,7 @@ func TestDeliverLayout(t *testing.T) {
 	if len(n) != 1 {
 		t.Fatalf("new/ = %q", n)
 	}
-	re := regexp.MustCompile(`^(\d{10,}\.M\d{6}P\d+Q\d+R[0-9a-f]{8}\.mx\.example\.org),S=(\d+),W=(\d+),D=(\d+)$`)
+	re := regexp.MustCompile(`^(\d{10,}\.M\d{6}P\d+Q\d+R[0-9a-f]{8}\.mx\.example\.org),S=(\d+),W=(\d+),D=([0-9.]+)$`)
 	m := re.FindStringSubmatch(n[0])
 	if m == nil {
 		t.Fatalf("new/%s does not match %v", n[0], re)
@@ -207,7 +196,7 @@ func TestDeliverLayout(t *testing.T) {
 	if m[1] != info.UID {
 		t.Errorf("UID %q, want the unique name %q", info.UID, m[1])
 	}
-	if m[2] != fmt.Sprint(len(body)) || m[3] != fmt.Sprint(wireSizeOf(body)) || m[4] != fmt.Sprint(dotLinesOf(body)) || info.Size != wireSizeOf(body) {
+	if m[2] != fmt.Sprint(len(body)) || m[3] != fmt.Sprint(wireSizeOf(body)) || m[4] != "3.0.19.24" || info.Size != wireSizeOf(body) {
 		t.Errorf("name %s, size %d; body %d octets, wire %d", n[0], info.Size, len(body), wireSizeOf(body))
 	}
 	fi, err := os.Stat(filepath.Join(dir, "new", n[0]))
@@ -761,22 +750,22 @@ func TestParseName(t *testing.T) {
 		base, unique string
 		ts           uint64
 		fsize, wsize int64
-		dots         int64
+		dots         string
 	}{
-		{"1700000000.M1P2.host,S=12,W=13:2,S", true, "1700000000.M1P2.host,S=12,W=13", "1700000000.M1P2.host", 1700000000, 12, 13, 0},
-		{"1700000000.M1P2.host,W=13,S=12", true, "1700000000.M1P2.host,W=13,S=12", "1700000000.M1P2.host", 1700000000, 12, 13, 0},
-		{"1.a,b,S=1,c:2,", true, "1.a,b,S=1,c", "1.a,b,c", 1, 1, -1, 0},
-		{"1.a,S=x,W=-1", true, "1.a,S=x,W=-1", "1.a", 1, -1, -1, 0},
-		{"1.a,S=+5", true, "1.a,S=+5", "1.a", 1, -1, -1, 0},
-		{"1.a,9=5", true, "1.a,9=5", "1.a,9=5", 1, -1, -1, 0},
-		{"plain", true, "plain", "plain", 0, -1, -1, 0},
-		{"1.a:2,S:odd", true, "1.a", "1.a", 1, -1, -1, 0},
-		{"1.a,S=4,W=6,D=2:2,S", true, "1.a,S=4,W=6,D=2", "1.a", 1, 4, 6, 2},
-		{"1.a,D=x", true, "1.a,D=x", "1.a", 1, -1, -1, -1},
-		{":2,S", false, "", "", 0, 0, 0, 0},
-		{",S=1", false, "", "", 0, 0, 0, 0},
-		{"a\x7fb", false, "", "", 0, 0, 0, 0},
-		{"a\xffb", false, "", "", 0, 0, 0, 0},
+		{"1700000000.M1P2.host,S=12,W=13:2,S", true, "1700000000.M1P2.host,S=12,W=13", "1700000000.M1P2.host", 1700000000, 12, 13, ""},
+		{"1700000000.M1P2.host,W=13,S=12", true, "1700000000.M1P2.host,W=13,S=12", "1700000000.M1P2.host", 1700000000, 12, 13, ""},
+		{"1.a,b,S=1,c:2,", true, "1.a,b,S=1,c", "1.a,b,c", 1, 1, -1, ""},
+		{"1.a,S=x,W=-1", true, "1.a,S=x,W=-1", "1.a", 1, -1, -1, ""},
+		{"1.a,S=+5", true, "1.a,S=+5", "1.a", 1, -1, -1, ""},
+		{"1.a,9=5", true, "1.a,9=5", "1.a,9=5", 1, -1, -1, ""},
+		{"plain", true, "plain", "plain", 0, -1, -1, ""},
+		{"1.a:2,S:odd", true, "1.a", "1.a", 1, -1, -1, ""},
+		{"1.a,S=4,W=6,D=2.0.9:2,S", true, "1.a,S=4,W=6,D=2.0.9", "1.a", 1, 4, 6, "2.0.9"},
+		{"1.a,D=x", true, "1.a,D=x", "1.a", 1, -1, -1, "x"},
+		{":2,S", false, "", "", 0, 0, 0, ""},
+		{",S=1", false, "", "", 0, 0, 0, ""},
+		{"a\x7fb", false, "", "", 0, 0, 0, ""},
+		{"a\xffb", false, "", "", 0, 0, 0, ""},
 	}
 	for _, tt := range tests {
 		n, ok := parseName(tt.name)
@@ -787,11 +776,7 @@ func TestParseName(t *testing.T) {
 		if !ok {
 			continue
 		}
-		dots := tt.dots
-		if !strings.Contains(tt.name, "D=") {
-			dots = -1
-		}
-		want := msgName{base: tt.base, unique: tt.unique, ts: tt.ts, fsize: tt.fsize, wsize: tt.wsize, dots: dots}
+		want := msgName{base: tt.base, unique: tt.unique, ts: tt.ts, fsize: tt.fsize, wsize: tt.wsize, dots: tt.dots}
 		if n != want {
 			t.Errorf("parseName(%q) = %+v, want %+v", tt.name, n, want)
 		}
@@ -1025,5 +1010,39 @@ func TestImpossibleSizesInName(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "sizes in the file name cannot be right"); n != 2 {
 		t.Errorf("%d warnings, want 2:\n%s", n, logs)
+	}
+}
+
+// TestDotsField checks the D= field: the count of lines beginning with
+// '.', and their offsets when there are at most maxNamedDots, read back
+// by parseDots; and what parseDots refuses.
+func TestDotsField(t *testing.T) {
+	for _, tt := range []struct {
+		n    int64
+		offs []int64
+		want string
+	}{
+		{0, nil, ",D=0"},
+		{1, []int64{0}, ",D=1.0"},
+		{4, []int64{3, 80, 81, 1 << 40}, ",D=4.3.80.81.1099511627776"},
+		{5, []int64{1, 2, 3, 4, 5}, ",D=5"},
+		{900, nil, ",D=900"},
+	} {
+		got := dotsField(tt.n, tt.offs)
+		if got != tt.want {
+			t.Errorf("dotsField(%d, %v) = %q, want %q", tt.n, tt.offs, got, tt.want)
+		}
+		offs, ok := parseDots(strings.TrimPrefix(got, ",D="))
+		if wantOK := tt.n <= maxNamedDots; ok != wantOK || ok && fmt.Sprint(offs) != fmt.Sprint(tt.offs[:tt.n]) {
+			t.Errorf("parseDots(%q) = %v, %v", got, offs, ok)
+		}
+	}
+	for _, bad := range []string{"", "x", "0.", "0.5", "1", "1.", "1.x", "2.5", "2.5.5", "2.6.5", "1.5.6", "-1", "1.-5", "5.1.2.3.4.5", "1.1234567890123456789"} {
+		if offs, ok := parseDots(bad); ok {
+			t.Errorf("parseDots(%q) = %v, ok", bad, offs)
+		}
+	}
+	if offs, ok := parseDots("0"); !ok || offs == nil || len(offs) != 0 {
+		t.Errorf("parseDots(\"0\") = %#v, %v", offs, ok)
 	}
 }

@@ -545,11 +545,8 @@ func (md *maildrop) Open(ctx context.Context, i int) (io.ReadCloser, error) {
 		// and a final one (the wire form only ever adds octets). The
 		// count of dot lines is believed only from a name whose S=
 		// is this file's size.
-		dots := m.n.dots
-		if m.n.fsize != fsize {
-			dots = -1
-		}
-		return &wireFile{checkedFile: cf, dots: dots}, nil
+		dots, known := parseDots(m.n.dots)
+		return &wireFile{checkedFile: cf, dots: dots, known: known && m.n.fsize == fsize}, nil
 	}
 	return cf, nil
 }
@@ -558,14 +555,17 @@ func (md *maildrop) Open(ctx context.Context, i int) (io.ReadCloser, error) {
 // byte-stuffing (store.WireFile).
 type wireFile struct {
 	*checkedFile
-	dots int64
+	dots  []int64
+	known bool
 }
 
 var _ store.WireFile = (*wireFile)(nil)
 
 // WireFile returns the file itself: whoever sends it from there skips the
 // counting of checkedFile, the sizes having been checked at Open.
-func (w *wireFile) WireFile() (*os.File, int64, int64) { return w.f, w.want, w.dots }
+func (w *wireFile) WireFile() (*os.File, int64, []int64, bool) {
+	return w.f, w.want, w.dots, w.known
+}
 
 // checkedFile is a message file that counts its wire size as it is read:
 // at the end, a size different from the listed one (a ,W= that was wrong
