@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postie-mail/postie/internal/testenv"
 	"github.com/postie-mail/postie/internal/wire"
 	"github.com/postie-mail/postie/pop3server"
 	"github.com/postie-mail/postie/store/maildir"
@@ -123,7 +125,9 @@ func (l wrappedListener) Accept() (net.Conn, error) {
 // that writes the same wire bytes from memory, the ceiling. The client
 // reads raw octets up to the terminator. cpu-ms/GB is the process's CPU
 // time (getrusage: server and client together) per GB sent; the raw
-// sender's is the client's share plus the least a sender can cost.
+// sender's is the client's share plus the least a sender can cost. For
+// the message without dot lines, "tls" and "rawtls" do the same over
+// implicit TLS (user space only).
 //
 //	go test -run '^$' -bench RetrFile -benchtime 20x -count 6 ./pop3server
 func BenchmarkRetrFile(b *testing.B) {
@@ -150,7 +154,24 @@ func benchRetrFile(b *testing.B, name string, dotEvery int) {
 	dw.Flush()
 	status := "+OK " + itoa(msg.Len()) + " octets\r\n"
 
-	for _, mode := range []string{"file", "user", "raw"} {
+	modes := []string{"file", "user", "raw"}
+	if dotEvery == 0 {
+		modes = append(modes, "tls", "rawtls")
+	}
+	var srvTLS, cliTLS *tls.Config
+	if dotEvery == 0 {
+		certPEM, keyPEM, err := testenv.SelfSigned()
+		if err != nil {
+			b.Fatal(err)
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			b.Fatal(err)
+		}
+		srvTLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		cliTLS = &tls.Config{InsecureSkipVerify: true}
+	}
+	for _, mode := range modes {
 		b.Run(name+"/"+mode, func(b *testing.B) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
@@ -158,8 +179,12 @@ func benchRetrFile(b *testing.B, name string, dotEvery int) {
 			}
 			defer ln.Close()
 			var login string
-			if mode == "raw" {
-				go rawSender(ln, status, stuffed.Bytes())
+			var sl net.Listener = ln
+			if mode == "tls" || mode == "rawtls" {
+				sl = tls.NewListener(ln, srvTLS)
+			}
+			if mode == "raw" || mode == "rawtls" {
+				go rawSender(sl, status, stuffed.Bytes())
 			} else {
 				login = "USER user1\r\nPASS pass1\r\n"
 				st, err := maildir.New(maildir.Options{Root: b.TempDir(), Logger: quietLogger(b)})
@@ -173,7 +198,7 @@ func benchRetrFile(b *testing.B, name string, dotEvery int) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				var l net.Listener = ln
+				l := sl
 				if mode == "user" {
 					l = wrappedListener{ln}
 				}
@@ -185,12 +210,15 @@ func benchRetrFile(b *testing.B, name string, dotEvery int) {
 				b.Fatal(err)
 			}
 			defer c.Close()
+			if sl != ln {
+				c = tls.Client(c, cliTLS)
+			}
 			br := bufio.NewReaderSize(c, 256<<10)
 			if login != "" {
 				io.WriteString(c, login)
 			}
 			lines := 3 // greeting, USER, PASS
-			if mode == "raw" {
+			if mode == "raw" || mode == "rawtls" {
 				lines = 1 // greeting
 			}
 			for range lines {
