@@ -127,7 +127,9 @@ func (l wrappedListener) Accept() (net.Conn, error) {
 // time (getrusage: server and client together) per GB sent; the raw
 // sender's is the client's share plus the least a sender can cost. For
 // the message without dot lines, "tls" and "rawtls" do the same over
-// implicit TLS (user space only).
+// implicit TLS (user space only); tls-in16K and tls-in256K with the big
+// message writer reading 16 or 256 KiB at a time (and buffering four
+// times that) instead of 64 KiB.
 //
 //	go test -run '^$' -bench RetrFile -benchtime 20x -count 6 ./pop3server
 func BenchmarkRetrFile(b *testing.B) {
@@ -156,7 +158,7 @@ func benchRetrFile(b *testing.B, name string, dotEvery int) {
 
 	modes := []string{"file", "user", "raw"}
 	if dotEvery == 0 {
-		modes = append(modes, "tls", "rawtls")
+		modes = append(modes, "tls", "tls-in16K", "tls-in256K", "rawtls")
 	}
 	var srvTLS, cliTLS *tls.Config
 	if dotEvery == 0 {
@@ -180,8 +182,14 @@ func benchRetrFile(b *testing.B, name string, dotEvery int) {
 			defer ln.Close()
 			var login string
 			var sl net.Listener = ln
-			if mode == "tls" || mode == "rawtls" {
+			if strings.HasPrefix(mode, "tls") || mode == "rawtls" {
 				sl = tls.NewListener(ln, srvTLS)
+			}
+			switch mode {
+			case "tls-in16K":
+				defer pop3server.SetBigMsgWriterSize(16 << 10)()
+			case "tls-in256K":
+				defer pop3server.SetBigMsgWriterSize(256 << 10)()
 			}
 			if mode == "raw" || mode == "rawtls" {
 				go rawSender(sl, status, stuffed.Bytes())
