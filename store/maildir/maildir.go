@@ -25,12 +25,15 @@
 //
 //	<unix secs>.M<usec>P<pid>Q<counter>R<random hex>.<hostname>
 //
-// fsynced, and renamed to new/<unique>,S=<file size>,W=<wire size>,D=<dot
-// lines>, after which new/ is fsynced. D= counts the lines that begin with
-// '.' (those byte-stuffing doubles): with S= equal to W= (CRLF line ends
-// throughout), a message whose D= is 0 can be sent from its file as it is
+// fsynced, and renamed to new/<unique>,S=<file size>,W=<wire size>,D=<dots>,
+// after which new/ is fsynced. D= counts the lines that begin with '.'
+// (those byte-stuffing doubles) and, when there are at most four, gives
+// the offset of each one's '.': "D=0", "D=2.120.9000", "D=37". With S=
+// equal to W= (CRLF line ends throughout), such a message can be sent
+// from its file as it is, the dots added at those offsets
 // (store.WireFile). Names without D= (other programs, older postie) are
-// read as before; renaming a message for its true sizes drops its D=. The hostname has '/' written as \057, ':' as \072,
+// read as before; renaming a message for its true sizes drops its D=; a
+// name too long for it goes without. The hostname has '/' written as \057, ':' as \072,
 // ',' as \054 and any other byte outside 0x21–0x7E in the same octal form,
 // and is cut to 128 octets.
 // Other programs may later move it to cur/ and append ":2,FLAGS"; postie
