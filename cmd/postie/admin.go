@@ -130,6 +130,7 @@ var metrics = []metric{
 	counter("pop3_bad_commands_total", "Unknown, malformed or out-of-state POP3 commands.", func(p pop3server.Stats, _ intake.Stats) uint64 { return p.BadCommands }),
 	counter("pop3_retr_total", "Messages sent by RETR.", func(p pop3server.Stats, _ intake.Stats) uint64 { return p.Retr }),
 	counter("pop3_retr_bytes_total", "Octets of messages sent by RETR.", func(p pop3server.Stats, _ intake.Stats) uint64 { return p.RetrBytes }),
+	counter("pop3_retr_from_file_total", "Messages RETR sent from their files (sendfile), not converted in user space.", func(p pop3server.Stats, _ intake.Stats) uint64 { return p.RetrFromFile }),
 	counter("pop3_top_total", "TOP commands answered.", func(p pop3server.Stats, _ intake.Stats) uint64 { return p.Top }),
 	counter("pop3_deleted_total", "Messages deleted by completed QUITs.", func(p pop3server.Stats, _ intake.Stats) uint64 { return p.Deleted }),
 	counter("deliveries_total", "Messages stored by LMTP, SMTP and deliver (one per recipient).", func(_ pop3server.Stats, d intake.Stats) uint64 { return d.Delivered }),

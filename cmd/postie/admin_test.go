@@ -55,6 +55,7 @@ func TestAdminMetrics(t *testing.T) {
 		"postie_pop3_auth_failures_total":    "1",
 		"postie_pop3_retr_total":             "1",
 		"postie_pop3_retr_bytes_total":       fmt.Sprint(size),
+		"postie_pop3_retr_from_file_total":   "0", // a small message
 		"postie_pop3_deleted_total":          "1",
 		"postie_pop3_in_use_total":           "0",
 		"postie_deliveries_total":            "0", // postie deliver is another process
