@@ -289,20 +289,6 @@ func bareLFs(p []byte, prev byte) int64 {
 	}
 }
 
-// DotLines returns the number of lines in p that begin with '.' (those
-// that byte-stuffing doubles), prev being the octet before p: '\n' at the
-// start of a message.
-func DotLines(p []byte, prev byte) int64 {
-	if len(p) == 0 {
-		return 0
-	}
-	n := int64(bytes.Count(p, dotLine))
-	if prev == '\n' && p[0] == '.' {
-		n++
-	}
-	return n
-}
-
 // ErrBadTerminator is returned by DotReader when the stream ends before the
 // ".\r\n" terminator.
 var ErrBadTerminator = errors.New("wire: multi-line response not terminated")

@@ -2,7 +2,6 @@ package maildir
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -10,6 +9,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/postie-mail/postie/internal/maildirname"
 	"github.com/postie-mail/postie/internal/wire"
 	"github.com/postie-mail/postie/store"
 	"golang.org/x/sys/unix"
@@ -60,7 +60,7 @@ func (s *Store) deliver(ctx context.Context, user, uidl string, r io.Reader) (st
 	if s.wrapTmp != nil {
 		w = s.wrapTmp(f)
 	}
-	fsize, wsize, dots, offs, err := copyMessage(ctx, w, r)
+	fsize, wsize, dots, err := copyMessage(ctx, w, r)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -74,9 +74,9 @@ func (s *Store) deliver(ctx context.Context, user, uidl string, r io.Reader) (st
 	final := fmt.Sprintf("%s%s,S=%d,W=%d", unique, uidlField(uidl), fsize, wsize)
 	// D= where it fits, with room left for ":2,FLAGS"; the offsets only
 	// where they fit too.
-	if d := dotsField(dots, offs); len(final)+len(d) <= 230 {
+	if d := dots.Field(); len(final)+len(d) <= 230 {
 		final += d
-	} else if d := dotsField(dots, nil); dots > maxNamedDots && len(final)+len(d) <= 240 {
+	} else if d := maildirname.DotsField(dots.Lines(), nil); dots.Lines() > maildirname.MaxNamedDots && len(final)+len(d) <= 240 {
 		final += d
 	}
 	newfd, err := subMade(d, dirNew)
@@ -155,58 +155,33 @@ func (s *Store) uniqueName() string {
 }
 
 // copyMessage copies r to w, returning the octets copied, their wire
-// size, the number of lines that begin with '.' and the offsets of the
-// first (up to maxNamedDots+1) of those dots.
-func copyMessage(ctx context.Context, w io.Writer, r io.Reader) (fsize, wsize, dots int64, offs []int64, err error) {
+// size, and the count of the lines that begin with '.'.
+func copyMessage(ctx context.Context, w io.Writer, r io.Reader) (fsize, wsize int64, dots maildirname.DotCounter, err error) {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	buf := make([]byte, 32<<10)
 	wc := wire.NewCounter()
-	prev := byte('\n')
+	dots = maildirname.NewDotCounter()
 	for {
 		if err := ctx.Err(); err != nil {
-			return 0, 0, 0, nil, err
+			return 0, 0, dots, err
 		}
 		n, rerr := r.Read(buf)
 		if n > 0 {
 			wc.Write(buf[:n])
-			if dots <= maxNamedDots {
-				offs = appendDotOffsets(offs, buf[:n], prev, wc.Raw()-int64(n))
-			}
-			dots += wire.DotLines(buf[:n], prev)
-			prev = buf[n-1]
+			dots.Write(buf[:n])
 			if _, err := bw.Write(buf[:n]); err != nil {
-				return 0, 0, 0, nil, err
+				return 0, 0, dots, err
 			}
 		}
 		if rerr == io.EOF {
 			break
 		}
 		if rerr != nil {
-			return 0, 0, 0, nil, rerr
+			return 0, 0, dots, rerr
 		}
 	}
 	if err := bw.Flush(); err != nil {
-		return 0, 0, 0, nil, err
+		return 0, 0, dots, err
 	}
-	return wc.Raw(), wc.Size(), dots, offs, nil
+	return wc.Raw(), wc.Size(), dots, nil
 }
-
-// appendDotOffsets appends to offs the file offsets of the '.' of the
-// lines of p that begin with one, p being at offset base and prev the
-// octet before it ('\n' at the start), until offs holds maxNamedDots+1.
-func appendDotOffsets(offs []int64, p []byte, prev byte, base int64) []int64 {
-	if len(p) > 0 && prev == '\n' && p[0] == '.' && len(offs) <= maxNamedDots {
-		offs = append(offs, base)
-	}
-	for j := 0; len(offs) <= maxNamedDots; {
-		k := bytes.Index(p[j:], dotLine)
-		if k < 0 {
-			break
-		}
-		j += k + 1
-		offs = append(offs, base+int64(j))
-	}
-	return offs
-}
-
-var dotLine = []byte("\n.")

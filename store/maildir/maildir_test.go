@@ -1012,37 +1012,3 @@ func TestImpossibleSizesInName(t *testing.T) {
 		t.Errorf("%d warnings, want 2:\n%s", n, logs)
 	}
 }
-
-// TestDotsField checks the D= field: the count of lines beginning with
-// '.', and their offsets when there are at most maxNamedDots, read back
-// by parseDots; and what parseDots refuses.
-func TestDotsField(t *testing.T) {
-	for _, tt := range []struct {
-		n    int64
-		offs []int64
-		want string
-	}{
-		{0, nil, ",D=0"},
-		{1, []int64{0}, ",D=1.0"},
-		{4, []int64{3, 80, 81, 1 << 40}, ",D=4.3.80.81.1099511627776"},
-		{5, []int64{1, 2, 3, 4, 5}, ",D=5"},
-		{900, nil, ",D=900"},
-	} {
-		got := dotsField(tt.n, tt.offs)
-		if got != tt.want {
-			t.Errorf("dotsField(%d, %v) = %q, want %q", tt.n, tt.offs, got, tt.want)
-		}
-		offs, ok := parseDots(strings.TrimPrefix(got, ",D="))
-		if wantOK := tt.n <= maxNamedDots; ok != wantOK || ok && fmt.Sprint(offs) != fmt.Sprint(tt.offs[:tt.n]) {
-			t.Errorf("parseDots(%q) = %v, %v", got, offs, ok)
-		}
-	}
-	for _, bad := range []string{"", "x", "0.", "0.5", "1", "1.", "1.x", "2.5", "2.5.5", "2.6.5", "1.5.6", "-1", "1.-5", "5.1.2.3.4.5", "1.1234567890123456789"} {
-		if offs, ok := parseDots(bad); ok {
-			t.Errorf("parseDots(%q) = %v, ok", bad, offs)
-		}
-	}
-	if offs, ok := parseDots("0"); !ok || offs == nil || len(offs) != 0 {
-		t.Errorf("parseDots(\"0\") = %#v, %v", offs, ok)
-	}
-}

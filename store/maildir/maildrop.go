@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/postie-mail/postie/internal/maildirname"
 	"github.com/postie-mail/postie/internal/wire"
 	"github.com/postie-mail/postie/store"
 	"golang.org/x/sys/unix"
@@ -545,7 +546,7 @@ func (md *maildrop) Open(ctx context.Context, i int) (io.ReadCloser, error) {
 		// and a final one (the wire form only ever adds octets). The
 		// count of dot lines is believed only from a name whose S=
 		// is this file's size.
-		dots, known := parseDots(m.n.dots)
+		dots, known := maildirname.ParseDots(m.n.dots)
 		return &wireFile{checkedFile: cf, dots: dots, known: known && m.n.fsize == fsize}, nil
 	}
 	return cf, nil

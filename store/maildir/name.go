@@ -111,51 +111,6 @@ func withSizes(name string, fsize, wsize int64) string {
 	return name
 }
 
-// maxNamedDots is the most lines beginning with '.' whose offsets a name
-// records (D=).
-const maxNamedDots = 4
-
-// dotsField returns the ,D= field of a message of n lines beginning with
-// '.': "D=<n>", followed, when n is at most maxNamedDots, by the offset of
-// each such line's '.' in the file ("D=2.1200.88000"). offs holds at
-// least the first min(n, maxNamedDots) offsets, ascending.
-func dotsField(n int64, offs []int64) string {
-	b := []byte(",D=")
-	b = strconv.AppendInt(b, n, 10)
-	if n <= maxNamedDots {
-		for _, o := range offs[:n] {
-			b = strconv.AppendInt(append(b, '.'), o, 10)
-		}
-	}
-	return string(b)
-}
-
-// parseDots parses the value of a D= field. It returns the offsets of the
-// lines beginning with '.' (empty, not nil, for none), or ok false when
-// the value does not give them all (absent, too many lines to list,
-// malformed, not ascending).
-func parseDots(val string) (offs []int64, ok bool) {
-	cnt, rest, more := strings.Cut(val, ".")
-	n := parseSize(cnt)
-	switch {
-	case n < 0 || n > maxNamedDots:
-		return nil, false
-	case n == 0:
-		return []int64{}, !more
-	}
-	offs = make([]int64, 0, n)
-	for more {
-		var o string
-		o, rest, more = strings.Cut(rest, ".")
-		v := parseSize(o)
-		if v < 0 || len(offs) > 0 && v <= offs[len(offs)-1] || int64(len(offs)) == n {
-			return nil, false
-		}
-		offs = append(offs, v)
-	}
-	return offs, int64(len(offs)) == n
-}
-
 // field splits a ",KEY=value" component (KEY: ASCII letters, as Dovecot
 // writes S=, W= and friends).
 func field(comp string) (key, val string, ok bool) {
