@@ -274,12 +274,42 @@ func TestCorpus(t *testing.T) {
 		}
 		ws, _ := wire.WireSize(bytes.NewReader(x))
 		wireTotal += ws
-		want := ",S=" + strconv.Itoa(len(x)) + ",W=" + strconv.FormatInt(ws, 10)
-		if !strings.HasSuffix(e.Name(), want) {
-			t.Errorf("%s: want suffix %s", e.Name(), want)
+		want := ",S=" + strconv.Itoa(len(x)) + ",W=" + strconv.FormatInt(ws, 10) + ",D="
+		_, d, ok := strings.Cut(e.Name(), want)
+		if !ok {
+			t.Errorf("%s: want %s", e.Name(), want)
+			continue
+		}
+		// D=: the lines beginning with '.', and where there are at
+		// most four, where each one's '.' is.
+		lines := bytes.Count(x, []byte("\n."))
+		if len(x) > 0 && x[0] == '.' {
+			lines++
+		}
+		fields := strings.Split(d, ".")
+		if fields[0] != strconv.Itoa(lines) || lines <= 4 && len(fields) != lines+1 || lines > 4 && len(fields) != 1 {
+			t.Errorf("%s: %d lines begin with a dot", e.Name(), lines)
+		}
+		for _, f := range fields[1:] {
+			o, _ := strconv.Atoi(f)
+			if o >= len(x) || x[o] != '.' || o > 0 && x[o-1] != '\n' {
+				t.Errorf("%s: no line begins with a dot at %d", e.Name(), o)
+			}
 		}
 	}
 	if wireTotal != st.WireBytes {
 		t.Errorf("wire total %d, stats say %d", wireTotal, st.WireBytes)
+	}
+
+	// BigCRLF: the big message in wire form, file size = wire size.
+	c := t.TempDir()
+	corpus(t, bench.CorpusOptions{Dirs: []string{c}, Count: 0, Seed: 42, BigSize: 1 << 20, BigCRLF: true})
+	ents, err = os.ReadDir(filepath.Join(c, "new"))
+	if err != nil || len(ents) != 1 {
+		t.Fatalf("%d files, %v", len(ents), err)
+	}
+	x, _ := os.ReadFile(filepath.Join(c, "new", ents[0].Name()))
+	if n := strconv.Itoa(len(x)); !strings.Contains(ents[0].Name(), ",S="+n+",W="+n+",D=") || bytes.Count(x, []byte("\n")) != bytes.Count(x, []byte("\r\n")) {
+		t.Errorf("the big message with CRLF: %s", ents[0].Name())
 	}
 }

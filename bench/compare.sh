@@ -25,6 +25,8 @@
 #   CONC [8]            sessions workers      RETR_CONC [4]   retr workers
 #   CORPUS_COUNT [200]  messages per corpus user (mixed sizes)
 #   BIG [50M]           size of the big message (bigretr)
+#   BIG_CRLF [0]        1: store it with CRLF line ends, as LMTP intake does (postie
+#                       then sends it from the file), instead of LF as MDAs write it
 #   BIGBOX [100000]     messages of the huge maildrop (bigbox)
 #   IDLE [10000]        idle sessions held open   IDLE_MSGS [5] messages per idle user
 #   IDLE_OPEN [300s]    time allowed to open them; memory is then read with those open
@@ -46,6 +48,7 @@ CONC=${CONC:-8}
 RETR_CONC=${RETR_CONC:-4}
 CORPUS_COUNT=${CORPUS_COUNT:-200}
 BIG=${BIG:-50M}
+BIG_CRLF=${BIG_CRLF:-0}
 BIGBOX=${BIGBOX:-100000}
 IDLE=${IDLE:-10000}
 IDLE_MSGS=${IDLE_MSGS:-5}
@@ -290,7 +293,9 @@ PASSWD=$DROOT/etc/passwd
 say "corpus (the same bytes in both layouts)"
 corpus() { "$BIN" bench corpus --postie-root "$PROOT" --dovecot-root "$DROOT" "$@" 2>>"$LOG/corpus.log"; tail -1 "$LOG/corpus.log"; }
 corpus --users 'user%d' --first 1 --nusers "$NC" --count "$CORPUS_COUNT" --seed 1
-corpus --users "user$BIGU" --count 0 --big "$BIG" --seed 2
+BIGFLAGS=()
+[ "$BIG_CRLF" = 1 ] && BIGFLAGS=(--big-crlf)
+corpus --users "user$BIGU" --count 0 --big "$BIG" "${BIGFLAGS[@]}" --seed 2
 corpus --users "user$BOXU" --count "$BIGBOX" --profile small --seed 3
 if [ "$IDLE" -gt 0 ] && [ "$IDLE_MSGS" -gt 0 ]; then
 	corpus --users 'user%d' --first "$IDLE0" --nusers "$IDLE" --count "$IDLE_MSGS" --profile small --seed 4
@@ -519,7 +524,7 @@ say "report"
 	echo "Passwords: the same passwd-file, {PLAIN} scheme, on both servers."
 	echo "TLS: certificate ECDSA P-256 (the same file on both); the client verifies it and offers the key exchanges: $CURVES."
 	[ "$DOVECOT_REUSE" = 1 ] && echo "Dovecot (reuse): the same Dovecot with service pop3 { service_count = 1000; process_min_avail = 4 } (sessions only)."
-	echo "Runs: ROUNDS=$ROUNDS DURATION=$DURATION CONC=$CONC RETR_CONC=$RETR_CONC CORPUS_COUNT=$CORPUS_COUNT BIG=$BIG BIGBOX=$BIGBOX IDLE=$IDLE"
+	echo "Runs: ROUNDS=$ROUNDS DURATION=$DURATION CONC=$CONC RETR_CONC=$RETR_CONC CORPUS_COUNT=$CORPUS_COUNT BIG=$BIG BIG_CRLF=$BIG_CRLF BIGBOX=$BIGBOX IDLE=$IDLE"
 	echo "postie: postie serve for every scenario."
 	echo
 	"$BIN" bench report "$RESULTS"

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/postie-mail/postie/internal/maildirname"
 	"github.com/postie-mail/postie/internal/wire"
 )
 
@@ -30,13 +31,16 @@ type CorpusOptions struct {
 	// or "small" (1–4 KB, for huge maildrops).
 	Profile string
 	// BigSize, when positive, adds one more message of about this many
-	// octets, mostly a base64 attachment, with LF line ends.
+	// octets, mostly a base64 attachment, with LF line ends (CRLF with
+	// BigCRLF, as LMTP and SMTP intake store mail).
 	BigSize int64
+	BigCRLF bool
 	// Chown, when set, gives the directories and files to this owner
 	// (Dovecot's mail user).
 	Chown *Owner
-	// NoSizes leaves ",S=" and ",W=" out of the file names, so that a
-	// server has to read each message once to learn its size.
+	// NoSizes leaves ",S=", ",W=" and ",D=" (the lines beginning with
+	// '.', as postie's delivery records them) out of the file names, so
+	// that a server has to read each message once to learn its size.
 	NoSizes bool
 }
 
@@ -89,7 +93,7 @@ func GenerateCorpus(o CorpusOptions) (CorpusStats, error) {
 		if i == o.Count {
 			// The big message is stored as MTAs and MDAs write mail:
 			// LF line ends, a final one.
-			m.crlf, m.noFinalEOL = false, false
+			m.crlf, m.noFinalEOL = o.BigCRLF, false
 		}
 		data := buf.Bytes()
 		if m.crlf {
@@ -106,7 +110,9 @@ func GenerateCorpus(o CorpusOptions) (CorpusStats, error) {
 		}
 		name := fmt.Sprintf("%d.M%06dP%dQ%d.bench", 1700000000+int64(i)*7, i%1000000, o.Seed%100000, i+1)
 		if !o.NoSizes {
-			name += fmt.Sprintf(",S=%d,W=%d", len(data), ws)
+			dc := maildirname.NewDotCounter()
+			dc.Write(data)
+			name += fmt.Sprintf(",S=%d,W=%d", len(data), ws) + dc.Field()
 		}
 		for _, d := range o.Dirs {
 			if err := deliverFile(d, name, data, o.Chown); err != nil {

@@ -230,7 +230,7 @@ func (a *app) benchCorpusCmd() *cobra.Command {
 		first, nusers, count    int
 		seed                    uint64
 		profile, big, chown     string
-		noSizes                 bool
+		noSizes, bigCRLF        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "corpus (--dir MAILDIR | --users PATTERN --nusers N [--postie-root DIR] [--dovecot-root DIR]) --count N --seed S",
@@ -240,7 +240,10 @@ same names. The mixed profile is 85% 2–100 KB, 12% 100 KB–1 MB and 3% 1–10
 messages (the larger ones with base64 attachments), with lines starting with
 dots, 30% CRLF files and 2% without a final line end; "small" is 1–4 KB
 messages for huge maildrops. --big adds one message of that size (K, M, G
-are powers of 1024). File names carry ,S= and ,W= sizes unless --no-sizes.
+are powers of 1024), with LF line ends, or CRLF with --big-crlf (as LMTP
+and SMTP intake store mail). File names carry ,S= and ,W= sizes and ,D=
+(the lines starting with a dot, as postie's delivery records them) unless
+--no-sizes.
 
 With --users, each user U (the pattern with "%d" counting from --first) gets
 its own corpus (seed --seed+number) in postie's layout, --postie-root/U/,
@@ -262,7 +265,7 @@ owned by --chown (default vmail).`,
 			if count < 0 || count == 0 && bigSize == 0 {
 				return exitf(exitcode.Usage, "--count must be positive (or give --big)")
 			}
-			base := bench.CorpusOptions{Count: count, Seed: seed, Profile: profile, BigSize: bigSize, NoSizes: noSizes}
+			base := bench.CorpusOptions{Count: count, Seed: seed, Profile: profile, BigSize: bigSize, BigCRLF: bigCRLF, NoSizes: noSizes}
 			var jobs []bench.CorpusOptions
 			if len(dirs) > 0 {
 				if users != "" {
@@ -321,7 +324,8 @@ owned by --chown (default vmail).`,
 	fl.Uint64Var(&seed, "seed", 1, "seed")
 	fl.StringVar(&profile, "profile", "mixed", "size mix: mixed or small")
 	fl.StringVar(&big, "big", "", "add one message of about this size, e.g. 50M")
-	fl.BoolVar(&noSizes, "no-sizes", false, "leave ,S= and ,W= out of the file names")
+	fl.BoolVar(&noSizes, "no-sizes", false, "leave ,S=, ,W= and ,D= out of the file names")
+	fl.BoolVar(&bigCRLF, "big-crlf", false, "store the --big message with CRLF line ends")
 	return cmd
 }
 

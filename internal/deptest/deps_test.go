@@ -61,7 +61,7 @@ func TestLayering(t *testing.T) {
 			"github.com/BurntSushi/toml", "github.com/emersion/go-smtp", "github.com/emersion/go-sasl"}},
 		// fetch's OAuth client: the standard library and atomic writes.
 		{"internal/oauthclient", []string{module + "/internal/fsutil"}},
-		{"bench", []string{module + "/pop3client", module + "/pop3", module + "/internal/wire", "github.com/xdg-go", "golang.org/x/text"}},
+		{"bench", []string{module + "/pop3client", module + "/pop3", module + "/internal/wire", module + "/internal/maildirname", "github.com/xdg-go", "golang.org/x/text"}},
 		{"auth", []string{"golang.org/x/crypto", "golang.org/x/sys", "github.com/GehirnInc/crypt", module + "/sasl", module + "/internal/fsutil"}},
 		// The web pages check passwords through the POP3 engine (its
 		// bounds and penalties) and know no config, store or auth.
