@@ -1,6 +1,7 @@
 package pop3server
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -25,8 +26,9 @@ import (
 // written with the octets just before it (read with pread(2)) so that it
 // does not travel in a segment of its own. A message whose offsets were
 // not recorded (too many dot lines, another program's delivery, an older
-// postie) is converted in user space by stream, as over TLS, for TOP and
-// for small messages (which go out in one write with their status line):
+// postie) is converted in user space by stream, as over TLS (or any
+// connection wrapper but the PROXY protocol's, see fileConn), for TOP
+// and for small messages (which go out in one write with their status line):
 // looking for the dot lines costs a read of the whole file, and measured
 // no cheaper than the conversion.
 
@@ -77,10 +79,24 @@ func (w *connWriter) sendFile(tc *net.TCPConn, f *os.File, n int64) error {
 }
 
 // fileConn returns the plain TCP connection RETR can send a file to, nil
-// if the session has none (TLS, a wrapped connection).
+// if the session has none. It looks through wrappers that name the
+// connection under them with NetConn and write to it unchanged (the PROXY
+// protocol's Conn, which only reads differently), but never through TLS.
 func (ss *session) fileConn() *net.TCPConn {
-	tc, _ := ss.conn.nc.(*net.TCPConn)
-	return tc
+	c := ss.conn.nc
+	for range 4 {
+		switch x := c.(type) {
+		case *net.TCPConn:
+			return x
+		case *tls.Conn:
+			return nil
+		case interface{ NetConn() net.Conn }:
+			c = x.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
 }
 
 // sendWireFile sends message i from f, in wire form but for byte-stuffing

@@ -6,12 +6,16 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
 	"testing"
 
+	"github.com/postie-mail/postie/internal/proxyproto"
 	"github.com/postie-mail/postie/internal/wire"
+	"github.com/postie-mail/postie/pop3server"
+	"github.com/postie-mail/postie/store/maildir"
 )
 
 // crlfForm is the wire form of the stored message m, computed without
@@ -303,4 +307,57 @@ func firstDiff(a, b []byte) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// TestRetrFromFileProxyListener: behind the PROXY protocol's listener
+// (which postie serve puts on every POP3 listener), whose connections
+// only read differently, RETR still goes from the file, exactly: for a
+// direct client and for one whose trusted proxy sent a header.
+func TestRetrFromFileProxyListener(t *testing.T) {
+	for _, viaProxy := range []bool{false, true} {
+		st, err := maildir.New(maildir.Options{Root: t.TempDir(), Logger: quietLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The proxied client is not on loopback: cleartext allowed.
+		srv, err := pop3server.New(pop3server.Options{Logger: quietLogger(t), Store: st, Authenticator: users, AllowCleartext: true, Limits: pop3server.Limits{AuthFailDelay: -1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var trusted []netip.Prefix
+		if viaProxy {
+			trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+		}
+		go srv.Serve(proxyproto.NewListener(ln, proxyproto.Options{Trusted: trusted, Logger: quietLogger(t)}))
+		t.Cleanup(func() { srv.Close() })
+		msg := withDots(crlfText(300<<10, 0), 5000, 200000)
+		info, err := st.Deliver(context.Background(), "user1", bytes.NewReader(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if viaProxy {
+			io.WriteString(c, "PROXY TCP4 192.0.2.7 127.0.0.1 40000 110\r\n")
+		}
+		io.WriteString(c, "USER user1\r\nPASS pass1\r\nRETR 1\r\nQUIT\r\n")
+		all, err := io.ReadAll(c)
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "+OK " + itoa(int(info.Size)) + " octets\r\n" + string(retrForm(msg)) + "+OK bye"
+		if i := bytes.Index(all, []byte("+OK "+itoa(int(info.Size)))); i < 0 || !bytes.HasPrefix(all[i:], []byte(want)) {
+			t.Fatalf("proxy header %v: RETR not as stored (%d octets read: %.300q)", viaProxy, len(all), all)
+		}
+		if n := srv.Stats().RetrFromFile; n != 1 {
+			t.Errorf("proxy header %v: %d answers sent from the file, want 1", viaProxy, n)
+		}
+	}
 }
