@@ -152,7 +152,7 @@ func TestRetrFromFile(t *testing.T) {
 		{"no final line end", append(crlfText(big, 0), ".end"...), false},
 	}
 	for _, tt := range tests {
-		for _, mode := range []string{"", " (no D= in the name)", " (a D= that lies)"} {
+		for _, mode := range []string{"", " (no D= in the name)", " (a D= that lies)", " (a file others can write)", " (another account's file)"} {
 			if mode != "" && !tt.fromFile {
 				continue
 			}
@@ -171,6 +171,21 @@ func TestRetrFromFile(t *testing.T) {
 					// Offsets that are not where the dot lines are:
 					// the file is converted as any other.
 					rename(t, onlyFile(t, s), ",D=1.7")
+					fromFile = false
+				case " (a file others can write)":
+					// Its D= may have been written by someone else
+					// than postie: the file is converted.
+					if err := os.Chmod(onlyFile(t, s), 0o662); err != nil {
+						t.Fatal(err)
+					}
+					fromFile = false
+				case " (another account's file)":
+					if os.Geteuid() != 0 {
+						t.Skip("needs root to give the file away")
+					}
+					if err := os.Chown(onlyFile(t, s), 65534, 65534); err != nil {
+						t.Fatal(err)
+					}
 					fromFile = false
 				}
 				want := "+OK\r\n+OK " + itoa(int(info.Size)) + " octets\r\n" + string(retrForm(tt.msg)) + "+OK\r\n"

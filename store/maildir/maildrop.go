@@ -545,11 +545,25 @@ func (md *maildrop) Open(ctx context.Context, i int) (io.ReadCloser, error) {
 		// File size and wire size agree: CRLF line ends throughout
 		// and a final one (the wire form only ever adds octets). The
 		// count of dot lines is believed only from a name whose S=
-		// is this file's size.
+		// is this file's size, and only on a file that this account
+		// owns and nobody else can write: where users write their own
+		// Maildirs, a name saying D=0 on a file with dot lines would
+		// otherwise send them unstuffed and end the reply early.
 		dots, known := maildirname.ParseDots(m.n.dots)
-		return &wireFile{checkedFile: cf, dots: dots, known: known && m.n.fsize == fsize}, nil
+		return &wireFile{checkedFile: cf, dots: dots, known: known && m.n.fsize == fsize && ownFile(f)}, nil
 	}
 	return cf, nil
+}
+
+// ownFile reports whether f belongs to the process's effective user and
+// is writable by no one else: the files this account delivered itself.
+func ownFile(f *os.File) bool {
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == os.Geteuid() && fi.Mode().Perm()&0o022 == 0
 }
 
 // wireFile is a checkedFile whose file is in wire form but for
