@@ -145,9 +145,8 @@ func openStore(c *config.Config, db *auth.DB, log *slog.Logger) (store.Store, fu
 				return nil, nil, fmt.Errorf("storage.postgres_dsn_file: %s is empty", sc.PostgresDSNFile)
 			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		st, err := pgstore.New(ctx, pgstore.Options{
+		// pgstore.New waits at most postgres_timeout.
+		st, err := pgstore.New(context.Background(), pgstore.Options{
 			DSN:           dsn,
 			MaxConns:      sc.PostgresMaxConns,
 			LeaseDuration: sc.PostgresLease.Std(),

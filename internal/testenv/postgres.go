@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -42,6 +43,7 @@ type Postgres struct {
 	made  chan struct{} // closed when makeDBs returns
 
 	stopOnce sync.Once
+	frozen   atomic.Bool // stopped by Freeze
 
 	// primary, for a standby made by Standby: the server it replicates.
 	primary *Postgres
@@ -283,6 +285,27 @@ func (p *Postgres) Exec(t testing.TB, sql string) {
 	}
 }
 
+// ExecIn runs SQL statements through psql as the superuser in the database
+// of dsn (one DB returned), failing the test on error; it returns psql's
+// output.
+func (p *Postgres) ExecIn(t testing.TB, dsn, sql string) string {
+	t.Helper()
+	db := ""
+	for _, kv := range strings.Fields(dsn) {
+		if v, ok := strings.CutPrefix(kv, "dbname="); ok {
+			db = v
+		}
+	}
+	if db == "" {
+		t.Fatalf("ExecIn: no dbname in %q", dsn)
+	}
+	out, err := p.psql(context.Background(), db, sql)
+	if err != nil {
+		t.Fatalf("psql %q in %s: %v\n%s", sql, db, err, out)
+	}
+	return string(out)
+}
+
 func (p *Postgres) psql(ctx context.Context, db, sql string) ([]byte, error) {
 	bin, err := postgresBinDir()
 	if err != nil {
@@ -303,6 +326,7 @@ func (p *Postgres) psql(ctx context.Context, db, sql string) ([]byte, error) {
 func (p *Postgres) Stop() { p.stopOnce.Do(p.stop) }
 
 func (p *Postgres) stop() {
+	p.thaw()
 	if p.quit != nil {
 		close(p.quit)
 		<-p.made

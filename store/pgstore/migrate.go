@@ -3,14 +3,15 @@ package pgstore
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 //go:embed migrations/*.sql
@@ -69,9 +70,10 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Waiting for another node's migration may take longer than one
-	// round trip, but not forever.
-	ctx, cancel := context.WithTimeout(ctx, max(s.timeout, time.Minute))
+	// The whole step, waiting for another node's migration included, is
+	// bounded by one Timeout: a node must not hang at start while the
+	// database does (an MTA's delivery slots wait for `postie deliver`).
+	ctx, cancel := s.op(ctx)
 	defer cancel()
 	// Usually the schema is current: one read, no lock, no DDL (the role
 	// may lack the right to create tables once the schema exists).
@@ -106,12 +108,12 @@ func (s *Store) migrate(ctx context.Context) error {
 			name    text NOT NULL,
 			applied timestamptz NOT NULL DEFAULT clock_timestamp(),
 			node    text NOT NULL)`); err != nil {
-			return dbError("migrate: postie_schema", err)
+			return dbError("migrate: postie_schema", grantHint(err))
 		}
 	}
 	for _, m := range ms[current:] {
 		if _, err := tx.Exec(ctx, m.sql, pgx.QueryExecModeSimpleProtocol); err != nil {
-			return dbError("migrate: "+m.name, err)
+			return dbError("migrate: "+m.name, grantHint(err))
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO postie_schema (version, name, node) VALUES ($1, $2, $3)`, m.version, m.name, s.node); err != nil {
 			return dbError("migrate: recording "+m.name, err)
@@ -146,4 +148,14 @@ func (s *Store) schemaVersion(ctx context.Context, q interface {
 
 func newerSchema(current, known int) error {
 	return fmt.Errorf("pgstore: the database schema is at version %d, newer than this postie knows (%d): upgrade postie", current, known)
+}
+
+// grantHint adds to a permission error what the role needs: since
+// PostgreSQL 15 only the database's owner may create in schema public.
+func grantHint(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "42501" { // insufficient_privilege
+		return fmt.Errorf("%w (the first start creates postie's tables: run it as the owner of the database, or give the role a schema of its own: CREATE SCHEMA <role> AUTHORIZATION <role>)", err)
+	}
+	return err
 }

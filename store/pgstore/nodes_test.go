@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"runtime"
 	"runtime/debug"
@@ -801,4 +802,61 @@ func TestSnapCacheLimit(t *testing.T) {
 	if nilCache.get("x") != nil {
 		t.Error("a nil cache returned a snapshot")
 	}
+}
+
+// TestGrantRecipes: on PostgreSQL 15, where PUBLIC may no longer create
+// in schema public, a role that is not a superuser runs the first start
+// (the schema step) with either recipe of the README: a database the
+// role owns, or a schema named after the role in a database it does not
+// own. Without either the start fails with a message that names the
+// missing right and the recipes.
+func TestGrantRecipes(t *testing.T) {
+	t.Parallel()
+	pg.SocketDir(t)
+	id := time.Now().UnixNano()
+	dsnAs := func(role, db string) string {
+		return strings.Replace(pg.DSN(t, db), "user=postgres", "user="+role, 1)
+	}
+	start := func(dsn string) error {
+		s, err := New(t.Context(), Options{DSN: dsn, Timeout: 10 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err == nil {
+			defer s.Close()
+			deliverT(t, s, "alice", "hello\n")
+			md := openT(t, s, "alice")
+			defer md.Close()
+			if n := len(md.Messages()); n != 1 {
+				t.Errorf("%d messages, want 1", n)
+			}
+		}
+		return err
+	}
+
+	t.Run("owned database", func(t *testing.T) {
+		role, db := fmt.Sprintf("owner_%d", id), fmt.Sprintf("owned_%d", id)
+		pg.Exec(t, "CREATE ROLE "+role+" LOGIN")
+		pg.Exec(t, "CREATE DATABASE "+db+" OWNER "+role)
+		if err := start(dsnAs(role, db)); err != nil {
+			t.Fatalf("first start as the database's owner: %v", err)
+		}
+	})
+	t.Run("own schema", func(t *testing.T) {
+		role := fmt.Sprintf("schema_%d", id)
+		pg.Exec(t, "CREATE ROLE "+role+" LOGIN")
+		dsn := pg.DB(t) // owned by postgres
+		pg.ExecIn(t, dsn, "CREATE SCHEMA "+role+" AUTHORIZATION "+role)
+		if err := start(strings.Replace(dsn, "user=postgres", "user="+role, 1)); err != nil {
+			t.Fatalf("first start with a schema of the role's own: %v", err)
+		}
+		// psql fails the test if the table is not there.
+		pg.ExecIn(t, dsn, "SELECT count(*) FROM "+role+".postie_messages")
+	})
+	t.Run("no right", func(t *testing.T) {
+		role := fmt.Sprintf("none_%d", id)
+		pg.Exec(t, "CREATE ROLE "+role+" LOGIN")
+		dsn := pg.DB(t)
+		err := start(strings.Replace(dsn, "user=postgres", "user="+role, 1))
+		if err == nil || !strings.Contains(err.Error(), "permission denied for schema public") || !strings.Contains(err.Error(), "CREATE SCHEMA") {
+			t.Fatalf("first start without CREATE: %v, want the permission error and the recipes", err)
+		}
+	})
 }

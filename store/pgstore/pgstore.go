@@ -142,8 +142,9 @@ var (
 )
 
 // New connects to the database, applies the schema migrations it lacks and
-// starts renewing leases. ctx bounds the start (connecting, waiting for
-// another node's migrations).
+// starts renewing leases. The start (connecting, waiting for another
+// node's migrations, reading the settings) takes at most Options.Timeout,
+// and less if ctx ends sooner.
 func New(ctx context.Context, opts Options) (*Store, error) {
 	if opts.DSN == "" {
 		return nil, errors.New("pgstore: Options.DSN is required")
@@ -193,6 +194,8 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		h, _ := os.Hostname()
 		s.node = fmt.Sprintf("%s:%d", h, os.Getpid())
 	}
+	ctx, cancelStart := context.WithTimeout(ctx, s.timeout)
+	defer cancelStart()
 	if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("pgstore: %w", err)
 	}
