@@ -94,3 +94,21 @@ func (c *credCache) len() int {
 	defer c.mu.Unlock()
 	return len(c.m)
 }
+
+// forget drops the entries of user (a change notified by the database).
+func (c *credCache) forget(user string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.m {
+		if k.user == user {
+			delete(c.m, k)
+		}
+	}
+}
+
+// clear drops every entry.
+func (c *credCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.m)
+}

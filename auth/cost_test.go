@@ -11,7 +11,9 @@ import (
 // passes) the package's tests took minutes under the race detector.
 func TestMain(m *testing.M) {
 	cost = costs{argon2idMemory: 64, argon2idTime: 1, argon2iMemory: 64, argon2iTime: 1, bcrypt: 4}
-	os.Exit(m.Run())
+	code := m.Run()
+	pg.Stop()
+	os.Exit(code)
 }
 
 // What Hash writes outside the tests: Dovecot's defaults, so that hashes

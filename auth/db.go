@@ -33,9 +33,11 @@ type Options struct {
 	SCRAMSecret []byte
 }
 
-// DB is a passwd-file loaded in memory. It is safe for concurrent use.
+// DB is a passwd-file loaded in memory, or the users of a PostgreSQL
+// database (OpenPostgres). It is safe for concurrent use.
 type DB struct {
 	path  string
+	pg    *pgUsers // nil for a passwd-file
 	log   *slog.Logger
 	cache *credCache // nil when disabled
 	dummy string     // stands in for the hash of an unknown user
@@ -128,6 +130,11 @@ func dummyHash() string {
 // mistake must not make every delivery a permanent "no such user" bounce.
 // (A DB without users, as Open makes from a missing file, takes any file.)
 func (db *DB) Reload() error {
+	if db.pg != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), db.pg.timeout)
+		defer cancel()
+		return db.loadAll(ctx, db.pg.pool, true)
+	}
 	data, err := os.ReadFile(db.path)
 	missing := errors.Is(err, fs.ErrNotExist)
 	if err != nil && !missing {
@@ -284,17 +291,14 @@ func (db *DB) Users() []string {
 // work (a check against a dummy DefaultScheme hash stands in for a missing
 // one). A stored hash in an unknown scheme or undecodable is logged at
 // Error (without the hash) and is ok == false too. err is non-nil only if
-// ctx ends while waiting for a verification slot.
+// ctx ends while waiting for a verification slot, or when the PostgreSQL
+// user database, which must be asked (see PostgresOptions.MaxStaleness),
+// does not answer.
 func (db *DB) Authenticate(ctx context.Context, user, password string) (string, bool, error) {
-	var (
-		name, stored string
-		found        bool
-	)
 	st := db.current()
-	if ValidUsername(user) == nil {
-		if name, found = st.lookup(user); found {
-			stored = st.users[name]
-		}
+	name, stored, found, err := db.entryCtx(ctx, st, user)
+	if err != nil {
+		return "", false, err
 	}
 	genuine := found && stored != "" && password != ""
 	if genuine && db.cache != nil && db.cache.hit(name, password, stored) {
@@ -345,6 +349,9 @@ func (db *DB) Add(user, password, scheme string) error {
 	if err != nil {
 		return err
 	}
+	if db.pg != nil {
+		return db.pgAdd(user, stored)
+	}
 	return db.edit(func(f *passwdFile, st *state) error {
 		for name := range st.users {
 			if asciiLower(name) == asciiLower(user) {
@@ -363,6 +370,9 @@ func (db *DB) SetPassword(user, password, scheme string) error {
 	stored, err := db.hashForFile(user, password, scheme)
 	if err != nil {
 		return err
+	}
+	if db.pg != nil {
+		return db.pgSetPassword(user, stored)
 	}
 	return db.edit(func(f *passwdFile, st *state) error {
 		i, err := findEntry(f, st, user)
@@ -384,6 +394,9 @@ func (db *DB) SetPassword(user, password, scheme string) error {
 func (db *DB) Delete(user string) error {
 	if err := ValidUsername(user); err != nil {
 		return err
+	}
+	if db.pg != nil {
+		return db.pgDelete(user)
 	}
 	return db.edit(func(f *passwdFile, st *state) error {
 		i, err := findEntry(f, st, user)

@@ -31,4 +31,29 @@
 // and an HMAC of the password under a per-process random key, never the
 // password itself) for Options.CacheTTL, as long as the stored hash does
 // not change.
+//
+// # Users in PostgreSQL
+//
+// OpenPostgres keeps the same users in table postie_users instead (one
+// row per passwd-file entry: name, the password field as the file holds
+// it, {SCRAM-SHA-256} keys included, and uid, gid, gecos, home, shell and
+// extra; store/pgstore's migrations create it), for several nodes that
+// must agree at once. Each node holds the table in memory and a
+// connection of its own that LISTENs on channel postie_users; a trigger
+// NOTIFYs the changed name at every COMMIT, and the node re-reads that
+// row (and drops its cached verifications). After each (re)connection it
+// reads the whole table, so nothing committed while it was away is
+// missed.
+//
+// A notification can be late or lost with its connection, so the node
+// trusts the table in memory only while it is fresh: every
+// MaxStaleness/4 (default 1s/4) the listening connection makes a round
+// trip, and PostgreSQL delivers every notification committed before it
+// ahead of its reply; a login trusts memory only if such a round trip
+// started less than MaxStaleness ago. Otherwise (the listener lost, the
+// database slow) the login reads its row from the database, and fails
+// with a temporary error if that fails. Hence the bound: a password
+// changed (or an account deleted) is refused by every node at most
+// MaxStaleness after its COMMIT, whatever became of the notification;
+// usually within milliseconds.
 package auth

@@ -16,17 +16,21 @@ import (
 // The DB serves the SASL SCRAM mechanisms and APOP besides USER/PASS.
 var _ sasl.SCRAMStore = (*DB)(nil)
 
-// entry returns the stored name and password of user (matched as by
-// Lookup).
-func (db *DB) entry(user string) (name, stored string, ok bool) {
+// entryCtx returns the stored name and password of user (matched as by
+// Lookup) from st, the users in memory; for a PostgreSQL DB whose users
+// in memory may miss a change (PostgresOptions.MaxStaleness), from the
+// database. err is a database error.
+func (db *DB) entryCtx(ctx context.Context, st *state, user string) (name, stored string, ok bool, err error) {
 	if ValidUsername(user) != nil {
-		return "", "", false
+		return "", "", false, nil
 	}
-	st := db.current()
+	if db.pg != nil && !db.pg.fresh() {
+		return db.queryEntry(ctx, user)
+	}
 	if name, ok = st.lookup(user); ok {
 		stored = st.users[name]
 	}
-	return name, stored, ok
+	return name, stored, ok, nil
 }
 
 // plaintext returns the password of a PLAIN/CLEAR/CLEARTEXT entry (with
@@ -51,9 +55,13 @@ func plaintext(stored string) (string, bool) {
 // PLAIN, CLEAR or CLEARTEXT can serve it (APOP needs the plaintext); for
 // every other scheme, an unknown user and a wrong digest it returns ok ==
 // false after the same work (a digest of a random stand-in secret). It
-// implements pop3server.APOPAuthenticator; err is always nil.
-func (db *DB) AuthenticateAPOP(_ context.Context, user, timestamp, digest string) (string, bool, error) {
-	name, stored, found := db.entry(user)
+// implements pop3server.APOPAuthenticator; err is a failure of the
+// PostgreSQL user database to answer (never for a passwd-file).
+func (db *DB) AuthenticateAPOP(ctx context.Context, user, timestamp, digest string) (string, bool, error) {
+	name, stored, found, err := db.entryCtx(ctx, db.current(), user)
+	if err != nil {
+		return "", false, err
+	}
 	secret, genuine := "", false
 	if found && stored != "" {
 		secret, genuine = plaintext(stored)
@@ -81,14 +89,18 @@ func (db *DB) AuthenticateAPOP(_ context.Context, user, timestamp, digest string
 // (stable while both are) and 4096 iterations. Users with any other
 // scheme (a one-way hash such as ARGON2ID) have no SCRAM credentials: ok
 // is false, as for an unknown user, and the SCRAM mechanism then fails
-// the way it fails for a wrong password. err is always nil.
-func (db *DB) SCRAMCredentials(_ context.Context, user, mech string) (sasl.SCRAMCredentials, string, bool, error) {
+// the way it fails for a wrong password. err is a failure of the
+// PostgreSQL user database to answer (never for a passwd-file).
+func (db *DB) SCRAMCredentials(ctx context.Context, user, mech string) (sasl.SCRAMCredentials, string, bool, error) {
 	var none sasl.SCRAMCredentials
 	mech = strings.ToUpper(mech)
 	if _, ok := scramHash(mech); !ok {
 		return none, "", false, nil
 	}
-	name, stored, found := db.entry(user)
+	name, stored, found, err := db.entryCtx(ctx, db.current(), user)
+	if err != nil {
+		return none, "", false, err
+	}
 	if !found || stored == "" {
 		return none, "", false, nil
 	}

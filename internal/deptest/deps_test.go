@@ -62,7 +62,9 @@ func TestLayering(t *testing.T) {
 		// fetch's OAuth client: the standard library and atomic writes.
 		{"internal/oauthclient", []string{module + "/internal/fsutil"}},
 		{"bench", []string{module + "/pop3client", module + "/pop3", module + "/internal/wire", module + "/internal/maildirname", "github.com/xdg-go", "golang.org/x/text"}},
-		{"auth", []string{"golang.org/x/crypto", "golang.org/x/sys", "github.com/GehirnInc/crypt", module + "/sasl", module + "/internal/fsutil"}},
+		// auth: the passwd-file and the PostgreSQL users table (pgx and what it pulls in).
+		{"auth", []string{"golang.org/x/crypto", "golang.org/x/sys", "github.com/GehirnInc/crypt", module + "/sasl", module + "/internal/fsutil",
+			"github.com/jackc/pgx/v5", "github.com/jackc/pgpassfile", "github.com/jackc/pgservicefile", "github.com/jackc/puddle/v2", "golang.org/x/text", "golang.org/x/sync"}},
 		// The web pages check passwords through the POP3 engine (its
 		// bounds and penalties) and know no config, store or auth.
 		{"web", []string{module + "/pop3server", module + "/pop3", module + "/internal/wire", module + "/store", module + "/sasl"}},

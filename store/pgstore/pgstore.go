@@ -13,6 +13,7 @@
 //	postie_abuse_addrs login failures and bans per client address (unlogged; see Abuse)
 //	postie_abuse_users login failures per user name (unlogged)
 //	postie_login_times the last login of each maildrop, for LOGIN-DELAY (unlogged)
+//	postie_users       the user database of [auth] backend = "postgres" (package auth)
 //	postie_schema      versions of the migrations applied
 //
 // Every node applies the migrations it knows at start, in one transaction
@@ -152,19 +153,12 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	if opts.MaxConns < 0 || opts.MaxConns > 1<<20 {
 		return nil, errors.New("pgstore: Options.MaxConns must be 0 to 1048576")
 	}
-	cfg, err := pgxpool.ParseConfig(opts.DSN)
+	cfg, err := PoolConfig(opts.DSN)
 	if err != nil {
-		// pgx's message may quote the DSN, password included.
-		return nil, errors.New("pgstore: invalid DSN (see the libpq connection string format)")
+		return nil, err
 	}
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = int32(opts.MaxConns)
-	}
-	if _, ok := cfg.ConnConfig.RuntimeParams["synchronous_commit"]; !ok {
-		cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
-	}
-	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
-		cfg.ConnConfig.RuntimeParams["application_name"] = "postie"
 	}
 	s := &Store{
 		log:     opts.Logger,
@@ -216,6 +210,53 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	}
 	go s.renew()
 	return s, nil
+}
+
+// PoolConfig parses dsn into the pool configuration postie uses:
+// synchronous_commit on unless the DSN chooses another level, and
+// application_name "postie" unless it names one. The error never quotes
+// the DSN (it may hold a password).
+func PoolConfig(dsn string) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, errors.New("pgstore: invalid DSN (see the libpq connection string format)")
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["synchronous_commit"]; !ok {
+		cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	}
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "postie"
+	}
+	return cfg, nil
+}
+
+// Migrate applies the schema migrations the database at opts.DSN lacks,
+// as New does, without starting a store: for a database that holds only
+// postie's users. It waits at most opts.Timeout.
+func Migrate(ctx context.Context, opts Options) error {
+	cfg, err := PoolConfig(opts.DSN)
+	if err != nil {
+		return err
+	}
+	cfg.MaxConns = 1
+	s := &Store{log: opts.Logger, node: opts.Node, timeout: opts.Timeout}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.timeout <= 0 {
+		s.timeout = DefaultTimeout
+	}
+	if s.node == "" {
+		h, _ := os.Hostname()
+		s.node = fmt.Sprintf("%s:%d", h, os.Getpid())
+	}
+	ctx, cancel := s.op(ctx)
+	defer cancel()
+	if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+		return fmt.Errorf("pgstore: %w", err)
+	}
+	defer s.pool.Close()
+	return s.migrate(ctx)
 }
 
 // Close stops renewing leases, releases those of sessions still open and
