@@ -35,9 +35,10 @@ const usersEditLock = 0x706f737469653032
 type PostgresOptions struct {
 	Options
 	// Pool is the connection pool to the database (required), whose
-	// schema holds postie_users (store/pgstore migrates it). The DB does
-	// not close it.
+	// schema holds postie_users (store/pgstore migrates it).
 	Pool *pgxpool.Pool
+	// ClosePool has Close close Pool too.
+	ClosePool bool
 	// Timeout bounds every round trip; default 10s.
 	Timeout time.Duration
 	// Listen keeps the users in memory current: a connection of its own
@@ -54,10 +55,11 @@ type PostgresOptions struct {
 
 // pgUsers is the PostgreSQL side of a DB.
 type pgUsers struct {
-	pool     *pgxpool.Pool
-	timeout  time.Duration
-	maxStale time.Duration
-	base     time.Time // freshAt counts from here (monotonic)
+	pool      *pgxpool.Pool
+	closePool bool
+	timeout   time.Duration
+	maxStale  time.Duration
+	base      time.Time // freshAt counts from here (monotonic)
 	// freshAt is when (nanoseconds after base) the last check started
 	// that proved the users in memory current, i.e. every change
 	// committed before it applied; 0 = never.
@@ -130,7 +132,7 @@ func OpenPostgres(ctx context.Context, opts PostgresOptions) (*DB, error) {
 	case opts.CacheTTL > 0:
 		db.cache = newCredCache(opts.CacheTTL, maxCacheEntries)
 	}
-	p := &pgUsers{pool: opts.Pool, timeout: opts.Timeout, maxStale: opts.MaxStaleness, base: time.Now(),
+	p := &pgUsers{pool: opts.Pool, closePool: opts.ClosePool, timeout: opts.Timeout, maxStale: opts.MaxStaleness, base: time.Now(),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	if p.timeout <= 0 {
 		p.timeout = 10 * time.Second
@@ -152,14 +154,18 @@ func OpenPostgres(ctx context.Context, opts PostgresOptions) (*DB, error) {
 	return db, nil
 }
 
-// Close stops the listener of a PostgreSQL DB; it does nothing for a
-// passwd-file.
+// Close stops the listener of a PostgreSQL DB (and closes its pool with
+// PostgresOptions.ClosePool); it does nothing for a passwd-file. Logins
+// after Close read their rows from the database.
 func (db *DB) Close() error {
 	if db.pg != nil {
 		db.pg.once.Do(func() { close(db.pg.stop) })
 		<-db.pg.done
 		// Nothing keeps the users in memory current any more.
 		db.pg.freshAt.Store(0)
+		if db.pg.closePool {
+			db.pg.pool.Close()
+		}
 	}
 	return nil
 }

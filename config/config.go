@@ -195,9 +195,15 @@ type Storage struct {
 
 // Auth configures the user database and the login methods.
 type Auth struct {
-	PasswdFile    string   `toml:"passwd_file"`
-	CacheTTL      Duration `toml:"cache_ttl"`
-	DefaultScheme string   `toml:"default_scheme"`
+	// Backend is where the users live: AuthPasswdFile or AuthPostgres.
+	Backend string `toml:"backend"`
+	// PostgresDSN and PostgresDSNFile name the database of the users
+	// with Backend = AuthPostgres; both empty: the store's database.
+	PostgresDSN     string   `toml:"postgres_dsn"`
+	PostgresDSNFile string   `toml:"postgres_dsn_file"`
+	PasswdFile      string   `toml:"passwd_file"`
+	CacheTTL        Duration `toml:"cache_ttl"`
+	DefaultScheme   string   `toml:"default_scheme"`
 	// Mechanisms are the SASL mechanisms AUTH may offer; each is offered
 	// only where its backend is configured (see tls.go). The default
 	// leaves out the -PLUS forms (DefaultSASLMechanisms).
@@ -241,6 +247,7 @@ func Default() *Config {
 		Storage: Storage{Backend: "maildir", MaildirRoot: "mail", MaildirPath: "%u", DovecotUIDLFormat: "%08Xu%08Xv",
 			PostgresLease: Duration(30 * time.Second), PostgresTimeout: Duration(10 * time.Second)},
 		Auth: Auth{
+			Backend:       AuthPasswdFile,
 			PasswdFile:    "passwd",
 			CacheTTL:      Duration(10 * time.Minute),
 			DefaultScheme: "ARGON2ID",
@@ -531,6 +538,9 @@ func (c *Config) ResolvePaths(base string) error {
 		resolve(&c.Storage.PostgresDSNFile, "")
 	}
 	resolve(&c.Auth.PasswdFile, def.Auth.PasswdFile)
+	if c.Auth.PostgresDSNFile != "" {
+		resolve(&c.Auth.PostgresDSNFile, "")
+	}
 	c.resolveSecurityPaths(dir)
 	c.resolveIntakePaths(dir)
 	return nil
@@ -676,6 +686,7 @@ func (c *Config) problems() []string {
 	if c.Auth.DefaultScheme == "" {
 		bad("auth.default_scheme", "must not be empty")
 	}
+	c.authBackendProblems(bad)
 	c.securityProblems(bad)
 	c.intakeProblems(bad)
 	c.adminProblems(bad)

@@ -14,6 +14,10 @@ type Server struct {
 	// Group is the group (name or numeric id) serve runs as; "" = the
 	// primary group of User.
 	Group string `toml:"group"`
+	// Node names this node in every log line, in the metrics
+	// (postie_node_info) and in the PostgreSQL store's lease rows; ""
+	// = the host name.
+	Node string `toml:"node"`
 }
 
 func (c *Config) serverProblems(bad func(key, format string, args ...any)) {
@@ -21,6 +25,9 @@ func (c *Config) serverProblems(bad func(key, format string, args ...any)) {
 		if strings.ContainsFunc(kv.v, func(r rune) bool { return r <= ' ' || r == ':' || r == 0x7f }) {
 			bad(kv.key, "%q is not an account name or number", kv.v)
 		}
+	}
+	if n := c.Server.Node; len(n) > 255 || strings.ContainsFunc(n, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		bad("server.node", "%q: want up to 255 characters without spaces or control characters", n)
 	}
 	if c.Server.User == "" && c.Server.Group != "" {
 		bad("server.group", "needs server.user")

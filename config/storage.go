@@ -12,6 +12,31 @@ const (
 	BackendPostgres = "postgres"
 )
 
+// User database backends ([auth] backend).
+const (
+	AuthPasswdFile = "passwd-file"
+	AuthPostgres   = "postgres"
+)
+
+func (c *Config) authBackendProblems(bad func(key, format string, args ...any)) {
+	a := &c.Auth
+	switch a.Backend {
+	case AuthPasswdFile:
+	case AuthPostgres:
+		switch {
+		case a.PostgresDSN != "" && a.PostgresDSNFile != "":
+			bad("auth.postgres_dsn_file", "set either auth.postgres_dsn or auth.postgres_dsn_file, not both")
+		case a.PostgresDSN == "" && a.PostgresDSNFile == "" && c.Storage.Backend != BackendPostgres:
+			bad("auth.postgres_dsn", "required with auth.backend = \"postgres\" unless storage.backend = \"postgres\" (whose database then holds the users)")
+		}
+	default:
+		bad("auth.backend", "unknown backend %q (supported: passwd-file, postgres)", a.Backend)
+	}
+	if strings.ContainsAny(a.PostgresDSN, "\r\n\x00") {
+		bad("auth.postgres_dsn", "must be one line")
+	}
+}
+
 func (c *Config) storageProblems(bad func(key, format string, args ...any)) {
 	s := &c.Storage
 	switch s.Backend {

@@ -80,3 +80,31 @@ func TestMaildirPathAndUIDLFormat(t *testing.T) {
 		t.Errorf("empty format: %v", err)
 	}
 }
+
+func TestAuthBackendAndNode(t *testing.T) {
+	c, _, err := load(t, "[storage]\nbackend = \"postgres\"\npostgres_dsn = \"host=x\"\n[auth]\nbackend = \"postgres\"\n[server]\nnode = \"pop-1.example\"\n")
+	if err != nil || c.Auth.Backend != AuthPostgres || c.Server.Node != "pop-1.example" {
+		t.Fatalf("auth in the store's database: %+v %+v, %v", c.Auth, c.Server, err)
+	}
+	c, dir, err := load(t, "data_dir = \".\"\n[auth]\nbackend = \"postgres\"\npostgres_dsn_file = \"users.dsn\"\n")
+	if err != nil || c.Auth.PostgresDSNFile != filepath.Join(dir, "users.dsn") {
+		t.Fatalf("auth in a database of its own: %+v, %v", c.Auth, err)
+	}
+	if Default().Auth.Backend != AuthPasswdFile {
+		t.Errorf("default auth.backend = %q", Default().Auth.Backend)
+	}
+	for _, tc := range []struct{ body, want string }{
+		{"[auth]\nbackend = \"ldap\"\n", `auth.backend: unknown backend "ldap" (supported: passwd-file, postgres)`},
+		{"[auth]\nbackend = \"postgres\"\n", "auth.postgres_dsn: required with auth.backend = \"postgres\" unless storage.backend = \"postgres\""},
+		{"[auth]\nbackend = \"postgres\"\npostgres_dsn = \"host=x password=hunter2\"\npostgres_dsn_file = \"f\"\n", "auth.postgres_dsn_file: set either"},
+		{"[auth]\nbackend = \"postgres\"\npostgres_dsn = \"host=x password=hunter2\\n\"\n", "auth.postgres_dsn: must be one line"},
+		{"[server]\nnode = \"a b\"\n", `server.node: "a b": want up to 255 characters`},
+		{"[server]\nnode = \"" + strings.Repeat("n", 256) + "\"\n", "server.node"},
+	} {
+		_, _, err := load(t, tc.body)
+		wantErr(t, err, tc.want)
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("error shows the DSN's password: %v", err)
+		}
+	}
+}

@@ -81,11 +81,12 @@ func (a *app) deliver(sender *string, to string) error {
 	}
 	// The MTA reports what deliver prints when it fails, and Postfix
 	// reads a status code at its very start: nothing else goes first.
-	log := newLogger(c.Log, a.stderr, slog.LevelError+1)
+	log := newLogger(c, a.stderr, slog.LevelError+1)
 	db, err := openAuth(c, log)
 	if err != nil {
 		return exitf(exitcode.TempFail, "deliver: user database: %v", err)
 	}
+	defer db.Close()
 	st, closeStore, err := openStore(c, db, log)
 	if err != nil {
 		return exitf(exitcode.TempFail, "deliver: %v", err)

@@ -86,7 +86,7 @@ several accounts the most severe wins.`,
 			if err != nil {
 				return err
 			}
-			log := newLogger(c.Log, a.stderr, slog.LevelWarn)
+			log := newLogger(c, a.stderr, slog.LevelWarn)
 			po, addr, err := migrateDialOptions(server, mode, caFile, timeout, log)
 			if err != nil {
 				return withCode(exitcode.Config, fmt.Errorf("migrate pop3: %w", err))
@@ -99,6 +99,7 @@ several accounts the most severe wins.`,
 			if err != nil {
 				return withCode(exitcode.Config, fmt.Errorf("migrate pop3: user database: %w", err))
 			}
+			defer db.Close()
 			st, closeStore, err := openStore(c, db, log)
 			if err != nil {
 				return withCode(exitcode.TempFail, fmt.Errorf("migrate pop3: %s store: %w", c.Storage.Backend, err))

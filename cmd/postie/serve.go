@@ -73,7 +73,7 @@ func (a *app) serve(listen, listenTLS, listenLMTP []string) error {
 	if err := a.listenTLSFlag(c, listen, listenTLS); err != nil {
 		return err
 	}
-	log := newLogger(c.Log, a.stderr, slog.LevelDebug)
+	log := newLogger(c, a.stderr, slog.LevelDebug)
 
 	// Signals are caught from here on, so that a SIGTERM arriving while
 	// starting up still ends the process cleanly.
@@ -106,15 +106,20 @@ func (a *app) serve(listen, listenTLS, listenLMTP []string) error {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return withCode(exitcode.Failure, fmt.Errorf("data directory: %w", err))
 	}
-	firstDevRun := a.dev && !fileExists(c.Auth.PasswdFile)
+	firstDevRun := a.dev && c.Auth.Backend == config.AuthPasswdFile && !fileExists(c.Auth.PasswdFile)
 	secret, err := a.prepareSecurity(c, log)
 	if err != nil {
 		return err
 	}
-	db, err := openAuthSecret(c, log, secret)
+	db, err := openAuthSecret(c, log, secret, true)
 	if err != nil {
-		return withCode(exitcode.Config, fmt.Errorf("user database: %w", err))
+		code := exitcode.Config
+		if c.Auth.Backend == config.AuthPostgres {
+			code = exitcode.Failure // most often the database is unreachable
+		}
+		return withCode(code, fmt.Errorf("user database: %w", err))
 	}
+	defer db.Close()
 	var demoPassword string
 	if firstDevRun {
 		if demoPassword, err = createDemo(c, db); err != nil {
@@ -177,8 +182,12 @@ func (a *app) serve(listen, listenTLS, listenLMTP []string) error {
 		log.Info("listening", "proto", "pop3s", "addr", ln.Addr().String())
 		go func() { errc <- srv.Serve(ln) }()
 	}
+	usersKey := "passwd_file"
+	if c.Auth.Backend == config.AuthPostgres {
+		usersKey = "users_from"
+	}
 	log.Info("postie started", "version", postieVersion(), "data_dir", c.DataDir,
-		"storage", storageDesc(c), "passwd_file", c.Auth.PasswdFile, "users", len(db.Users()))
+		"storage", storageDesc(c), usersKey, usersDesc(c), "users", len(db.Users()))
 	if a.dev {
 		a.devBanner(c, firstAddr(lns), firstAddr(tlsLns), demoPassword)
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/postie-mail/postie/auth"
 	"github.com/postie-mail/postie/config"
 	"github.com/postie-mail/postie/internal/exitcode"
@@ -95,8 +97,9 @@ func (a *app) devConfig() (*config.Config, error) {
 }
 
 // newLogger builds the process logger on w from the [log] section, logging
-// nothing below floor.
-func newLogger(c config.Log, w io.Writer, floor slog.Level) *slog.Logger {
+// nothing below floor. Every line names the node (server.node).
+func newLogger(cfg *config.Config, w io.Writer, floor slog.Level) *slog.Logger {
+	c := cfg.Log
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Level)) // validated by config
 	level = max(level, floor)
@@ -107,26 +110,128 @@ func newLogger(c config.Log, w io.Writer, floor slog.Level) *slog.Logger {
 	} else {
 		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(h)
+	return slog.New(nodeHandler{h, slog.String("node", nodeName(cfg))})
+}
+
+// nodeHandler ends every record with the node's name (after the record's
+// own attributes, so that a line still starts with what it says).
+type nodeHandler struct {
+	slog.Handler
+	node slog.Attr
+}
+
+func (h nodeHandler) Handle(ctx context.Context, r slog.Record) error {
+	r.AddAttrs(h.node)
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h nodeHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return nodeHandler{h.Handler.WithAttrs(as), h.node}
+}
+
+func (h nodeHandler) WithGroup(name string) slog.Handler {
+	return nodeHandler{h.Handler.WithGroup(name), h.node}
+}
+
+// nodeName is server.node, else the host name.
+func nodeName(c *config.Config) string {
+	if c.Server.Node != "" {
+		return c.Server.Node
+	}
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "localhost"
+	}
+	return h
 }
 
 // openAuth opens the user database. A missing passwd file is an empty
 // database; its directory is created so that the first `user add` works.
+// The PostgreSQL user database is read once (no listener: a command's
+// users need not stay current); close it with Close.
 func openAuth(c *config.Config, log *slog.Logger) (*auth.DB, error) {
-	return openAuthSecret(c, log, nil)
+	return openAuthSecret(c, log, nil, false)
 }
 
 // openAuthSecret is openAuth with the secret of the SCRAM credentials
-// derived from PLAIN entries (the server's; see loadSCRAMSecret).
-func openAuthSecret(c *config.Config, log *slog.Logger, scramSecret []byte) (*auth.DB, error) {
-	if err := os.MkdirAll(filepath.Dir(c.Auth.PasswdFile), 0o700); err != nil {
-		return nil, err
-	}
+// derived from PLAIN entries (the server's; see loadSCRAMSecret), and
+// for the PostgreSQL user database, listen to keep it current.
+func openAuthSecret(c *config.Config, log *slog.Logger, scramSecret []byte, listen bool) (*auth.DB, error) {
 	ttl := c.Auth.CacheTTL.Std()
 	if ttl == 0 {
 		ttl = -1 // auth: negative disables the cache, zero is the default
 	}
-	return auth.Open(c.Auth.PasswdFile, auth.Options{Logger: log, CacheTTL: ttl, SCRAMSecret: scramSecret})
+	opts := auth.Options{Logger: log, CacheTTL: ttl, SCRAMSecret: scramSecret}
+	if c.Auth.Backend == config.AuthPostgres {
+		return openPostgresUsers(c, log, opts, listen)
+	}
+	if err := os.MkdirAll(filepath.Dir(c.Auth.PasswdFile), 0o700); err != nil {
+		return nil, err
+	}
+	return auth.Open(c.Auth.PasswdFile, opts)
+}
+
+// usersDSN returns the DSN of the users' database: auth.postgres_dsn(_file),
+// else the store's.
+func usersDSN(c *config.Config, log *slog.Logger) (string, error) {
+	if c.Auth.PostgresDSN != "" || c.Auth.PostgresDSNFile != "" {
+		return readDSN(c.Auth.PostgresDSN, "auth.postgres_dsn_file", c.Auth.PostgresDSNFile, log)
+	}
+	return readDSN(c.Storage.PostgresDSN, "storage.postgres_dsn_file", c.Storage.PostgresDSNFile, log)
+}
+
+// readDSN returns dsn, or the contents of file (config key fileKey).
+func readDSN(dsn, fileKey, file string, log *slog.Logger) (string, error) {
+	if file == "" {
+		return dsn, nil
+	}
+	b, err := readSecretFile(fileKey, file, log)
+	if err != nil {
+		return "", err
+	}
+	if dsn = strings.TrimSpace(string(b)); dsn == "" {
+		return "", fmt.Errorf("%s: %s is empty", fileKey, file)
+	}
+	return dsn, nil
+}
+
+// openPostgresUsers opens the users in PostgreSQL, migrating the schema
+// first; everything waits at most storage.postgres_timeout.
+func openPostgresUsers(c *config.Config, log *slog.Logger, opts auth.Options, listen bool) (*auth.DB, error) {
+	dsn, err := usersDSN(c, log)
+	if err != nil {
+		return nil, err
+	}
+	timeout := c.Storage.PostgresTimeout.Std()
+	if err := pgstore.Migrate(context.Background(), pgstore.Options{DSN: dsn, Timeout: timeout, Node: nodeName(c), Logger: log}); err != nil {
+		return nil, err
+	}
+	cfg, err := pgstore.PoolConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	cfg.MaxConns = 4 // one listens; logins read rows only while it is not current
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	db, err := auth.OpenPostgres(ctx, auth.PostgresOptions{Options: opts, Pool: pool, Timeout: timeout, Listen: listen, ClosePool: true})
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// usersDesc names the user database for messages: the passwd-file, or
+// "the PostgreSQL user database" (never the DSN).
+func usersDesc(c *config.Config) string {
+	if c.Auth.Backend == config.AuthPostgres {
+		return "the PostgreSQL user database"
+	}
+	return c.Auth.PasswdFile
 }
 
 // openStore opens the configured maildrop store: the Maildir root
@@ -135,15 +240,9 @@ func openAuthSecret(c *config.Config, log *slog.Logger, scramSecret []byte) (*au
 func openStore(c *config.Config, db *auth.DB, log *slog.Logger) (store.Store, func(), error) {
 	sc := c.Storage
 	if sc.Backend == config.BackendPostgres {
-		dsn := sc.PostgresDSN
-		if sc.PostgresDSNFile != "" {
-			b, err := readSecretFile("storage.postgres_dsn_file", sc.PostgresDSNFile, log)
-			if err != nil {
-				return nil, nil, err
-			}
-			if dsn = strings.TrimSpace(string(b)); dsn == "" {
-				return nil, nil, fmt.Errorf("storage.postgres_dsn_file: %s is empty", sc.PostgresDSNFile)
-			}
+		dsn, err := readDSN(sc.PostgresDSN, "storage.postgres_dsn_file", sc.PostgresDSNFile, log)
+		if err != nil {
+			return nil, nil, err
 		}
 		// pgstore.New waits at most postgres_timeout.
 		st, err := pgstore.New(context.Background(), pgstore.Options{
@@ -151,6 +250,7 @@ func openStore(c *config.Config, db *auth.DB, log *slog.Logger) (store.Store, fu
 			MaxConns:      sc.PostgresMaxConns,
 			LeaseDuration: sc.PostgresLease.Std(),
 			Timeout:       sc.PostgresTimeout.Std(),
+			Node:          nodeName(c),
 			Logger:        log,
 		})
 		if err != nil {

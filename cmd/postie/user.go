@@ -22,20 +22,29 @@ import (
 func (a *app) userCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "user",
-		Short: "Manage accounts: add, passwd, del, list",
-		Long: `Manage the accounts in the user database (auth.passwd_file, a
-Dovecot-compatible passwd-file). Changes are written at once; a running
-'postie serve' picks them up on SIGHUP.
+		Short: "Manage accounts: add, passwd, del, list, import",
+		Long: `Manage the accounts in the user database: auth.passwd_file, a
+Dovecot-compatible passwd-file, or with auth.backend = "postgres" the table
+postie_users. Changes are written at once. A running 'postie serve' picks
+up a passwd-file's changes on SIGHUP, and those in PostgreSQL by itself
+within a second (a changed password is refused by every node at most a
+second after it is committed).
+
+'import --from passwd-file PATH' copies a passwd-file into the PostgreSQL
+user database: new users are added, existing ones take the file's
+password and fields, the others are kept; running it again changes
+nothing.
 
 Exit codes: 0 done; 1 failure (e.g. the user already exists); 64 usage
-error; 65 invalid user name or password; 67 no such user; 78 configuration
+error; 65 invalid user name or password; 66 import file missing; 67 no
+such user; 75 the database did not answer (try again); 78 configuration
 error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return exitf(exitcode.Usage, "user: missing subcommand (add, passwd, del or list)")
+			return exitf(exitcode.Usage, "user: missing subcommand (add, passwd, del, list or import)")
 		},
 	}
-	cmd.AddCommand(a.userAddCmd(), a.userPasswdCmd(), a.userDelCmd(), a.userListCmd())
+	cmd.AddCommand(a.userAddCmd(), a.userPasswdCmd(), a.userDelCmd(), a.userListCmd(), a.userImportCmd())
 	return cmd
 }
 
@@ -135,9 +144,9 @@ func (a *app) setPassword(verb, user string, pf passwordFlags) error {
 		return exitf(exitcode.Failure, "user %s: %v", verb, err)
 	}
 	if verb == "add" {
-		fmt.Fprintf(a.stderr, "postie: added user %q to %s\n", user, c.Auth.PasswdFile)
+		fmt.Fprintf(a.stderr, "postie: added user %q to %s\n", user, usersDesc(c))
 	} else {
-		fmt.Fprintf(a.stderr, "postie: changed the password of %q in %s\n", user, c.Auth.PasswdFile)
+		fmt.Fprintf(a.stderr, "postie: changed the password of %q in %s\n", user, usersDesc(c))
 	}
 	return nil
 }
@@ -209,7 +218,7 @@ func (a *app) userDelCmd() *cobra.Command {
 			case err != nil:
 				return exitf(exitcode.Failure, "user del: %v", err)
 			}
-			fmt.Fprintf(a.stderr, "postie: deleted user %q from %s\n", name, c.Auth.PasswdFile)
+			fmt.Fprintf(a.stderr, "postie: deleted user %q from %s\n", name, usersDesc(c))
 			if c.Storage.Backend == config.BackendMaildir && dir != "" && fileExists(dir) {
 				fmt.Fprintf(a.stderr, "postie: their mail was kept in %s\n", dir)
 			}
@@ -245,9 +254,57 @@ func (a *app) openUsers() (*config.Config, *auth.DB, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	db, err := openAuth(c, newLogger(c.Log, a.stderr, slog.LevelWarn))
+	db, err := openAuth(c, newLogger(c, a.stderr, slog.LevelWarn))
 	if err != nil {
-		return nil, nil, exitf(exitcode.Config, "user database: %v", err)
+		code := exitcode.Config
+		if c.Auth.Backend == config.AuthPostgres {
+			code = exitcode.TempFail // most often the database is unreachable
+		}
+		return nil, nil, exitf(code, "user database: %v", err)
 	}
 	return c, db, nil
+}
+
+func (a *app) userImportCmd() *cobra.Command {
+	var from string
+	cmd := &cobra.Command{
+		Use:     "import --from passwd-file PATH",
+		Short:   "Copy a passwd-file's users into the PostgreSQL user database",
+		Example: `  postie user import --config /etc/postie/postie.toml --from passwd-file /etc/postie/passwd`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return exitf(exitcode.Usage, "user import: want exactly one PATH argument, got %d", len(args))
+			}
+			return nil
+		},
+		RunE: func(_ *cobra.Command, args []string) error {
+			if from != "passwd-file" {
+				return exitf(exitcode.Usage, "user import: --from must be passwd-file (the only format postie imports), not %q", from)
+			}
+			c, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			if c.Auth.Backend != config.AuthPostgres {
+				return exitf(exitcode.Config, "user import: auth.backend is %q: import copies into the PostgreSQL user database (auth.backend = \"postgres\")", c.Auth.Backend)
+			}
+			if _, err := os.Stat(args[0]); err != nil {
+				return exitf(exitcode.NoInput, "user import: %v", err)
+			}
+			_, db, err := a.openUsers()
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			st, err := db.Import(args[0])
+			if err != nil {
+				return exitf(exitcode.TempFail, "user import: %v (nothing imported)", err)
+			}
+			fmt.Fprintf(a.stdout, "added %d, updated %d, unchanged %d, skipped %d\n", st.Added, st.Updated, st.Unchanged, st.Skipped)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "", "format of PATH: passwd-file")
+	cmd.MarkFlagRequired("from")
+	return cmd
 }

@@ -10,6 +10,7 @@ const (
 	Failure     = 1  // none of the below
 	Usage       = 64 // EX_USAGE: bad command line
 	DataErr     = 65 // EX_DATAERR: bad input (a user name or password)
+	NoInput     = 66 // EX_NOINPUT: an input file is missing or unreadable
 	NoUser      = 67 // EX_NOUSER: no such user
 	Unavailable = 69 // EX_UNAVAILABLE: refused for good (message too big)
 	CantCreat   = 73 // EX_CANTCREAT: cannot create the output (over quota)

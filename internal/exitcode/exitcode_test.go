@@ -8,7 +8,7 @@ func TestSysexits(t *testing.T) {
 		name      string
 		got, want int
 	}{
-		{"OK", OK, 0}, {"Failure", Failure, 1}, {"Usage", Usage, 64}, {"DataErr", DataErr, 65},
+		{"OK", OK, 0}, {"Failure", Failure, 1}, {"Usage", Usage, 64}, {"DataErr", DataErr, 65}, {"NoInput", NoInput, 66},
 		{"NoUser", NoUser, 67}, {"Unavailable", Unavailable, 69}, {"CantCreat", CantCreat, 73},
 		{"TempFail", TempFail, 75}, {"Protocol", Protocol, 76}, {"NoPerm", NoPerm, 77}, {"Config", Config, 78},
 	} {

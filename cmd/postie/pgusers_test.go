@@ -1,0 +1,147 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/postie-mail/postie/internal/testenv"
+)
+
+// pgUsersNode prepares (does not start) a node whose maildrops and users
+// are in the PostgreSQL database at dsn.
+func pgUsersNode(t *testing.T, dsn, node string) *testenv.Postie {
+	t.Helper()
+	return testenv.NewPostie(t, testenv.PostieOptions{Dir: t.TempDir(), Config: fmt.Sprintf(`[log]
+level = "debug"
+[pop3]
+listen = ["127.0.0.1:0"]
+auth_fail_delay = "0s"
+[lmtp]
+listen = ["127.0.0.1:0"]
+[storage]
+backend = "postgres"
+postgres_dsn = %q
+postgres_lease = "1s"
+postgres_timeout = "5s"
+[auth]
+backend = "postgres"
+[server]
+node = %q
+`, dsn, node)})
+}
+
+// passOK logs in on a fresh connection and reports whether PASS
+// succeeded (a refusal must be the generic [AUTH] reply).
+func passOK(t *testing.T, addr, user, password string) bool {
+	t.Helper()
+	p := dialPOP3(t, addr)
+	defer p.c.Close()
+	p.cmd("+OK", "USER "+user)
+	p.c.Write([]byte("PASS " + password + "\r\n"))
+	r := p.line()
+	switch {
+	case strings.HasPrefix(r, "+OK"):
+		p.cmd("+OK", "QUIT")
+		return true
+	case r == "-ERR [AUTH] invalid user name or password":
+		return false
+	}
+	t.Fatalf("PASS: %q", r)
+	return false
+}
+
+// TestPostgresUsers: two `postie serve` nodes share their users in
+// PostgreSQL. `postie user add/passwd/del/list` (run against either
+// node's config) act on the table; a password changed through node A's
+// config is refused by node B without a SIGHUP, the new one taken;
+// `postie user import` copies a passwd-file in one idempotent command.
+func TestPostgresUsers(t *testing.T) {
+	t.Parallel()
+	var pg testenv.Postgres
+	t.Cleanup(pg.Stop)
+	dsn := pg.DB(t)
+	a, b := pgUsersNode(t, dsn, "node-a"), pgUsersNode(t, dsn, "node-b")
+
+	// The first command makes the schema.
+	mustPostie(t, 0, "old pw\n", "user", "add", "--config", a.Config, "--password-stdin", "--scheme", "SHA512-CRYPT", "alice")
+	if r := postie(t, nil, "x\n", "user", "add", "--config", b.Config, "--password-stdin", "ALICE"); r.code != 1 || !strings.Contains(r.stderr, "already exists") {
+		t.Errorf("add of a taken name (other case): exit %d %q", r.code, r.stderr)
+	}
+	a.Start(t)
+	b.Start(t)
+	a.WaitLog(t, `msg="postie started" .* users_from="the PostgreSQL user database" users=1 node=node-a\n`)
+	b.WaitLog(t, `msg="postie started" .* node=node-b\n`)
+	mustPostie(t, 0, testMessage, "deliver", "--config", b.Config, "alice")
+
+	if !passOK(t, a.POP3, "alice", "old pw") || !passOK(t, b.POP3, "alice", "old pw") {
+		t.Fatal("a node refuses the password set with postie user add")
+	}
+	mustPostie(t, 0, "new pw\n", "user", "passwd", "--config", a.Config, "--password-stdin", "--scheme", "SHA512-CRYPT", "alice")
+	// Node B learns of it by NOTIFY (in milliseconds; at most a second
+	// even if the notification were lost). The bound only stops a broken
+	// test.
+	for start := time.Now(); passOK(t, b.POP3, "alice", "old pw"); time.Sleep(20 * time.Millisecond) {
+		if time.Since(start) > 30*time.Second {
+			t.Fatal("node B still accepts the old password")
+		}
+	}
+	if !passOK(t, b.POP3, "alice", "new pw") || !passOK(t, a.POP3, "alice", "new pw") {
+		t.Fatal("the new password is refused")
+	}
+	if passOK(t, a.POP3, "alice", "old pw") || passOK(t, b.POP3, "alice", "old pw") {
+		t.Fatal("the old password was accepted again")
+	}
+	if passOK(t, b.POP3, "nobody", "new pw") {
+		t.Fatal("an unknown user logged in")
+	}
+
+	// Import a passwd-file through node B's config.
+	hash := mustPostie(t, 0, "", "user", "list", "--config", b.Config)
+	if hash.stdout != "alice\n" {
+		t.Errorf("user list = %q", hash.stdout)
+	}
+	file := filepath.Join(t.TempDir(), "passwd")
+	os.WriteFile(file, []byte("# old server\nbob:{PLAIN}bob pw::::/home/bob::\ncarol:{PLAIN}carol pw\nnot a line\n"), 0o600)
+	if r := mustPostie(t, 0, "", "user", "import", "--config", b.Config, "--from", "passwd-file", file); r.stdout != "added 2, updated 0, unchanged 0, skipped 1\n" {
+		t.Errorf("import: %q", r.stdout)
+	}
+	if r := mustPostie(t, 0, "", "user", "import", "--config", a.Config, "--from", "passwd-file", file); r.stdout != "added 0, updated 0, unchanged 2, skipped 1\n" {
+		t.Errorf("import again: %q", r.stdout)
+	}
+	for start := time.Now(); !passOK(t, a.POP3, "bob", "bob pw"); time.Sleep(20 * time.Millisecond) {
+		if time.Since(start) > 30*time.Second {
+			t.Fatal("node A does not see the imported user")
+		}
+	}
+	if r := mustPostie(t, 0, "", "user", "list", "--config", a.Config); r.stdout != "alice\nbob\ncarol\n" {
+		t.Errorf("user list after the import = %q", r.stdout)
+	}
+
+	mustPostie(t, 0, "", "user", "del", "--config", b.Config, "carol")
+	for start := time.Now(); passOK(t, a.POP3, "carol", "carol pw"); time.Sleep(20 * time.Millisecond) {
+		if time.Since(start) > 30*time.Second {
+			t.Fatal("node A still lets the deleted user in")
+		}
+	}
+	for _, tc := range []struct {
+		code int
+		args []string
+		want string
+	}{
+		{64, []string{"--from", "csv", file}, "--from must be passwd-file"},
+		{66, []string{"--from", "passwd-file", file + ".missing"}, "no such file"},
+		{64, []string{file}, `required flag(s) "from" not set`},
+	} {
+		r := postie(t, nil, "", append([]string{"user", "import", "--config", a.Config}, tc.args...)...)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("import %v: exit %d %q, want %d and %q", tc.args, r.code, r.stderr, tc.code, tc.want)
+		}
+	}
+	if strings.Contains(a.Log()+b.Log(), "new pw") || strings.Contains(a.Log()+b.Log(), dsn) {
+		t.Error("a log shows a password or the DSN")
+	}
+}
