@@ -170,6 +170,20 @@ func (db *DB) Close() error {
 	return nil
 }
 
+// Ping makes a round trip to the PostgreSQL user database, bounded by
+// PostgresOptions.Timeout (for readiness checks); nil for a passwd-file.
+func (db *DB) Ping(ctx context.Context) error {
+	if db.pg == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, db.pg.timeout)
+	defer cancel()
+	if err := db.pg.pool.Ping(ctx); err != nil {
+		return dbErr("ping", err)
+	}
+	return nil
+}
+
 func (p *pgUsers) now() int64 { return int64(time.Since(p.base)) + 1 }
 
 // fresh reports whether the users in memory may be trusted for a login.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/postie-mail/postie/internal/proxyproto"
 	"github.com/postie-mail/postie/internal/tlsconf"
 	"github.com/postie-mail/postie/pop3server"
+	"github.com/postie-mail/postie/store/pgstore"
 )
 
 // admin is the operators' HTTP listener: /metrics, /healthz, /readyz.
@@ -25,25 +27,68 @@ type admin struct {
 	srv      *http.Server
 	ln       net.Listener
 	draining atomic.Bool
+	checks   []*probe
+}
+
+// adminOptions is what the admin listener reports on.
+type adminOptions struct {
+	pop   *pop3server.Server // may be nil
+	in    *intake.Deliverer  // may be nil
+	certs *tlsconf.Certs     // may be nil
+	// proxied are the PROXY protocol's counters per listener.
+	proxied proxyStats
+	node    string
+	// pg is the PostgreSQL store, nil for Maildir; roundTrips is the
+	// histogram its ObserveRoundTrip feeds.
+	pg         *pgstore.Store
+	roundTrips prometheus.Histogram
+	// checks are what /readyz asks: each a database round trip bounded
+	// by postgres_timeout.
+	checks []readyCheck
+}
+
+type readyCheck struct {
+	name  string
+	check func(context.Context) error
+}
+
+// newRoundTripHistogram is the histogram of PostgreSQL round trips, from
+// a tenth of a millisecond (a Unix socket) to 10 seconds (an outage).
+func newRoundTripHistogram() prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "postie_postgres_round_trip_seconds",
+		Help:    "Duration of the statements (and batches) sent to PostgreSQL, from the send to the end of the result.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9), // 0.1ms .. 6.5s
+	})
 }
 
 // startAdmin serves on ln (nil for none; see bindListeners) the metrics
-// of pop, in, certs and proxied (any may be nil).
-func startAdmin(ln net.Listener, pop *pop3server.Server, in *intake.Deliverer, certs *tlsconf.Certs, proxied proxyStats, log *slog.Logger) (*admin, error) {
+// of o.
+func startAdmin(ln net.Listener, o adminOptions, log *slog.Logger) (*admin, error) {
 	if ln == nil {
 		return nil, nil
 	}
-	reg := newRegistry(pop, in, certs, proxied)
+	reg := newRegistry(o)
 	a := &admin{ln: ln}
+	for _, c := range o.checks {
+		a.checks = append(a.checks, &probe{name: c.name, check: c.check})
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{log}}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if a.draining.Load() {
 			http.Error(w, "shutting down", http.StatusServiceUnavailable)
 			return
+		}
+		for _, p := range a.checks {
+			if err := p.run(r.Context()); err != nil {
+				log.Warn("not ready", "check", p.name, "err", err)
+				http.Error(w, p.name+" unreachable", http.StatusServiceUnavailable)
+				return
+			}
 		}
 		io.WriteString(w, "ready\n")
 	})
@@ -64,17 +109,23 @@ func startAdmin(ln net.Listener, pop *pop3server.Server, in *intake.Deliverer, c
 }
 
 // newRegistry holds every metric postie serve exports: Go's and the
-// process's, the engines' counters, the PROXY protocol's per listener, and
-// the certificates' expiry.
-func newRegistry(pop *pop3server.Server, in *intake.Deliverer, certs *tlsconf.Certs, proxied proxyStats) *prometheus.Registry {
+// process's, the engines' counters, the PROXY protocol's per listener,
+// the certificates' expiry and, with PostgreSQL, the pool's and leases'.
+func newRegistry(o adminOptions) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&statsCollector{pop: pop, in: in, proxy: proxied},
+		&statsCollector{pop: o.pop, in: o.in, proxy: o.proxied, node: o.node},
 	)
-	if certs != nil {
-		reg.MustRegister(certCollector{certs})
+	if o.certs != nil {
+		reg.MustRegister(certCollector{o.certs})
+	}
+	if o.pg != nil {
+		reg.MustRegister(pgCollector{o.pg})
+		if o.roundTrips != nil {
+			reg.MustRegister(o.roundTrips)
+		}
 	}
 	return reg
 }
@@ -96,6 +147,45 @@ func (a *admin) close() {
 	a.srv.Shutdown(ctx)
 }
 
+// probe runs one readiness check, shared by the requests that come while
+// it runs: a balancer's checks do not pile up round trips on a database
+// that hangs.
+type probe struct {
+	name  string
+	check func(context.Context) error
+
+	mu      sync.Mutex
+	running chan struct{} // closed when the running check ends
+	err     error         // of the last check that ended
+}
+
+func (p *probe) run(ctx context.Context) error {
+	p.mu.Lock()
+	ch := p.running
+	if ch == nil {
+		ch = make(chan struct{})
+		p.running = ch
+		go func() {
+			// The check bounds itself (postgres_timeout), not by the
+			// request that started it: others may wait for it.
+			err := p.check(context.Background())
+			p.mu.Lock()
+			p.err, p.running = err, nil
+			p.mu.Unlock()
+			close(ch)
+		}()
+	}
+	p.mu.Unlock()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
 type slogPrinter struct{ log *slog.Logger }
 
 func (p slogPrinter) Println(v ...any) { p.log.Error("metrics", "err", v) }
@@ -107,6 +197,7 @@ type statsCollector struct {
 	pop   *pop3server.Server
 	in    *intake.Deliverer
 	proxy proxyStats
+	node  string
 }
 
 type metric struct {
@@ -156,8 +247,17 @@ var (
 		"Connections closed for the PROXY protocol: a header from an untrusted address, or from a trusted proxy a header missing, malformed, late, or a connection closed before it.", []string{"listener", "reason"}, nil)
 )
 
+// nodeInfo names the node (server.node). An info metric rather than a
+// label on every series: the scrape's own target labels (instance, job)
+// already tell the series of the nodes apart, and a query that wants the
+// name joins it in (... * on (instance) group_left (node)
+// postie_node_info), so the series keep their identity when a node is
+// renamed.
+var nodeInfo = prometheus.NewDesc("postie_node_info", "The node's name (server.node, default the host name); always 1.", []string{"node"}, nil)
+
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- buildInfo
+	ch <- nodeInfo
 	for _, m := range metrics {
 		ch <- m.desc
 	}
@@ -168,6 +268,7 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(buildInfo, prometheus.GaugeValue, 1, postieVersion())
+	ch <- prometheus.MustNewConstMetric(nodeInfo, prometheus.GaugeValue, 1, c.node)
 	var p pop3server.Stats
 	var d intake.Stats
 	if c.pop != nil {
@@ -191,5 +292,49 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		count(proxyRefused, st.Malformed.Load(), proxyproto.ReasonMalformed)
 		count(proxyRefused, st.Timeout.Load(), proxyproto.ReasonTimeout)
 		count(proxyRefused, st.Closed.Load(), proxyproto.ReasonClosed)
+	}
+}
+
+// pgCollector turns the PostgreSQL store's pool state and lease counters
+// into metrics at scrape time.
+type pgCollector struct{ s *pgstore.Store }
+
+type pgMetric struct {
+	desc  *prometheus.Desc
+	kind  prometheus.ValueType
+	value func(pgstore.Stats) float64
+}
+
+var pgMetrics = []pgMetric{
+	pgGauge("pool_acquired_conns", "Connections of the pool in use now.", func(s pgstore.Stats) int64 { return int64(s.AcquiredConns) }),
+	pgGauge("pool_idle_conns", "Connections of the pool idle now.", func(s pgstore.Stats) int64 { return int64(s.IdleConns) }),
+	pgGauge("pool_total_conns", "Connections of the pool now (in use, idle and being opened).", func(s pgstore.Stats) int64 { return int64(s.TotalConns) }),
+	pgGauge("pool_max_conns", "The pool's bound (storage.postgres_max_conns).", func(s pgstore.Stats) int64 { return int64(s.MaxConns) }),
+	pgCounter("lease_renewals_total", "Statements that renewed the leases of this node's open sessions.", func(s pgstore.Stats) uint64 { return s.LeaseRenewals }),
+	pgCounter("lease_renewal_failures_total", "Lease renewals that failed (the database did not answer in time).", func(s pgstore.Stats) uint64 { return s.LeaseRenewalFailures }),
+	pgCounter("leases_lost_total", "Sessions whose lease expired and was taken over by another (they delete nothing).", func(s pgstore.Stats) uint64 { return s.LeasesLost }),
+	pgCounter("leases_taken_over_total", "Logins that took over an expired lease (of a node that died or lost the database).", func(s pgstore.Stats) uint64 { return s.LeasesTakenOver }),
+}
+
+func pgGauge(name, help string, v func(pgstore.Stats) int64) pgMetric {
+	return pgMetric{prometheus.NewDesc("postie_postgres_"+name, help, nil, nil), prometheus.GaugeValue,
+		func(s pgstore.Stats) float64 { return float64(v(s)) }}
+}
+
+func pgCounter(name, help string, v func(pgstore.Stats) uint64) pgMetric {
+	return pgMetric{prometheus.NewDesc("postie_postgres_"+name, help, nil, nil), prometheus.CounterValue,
+		func(s pgstore.Stats) float64 { return float64(v(s)) }}
+}
+
+func (c pgCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, m := range pgMetrics {
+		ch <- m.desc
+	}
+}
+
+func (c pgCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.Stats()
+	for _, m := range pgMetrics {
+		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(st))
 	}
 }

@@ -87,7 +87,7 @@ func (a *app) deliver(sender *string, to string) error {
 		return exitf(exitcode.TempFail, "deliver: user database: %v", err)
 	}
 	defer db.Close()
-	st, closeStore, err := openStore(c, db, log)
+	st, closeStore, err := openStore(c, db, log, nil)
 	if err != nil {
 		return exitf(exitcode.TempFail, "deliver: %v", err)
 	}

@@ -100,7 +100,7 @@ several accounts the most severe wins.`,
 				return withCode(exitcode.Config, fmt.Errorf("migrate pop3: user database: %w", err))
 			}
 			defer db.Close()
-			st, closeStore, err := openStore(c, db, log)
+			st, closeStore, err := openStore(c, db, log, nil)
 			if err != nil {
 				return withCode(exitcode.TempFail, fmt.Errorf("migrate pop3: %s store: %w", c.Storage.Backend, err))
 			}

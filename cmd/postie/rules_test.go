@@ -27,7 +27,7 @@ func registryNames(t *testing.T) map[string]bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mfs, err := newRegistry(nil, nil, certs, proxyStats{"pop3": {}}).Gather()
+	mfs, err := newRegistry(adminOptions{certs: certs, proxied: proxyStats{"pop3": {}}}).Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

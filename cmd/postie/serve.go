@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/postie-mail/postie/auth"
@@ -126,7 +127,15 @@ func (a *app) serve(listen, listenTLS, listenLMTP []string) error {
 			return withCode(exitcode.Failure, err)
 		}
 	}
-	st, closeStore, err := openStore(c, db, log)
+	var (
+		roundTrips prometheus.Histogram
+		observe    func(time.Duration)
+	)
+	if c.Storage.Backend == config.BackendPostgres {
+		roundTrips = newRoundTripHistogram()
+		observe = func(d time.Duration) { roundTrips.Observe(d.Seconds()) }
+	}
+	st, closeStore, err := openStore(c, db, log, observe)
 	if err != nil {
 		code := exitcode.Config
 		if c.Storage.Backend == config.BackendPostgres {
@@ -163,7 +172,15 @@ func (a *app) serve(listen, listenTLS, listenLMTP []string) error {
 	if err != nil {
 		return err
 	}
-	adm, err := startAdmin(bound.admin, srv, deliverer, sec.certs, proxied, log)
+	ao := adminOptions{pop: srv, in: deliverer, certs: sec.certs, proxied: proxied, node: nodeName(c), roundTrips: roundTrips}
+	if pgs, ok := st.(*pgstore.Store); ok {
+		ao.pg = pgs
+		ao.checks = append(ao.checks, readyCheck{"database", pgs.Ping})
+	}
+	if c.Auth.Backend == config.AuthPostgres {
+		ao.checks = append(ao.checks, readyCheck{"user database", db.Ping})
+	}
+	adm, err := startAdmin(bound.admin, ao, log)
 	if err != nil {
 		return exitf(exitcode.Failure, "admin: %v", err)
 	}

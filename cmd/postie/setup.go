@@ -235,9 +235,9 @@ func usersDesc(c *config.Config) string {
 }
 
 // openStore opens the configured maildrop store: the Maildir root
-// (created if needed) or the PostgreSQL database (schema migrated). The
-// returned func releases it.
-func openStore(c *config.Config, db *auth.DB, log *slog.Logger) (store.Store, func(), error) {
+// (created if needed) or the PostgreSQL database (schema migrated), whose
+// round trips go to observe if not nil. The returned func releases it.
+func openStore(c *config.Config, db *auth.DB, log *slog.Logger, observe func(time.Duration)) (store.Store, func(), error) {
 	sc := c.Storage
 	if sc.Backend == config.BackendPostgres {
 		dsn, err := readDSN(sc.PostgresDSN, "storage.postgres_dsn_file", sc.PostgresDSNFile, log)
@@ -246,12 +246,13 @@ func openStore(c *config.Config, db *auth.DB, log *slog.Logger) (store.Store, fu
 		}
 		// pgstore.New waits at most postgres_timeout.
 		st, err := pgstore.New(context.Background(), pgstore.Options{
-			DSN:           dsn,
-			MaxConns:      sc.PostgresMaxConns,
-			LeaseDuration: sc.PostgresLease.Std(),
-			Timeout:       sc.PostgresTimeout.Std(),
-			Node:          nodeName(c),
-			Logger:        log,
+			DSN:              dsn,
+			MaxConns:         sc.PostgresMaxConns,
+			LeaseDuration:    sc.PostgresLease.Std(),
+			Timeout:          sc.PostgresTimeout.Std(),
+			Node:             nodeName(c),
+			Logger:           log,
+			ObserveRoundTrip: observe,
 		})
 		if err != nil {
 			return nil, nil, err

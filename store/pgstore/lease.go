@@ -39,6 +39,7 @@ func (s *Store) renewOnce() {
 	rows, err := s.pool.Query(ctx, `UPDATE postie_leases SET expires = clock_timestamp() + make_interval(secs => $2)
 		WHERE token = ANY($1) RETURNING token`, tokens, s.lease.Seconds())
 	if err != nil {
+		s.stats.renewalFailures.Add(1)
 		s.log.Warn("pgstore: renewing maildrop locks failed", "err", err, "sessions", len(tokens))
 		return
 	}
@@ -50,15 +51,18 @@ func (s *Store) renewOnce() {
 		}
 	}
 	if err := rows.Err(); err != nil {
+		s.stats.renewalFailures.Add(1)
 		s.log.Warn("pgstore: renewing maildrop locks failed", "err", err, "sessions", len(tokens))
 		return
 	}
+	s.stats.renewals.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, tok := range tokens {
 		if md, ok := s.held[tok]; ok && !renewed[tok] {
 			md.lost.Store(true)
 			delete(s.held, tok)
+			s.stats.leasesLost.Add(1)
 			s.log.Warn("pgstore: maildrop lock lost (expired and taken over); the session will delete nothing", "user", md.user)
 		}
 	}

@@ -21,14 +21,17 @@ import (
 const asyncCommitSQL = `SELECT set_config('synchronous_commit', 'off', true)`
 
 // acquireSQL takes the lease of maildrop $1 for session $3 of node $2,
-// unless another session holds an unexpired one: no row then.
+// unless another session holds an unexpired one: no row then. It returns
+// whether it took over an expired row (xmax is set on the row an ON
+// CONFLICT update wrote, 0 on a fresh insert): a session of a node that
+// died or lost the database, since a session that ends deletes its row.
 const acquireSQL = `
 INSERT INTO postie_leases AS l (mailbox, node, token, acquired, expires)
 VALUES ($1, $2, $3, clock_timestamp(), clock_timestamp() + make_interval(secs => $4))
 ON CONFLICT (mailbox) DO UPDATE
 	SET node = EXCLUDED.node, token = EXCLUDED.token, acquired = EXCLUDED.acquired, expires = EXCLUDED.expires
 	WHERE l.expires < clock_timestamp()
-RETURNING token`
+RETURNING token, NOT (xmax = 0)`
 
 // snapshotSQL lists the maildrop, provided the lease is the session's (in
 // the same round trip as acquireSQL, it reads nothing otherwise), unless
@@ -114,13 +117,20 @@ func (md *maildrop) load(ctx context.Context) error {
 	if _, err := br.Exec(); err != nil {
 		return dbError("open", err)
 	}
-	var tok string
-	err := br.QueryRow().Scan(&tok)
+	var (
+		tok       string
+		takenOver bool
+	)
+	err := br.QueryRow().Scan(&tok, &takenOver)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("pgstore: %s: %w", md.user, store.ErrInUse)
 	}
 	if err != nil {
 		return dbError("open", err)
+	}
+	if takenOver {
+		s.stats.leasesTakenOver.Add(1)
+		s.log.Info("pgstore: took over an expired maildrop lock", "user", md.user)
 	}
 	rows, err := br.Query()
 	if err != nil {

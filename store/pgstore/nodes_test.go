@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,6 +138,56 @@ func TestDeadNodeLeaseExpires(t *testing.T) {
 	defer md.Close()
 	if got := readT(t, md, 0); got != "hello\n" {
 		t.Errorf("message = %q", got)
+	}
+	if st := b.Stats(); st.LeasesTakenOver != 1 {
+		t.Errorf("node b: %d expired leases taken over, want 1", st.LeasesTakenOver)
+	}
+	// A lease released at Close is no takeover.
+	md.Close()
+	md2 := openT(t, b, "alice")
+	md2.Close()
+	if st := b.Stats(); st.LeasesTakenOver != 1 {
+		t.Errorf("node b after an ordinary login: %d takeovers, want still 1", st.LeasesTakenOver)
+	}
+}
+
+// TestStats: the pool's state, lease renewals, and round trips reported
+// to ObserveRoundTrip.
+func TestStats(t *testing.T) {
+	t.Parallel()
+	var trips atomic.Int64
+	s, err := New(t.Context(), Options{DSN: pg.DB(t), LeaseDuration: testLease, Timeout: 5 * time.Second, MaxConns: 3,
+		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+		ObserveRoundTrip: func(d time.Duration) { trips.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	before := trips.Load()
+	if before == 0 {
+		t.Error("the start's statements were not observed")
+	}
+	deliverT(t, s, "alice", "x\n")
+	md := openT(t, s, "alice")
+	if trips.Load() <= before {
+		t.Error("delivery and login were not observed")
+	}
+	st := s.Stats()
+	if st.MaxConns != 3 || st.AcquiredConns != 0 || st.TotalConns < 1 || st.IdleConns != st.TotalConns {
+		t.Errorf("pool stats with no statement running: %+v", st)
+	}
+	// The open session's lease gets renewed (every third of the lease).
+	for start := time.Now(); s.Stats().LeaseRenewals == 0; time.Sleep(testLease / 10) {
+		if time.Since(start) > 20*testLease {
+			t.Fatal("no lease renewal counted")
+		}
+	}
+	md.Close()
+	if err := s.Ping(t.Context()); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+	if st := s.Stats(); st.LeaseRenewalFailures != 0 || st.LeasesLost != 0 {
+		t.Errorf("failures counted with the database up: %+v", st)
 	}
 }
 

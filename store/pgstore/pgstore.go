@@ -116,6 +116,10 @@ type Options struct {
 	SnapshotCache int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// ObserveRoundTrip, if not nil, is told the duration of every
+	// statement (and batch of statements) sent to the database, from
+	// the send to the end of its result: for a latency histogram.
+	ObserveRoundTrip func(time.Duration)
 }
 
 // Store is a PostgreSQL database of maildrops. It is safe for concurrent
@@ -128,6 +132,7 @@ type Store struct {
 	timeout   time.Duration
 	uidPrefix string     // "<8 hex>."
 	snaps     *snapCache // nil when disabled
+	stats     counters
 
 	mu       sync.Mutex
 	held     map[string]*maildrop // token → open session
@@ -159,6 +164,9 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	}
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = int32(opts.MaxConns)
+	}
+	if opts.ObserveRoundTrip != nil {
+		cfg.ConnConfig.Tracer = roundTripTracer{observe: opts.ObserveRoundTrip}
 	}
 	s := &Store{
 		log:     opts.Logger,
