@@ -325,7 +325,12 @@ func (db *DB) listenOnce(ctx context.Context, up func()) error {
 	}
 	// The connection leaves the pool for good: it listens.
 	conn := pc.Hijack()
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() {
+		// A hung server must not hold the reconnection up.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		conn.Close(cctx)
+	}()
 	if _, err := conn.Exec(cctx, "LISTEN "+usersChannel); err != nil {
 		return err
 	}

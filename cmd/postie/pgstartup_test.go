@@ -93,4 +93,17 @@ func TestDeliverDatabaseFrozen(t *testing.T) {
 		pg.Thaw(t)
 		mustPostie(t, 0, testMessage, "deliver", "--config", cfg, "alice")
 	}
+
+	// With the users in the database too, and user commands.
+	cfg = pgConfig(t, dir, dsn, "[auth]\nbackend = \"postgres\"\n")
+	mustPostie(t, 0, "pw\n", "user", "add", "--config", cfg, "--password-stdin", "--scheme", "SHA512-CRYPT", "alice")
+	pg.Freeze(t)
+	if code, stderr := runBounded(t, 30*time.Second, testMessage, "deliver", "--config", cfg, "alice"); code != 75 {
+		t.Errorf("deliver (users in PostgreSQL) with the database frozen: exit %d, want 75\n%s", code, stderr)
+	}
+	if code, stderr := runBounded(t, 30*time.Second, "", "user", "list", "--config", cfg); code != 75 || !strings.Contains(stderr, "did not answer in time") {
+		t.Errorf("user list with the database frozen: exit %d, want 75\n%s", code, stderr)
+	}
+	pg.Thaw(t)
+	mustPostie(t, 0, testMessage, "deliver", "--config", cfg, "alice")
 }

@@ -202,8 +202,12 @@ func openPostgresUsers(c *config.Config, log *slog.Logger, opts auth.Options, li
 	if err != nil {
 		return nil, err
 	}
+	// One deadline for all of it: the start waits at most
+	// postgres_timeout for the database.
 	timeout := c.Storage.PostgresTimeout.Std()
-	if err := pgstore.Migrate(context.Background(), pgstore.Options{DSN: dsn, Timeout: timeout, Node: nodeName(c), Logger: log}); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := pgstore.Migrate(ctx, pgstore.Options{DSN: dsn, Timeout: timeout, Node: nodeName(c), Logger: log}); err != nil {
 		return nil, err
 	}
 	cfg, err := pgstore.PoolConfig(dsn)
@@ -211,8 +215,6 @@ func openPostgresUsers(c *config.Config, log *slog.Logger, opts auth.Options, li
 		return nil, err
 	}
 	cfg.MaxConns = 4 // one listens; logins read rows only while it is not current
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
