@@ -146,6 +146,7 @@ func (a *app) configCheck(quiet bool) error {
 	ck.checkPasswd(c)
 	ck.checkTLS(c)
 	ck.checkSecretFile("storage.postgres_dsn_file", c.Storage.PostgresDSNFile)
+	ck.checkSecretFile("auth.postgres_dsn_file", c.Auth.PostgresDSNFile)
 	ck.checkSecretFile("auth.oauth.client_secret_file", c.Auth.OAuth.ClientSecretFile)
 	ck.checkDataDir(c)
 	ck.checkStorage(c)
@@ -310,6 +311,17 @@ func (ck *checker) checkConfigFile(c *config.Config, path string) {
 }
 
 func (ck *checker) checkPasswd(c *config.Config) {
+	if c.Auth.Backend == config.AuthPostgres {
+		switch {
+		case c.Auth.PostgresDSNFile != "":
+			ck.checkDatabase(c, "auth.postgres_dsn_file", "", c.Auth.PostgresDSNFile)
+		case c.Auth.PostgresDSN != "":
+			ck.checkDatabase(c, "auth.postgres_dsn", c.Auth.PostgresDSN, "")
+		default:
+			ck.ok("auth.backend", "the users are in the store's database (table postie_users)")
+		}
+		return
+	}
 	const key = "auth.passwd_file"
 	path := c.Auth.PasswdFile
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
@@ -492,10 +504,19 @@ func (ck *checker) checkStorage(c *config.Config) {
 		ck.checkDir("storage.maildir_root", s.MaildirRoot, c.DataDir, true)
 		return
 	}
-	key, dsn := "storage.postgres_dsn", s.PostgresDSN
+	key := "storage.postgres_dsn"
 	if s.PostgresDSNFile != "" {
 		key = "storage.postgres_dsn_file"
-		b, err := os.ReadFile(s.PostgresDSNFile)
+	}
+	ck.checkDatabase(c, key, s.PostgresDSN, s.PostgresDSNFile)
+}
+
+// checkDatabase asks the database of dsn (or of the DSN in file) for its
+// version and postie's schema version; key names it.
+func (ck *checker) checkDatabase(c *config.Config, key, dsn, file string) {
+	s := c.Storage
+	if file != "" {
+		b, err := os.ReadFile(file)
 		if err != nil {
 			ck.fail(key, "%v", err)
 			return

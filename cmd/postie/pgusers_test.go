@@ -76,6 +76,9 @@ func TestPostgresUsers(t *testing.T) {
 	a.WaitLog(t, `msg="postie started" .* users_from="the PostgreSQL user database" users=1 node=node-a\n`)
 	b.WaitLog(t, `msg="postie started" .* node=node-b\n`)
 	mustPostie(t, 0, testMessage, "deliver", "--config", b.Config, "alice")
+	if r := postie(t, nil, "", "config", "check", "--config", a.Config); !strings.Contains(r.stdout+r.stderr, "auth.backend: the users are in the store's database") {
+		t.Errorf("config check does not tell where the users are:\n%s%s", r.stdout, r.stderr)
+	}
 
 	if !passOK(t, a.POP3, "alice", "old pw") || !passOK(t, b.POP3, "alice", "old pw") {
 		t.Fatal("a node refuses the password set with postie user add")
