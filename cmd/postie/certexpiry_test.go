@@ -103,7 +103,7 @@ func TestServeCertExpiry(t *testing.T) {
 	certPEM, keyPEM := certExpiring(t, in10)
 	s := startTLSConfig(t, tlsConfig{certPEM: certPEM, keyPEM: keyPEM, tail: "[admin]\nlisten = \"127.0.0.1:0\"\n"})
 	certFile := filepath.Join(s.Dir, "cert.pem")
-	s.WaitLog(t, `level=WARN msg="tls: certificate expires soon" file=`+regexp.QuoteMeta(certFile)+` name=localhost not_after=\S+ days_left=10\n`)
+	s.WaitLog(t, `level=WARN msg="tls: certificate expires soon" file=`+regexp.QuoteMeta(certFile)+` name=localhost not_after=\S+ days_left=10 node=\S+\n`)
 	metric := func() int64 {
 		t.Helper()
 		resp, err := http.Get("http://" + s.Admin + "/metrics")
@@ -131,7 +131,7 @@ func TestServeCertExpiry(t *testing.T) {
 	os.WriteFile(filepath.Join(s.Dir, "key.pem"), keyPEM, 0o600)
 	os.WriteFile(certFile, certPEM, 0o600)
 	s.Signal(t, syscall.SIGHUP)
-	s.WaitLog(t, `msg="tls: certificate expires soon" file=\S+ name=localhost not_after=\S+ days_left=3\n`)
+	s.WaitLog(t, `msg="tls: certificate expires soon" file=\S+ name=localhost not_after=\S+ days_left=3 node=\S+\n`)
 	if got := metric(); got != in3.Unix() {
 		t.Errorf("metric after SIGHUP %d, want %d", got, in3.Unix())
 	}

@@ -202,11 +202,10 @@ func openPostgresUsers(c *config.Config, log *slog.Logger, opts auth.Options, li
 	if err != nil {
 		return nil, err
 	}
-	// One deadline for all of it: the start waits at most
-	// postgres_timeout for the database.
+	// Each round trip waits at most postgres_timeout: a database that
+	// hangs fails the first.
 	timeout := c.Storage.PostgresTimeout.Std()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
+	ctx := context.Background()
 	if err := pgstore.Migrate(ctx, pgstore.Options{DSN: dsn, Timeout: timeout, Node: nodeName(c), Logger: log}); err != nil {
 		return nil, err
 	}

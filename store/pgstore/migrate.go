@@ -70,14 +70,23 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The whole step, waiting for another node's migration included, is
-	// bounded by one Timeout: a node must not hang at start while the
-	// database does (an MTA's delivery slots wait for `postie deliver`).
-	ctx, cancel := s.op(ctx)
-	defer cancel()
+	// Each round trip is bounded by Timeout, waiting for another node's
+	// migration (the advisory lock) included: a node must not hang at
+	// start while the database does (an MTA's delivery slots wait for
+	// `postie deliver`), and a hung database fails the first of them.
+	// A database that answers gets Timeout per statement, not for the
+	// whole step: the first creates every table.
+	var cancel context.CancelFunc = func() {}
+	defer func() { cancel() }()
+	op := func() context.Context {
+		cancel()
+		var c context.Context
+		c, cancel = s.op(ctx)
+		return c
+	}
 	// Usually the schema is current: one read, no lock, no DDL (the role
 	// may lack the right to create tables once the schema exists).
-	current, err := s.schemaVersion(ctx, s.pool)
+	current, err := s.schemaVersion(op(), s.pool)
 	if err != nil {
 		return dbError("migrate: reading the version", err)
 	}
@@ -87,23 +96,27 @@ func (s *Store) migrate(ctx context.Context) error {
 	if current == len(ms) {
 		return nil
 	}
-	tx, err := s.pool.Begin(ctx)
+	tx, err := s.pool.Begin(op())
 	if err != nil {
 		return dbError("migrate", err)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
-		return dbError("migrate: advisory lock", err)
+	defer func() {
+		rctx, rcancel := s.op(context.WithoutCancel(ctx))
+		defer rcancel()
+		tx.Rollback(rctx)
+	}()
+	if _, err := tx.Exec(op(), `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
+		return dbError("migrate: advisory lock (another node migrating?)", err)
 	}
 	// Another node may have migrated while we waited for the lock.
-	if current, err = s.schemaVersion(ctx, tx); err != nil {
+	if current, err = s.schemaVersion(op(), tx); err != nil {
 		return dbError("migrate: reading the version", err)
 	}
 	if current > len(ms) {
 		return newerSchema(current, len(ms))
 	}
 	if current == 0 {
-		if _, err := tx.Exec(ctx, `CREATE TABLE postie_schema (
+		if _, err := tx.Exec(op(), `CREATE TABLE postie_schema (
 			version integer PRIMARY KEY,
 			name    text NOT NULL,
 			applied timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -112,14 +125,14 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 	}
 	for _, m := range ms[current:] {
-		if _, err := tx.Exec(ctx, m.sql, pgx.QueryExecModeSimpleProtocol); err != nil {
+		if _, err := tx.Exec(op(), m.sql, pgx.QueryExecModeSimpleProtocol); err != nil {
 			return dbError("migrate: "+m.name, grantHint(err))
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO postie_schema (version, name, node) VALUES ($1, $2, $3)`, m.version, m.name, s.node); err != nil {
+		if _, err := tx.Exec(op(), `INSERT INTO postie_schema (version, name, node) VALUES ($1, $2, $3)`, m.version, m.name, s.node); err != nil {
 			return dbError("migrate: recording "+m.name, err)
 		}
 	}
-	if err := tx.Commit(ctx); err != nil {
+	if err := tx.Commit(op()); err != nil {
 		return dbError("migrate: commit", err)
 	}
 	if n := len(ms) - current; n > 0 {

@@ -148,9 +148,10 @@ var (
 )
 
 // New connects to the database, applies the schema migrations it lacks and
-// starts renewing leases. The start (connecting, waiting for another
-// node's migrations, reading the settings) takes at most Options.Timeout,
-// and less if ctx ends sooner.
+// starts renewing leases. Each round trip of the start (connecting and
+// the first statement, each of the migration, waiting for another node's
+// migration, reading the settings) waits at most Options.Timeout: a
+// database that hangs fails the start after that long.
 func New(ctx context.Context, opts Options) (*Store, error) {
 	if opts.DSN == "" {
 		return nil, errors.New("pgstore: Options.DSN is required")
@@ -196,8 +197,6 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		h, _ := os.Hostname()
 		s.node = fmt.Sprintf("%s:%d", h, os.Getpid())
 	}
-	ctx, cancelStart := context.WithTimeout(ctx, s.timeout)
-	defer cancelStart()
 	if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("pgstore: %w", err)
 	}
@@ -240,7 +239,7 @@ func PoolConfig(dsn string) (*pgxpool.Config, error) {
 
 // Migrate applies the schema migrations the database at opts.DSN lacks,
 // as New does, without starting a store: for a database that holds only
-// postie's users. It waits at most opts.Timeout.
+// postie's users. Each round trip waits at most opts.Timeout.
 func Migrate(ctx context.Context, opts Options) error {
 	cfg, err := PoolConfig(opts.DSN)
 	if err != nil {
@@ -258,8 +257,6 @@ func Migrate(ctx context.Context, opts Options) error {
 		h, _ := os.Hostname()
 		s.node = fmt.Sprintf("%s:%d", h, os.Getpid())
 	}
-	ctx, cancel := s.op(ctx)
-	defer cancel()
 	if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return fmt.Errorf("pgstore: %w", err)
 	}
