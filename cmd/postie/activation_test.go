@@ -124,8 +124,8 @@ func TestSocketActivation(t *testing.T) {
 	for _, want := range []string{
 		`msg="sockets passed in by systemd" names=lmtp,pop3,pop3s`,
 		"msg=listening proto=pop3 addr=" + a.pop3 + " ",
-		"msg=listening proto=pop3s addr=" + a.pop3s + "\n",
-		"msg=listening proto=lmtp addr=unix:" + a.lmtp + "\n",
+		"msg=listening proto=pop3s addr=" + a.pop3s + " node=",
+		"msg=listening proto=lmtp addr=unix:" + a.lmtp + " node=",
 	} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %q", want)
