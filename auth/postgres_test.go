@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -236,5 +237,51 @@ func TestPostgresImport(t *testing.T) {
 	}
 	if _, err := db.Import(filepath.Join(dir, "missing")); err == nil {
 		t.Error("import of a missing file succeeded")
+	}
+}
+
+// TestPostgresOddNames: names are data, never SQL or patterns: quotes,
+// LIKE wildcards and non-ASCII names are stored and matched exactly (the
+// case folding is ASCII only, as for the passwd-file); an invalid name is
+// refused before the database is asked.
+func TestPostgresOddNames(t *testing.T) {
+	t.Parallel()
+	dsn := pgDSN(t)
+	db := pgNode(t, dsn, false, nil)
+	for _, name := range []string{"o'brien", "%", "a_c", "名前", `back"slash`} {
+		if err := db.Add(name, "pw "+name, "SHA512-CRYPT"); err != nil {
+			t.Fatalf("Add(%q): %v", name, err)
+		}
+	}
+	for _, tc := range []struct {
+		user string
+		ok   bool
+	}{
+		{"o'brien", true}, {"O'BRIEN", true}, {"%", true}, {"a_c", true}, {"abc", false}, {"名前", true}, {`back"slash`, true}, {"x%", false},
+	} {
+		want := strings.ToLower(tc.user)
+		if tc.user == "名前" || tc.user == `back"slash` {
+			want = tc.user
+		}
+		if got := login(t, db, tc.user, "pw "+want); got != tc.ok {
+			t.Errorf("login %q = %v, want %v", tc.user, got, tc.ok)
+		}
+	}
+	for _, bad := range []string{"", "a b", "a:b", ".x", "a\x00b", "a/b"} {
+		if err := db.Add(bad, "pw", "SHA512-CRYPT"); !errors.Is(err, ErrBadUsername) {
+			t.Errorf("Add(%q) = %v, want ErrBadUsername", bad, err)
+		}
+		if _, ok, err := db.Authenticate(t.Context(), bad, "pw"); ok || err != nil {
+			t.Errorf("Authenticate(%q) = %v, %v", bad, ok, err)
+		}
+	}
+	if err := db.SetPassword("nobody", "pw", "SHA512-CRYPT"); !errors.Is(err, ErrNoSuchUser) {
+		t.Errorf("SetPassword of an unknown user: %v", err)
+	}
+	if err := db.Delete("nobody"); !errors.Is(err, ErrNoSuchUser) {
+		t.Errorf("Delete of an unknown user: %v", err)
+	}
+	if got := pg.ExecIn(t, dsn, `SELECT count(*) FROM postie_users`); !strings.Contains(got, "5") {
+		t.Errorf("rows: %s", got)
 	}
 }
