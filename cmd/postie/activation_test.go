@@ -236,7 +236,7 @@ listen = ["127.0.0.1:0"]
 	}
 	a.waitFor(t, `msg="postie started"`)
 	logs := a.stderr.String()
-	if !strings.Contains(logs, "msg=listening proto=web addr="+web+" https=true\n") || strings.Count(logs, "msg=listening") != 2 {
+	if !strings.Contains(logs, "msg=listening proto=web addr="+web+" https=true node=") || strings.Count(logs, "msg=listening") != 2 {
 		t.Errorf("listening lines:\n%s", logs)
 	}
 	a.stop(t, syscall.SIGTERM)
