@@ -242,32 +242,76 @@ func (db *DB) current() *state {
 
 // Lookup returns the name as stored in the file for user (exact, else
 // ASCII case-insensitive), and whether there is one: the maildrop to
-// deliver into.
+// deliver into. For a PostgreSQL DB it is bounded as logins are (see
+// PostgresOptions.MaxStaleness); a database that does not answer is
+// logged and counts as no such user here: delivery uses LookupContext,
+// which tells the two apart.
 func (db *DB) Lookup(user string) (canonical string, ok bool) {
-	if ValidUsername(user) != nil {
+	name, _, ok, err := db.lookup(context.Background(), user)
+	if err != nil {
+		db.log.Warn("auth: looking up a user failed", "user", user, "err", err)
 		return "", false
 	}
-	return db.current().lookup(user)
+	return name, ok
+}
+
+// LookupContext is Lookup that returns the failure of the PostgreSQL user
+// database to answer as err (a temporary failure, not "no such user");
+// err is always nil for a passwd-file. It implements intake.Users.
+func (db *DB) LookupContext(ctx context.Context, user string) (canonical string, ok bool, err error) {
+	name, _, ok, err := db.lookup(ctx, user)
+	return name, ok, err
+}
+
+// lookup returns the stored name and home field of user: from memory,
+// or, for a PostgreSQL DB whose users in memory may miss a change
+// (PostgresOptions.MaxStaleness), from the database. err is a database
+// error.
+func (db *DB) lookup(ctx context.Context, user string) (name, home string, ok bool, err error) {
+	if ValidUsername(user) != nil {
+		return "", "", false, nil
+	}
+	if db.pg != nil && !db.pg.fresh() {
+		r, ok, err := db.queryEntry(ctx, user)
+		if err != nil || !ok {
+			return "", "", false, err
+		}
+		return r.name, r.line().home(), true, nil
+	}
+	st := db.current()
+	if name, ok = st.lookup(user); !ok {
+		return "", "", false, nil
+	}
+	return name, st.homes[name], true, nil
 }
 
 // Home returns the home field of user's entry (matched as by Lookup), the
 // 6th field of a Dovecot passwd-file line
 // (user:password:uid:gid:gecos:home:shell:extra), as written; ok is false
-// when there is no such user or the field is empty.
+// when there is no such user or the field is empty. It is bounded as
+// Lookup is (a database that does not answer is logged, and ok is false);
+// delivery uses HomeContext.
 func (db *DB) Home(user string) (home string, ok bool) {
-	if ValidUsername(user) != nil {
+	home, ok, err := db.HomeContext(context.Background(), user)
+	if err != nil {
+		db.log.Warn("auth: looking up a user's home failed", "user", user, "err", err)
 		return "", false
 	}
-	st := db.current()
-	name, ok := st.lookup(user)
-	if !ok {
-		return "", false
-	}
-	home, ok = st.homes[name]
 	return home, ok
 }
 
-// Exists reports whether user (matched as by Lookup) is in the file.
+// HomeContext is Home that returns the failure of the PostgreSQL user
+// database to answer as err; always nil for a passwd-file.
+func (db *DB) HomeContext(ctx context.Context, user string) (home string, ok bool, err error) {
+	_, home, ok, err = db.lookup(ctx, user)
+	if err != nil || !ok {
+		return "", false, err
+	}
+	return home, home != "", nil
+}
+
+// Exists reports whether user (matched as by Lookup, and bounded as it
+// is) is in the file.
 func (db *DB) Exists(user string) bool {
 	_, ok := db.Lookup(user)
 	return ok

@@ -68,6 +68,5 @@ func (t *TokenUsers) ValidateToken(ctx context.Context, user, token string) (str
 	if err != nil || !ok {
 		return "", false, err
 	}
-	canonical, ok := t.db.Lookup(name)
-	return canonical, ok, nil
+	return t.db.LookupContext(ctx, name)
 }

@@ -25,7 +25,8 @@ func (db *DB) entryCtx(ctx context.Context, st *state, user string) (name, store
 		return "", "", false, nil
 	}
 	if db.pg != nil && !db.pg.fresh() {
-		return db.queryEntry(ctx, user)
+		r, ok, err := db.queryEntry(ctx, user)
+		return r.name, r.password, ok, err
 	}
 	if name, ok = st.lookup(user); ok {
 		stored = st.users[name]

@@ -423,21 +423,20 @@ func dbErr(what string, err error) error {
 }
 
 // queryEntry reads user's row from the database (when the users in
-// memory are not fresh enough to trust): the name as stored and its
-// password, matched as Lookup matches.
-func (db *DB) queryEntry(ctx context.Context, user string) (name, stored string, ok bool, err error) {
+// memory are not fresh enough to trust), matched as Lookup matches.
+func (db *DB) queryEntry(ctx context.Context, user string) (userRow, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, db.pg.timeout)
 	defer cancel()
 	rows, err := db.pg.pool.Query(ctx, `SELECT `+userColumns+` FROM postie_users WHERE lower(name) = lower($1)`, user)
 	if err != nil {
-		return "", "", false, dbErr("reading a user", err)
+		return userRow{}, false, dbErr("reading a user", err)
 	}
 	list, err := scanRows(rows)
 	if err != nil {
-		return "", "", false, dbErr("reading a user", err)
+		return userRow{}, false, dbErr("reading a user", err)
 	}
 	r, ok := matchRow(list, user)
-	return r.name, r.password, ok, nil
+	return r, ok, nil
 }
 
 // matchRow picks user's row among those lower() matched: the exact name,

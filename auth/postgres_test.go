@@ -285,3 +285,87 @@ func TestPostgresOddNames(t *testing.T) {
 		t.Errorf("rows: %s", got)
 	}
 }
+
+// TestPostgresDeliveryLookups: the lookups of delivery (Lookup, Exists,
+// Home and their Context forms) are bounded as logins are. A node that
+// gets no notifications refuses a user deleted on another node right
+// after the COMMIT, and finds the home of a user re-created with another
+// one where it is now.
+func TestPostgresDeliveryLookups(t *testing.T) {
+	t.Parallel()
+	dsn := pgDSN(t)
+	a := pgNode(t, dsn, true, nil)
+	if err := a.Add("dave", "pw", "SHA512-CRYPT"); err != nil {
+		t.Fatal(err)
+	}
+	pg.ExecIn(t, dsn, `UPDATE postie_users SET home = '/home/old/dave' WHERE name = 'dave'`)
+	deaf := pgNode(t, dsn, false, nil)
+	if name, ok, err := deaf.LookupContext(t.Context(), "DAVE"); name != "dave" || !ok || err != nil {
+		t.Fatalf("LookupContext(DAVE) = %q, %v, %v", name, ok, err)
+	}
+	if h, ok := deaf.Home("dave"); h != "/home/old/dave" || !ok {
+		t.Fatalf("Home(dave) = %q, %v", h, ok)
+	}
+
+	if err := a.Delete("dave"); err != nil {
+		t.Fatal(err)
+	}
+	if name, ok, err := deaf.LookupContext(t.Context(), "dave"); ok || err != nil {
+		t.Errorf("after the delete, LookupContext(dave) = %q, %v, %v; want no such user", name, ok, err)
+	}
+	if name, ok := deaf.Lookup("dave"); ok {
+		t.Errorf("after the delete, Lookup(dave) = %q", name)
+	}
+	if deaf.Exists("dave") {
+		t.Error("after the delete, Exists(dave)")
+	}
+	if h, ok, err := deaf.HomeContext(t.Context(), "dave"); ok || err != nil {
+		t.Errorf("after the delete, HomeContext(dave) = %q, %v, %v", h, ok, err)
+	}
+
+	// Re-created elsewhere with another home (by psql: no node saw it).
+	pg.ExecIn(t, dsn, `INSERT INTO postie_users (name, password, home) VALUES ('Dave', '{PLAIN}x', '/home/new/dave')`)
+	if name, ok, err := deaf.LookupContext(t.Context(), "dave"); name != "Dave" || !ok || err != nil {
+		t.Errorf("after the re-creation, LookupContext(dave) = %q, %v, %v", name, ok, err)
+	}
+	if h, ok, err := deaf.HomeContext(t.Context(), "dave"); h != "/home/new/dave" || !ok || err != nil {
+		t.Errorf("after the re-creation, HomeContext(dave) = %q, %v, %v; want the new home", h, ok, err)
+	}
+}
+
+// TestPostgresDeliveryLookupsFrozen: when the database must be asked and
+// does not answer, the lookups of delivery return the error (a temporary
+// failure for intake), never "no such user".
+func TestPostgresDeliveryLookupsFrozen(t *testing.T) {
+	t.Parallel()
+	var own testenv.Postgres
+	t.Cleanup(own.Stop)
+	dsn := own.DB(t)
+	if err := pgstore.Migrate(t.Context(), pgstore.Options{DSN: dsn, Timeout: 30 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	own.ExecIn(t, dsn, `INSERT INTO postie_users (name, password, home) VALUES ('erin', '{PLAIN}x', '/home/erin')`)
+	var log testenv.SyncBuffer
+	deaf := pgNode(t, dsn, false, &log)
+	if _, ok, err := deaf.LookupContext(t.Context(), "erin"); !ok || err != nil {
+		t.Fatalf("LookupContext(erin) = %v, %v", ok, err)
+	}
+	own.Freeze(t)
+	if name, ok, err := deaf.LookupContext(t.Context(), "erin"); err == nil {
+		t.Errorf("frozen database: LookupContext(erin) = %q, %v, nil; want an error", name, ok)
+	}
+	if h, ok, err := deaf.HomeContext(t.Context(), "erin"); err == nil {
+		t.Errorf("frozen database: HomeContext(erin) = %q, %v, nil; want an error", h, ok)
+	}
+	// The forms without an error log it.
+	if deaf.Exists("erin") {
+		t.Error("frozen database: Exists(erin) without the database")
+	}
+	if !strings.Contains(log.String(), "looking up a user failed") {
+		t.Errorf("the failure of Exists is not logged:\n%s", log.String())
+	}
+	own.Thaw(t)
+	if _, ok, err := deaf.LookupContext(t.Context(), "erin"); !ok || err != nil {
+		t.Errorf("thawed: LookupContext(erin) = %v, %v", ok, err)
+	}
+}

@@ -1,16 +1,18 @@
 package intake
 
 import (
+	"context"
 	"errors"
 	"strings"
 )
 
 // Users is the user database as intake needs it: *auth.DB implements it.
 type Users interface {
-	// Lookup returns the maildrop name of a user name, matched as the
-	// database matches logins (ASCII case-insensitively), and whether
-	// there is such a user.
-	Lookup(name string) (canonical string, ok bool)
+	// LookupContext returns the maildrop name of a user name, matched as
+	// the database matches logins (ASCII case-insensitively), and whether
+	// there is such a user. err is a failure of the database to answer:
+	// a temporary failure, never "no such user".
+	LookupContext(ctx context.Context, name string) (canonical string, ok bool, err error)
 }
 
 // Recipient is an address resolved to the user whose maildrop receives it.
@@ -35,8 +37,14 @@ type Recipient struct {
 //     delimiter does (alice+lists → alice), so a user whose name contains
 //     the delimiter still gets mail.
 //
-// Errors are *Error of KindBadAddress, KindNotLocal or KindNoUser.
+// Errors are *Error of KindBadAddress, KindNotLocal or KindNoUser, or
+// KindTemporary when the user database does not answer.
 func (d *Deliverer) Resolve(addr string) (Recipient, error) {
+	return d.ResolveContext(context.Background(), addr)
+}
+
+// ResolveContext is Resolve with a context for the user database.
+func (d *Deliverer) ResolveContext(ctx context.Context, addr string) (Recipient, error) {
 	if addr == "" || len(addr) > 512 || strings.ContainsFunc(addr, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return Recipient{}, newError(KindBadAddress, errors.New("empty, overlong or control characters"))
 	}
@@ -50,7 +58,11 @@ func (d *Deliverer) Resolve(addr string) (Recipient, error) {
 	if local == "" {
 		return Recipient{}, newError(KindBadAddress, errors.New("empty local part"))
 	}
-	if user, ok := d.users.Lookup(local); ok {
+	user, ok, err := d.users.LookupContext(ctx, local)
+	if err != nil {
+		return Recipient{}, newError(KindTemporary, err)
+	}
+	if ok {
 		if local == addr {
 			addr = user // a bare user name: Delivered-To names the maildrop
 		}
@@ -58,7 +70,11 @@ func (d *Deliverer) Resolve(addr string) (Recipient, error) {
 	}
 	if sep := d.opts.RecipientDelimiter; sep != "" {
 		if i := strings.Index(local, sep); i > 0 {
-			if user, ok := d.users.Lookup(local[:i]); ok {
+			user, ok, err := d.users.LookupContext(ctx, local[:i])
+			if err != nil {
+				return Recipient{}, newError(KindTemporary, err)
+			}
+			if ok {
 				return Recipient{Address: addr, User: user}, nil
 			}
 		}

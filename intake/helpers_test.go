@@ -2,6 +2,7 @@ package intake
 
 import (
 	"bufio"
+	"context"
 	"github.com/postie-mail/postie/internal/testenv"
 	"io"
 	"log/slog"
@@ -19,13 +20,13 @@ import (
 // case-insensitively, as auth.DB does.
 type users []string
 
-func (u users) Lookup(name string) (string, bool) {
+func (u users) LookupContext(_ context.Context, name string) (string, bool, error) {
 	for _, n := range u {
 		if asciiEqualFold(n, name) {
-			return n, true
+			return n, true, nil
 		}
 	}
-	return "", false
+	return "", false, nil
 }
 
 // syncBuffer is testenv.SyncBuffer under this package's old name.

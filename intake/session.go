@@ -123,7 +123,7 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		ss.s.log.Debug("recipient refused", "proto", ss.s.proto, "id", t.id, "result", "too_many_unknown", "remote", ss.remoteIP)
 		return smtpErr(450, smtp.EnhancedCode{4, 7, 1}, "Too many unknown recipients from your address, try again later")
 	}
-	rcpt, err := d.Resolve(to)
+	rcpt, err := d.ResolveContext(ss.ctx(), to)
 	if err == nil {
 		err = d.CheckRecipient(ss.ctx(), rcpt, t.sizeHint)
 	}

@@ -160,6 +160,8 @@ func userProblem(err error) string {
 			return "not a local domain (intake.local_domains), so no such user"
 		case intake.KindBadAddress:
 			return "invalid user name or address"
+		case intake.KindTemporary:
+			return "cannot tell whether there is such a user, try again later: " + e.Err.Error()
 		}
 	}
 	return "no such user"

@@ -267,7 +267,7 @@ func openStore(c *config.Config, db *auth.DB, log *slog.Logger, observe func(tim
 		Root:              sc.MaildirRoot,
 		Logger:            log,
 		PathTemplate:      sc.MaildirPath,
-		Home:              db.Home,
+		Home:              func(user string) (string, bool, error) { return db.HomeContext(context.Background(), user) },
 		DovecotUIDLFormat: sc.DovecotUIDLFormat,
 	})
 	if err != nil {

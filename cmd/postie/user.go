@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -107,8 +108,10 @@ func (a *app) setPassword(verb, user string, pf passwordFlags) error {
 	if err := auth.ValidUsername(user); err != nil {
 		return exitf(exitcode.DataErr, "user %s: %v", verb, err)
 	}
-	exists := db.Exists(user)
+	_, exists, err := db.LookupContext(context.Background(), user)
 	switch {
+	case err != nil:
+		return exitf(exitcode.Failure, "user %s: %v", verb, err)
 	case verb == "add" && exists:
 		return exitf(exitcode.Failure, "user add: user %q already exists (use 'postie user passwd' to change the password)", user)
 	case verb == "passwd" && !exists:
@@ -204,13 +207,18 @@ func (a *app) userDelCmd() *cobra.Command {
 				return err
 			}
 			user := args[0]
-			name, ok := db.Lookup(user)
+			name, ok, err := db.LookupContext(context.Background(), user)
+			if err != nil {
+				return exitf(exitcode.Failure, "user del: %v", err)
+			}
 			if !ok {
 				return exitf(exitcode.NoUser, "user del: no such user %q", user)
 			}
 			// Where the mail is, found before the entry (and its home)
 			// goes.
-			dir, _ := maildir.ExpandPath(c.Storage.MaildirRoot, c.Storage.MaildirPath, name, db.Home)
+			dir, _ := maildir.ExpandPath(c.Storage.MaildirRoot, c.Storage.MaildirPath, name, func(u string) (string, bool, error) {
+				return db.HomeContext(context.Background(), u)
+			})
 			err = db.Delete(user)
 			switch {
 			case errors.Is(err, auth.ErrNoSuchUser):

@@ -189,8 +189,9 @@ type Options struct {
 	// absolute; "" means DefaultPathTemplate (Root/U).
 	PathTemplate string
 	// Home returns a user's home directory, for %h; required when the
-	// template uses %h.
-	Home func(user string) (string, bool)
+	// template uses %h. Its error (the user database not answering)
+	// fails the operation as a temporary error, not as ErrBadUser.
+	Home func(user string) (home string, ok bool, err error)
 }
 
 // maxHost bounds the host name part of unique names.
@@ -223,8 +224,8 @@ type Store struct {
 	cleanMu sync.Mutex           // guards cleaned
 	cleaned map[string]time.Time // Maildir → when its tmp/ was last cleaned
 
-	path pathTemplate                // Options.PathTemplate
-	home func(string) (string, bool) // Options.Home
+	path pathTemplate                       // Options.PathTemplate
+	home func(string) (string, bool, error) // Options.Home
 
 	// dovecot is the parsed Options.DovecotUIDLFormat; nil when unset.
 	dovecot *UIDLFormat

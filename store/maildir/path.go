@@ -71,7 +71,7 @@ func parsePathTemplate(t string) (pathTemplate, error) {
 // %h only). Every variable must be a usable path component: %u as
 // checkUser says, %n and %d non-empty, without '/' and not starting with
 // '.', the home absolute; otherwise the error wraps store.ErrBadUser.
-func (p pathTemplate) expand(root, user string, home func(string) (string, bool)) (string, error) {
+func (p pathTemplate) expand(root, user string, home func(string) (string, bool, error)) (string, error) {
 	if err := checkUser(user); err != nil {
 		return "", err
 	}
@@ -99,7 +99,10 @@ func (p pathTemplate) expand(root, user string, home func(string) (string, bool)
 		case 'h':
 			h, ok := "", false
 			if home != nil {
-				h, ok = home(user)
+				var err error
+				if h, ok, err = home(user); err != nil {
+					return "", fmt.Errorf("maildir: user %q: home directory for %%h: %w", user, err)
+				}
 			}
 			if !ok || !filepath.IsAbs(h) {
 				return "", fmt.Errorf("maildir: user %q: no absolute home directory for %%h: %w", user, store.ErrBadUser)
@@ -128,7 +131,7 @@ func (p pathTemplate) expand(root, user string, home func(string) (string, bool)
 // ExpandPath returns the Maildir of user for a Store with the given root,
 // path template and home directories, without making a Store (for
 // commands that only report where mail is).
-func ExpandPath(root, template, user string, home func(string) (string, bool)) (string, error) {
+func ExpandPath(root, template, user string, home func(string) (string, bool, error)) (string, error) {
 	if template == "" {
 		template = DefaultPathTemplate
 	}

@@ -12,7 +12,14 @@ import (
 
 func TestPathTemplate(t *testing.T) {
 	homes := map[string]string{"alice@example.org": "/var/vmail/example.org/alice", "rel": "home/rel", "root": "/"}
-	home := func(u string) (string, bool) { h, ok := homes[u]; return h, ok }
+	errDown := errors.New("user database down")
+	home := func(u string) (string, bool, error) {
+		if u == "down" {
+			return "", false, errDown
+		}
+		h, ok := homes[u]
+		return h, ok, nil
+	}
 	for _, c := range []struct{ template, user, want string }{
 		{"%u", "alice", "/r/alice"},
 		{"", "alice", "/r/alice"},
@@ -44,6 +51,11 @@ func TestPathTemplate(t *testing.T) {
 			t.Errorf("%q for %q: %q, %v; want %q", c.template, c.user, got, err, c.want)
 		}
 	}
+	// A user database that does not answer is not a bad user (that
+	// would bounce the mail): its error comes through.
+	if got, err := ExpandPath("/r", "%h/Maildir", "down", home); !errors.Is(err, errDown) || errors.Is(err, store.ErrBadUser) {
+		t.Errorf("home failing: %q, %v; want the home's error, not ErrBadUser", got, err)
+	}
 	for _, bad := range []string{"mail", "%x", "%", "%u/../%n", "./%u", "mail/%h", "%u\n"} {
 		if _, err := parsePathTemplate(bad); err == nil {
 			t.Errorf("%q accepted", bad)
@@ -59,11 +71,11 @@ func TestPathTemplate(t *testing.T) {
 func TestPathTemplateStore(t *testing.T) {
 	root := t.TempDir()
 	homeDir := t.TempDir()
-	s, err := New(Options{Root: root, PathTemplate: "%h/Maildir", Home: func(u string) (string, bool) {
+	s, err := New(Options{Root: root, PathTemplate: "%h/Maildir", Home: func(u string) (string, bool, error) {
 		if u == "carol@example.org" {
-			return homeDir + "/carol", true
+			return homeDir + "/carol", true, nil
 		}
-		return "", false
+		return "", false, nil
 	}})
 	if err != nil {
 		t.Fatal(err)
