@@ -15,6 +15,13 @@ import (
 // are in the PostgreSQL database at dsn.
 func pgUsersNode(t *testing.T, dsn, node string) *testenv.Postie {
 	t.Helper()
+	return pgUsersNodeWith(t, dsn, node, "")
+}
+
+// pgUsersNodeWith is pgUsersNode with more config (tables the base does
+// not have) at the end.
+func pgUsersNodeWith(t *testing.T, dsn, node, extra string) *testenv.Postie {
+	t.Helper()
 	return testenv.NewPostie(t, testenv.PostieOptions{Dir: t.TempDir(), Config: fmt.Sprintf(`[log]
 level = "debug"
 [pop3]
@@ -31,7 +38,7 @@ postgres_timeout = "5s"
 backend = "postgres"
 [server]
 node = %q
-`, dsn, node)})
+`, dsn, node) + extra})
 }
 
 // passOK logs in on a fresh connection and reports whether PASS
