@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -153,5 +155,108 @@ func TestPostgresUsers(t *testing.T) {
 	}
 	if strings.Contains(a.Log()+b.Log(), "new pw") || strings.Contains(a.Log()+b.Log(), dsn) {
 		t.Error("a log shows a password or the DSN")
+	}
+}
+
+// lmtpRcpt opens an LMTP transaction and returns the reply to RCPT TO
+// rcpt, without its line end.
+func lmtpRcpt(t *testing.T, addr, rcpt string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	br := bufio.NewReader(c)
+	last := func() string {
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("LMTP: %v", err)
+			}
+			if len(l) < 4 || l[3] != '-' {
+				return strings.TrimRight(l, "\r\n")
+			}
+		}
+	}
+	last()
+	for _, cmd := range []string{"LHLO test.example\r\n", "MAIL FROM:<sender@example.net>\r\n"} {
+		c.Write([]byte(cmd))
+		last()
+	}
+	c.Write([]byte("RCPT TO:<" + rcpt + ">\r\n"))
+	r := last()
+	c.Write([]byte("QUIT\r\n"))
+	return r
+}
+
+// TestPostgresUsersDelivery: with the users in PostgreSQL, delivery
+// refuses a user deleted on another node (deliver right after the
+// command, LMTP once the node has the change), and while the database
+// does not answer, a node whose users in memory are past
+// MaxStaleness answers RCPT with a temporary failure, for a user it had
+// in memory and for an unknown name alike: never 550 5.1.1, which would
+// bounce the mail.
+func TestPostgresUsersDelivery(t *testing.T) {
+	t.Parallel()
+	var pg testenv.Postgres
+	t.Cleanup(pg.Stop)
+	dsn := pg.DB(t)
+	a, b := pgUsersNode(t, dsn, "node-a"), pgUsersNode(t, dsn, "node-b")
+	for _, u := range []string{"bob", "carol"} {
+		mustPostie(t, 0, "pw of "+u+"\n", "user", "add", "--config", a.Config, "--password-stdin", "--scheme", "SHA512-CRYPT", u)
+	}
+	b.Start(t)
+	for _, u := range []string{"bob", "carol"} {
+		if r := lmtpRcpt(t, b.LMTP, u+"@example.org"); r != "250 2.0.0 I'll make sure <"+u+"@example.org> gets this" {
+			t.Fatalf("RCPT %s: %q", u, r)
+		}
+	}
+	const noUser = "550 5.1.1 No such user here"
+	if r := lmtpRcpt(t, b.LMTP, "nobody@example.org"); r != noUser {
+		t.Fatalf("RCPT nobody: %q", r)
+	}
+
+	mustPostie(t, 0, "", "user", "del", "--config", a.Config, "carol")
+	if r := postie(t, nil, testMessage, "deliver", "--config", b.Config, "carol"); r.code != 67 || !strings.Contains(r.stderr, "no such user") {
+		t.Errorf("deliver to the deleted user: exit %d %q, want 67", r.code, r.stderr)
+	}
+	// Node B learns of it by NOTIFY; the bound only stops a broken test.
+	for start := time.Now(); lmtpRcpt(t, b.LMTP, "carol@example.org") != noUser; time.Sleep(20 * time.Millisecond) {
+		if time.Since(start) > 30*time.Second {
+			t.Fatal("node B still accepts mail for the deleted user")
+		}
+	}
+
+	pg.Freeze(t)
+	// Within MaxStaleness of its last proof node B still trusts its
+	// memory; then it must ask the database, which does not answer.
+	const tempFail = "451 4.3.2 Delivery interrupted, try again later"
+	var r string
+	for start := time.Now(); ; {
+		if r = lmtpRcpt(t, b.LMTP, "bob@example.org"); !strings.HasPrefix(r, "250 ") {
+			break
+		}
+		if time.Since(start) > time.Minute {
+			t.Fatal("node B accepts mail for bob from memory long after the database stopped answering")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r != tempFail {
+		t.Errorf("RCPT bob with the database frozen: %q, want %q", r, tempFail)
+	}
+	if r := lmtpRcpt(t, b.LMTP, "nobody@example.org"); r != tempFail {
+		t.Errorf("RCPT nobody with the database frozen: %q, want %q (not a bounce)", r, tempFail)
+	}
+	b.WaitLog(t, `level=WARN msg="recipient refused" proto=lmtp .* rcpt=nobody@example.org result=temporary_failure err=`)
+	pg.Thaw(t)
+	for start := time.Now(); !strings.HasPrefix(lmtpRcpt(t, b.LMTP, "bob@example.org"), "250 "); time.Sleep(50 * time.Millisecond) {
+		if time.Since(start) > time.Minute {
+			t.Fatal("node B does not take mail for bob again once the database answers")
+		}
+	}
+	if strings.Contains(b.Log(), "pw of") {
+		t.Error("the log shows a password")
 	}
 }
