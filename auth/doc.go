@@ -49,11 +49,15 @@
 // trusts the table in memory only while it is fresh: every
 // MaxStaleness/4 (default 1s/4) the listening connection makes a round
 // trip, and PostgreSQL delivers every notification committed before it
-// ahead of its reply; a login trusts memory only if such a round trip
-// started less than MaxStaleness ago. Otherwise (the listener lost, the
-// database slow) the login reads its row from the database, and fails
-// with a temporary error if that fails. Hence the bound: a password
-// changed (or an account deleted) is refused by every node at most
-// MaxStaleness after its COMMIT, whatever became of the notification;
-// usually within milliseconds.
+// ahead of its reply; a login, and a lookup of delivery (Lookup,
+// LookupContext, Home, HomeContext, Exists), trusts memory only if such
+// a round trip started less than MaxStaleness ago. Otherwise (the
+// listener lost, the database slow) it reads the row from the database,
+// and fails with a temporary error if that fails: LookupContext and
+// HomeContext return it, so that delivery answers 4xx (never "no such
+// user", which would bounce the mail); Lookup, Home and Exists, which
+// cannot, log it and report no user. Hence the bound: a password
+// changed, an account deleted or a home moved holds on every node at
+// most MaxStaleness after its COMMIT, whatever became of the
+// notification; usually within milliseconds.
 package auth
