@@ -77,6 +77,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/multitracer"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/postie-mail/postie/store"
@@ -120,6 +121,8 @@ type Options struct {
 	// statement (and batch of statements) sent to the database, from
 	// the send to the end of its result: for a latency histogram.
 	ObserveRoundTrip func(time.Duration)
+
+	tracer pgx.QueryTracer // the tests' round-trip counter
 }
 
 // Store is a PostgreSQL database of maildrops. It is safe for concurrent
@@ -168,6 +171,13 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	}
 	if opts.ObserveRoundTrip != nil {
 		cfg.ConnConfig.Tracer = roundTripTracer{observe: opts.ObserveRoundTrip}
+	}
+	if opts.tracer != nil {
+		if t := cfg.ConnConfig.Tracer; t != nil {
+			cfg.ConnConfig.Tracer = multitracer.New(t, opts.tracer)
+		} else {
+			cfg.ConnConfig.Tracer = opts.tracer
+		}
 	}
 	s := &Store{
 		log:     opts.Logger,

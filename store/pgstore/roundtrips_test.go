@@ -1,0 +1,154 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// rtCounter is a pgx tracer that counts round trips (a query, or a batch
+// sent at once) and statements (each query of a batch too). A statement
+// prepared on first use costs one more round trip that it does not count.
+type rtCounter struct {
+	trips, stmts atomic.Int64
+}
+
+func (c *rtCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	c.trips.Add(1)
+	c.stmts.Add(1)
+	return ctx
+}
+
+func (c *rtCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (c *rtCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	c.trips.Add(1)
+	return ctx
+}
+
+func (c *rtCounter) TraceBatchQuery(_ context.Context, _ *pgx.Conn, _ pgx.TraceBatchQueryData) {
+	c.stmts.Add(1)
+}
+
+func (c *rtCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
+// newCountingStore is newTestStore with a round-trip counter.
+func newCountingStore(t testing.TB, dsn string) (*Store, *rtCounter) {
+	t.Helper()
+	c := &rtCounter{}
+	s, err := New(t.Context(), Options{DSN: dsn, LeaseDuration: testLease, Timeout: 5 * time.Second, Node: "count", MaxConns: 8,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), tracer: c})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, c
+}
+
+// TestLoginRoundTrips counts the round trips and statements of a login
+// (Open), STAT (no round trip: the snapshot) and a QUIT with nothing
+// changed (Close), on a maildrop with mail, first with a cold snapshot
+// cache, then unchanged, then after a delivery.
+func TestLoginRoundTrips(t *testing.T) {
+	s, c := newCountingStore(t, pg.DB(t))
+	for i := range 3 {
+		if _, err := s.Deliver(t.Context(), "alice", strings.NewReader(fmt.Sprintf("Subject: %d\n\nhi\n", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	login := func(want int) (trips, stmts int64) {
+		t.Helper()
+		t0, s0 := c.trips.Load(), c.stmts.Load()
+		md, err := s.Open(t.Context(), "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(md.Messages()); got != want {
+			t.Fatalf("STAT: %d messages, want %d", got, want)
+		}
+		if err := md.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return c.trips.Load() - t0, c.stmts.Load() - s0
+	}
+	login(3) // prepares the statements
+	s.snaps = newSnapCache(DefaultSnapshotCache)
+	for _, step := range []struct {
+		name         string
+		deliver      bool
+		trips, stmts int64
+	}{
+		{"cold cache", false, wantLoginTrips, wantLoginStmts},
+		{"unchanged", false, wantLoginTrips, wantLoginStmts},
+		{"after a delivery", true, wantLoginTrips, wantLoginStmts},
+	} {
+		want := 3
+		if step.deliver {
+			if _, err := s.Deliver(t.Context(), "alice", strings.NewReader("Subject: new\n\nhi\n")); err != nil {
+				t.Fatal(err)
+			}
+			want = 4
+		}
+		trips, stmts := login(want)
+		if trips != step.trips || stmts != step.stmts {
+			t.Errorf("%s: login+STAT+QUIT took %d round trips and %d statements, want %d and %d", step.name, trips, stmts, step.trips, step.stmts)
+		}
+	}
+	// The lease was released: another session gets it at once.
+	md, err := s.Open(t.Context(), "alice")
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	md.Close()
+}
+
+// BenchmarkOpenClose: a login (lease and snapshot) then logout with
+// nothing changed, on 16 maildrops of 10 messages unchanged since the
+// last login, from 4 goroutines per CPU; reports the round trips and
+// statements per login.
+func BenchmarkOpenClose(b *testing.B) {
+	s, c := newCountingStore(b, pg.DB(b))
+	for u := range 16 {
+		for range 10 {
+			if _, err := s.Deliver(b.Context(), fmt.Sprintf("user%d", u), strings.NewReader("Subject: x\n\nhi\n")); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	var next atomic.Int64
+	b.SetParallelism(4)
+	b.ReportAllocs()
+	t0, s0 := c.trips.Load(), c.stmts.Load()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		u := fmt.Sprintf("user%d", next.Add(1)%16) // own maildrop per goroutine while there are ≤16
+		for pb.Next() {
+			md, err := s.Open(b.Context(), u)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if len(md.Messages()) != 10 {
+				b.Errorf("%d messages", len(md.Messages()))
+			}
+			md.Close()
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "logins/s")
+	b.ReportMetric(float64(c.trips.Load()-t0)/float64(b.N), "roundtrips/login")
+	b.ReportMetric(float64(c.stmts.Load()-s0)/float64(b.N), "stmts/login")
+}
+
+// The round trips and statements of login+STAT+QUIT (Open and Close).
+const (
+	wantLoginTrips = 2
+	wantLoginStmts = 5
+)
