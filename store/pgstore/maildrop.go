@@ -14,11 +14,12 @@ import (
 	"github.com/postie-mail/postie/store"
 )
 
-// asyncCommitSQL lets the transaction it starts commit without waiting
-// for the WAL flush: lease changes need not survive a crash of the
-// database (a lease lost with it only lets the next login in, and the old
-// session's Commit then finds the lease gone and deletes nothing).
-const asyncCommitSQL = `SELECT set_config('synchronous_commit', 'off', true)`
+// Lease changes commit without waiting for the WAL flush: they need not
+// survive a crash of the database (a lease lost with it only lets the next
+// login in, and the old session's Commit then finds the lease gone and
+// deletes nothing). Each lease statement sets synchronous_commit off for
+// its own transaction (set_config's third argument) in a subquery that
+// runs before its write, so the setting costs no statement of its own.
 
 // acquireSQL takes the lease of maildrop $1 for session $3 of node $2,
 // unless another session holds an unexpired one: no row then. It returns
@@ -27,11 +28,17 @@ const asyncCommitSQL = `SELECT set_config('synchronous_commit', 'off', true)`
 // died or lost the database, since a session that ends deletes its row.
 const acquireSQL = `
 INSERT INTO postie_leases AS l (mailbox, node, token, acquired, expires)
-VALUES ($1, $2, $3, clock_timestamp(), clock_timestamp() + make_interval(secs => $4))
+SELECT $1, $2, $3, clock_timestamp(), clock_timestamp() + make_interval(secs => $4)
+FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async
 ON CONFLICT (mailbox) DO UPDATE
 	SET node = EXCLUDED.node, token = EXCLUDED.token, acquired = EXCLUDED.acquired, expires = EXCLUDED.expires
 	WHERE l.expires < clock_timestamp()
 RETURNING token, NOT (xmax = 0)`
+
+// releaseSQL gives up session $2's lease of maildrop $1.
+const releaseSQL = `
+DELETE FROM postie_leases USING (SELECT set_config('synchronous_commit', 'off', true)) AS async
+WHERE mailbox = $1 AND token = $2`
 
 // snapshotSQL lists the maildrop, provided the lease is the session's (in
 // the same round trip as acquireSQL, it reads nothing otherwise), unless
@@ -104,7 +111,6 @@ func (md *maildrop) load(ctx context.Context) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	b := &pgx.Batch{}
-	b.Queue(asyncCommitSQL)
 	b.Queue(acquireSQL, md.user, s.node, md.token, s.lease.Seconds())
 	cached := s.snaps.get(md.user)
 	var cachedGen, cachedBox int64 // 0: none (both start at 1)
@@ -114,9 +120,6 @@ func (md *maildrop) load(ctx context.Context) error {
 	b.Queue(snapshotSQL, md.user, md.token, cachedGen, cachedBox)
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
-	if _, err := br.Exec(); err != nil {
-		return dbError("open", err)
-	}
 	var (
 		tok       string
 		takenOver bool
@@ -173,10 +176,7 @@ func (md *maildrop) load(ctx context.Context) error {
 func (md *maildrop) release() error {
 	ctx, cancel := md.s.op(context.Background())
 	defer cancel()
-	b := &pgx.Batch{}
-	b.Queue(asyncCommitSQL)
-	b.Queue(`DELETE FROM postie_leases WHERE mailbox = $1 AND token = $2`, md.user, md.token)
-	if err := md.s.pool.SendBatch(ctx, b).Close(); err != nil {
+	if _, err := md.s.pool.Exec(ctx, releaseSQL, md.user, md.token); err != nil {
 		return dbError("releasing the lock (it expires by itself)", err)
 	}
 	return nil

@@ -150,5 +150,5 @@ func BenchmarkOpenClose(b *testing.B) {
 // The round trips and statements of login+STAT+QUIT (Open and Close).
 const (
 	wantLoginTrips = 2
-	wantLoginStmts = 5
+	wantLoginStmts = 3
 )
