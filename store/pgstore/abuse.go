@@ -17,13 +17,33 @@ type Abuse struct {
 
 	mu        sync.Mutex
 	lastSweep time.Time
+	next      *forgetBatch  // forgets waiting for the flush in progress
+	flushing  chan struct{} // holds a token while a batch of forgets is flushed
 }
+
+// forgetBatch is a set of logins whose failures are forgotten in one
+// statement (see LoginSuccess).
+type forgetBatch struct {
+	addrs, users []string
+	done         chan struct{} // closed when flushed; err is then set
+	err          error
+}
+
+// maxForgetBatch bounds the logins of one forgetBatch.
+const maxForgetBatch = 1000
+
+// forgetSQL is postie_login_success without a LOGIN-DELAY, for logins
+// from addresses $1 as users $2 (lists of the same length).
+const forgetSQL = `
+WITH v AS (SELECT a::inet AS addr, u AS name FROM unnest($1::text[], $2::text[]) AS v(a, u)),
+a AS (DELETE FROM postie_abuse_addrs WHERE addr IN (SELECT addr FROM v))
+DELETE FROM postie_abuse_users x USING v WHERE x.name = v.name AND NOT x.others AND x.from_addr = v.addr`
 
 // sweepEvery is how often Bans also deletes the failures that expired.
 const sweepEvery = time.Minute
 
 // Abuse returns the Store's shared abuse state.
-func (s *Store) Abuse() *Abuse { return &Abuse{s: s} }
+func (s *Store) Abuse() *Abuse { return &Abuse{s: s, flushing: make(chan struct{}, 1)} }
 
 func seconds(d time.Duration) float64 { return d.Seconds() }
 
@@ -43,8 +63,13 @@ func (a *Abuse) LoginFailure(ctx context.Context, addr netip.Addr, user string, 
 }
 
 // LoginSuccess records a login and applies LOGIN-DELAY (see
-// pop3server.AbuseStore).
+// pop3server.AbuseStore). Without a delay, the logins that arrive while
+// one batch is being written are forgotten together in the next one: one
+// statement for all, instead of one round trip each.
 func (a *Abuse) LoginSuccess(ctx context.Context, addr netip.Addr, user, maildrop string, delay time.Duration) (bool, error) {
+	if delay <= 0 {
+		return true, a.forget(ctx, addr.String(), user)
+	}
 	ctx, cancel := a.s.op(ctx)
 	defer cancel()
 	var ok bool
@@ -98,4 +123,46 @@ func (a *Abuse) Bans(ctx context.Context) (map[netip.Addr]time.Duration, error) 
 		return nil, dbError("bans", err)
 	}
 	return bans, nil
+}
+
+// forget forgets the failures that a login from addr as user makes good,
+// in a batch with the other logins that arrive while the previous batch is
+// written. The first login of a batch writes it, once the previous one is
+// done; the others wait for it.
+func (a *Abuse) forget(ctx context.Context, addr, user string) error {
+	a.mu.Lock()
+	b, leader := a.next, false
+	if b == nil || len(b.addrs) >= maxForgetBatch {
+		b, leader = &forgetBatch{done: make(chan struct{})}, true
+		a.next = b
+	}
+	b.addrs = append(b.addrs, addr)
+	b.users = append(b.users, user)
+	a.mu.Unlock()
+	if !leader {
+		<-b.done // bounded: the leader waits for ctx or one flush, then for one round trip
+		return b.err
+	}
+	var err error
+	select {
+	case a.flushing <- struct{}{}:
+	case <-ctx.Done():
+		err = dbError("login", ctx.Err())
+	}
+	a.mu.Lock()
+	if a.next == b {
+		a.next = nil // later logins make a new batch
+	}
+	a.mu.Unlock()
+	if err == nil {
+		octx, cancel := a.s.op(ctx)
+		if _, err = a.s.pool.Exec(octx, forgetSQL, b.addrs, b.users); err != nil {
+			err = dbError("login", err)
+		}
+		cancel()
+		<-a.flushing
+	}
+	b.err = err
+	close(b.done)
+	return err
 }

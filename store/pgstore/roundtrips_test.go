@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -152,3 +154,66 @@ const (
 	wantLoginTrips = 2
 	wantLoginStmts = 3
 )
+
+// TestAbuseForgetBatched: logins without LOGIN-DELAY that arrive while a
+// batch of forgets is being written are forgotten together, in one round
+// trip, each with postie_login_success's rules: the address's failures
+// go, and the user's when they all came from that address.
+func TestAbuseForgetBatched(t *testing.T) {
+	s, c := newCountingStore(t, pg.DB(t))
+	a := s.Abuse()
+	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}) }
+	const n = 10
+	for i := range n {
+		if _, _, _, err := a.LoginFailure(t.Context(), addr(i), fmt.Sprintf("u%d", i), time.Hour, 0, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// u0 failed from another address too: not forgotten by u0's login
+	// from addr(0). addr(n) logs in as nobody failing: its failure stays.
+	if _, _, _, err := a.LoginFailure(t.Context(), addr(n+1), "u0", time.Hour, 0, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := a.LoginFailure(t.Context(), addr(n), "", time.Hour, 0, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+
+	a.flushing <- struct{}{} // a batch being written: the logins queue
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := a.LoginSuccess(t.Context(), addr(i), fmt.Sprintf("u%d", i), "", 0)
+			errs <- err
+		}()
+	}
+	for queued := 0; queued < n; {
+		time.Sleep(time.Millisecond)
+		a.mu.Lock()
+		if a.next != nil {
+			queued = len(a.next.addrs)
+		}
+		a.mu.Unlock()
+	}
+	t0 := c.trips.Load()
+	<-a.flushing
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := c.trips.Load() - t0; got != 1 {
+		t.Errorf("%d logins forgotten in %d round trips, want 1", n, got)
+	}
+	var addrs, users []string
+	if err := s.pool.QueryRow(t.Context(), `SELECT
+		(SELECT coalesce(array_agg(host(addr) ORDER BY addr), '{}') FROM postie_abuse_addrs),
+		(SELECT coalesce(array_agg(name ORDER BY name), '{}') FROM postie_abuse_users)`).Scan(&addrs, &users); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{addr(n).String(), addr(n + 1).String()}; !slices.Equal(addrs, want) {
+		t.Errorf("addresses with failures left: %q, want %q", addrs, want)
+	}
+	if want := []string{"u0"}; !slices.Equal(users, want) {
+		t.Errorf("users with failures left: %q, want %q", users, want)
+	}
+}
