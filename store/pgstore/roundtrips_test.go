@@ -163,15 +163,17 @@ func TestAbuseForgetBatched(t *testing.T) {
 	s, c := newCountingStore(t, pg.DB(t))
 	a := s.Abuse()
 	addr := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}) }
+	// Names as a client may type them, with array syntax and quotes.
+	name := func(i int) string { return fmt.Sprintf(`u%d,"{}\' NULL`, i) }
 	const n = 10
 	for i := range n {
-		if _, _, _, err := a.LoginFailure(t.Context(), addr(i), fmt.Sprintf("u%d", i), time.Hour, 0, time.Hour); err != nil {
+		if _, _, _, err := a.LoginFailure(t.Context(), addr(i), name(i), time.Hour, 0, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// u0 failed from another address too: not forgotten by u0's login
 	// from addr(0). addr(n) logs in as nobody failing: its failure stays.
-	if _, _, _, err := a.LoginFailure(t.Context(), addr(n+1), "u0", time.Hour, 0, time.Hour); err != nil {
+	if _, _, _, err := a.LoginFailure(t.Context(), addr(n+1), name(0), time.Hour, 0, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, _, err := a.LoginFailure(t.Context(), addr(n), "", time.Hour, 0, time.Hour); err != nil {
@@ -182,7 +184,7 @@ func TestAbuseForgetBatched(t *testing.T) {
 	errs := make(chan error, n)
 	for i := range n {
 		go func() {
-			_, err := a.LoginSuccess(t.Context(), addr(i), fmt.Sprintf("u%d", i), "", 0)
+			_, err := a.LoginSuccess(t.Context(), addr(i), name(i), "", 0)
 			errs <- err
 		}()
 	}
@@ -213,7 +215,7 @@ func TestAbuseForgetBatched(t *testing.T) {
 	if want := []string{addr(n).String(), addr(n + 1).String()}; !slices.Equal(addrs, want) {
 		t.Errorf("addresses with failures left: %q, want %q", addrs, want)
 	}
-	if want := []string{"u0"}; !slices.Equal(users, want) {
+	if want := []string{name(0)}; !slices.Equal(users, want) {
 		t.Errorf("users with failures left: %q, want %q", users, want)
 	}
 }
