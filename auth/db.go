@@ -91,6 +91,16 @@ func Open(path string, opts Options) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("auth: Open: empty path")
 	}
+	db := newDB(path, opts)
+	if err := db.Reload(); err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+// newDB returns an empty DB named path (a file, or the table for
+// OpenPostgres) with what opts asks for: logger, SCRAM secret, cache.
+func newDB(path string, opts Options) *DB {
 	db := &DB{
 		path:  path,
 		log:   opts.Logger,
@@ -109,10 +119,7 @@ func Open(path string, opts Options) (*DB, error) {
 	case opts.CacheTTL > 0:
 		db.cache = newCredCache(opts.CacheTTL, maxCacheEntries)
 	}
-	if err := db.Reload(); err != nil {
-		return nil, err
-	}
-	return db, nil
+	return db
 }
 
 // dummyHash returns a DefaultScheme hash with the parameters Hash uses and

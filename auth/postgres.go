@@ -2,12 +2,9 @@ package auth
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -114,24 +111,7 @@ func OpenPostgres(ctx context.Context, opts PostgresOptions) (*DB, error) {
 	if opts.Pool == nil {
 		return nil, errors.New("auth: OpenPostgres: no pool")
 	}
-	db := &DB{
-		path:  "postgres:postie_users",
-		log:   opts.Logger,
-		dummy: dummyHash(),
-
-		apopDummy: hex.EncodeToString(randomBytes(16)),
-		scram:     newSCRAMDerived(opts.SCRAMSecret),
-		sem:       make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
-	}
-	if db.log == nil {
-		db.log = slog.Default()
-	}
-	switch {
-	case opts.CacheTTL == 0:
-		db.cache = newCredCache(DefaultCacheTTL, maxCacheEntries)
-	case opts.CacheTTL > 0:
-		db.cache = newCredCache(opts.CacheTTL, maxCacheEntries)
-	}
+	db := newDB("postgres:postie_users", opts.Options)
 	p := &pgUsers{pool: opts.Pool, closePool: opts.ClosePool, timeout: opts.Timeout, maxStale: opts.MaxStaleness, base: time.Now(),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	if p.timeout <= 0 {
