@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/postie-mail/postie/internal/lograte"
 	"github.com/postie-mail/postie/pop3"
 )
 
@@ -54,7 +55,7 @@ type Server struct {
 
 	nextID   atomic.Uint64
 	refusing atomic.Int32 // refusal replies being written
-	refusals refusalLog
+	refusals lograte.Limit
 	stats    counters
 	abuse    *abuse
 	checks   checkGate    // password checks in flight per address
@@ -157,7 +158,7 @@ func (s *Server) accept(c net.Conn) {
 	s.mu.Unlock()
 	if refuse != nil {
 		s.stats.refused.Add(1)
-		if ok, suppressed := s.refusals.allow(time.Now()); ok {
+		if ok, suppressed := s.refusals.Allow(time.Now()); ok {
 			// At most one line a second: a flood of refused clients
 			// must not flood the log (and the disk) too.
 			s.log.Warn("connection refused", "remote", c.RemoteAddr().String(), "reason", refuse.Text, "suppressed", suppressed)
@@ -186,26 +187,6 @@ func (s *Server) accept(c net.Conn) {
 		defer s.forget(ss, key)
 		ss.serve()
 	}()
-}
-
-// refusalLog limits the "connection refused" lines to one a second; the
-// next line counts the refusals not logged in between.
-type refusalLog struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-func (r *refusalLog) allow(now time.Time) (ok bool, suppressed int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if now.Sub(r.last) < time.Second {
-		r.suppressed++
-		return false, 0
-	}
-	r.last = now
-	suppressed, r.suppressed = r.suppressed, 0
-	return true, suppressed
 }
 
 func (s *Server) forget(ss *session, key netip.Addr) {

@@ -39,9 +39,11 @@ func TestLayering(t *testing.T) {
 		{"internal/exitcode", nil},
 		{"internal/maildirname", nil},
 		{"internal/tlsconf", nil},
-		{"internal/proxyproto", nil},
+		// One warning a second: shared by the server and the PROXY listener.
+		{"internal/lograte", nil},
+		{"internal/proxyproto", []string{module + "/internal/lograte"}},
 		{"config", []string{"github.com/BurntSushi/toml"}},
-		{"pop3server", []string{module + "/pop3", module + "/internal/wire", module + "/store", module + "/sasl"}},
+		{"pop3server", []string{module + "/pop3", module + "/internal/wire", module + "/internal/lograte", module + "/store", module + "/sasl"}},
 		{"pop3client", []string{module + "/pop3", module + "/internal/wire", "github.com/xdg-go", "golang.org/x/text"}},
 		// maildir works relative to directory descriptors (openat(2) and
 		// friends) from x/sys/unix.
@@ -67,7 +69,7 @@ func TestLayering(t *testing.T) {
 			"github.com/jackc/pgx/v5", "github.com/jackc/pgpassfile", "github.com/jackc/pgservicefile", "github.com/jackc/puddle/v2", "golang.org/x/text", "golang.org/x/sync"}},
 		// The web pages check passwords through the POP3 engine (its
 		// bounds and penalties) and know no config, store or auth.
-		{"web", []string{module + "/pop3server", module + "/pop3", module + "/internal/wire", module + "/store", module + "/sasl"}},
+		{"web", []string{module + "/pop3server", module + "/pop3", module + "/internal/wire", module + "/internal/lograte", module + "/store", module + "/sasl"}},
 		// Process plumbing of cmd/postie: the standard library only.
 		{"internal/privdrop", nil},
 		{"internal/systemd", []string{"golang.org/x/sys"}},

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/postie-mail/postie/internal/lograte"
 )
 
 // Options configure a Listener.
@@ -61,7 +63,7 @@ type Listener struct {
 	ln    net.Listener
 	opts  Options
 	stats *Stats
-	logs  map[string]*logLimit // by reason, so that one flood hides no other
+	logs  map[string]*lograte.Limit // by reason, so that one flood hides no other
 
 	// With trusted proxies only:
 	ready   chan accepted // handed to Accept
@@ -91,9 +93,9 @@ func NewListener(ln net.Listener, opts Options) *Listener {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	l := &Listener{ln: ln, opts: opts, stats: opts.Stats, logs: map[string]*logLimit{}}
+	l := &Listener{ln: ln, opts: opts, stats: opts.Stats, logs: map[string]*lograte.Limit{}}
 	for _, r := range []string{ReasonUntrusted, ReasonMissing, ReasonMalformed, ReasonTimeout} {
-		l.logs[r] = &logLimit{}
+		l.logs[r] = &lograte.Limit{}
 	}
 	if l.stats == nil {
 		l.stats = &Stats{}
@@ -340,7 +342,7 @@ func (l *Listener) refuse(c net.Conn, peer netip.AddrPort, err error) {
 		l.stats.Closed.Add(1)
 	}
 	if level == slog.LevelWarn {
-		ok, suppressed := l.logs[reason].allow(time.Now())
+		ok, suppressed := l.logs[reason].Allow(time.Now())
 		if !ok {
 			return
 		}
@@ -493,7 +495,7 @@ func (c *Conn) check() error {
 	if yes, _ := HasSignature(b[:n]); yes {
 		c.Conn.Close()
 		l.stats.Untrusted.Add(1)
-		if ok, suppressed := l.logs[ReasonUntrusted].allow(time.Now()); ok {
+		if ok, suppressed := l.logs[ReasonUntrusted].Allow(time.Now()); ok {
 			l.opts.Logger.Warn("PROXY header from an address that is not in trusted_proxies; connection closed",
 				"proto", l.opts.Proto, "remote", c.peer.String(), "reason", ReasonUntrusted, "suppressed", suppressed)
 		}
@@ -502,25 +504,4 @@ func (c *Conn) check() error {
 	// An error with the bytes comes again on the next Read.
 	c.buf = append(c.buf, b[:n]...)
 	return nil
-}
-
-// logLimit allows one warning a second per listener and reason, counting
-// the rest:
-// a flood of bad connections must not flood the log too.
-type logLimit struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-func (r *logLimit) allow(now time.Time) (ok bool, suppressed int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if now.Sub(r.last) < time.Second {
-		r.suppressed++
-		return false, 0
-	}
-	r.last = now
-	suppressed, r.suppressed = r.suppressed, 0
-	return true, suppressed
 }

@@ -260,9 +260,7 @@ func TestTrustedRefused(t *testing.T) {
 		l.logs.b.Reset()
 		l.logs.mu.Unlock()
 		for _, ll := range l.Listener.logs {
-			ll.mu.Lock()
-			ll.last = time.Time{}
-			ll.mu.Unlock()
+			ll.Reset()
 		}
 	}
 	// Nothing was handed to Accept: the next connection is the first.
