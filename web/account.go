@@ -85,18 +85,30 @@ func refusePlain(w http.ResponseWriter) {
 	http.Error(w, "The account page is served over HTTPS only.", http.StatusForbidden)
 }
 
-// account is GET /account: the login form, or the account's page.
-func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
+// visit starts a GET of a page: it refuses plain HTTP from elsewhere than
+// loopback (ok false, the answer written), marks the answer not to be
+// stored, and returns the visitor's session, a new one without a user
+// (its cookie set) for a visitor who has none.
+func (h *Handler) visit(w http.ResponseWriter, r *http.Request) (s *session, ok bool) {
 	secure, ok := h.private(r)
 	if !ok {
 		refusePlain(w)
-		return
+		return nil, false
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	s := h.session(r, secure)
+	s = h.session(r, secure)
 	if s == nil {
 		s = h.sessions.create("", time.Now())
 		setCookie(w, s, secure)
+	}
+	return s, true
+}
+
+// account is GET /account: the login form, or the account's page.
+func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
+	s, ok := h.visit(w, r)
+	if !ok {
+		return
 	}
 	if s.user == "" {
 		h.render(w, http.StatusOK, "login", page{Title: "Log in", CSRF: s.csrf})

@@ -68,16 +68,9 @@ type adminPage struct {
 }
 
 func (h *Handler) admin(w http.ResponseWriter, r *http.Request) {
-	secure, ok := h.private(r)
+	s, ok := h.visit(w, r)
 	if !ok {
-		refusePlain(w)
 		return
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	s := h.session(r, secure)
-	if s == nil {
-		s = h.sessions.create("", time.Now())
-		setCookie(w, s, secure)
 	}
 	if s.admin == "" {
 		h.render(w, http.StatusOK, "login", page{Title: "Admin log in", CSRF: s.csrf, Action: "/admin/login"})
