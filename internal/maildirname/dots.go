@@ -84,7 +84,7 @@ func DotsField(n int64, offs []int64) string {
 // not ascending).
 func ParseDots(val string) (offs []int64, ok bool) {
 	cnt, rest, more := strings.Cut(val, ".")
-	n := parseNumber(cnt)
+	n := ParseNumber(cnt)
 	switch {
 	case n < 0 || n > MaxNamedDots:
 		return nil, false
@@ -95,7 +95,7 @@ func ParseDots(val string) (offs []int64, ok bool) {
 	for more {
 		var o string
 		o, rest, more = strings.Cut(rest, ".")
-		v := parseNumber(o)
+		v := ParseNumber(o)
 		if v < 0 || len(offs) > 0 && v <= offs[len(offs)-1] || int64(len(offs)) == n {
 			return nil, false
 		}
@@ -104,8 +104,10 @@ func ParseDots(val string) (offs []int64, ok bool) {
 	return offs, int64(len(offs)) == n
 }
 
-// parseNumber parses up to 18 decimal digits, -1 if s is not that.
-func parseNumber(s string) int64 {
+// ParseNumber parses a number as Maildir names and the files beside them
+// write it (the S=, W= and D= fields, sizes): up to 18 decimal digits, -1
+// if s is not that.
+func ParseNumber(s string) int64 {
 	if s == "" || len(s) > 18 {
 		return -1
 	}

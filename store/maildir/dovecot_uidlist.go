@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/postie-mail/postie/internal/maildirname"
 )
 
 // Dovecot's dovecot-uidlist, read (never written) so that postie answers
@@ -143,7 +145,7 @@ func parseUidlistRecord(line string) (*dovecotRecord, error) {
 		v := f[1:]
 		switch f[0] {
 		case 'W':
-			if r.vsize = parseSize(v); r.vsize < 0 {
+			if r.vsize = maildirname.ParseNumber(v); r.vsize < 0 {
 				return nil, errors.New("bad W field")
 			}
 		case 'P':

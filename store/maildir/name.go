@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/postie-mail/postie/internal/maildirname"
 )
 
 // msgName is what a message's file name says about it. A Maildir name is
@@ -61,9 +63,9 @@ func parseName(name string) (msgName, bool) {
 		}
 		switch key {
 		case "S":
-			n.fsize = parseSize(val)
+			n.fsize = maildirname.ParseNumber(val)
 		case "W":
-			n.wsize = parseSize(val)
+			n.wsize = maildirname.ParseNumber(val)
 		case "U":
 			n.uidl = parseUIDLField(val)
 		case "D":
@@ -124,22 +126,6 @@ func field(comp string) (key, val string, ok bool) {
 		}
 	}
 	return key, val, true
-}
-
-// parseSize parses a decimal size of up to 18 digits, -1 if it is not one.
-func parseSize(s string) int64 {
-	if s == "" || len(s) > 18 {
-		return -1
-	}
-	var n int64
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return -1
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n
 }
 
 // leadingNumber returns the value of the decimal digits s begins with (the

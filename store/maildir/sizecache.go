@@ -7,6 +7,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/postie-mail/postie/internal/maildirname"
 )
 
 // The size cache remembers the wire size of messages whose names carry no
@@ -72,7 +74,7 @@ func loadSizes(dirfd int, max int64) (map[string]sizes, error) {
 			return nil, errCorruptCache
 		}
 		key := line[:j]
-		w, f := parseSize(line[j+1:i]), parseSize(line[i+1:])
+		w, f := maildirname.ParseNumber(line[j+1:i]), maildirname.ParseNumber(line[i+1:])
 		if w < 0 || f < 0 || strings.ContainsFunc(key, isControl) {
 			return nil, errCorruptCache
 		}
