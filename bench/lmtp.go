@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -21,45 +20,37 @@ var lmtpMessage = "From: bench@example.net\r\nSubject: postie bench lmtp\r\n\r\n
 // only once the message is durable.
 func runLMTP(ctx context.Context, o *Options, res *Result) error {
 	var rec recorder
-	start := time.Now()
-	deadline := start.Add(o.Duration)
-	var wg sync.WaitGroup
-	for w := range o.Concurrency {
-		slots := userSlots(w, o.Concurrency, o.Users)
-		wg.Go(func() {
-			lat := make([]time.Duration, 0, 4096)
-			var c *lmtpConn
-			for k := 0; time.Now().Before(deadline) && ctx.Err() == nil; k++ {
-				var err error
-				if c == nil {
-					if c, err = dialLMTP(ctx, o.Addr, o.Timeout); err != nil {
-						rec.fail(err)
-						pause(ctx, 10*time.Millisecond)
-						continue
-					}
-				}
-				rcpt, _ := o.Users.At(slots[k%len(slots)])
-				t0 := time.Now()
-				if err := c.deliver(rcpt, lmtpMessage, o.Timeout); err != nil {
-					if ctx.Err() == nil {
-						rec.fail(err)
-						pause(ctx, 10*time.Millisecond)
-					}
-					c.c.Close()
-					c = nil
+	timedWorkers(ctx, o, res, &rec, func(slots []int, more func() bool) {
+		lat := make([]time.Duration, 0, 4096)
+		var c *lmtpConn
+		for k := 0; more(); k++ {
+			var err error
+			if c == nil {
+				if c, err = dialLMTP(ctx, o.Addr, o.Timeout); err != nil {
+					rec.fail(err)
+					pause(ctx, 10*time.Millisecond)
 					continue
 				}
-				lat = append(lat, time.Since(t0))
 			}
-			if c != nil {
-				c.cmd("QUIT\r\n", "221", o.Timeout)
+			rcpt, _ := o.Users.At(slots[k%len(slots)])
+			t0 := time.Now()
+			if err := c.deliver(rcpt, lmtpMessage, o.Timeout); err != nil {
+				if ctx.Err() == nil {
+					rec.fail(err)
+					pause(ctx, 10*time.Millisecond)
+				}
 				c.c.Close()
+				c = nil
+				continue
 			}
-			rec.add(lat, int64(len(lat)*len(lmtpMessage)))
-		})
-	}
-	wg.Wait()
-	rec.fill(res, time.Since(start))
+			lat = append(lat, time.Since(t0))
+		}
+		if c != nil {
+			c.cmd("QUIT\r\n", "221", o.Timeout)
+			c.c.Close()
+		}
+		rec.add(lat, int64(len(lat)*len(lmtpMessage)))
+	})
 	return nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/postie-mail/postie/pop3client"
@@ -54,59 +53,51 @@ var errSize = errors.New("message size differs from LIST")
 func retrLoop(ctx context.Context, o *Options, res *Result, pick func([]pop3client.MessageInfo) ([]pop3client.MessageInfo, error)) error {
 	popts := o.clientOptions(nil, nil)
 	var rec recorder
-	start := time.Now()
-	deadline := start.Add(o.Duration)
-	var wg sync.WaitGroup
-	for w := range o.Concurrency {
-		slots := userSlots(w, o.Concurrency, o.Users)
-		wg.Go(func() {
-			buf := make([]byte, 256<<10)
-			var lat []time.Duration
-			var bytes int64
-			var c *pop3client.Client
-			var msgs []pop3client.MessageInfo
-			next, k := 0, 0
-			defer func() {
-				if c != nil {
-					c.Quit(ctx)
-				}
-				rec.add(lat, bytes)
-			}()
-			for time.Now().Before(deadline) && ctx.Err() == nil {
-				if c == nil {
-					user, pass := o.Users.At(slots[k%len(slots)])
-					k++
-					var err error
-					if c, msgs, err = openAndList(ctx, &rec, o.Addr, popts, user, pass, pick); err != nil {
-						if ctx.Err() == nil {
-							rec.fail(err)
-							pause(ctx, 10*time.Millisecond)
-						}
-						continue
-					}
-					next = 0
-				}
-				m := msgs[next%len(msgs)]
-				next++
-				t0 := time.Now()
-				n, err := retr(ctx, c, m, buf)
-				if err != nil {
+	timedWorkers(ctx, o, res, &rec, func(slots []int, more func() bool) {
+		buf := make([]byte, 256<<10)
+		var lat []time.Duration
+		var bytes int64
+		var c *pop3client.Client
+		var msgs []pop3client.MessageInfo
+		next, k := 0, 0
+		defer func() {
+			if c != nil {
+				c.Quit(ctx)
+			}
+			rec.add(lat, bytes)
+		}()
+		for more() {
+			if c == nil {
+				user, pass := o.Users.At(slots[k%len(slots)])
+				k++
+				var err error
+				if c, msgs, err = openAndList(ctx, &rec, o.Addr, popts, user, pass, pick); err != nil {
 					if ctx.Err() == nil {
 						rec.fail(err)
-					}
-					if !errors.Is(err, errSize) {
-						c.Close()
-						c = nil
+						pause(ctx, 10*time.Millisecond)
 					}
 					continue
 				}
-				lat = append(lat, time.Since(t0))
-				bytes += n
+				next = 0
 			}
-		})
-	}
-	wg.Wait()
-	rec.fill(res, time.Since(start))
+			m := msgs[next%len(msgs)]
+			next++
+			t0 := time.Now()
+			n, err := retr(ctx, c, m, buf)
+			if err != nil {
+				if ctx.Err() == nil {
+					rec.fail(err)
+				}
+				if !errors.Is(err, errSize) {
+					c.Close()
+					c = nil
+				}
+				continue
+			}
+			lat = append(lat, time.Since(t0))
+			bytes += n
+		}
+	})
 	return nil
 }
 

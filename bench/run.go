@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -101,6 +102,23 @@ func userSlots(w, n int, c Credentials) []int {
 		s = []int{w % c.count()}
 	}
 	return s
+}
+
+// timedWorkers runs o.Concurrency workers, each with its accounts
+// (userSlots), for o.Duration: a worker goes on while more reports true,
+// until the time is up or ctx is done. Once all have returned it fills res
+// from rec, timed from the start.
+func timedWorkers(ctx context.Context, o *Options, res *Result, rec *recorder, work func(slots []int, more func() bool)) {
+	start := time.Now()
+	deadline := start.Add(o.Duration)
+	more := func() bool { return time.Now().Before(deadline) && ctx.Err() == nil }
+	var wg sync.WaitGroup
+	for w := range o.Concurrency {
+		slots := userSlots(w, o.Concurrency, o.Users)
+		wg.Go(func() { work(slots, more) })
+	}
+	wg.Wait()
+	rec.fill(res, time.Since(start))
 }
 
 // pause waits d or until ctx is done: after an error, so that a server

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/postie-mail/postie/pop3client"
@@ -21,39 +20,31 @@ func runSessions(ctx context.Context, o *Options, res *Result) error {
 		fmt.Fprintf(o.Log, "bench: warning: %d workers share %d accounts; a server that locks maildrops (RFC 1939) will refuse some logins with [IN-USE]\n", o.Concurrency, o.Users.count())
 	}
 	var rec recorder
-	start := time.Now()
-	deadline := start.Add(o.Duration)
-	var wg sync.WaitGroup
-	for w := range o.Concurrency {
-		slots := userSlots(w, o.Concurrency, o.Users)
-		wg.Go(func() {
-			lat := make([]time.Duration, 0, 4096)
-			var tlsN, resumed int64
-			for k := 0; time.Now().Before(deadline) && ctx.Err() == nil; k++ {
-				user, pass := o.Users.At(slots[k%len(slots)])
-				t0 := time.Now()
-				res, err := oneSession(ctx, &rec, o.Addr, popts, user, pass)
-				if err != nil {
-					if ctx.Err() == nil {
-						rec.fail(err)
-						pause(ctx, 10*time.Millisecond)
-					}
-					continue
+	timedWorkers(ctx, o, res, &rec, func(slots []int, more func() bool) {
+		lat := make([]time.Duration, 0, 4096)
+		var tlsN, resumed int64
+		for k := 0; more(); k++ {
+			user, pass := o.Users.At(slots[k%len(slots)])
+			t0 := time.Now()
+			res, err := oneSession(ctx, &rec, o.Addr, popts, user, pass)
+			if err != nil {
+				if ctx.Err() == nil {
+					rec.fail(err)
+					pause(ctx, 10*time.Millisecond)
 				}
-				lat = append(lat, time.Since(t0))
-				if o.TLS != pop3client.TLSNone {
-					tlsN++
-					if res {
-						resumed++
-					}
+				continue
+			}
+			lat = append(lat, time.Since(t0))
+			if o.TLS != pop3client.TLSNone {
+				tlsN++
+				if res {
+					resumed++
 				}
 			}
-			rec.add(lat, 0)
-			rec.handshakes(tlsN, resumed)
-		})
-	}
-	wg.Wait()
-	rec.fill(res, time.Since(start))
+		}
+		rec.add(lat, 0)
+		rec.handshakes(tlsN, resumed)
+	})
 	return nil
 }
 
