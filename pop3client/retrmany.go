@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"strconv"
 
 	"github.com/postie-mail/postie/internal/wire"
 )
@@ -30,18 +29,15 @@ import (
 // carry the next command, and returns f's error. Any other error is
 // the connection's, and closes it.
 func (c *Client) RetrMany(ctx context.Context, nums []int, ahead int, f func(i int, body io.Reader, err error) error) error {
-	lines := make([]string, len(nums))
-	for i, n := range nums {
-		if n < 1 {
-			return badNumber("RETR", n)
-		}
-		lines[i] = "RETR " + strconv.Itoa(n)
+	lines, err := numberedLines("RETR", nums)
+	if err != nil {
+		return err
 	}
 	if len(nums) == 0 {
 		return c.usable()
 	}
 	var ferr error // f's, which stopped the loop
-	err := c.op(ctx, "RETR", func() error {
+	err = c.op(ctx, "RETR", func() error {
 		if err := c.ensureCaps(); err != nil {
 			return err
 		}

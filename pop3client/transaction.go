@@ -185,18 +185,15 @@ func (c *Client) Dele(ctx context.Context, n int) error {
 // announces PIPELINING and one at a time otherwise. Every number is
 // tried; the refusals come back joined (each an *Error).
 func (c *Client) DeleMany(ctx context.Context, nums []int) error {
-	lines := make([]string, len(nums))
-	for i, n := range nums {
-		if n < 1 {
-			return badNumber("DELE", n)
-		}
-		lines[i] = "DELE " + strconv.Itoa(n)
+	lines, err := numberedLines("DELE", nums)
+	if err != nil {
+		return err
 	}
 	if len(nums) == 0 {
 		return c.usable()
 	}
 	var refused []error
-	err := c.op(ctx, "DELE", func() error {
+	err = c.op(ctx, "DELE", func() error {
 		if err := c.ensureCaps(); err != nil {
 			return err
 		}
@@ -253,6 +250,19 @@ func (c *Client) one(ctx context.Context, cmd string, n int, f func(text string)
 		}
 		return f(text)
 	})
+}
+
+// numberedLines returns the command lines "cmd n" for nums, or the error
+// for the first number that is not a message number.
+func numberedLines(cmd string, nums []int) ([]string, error) {
+	lines := make([]string, len(nums))
+	for i, n := range nums {
+		if n < 1 {
+			return nil, badNumber(cmd, n)
+		}
+		lines[i] = cmd + " " + strconv.Itoa(n)
+	}
+	return lines, nil
 }
 
 func badNumber(cmd string, n int) error {
