@@ -188,9 +188,6 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	if s.log == nil {
-		s.log = slog.Default()
-	}
 	if s.lease <= 0 {
 		s.lease = DefaultLeaseDuration
 	}
@@ -200,15 +197,8 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	case opts.SnapshotCache > 0:
 		s.snaps = newSnapCache(opts.SnapshotCache)
 	}
-	if s.timeout <= 0 {
-		s.timeout = DefaultTimeout
-	}
-	if s.node == "" {
-		h, _ := os.Hostname()
-		s.node = fmt.Sprintf("%s:%d", h, os.Getpid())
-	}
-	if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
-		return nil, fmt.Errorf("pgstore: %w", err)
+	if err := s.connect(ctx, cfg); err != nil {
+		return nil, err
 	}
 	if err := s.migrate(ctx); err != nil {
 		s.pool.Close()
@@ -257,6 +247,16 @@ func Migrate(ctx context.Context, opts Options) error {
 	}
 	cfg.MaxConns = 1
 	s := &Store{log: opts.Logger, node: opts.Node, timeout: opts.Timeout}
+	if err := s.connect(ctx, cfg); err != nil {
+		return err
+	}
+	defer s.pool.Close()
+	return s.migrate(ctx)
+}
+
+// connect gives s the defaults of Options.Logger, Timeout and Node, and
+// opens its pool.
+func (s *Store) connect(ctx context.Context, cfg *pgxpool.Config) error {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -267,11 +267,11 @@ func Migrate(ctx context.Context, opts Options) error {
 		h, _ := os.Hostname()
 		s.node = fmt.Sprintf("%s:%d", h, os.Getpid())
 	}
+	var err error
 	if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return fmt.Errorf("pgstore: %w", err)
 	}
-	defer s.pool.Close()
-	return s.migrate(ctx)
+	return nil
 }
 
 // Close stops renewing leases, releases those of sessions still open and
