@@ -84,8 +84,14 @@ func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
 // prefix of its full length. Entries that do not parse (Validate reports
 // them) are left out.
 func (l Log) TracePrefixes() []netip.Prefix {
+	return prefixes(l.TraceAddresses)
+}
+
+// prefixes returns the entries of list that parse (tracePrefix) as
+// prefixes, leaving out the others.
+func prefixes(list []string) []netip.Prefix {
 	var out []netip.Prefix
-	for _, s := range l.TraceAddresses {
+	for _, s := range list {
 		if p, ok := tracePrefix(s); ok {
 			out = append(out, p)
 		}

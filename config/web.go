@@ -33,13 +33,7 @@ type Web struct {
 // address as one of its full length); entries that do not parse (Validate
 // reports them) are left out.
 func (w Web) TrustedProxyPrefixes() []netip.Prefix {
-	var out []netip.Prefix
-	for _, s := range w.TrustedProxies {
-		if p, ok := tracePrefix(s); ok {
-			out = append(out, p)
-		}
-	}
-	return out
+	return prefixes(w.TrustedProxies)
 }
 
 // IsLoopbackHost reports whether host (of a host:port) names only the
