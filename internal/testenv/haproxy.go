@@ -146,11 +146,5 @@ func (h *HAProxy) Stop() {
 		return
 	default:
 	}
-	h.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-h.exited:
-	case <-time.After(10 * time.Second):
-		h.cmd.Process.Kill()
-		<-h.exited
-	}
+	stopProcess(h.cmd.Process, syscall.SIGTERM, h.exited)
 }

@@ -332,13 +332,7 @@ func (p *Postgres) stop() {
 		<-p.made
 	}
 	if p.cmd != nil && p.cmd.Process != nil {
-		p.cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			p.cmd.Process.Kill()
-			<-p.done
-		}
+		stopProcess(p.cmd.Process, syscall.SIGINT, p.done)
 	}
 	if p.dir != "" {
 		os.RemoveAll(p.dir)

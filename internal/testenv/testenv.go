@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Required reports whether missing peers must fail tests.
@@ -112,4 +113,16 @@ func MountTmpfs(t testing.TB, size string) string {
 		}
 	})
 	return dir
+}
+
+// stopProcess asks p to end with sig and waits until exited is closed;
+// after 10s it kills p and waits on.
+func stopProcess(p *os.Process, sig os.Signal, exited <-chan struct{}) {
+	p.Signal(sig)
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		p.Kill()
+		<-exited
+	}
 }
