@@ -9,31 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postie-mail/postie/internal/testenv"
 	"github.com/postie-mail/postie/internal/wire"
 	"github.com/postie-mail/postie/pop3client"
 )
-
-// wireForm is what RFC 1939 says a client must get back from RETR for the
-// stored message m, computed independently of internal/wire: every bare
-// LF becomes CRLF, and a message that does not end with a line end gets
-// one.
-func wireForm(m []byte) []byte {
-	var out []byte
-	for i, c := range m {
-		if c == '\n' && (i == 0 || m[i-1] != '\r') {
-			out = append(out, '\r')
-		}
-		out = append(out, c)
-	}
-	switch {
-	case len(out) == 0 || bytes.HasSuffix(out, []byte("\r\n")):
-	case out[len(out)-1] == '\r':
-		out = append(out, '\n')
-	default:
-		out = append(out, '\r', '\n')
-	}
-	return out
-}
 
 // FuzzDotStuffRoundTrip sends stored messages through the server's writer
 // (wire.DotWriter, as pop3server streams RETR, in two writes split at an
@@ -117,7 +96,7 @@ func FuzzDotStuffRoundTrip(f *testing.F) {
 			t.Fatalf("reading the message: %v", err)
 		}
 		r.Close()
-		if want := wireForm(m); !bytes.Equal(got, want) {
+		if want := testenv.WireForm(m); !bytes.Equal(got, want) {
 			t.Fatalf("message %q (split at %d) came back as\n%q\nwant\n%q", m, split, got, want)
 		}
 	})

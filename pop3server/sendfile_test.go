@@ -13,30 +13,11 @@ import (
 	"testing"
 
 	"github.com/postie-mail/postie/internal/proxyproto"
+	"github.com/postie-mail/postie/internal/testenv"
 	"github.com/postie-mail/postie/internal/wire"
 	"github.com/postie-mail/postie/pop3server"
 	"github.com/postie-mail/postie/store/maildir"
 )
-
-// crlfForm is the wire form of the stored message m, computed without
-// internal/wire: bare LFs become CRLF, and a final line end is supplied.
-func crlfForm(m []byte) []byte {
-	var out []byte
-	for i, c := range m {
-		if c == '\n' && (i == 0 || m[i-1] != '\r') {
-			out = append(out, '\r')
-		}
-		out = append(out, c)
-	}
-	switch {
-	case len(m) == 0 || m[len(m)-1] == '\n':
-	case m[len(m)-1] == '\r':
-		out = append(out, '\n')
-	default:
-		out = append(out, '\r', '\n')
-	}
-	return out
-}
 
 // retrForm is what RETR must send for the stored message m after its
 // status line: its wire form with a '.' added to every line beginning
@@ -44,7 +25,7 @@ func crlfForm(m []byte) []byte {
 func retrForm(m []byte) []byte {
 	var out []byte
 	bol := true
-	for _, c := range crlfForm(m) {
+	for _, c := range testenv.WireForm(m) {
 		if bol && c == '.' {
 			out = append(out, '.')
 		}
@@ -282,7 +263,7 @@ func FuzzRetrFromFile(f *testing.F) {
 		msg = append(msg, b...)
 		// Wire form (CRLF, final line end) so that it may go from the
 		// file; the reference then has nothing to convert but dots.
-		stored := crlfForm(msg)
+		stored := testenv.WireForm(msg)
 		var ref bytes.Buffer
 		dw := wire.NewDotWriter(&ref, 64<<10)
 		dw.Write(stored)

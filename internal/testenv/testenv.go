@@ -126,3 +126,25 @@ func stopProcess(p *os.Process, sig os.Signal, exited <-chan struct{}) {
 		<-exited
 	}
 }
+
+// WireForm is what RFC 1939 says a client must get back from RETR for the
+// stored message m, before dot-stuffing, computed independently of
+// postie's own code: every bare LF becomes CRLF, and a message that does
+// not end with a line end gets one (only the LF after a final CR).
+func WireForm(m []byte) []byte {
+	var out []byte
+	for i, c := range m {
+		if c == '\n' && (i == 0 || m[i-1] != '\r') {
+			out = append(out, '\r')
+		}
+		out = append(out, c)
+	}
+	switch {
+	case len(m) == 0 || m[len(m)-1] == '\n':
+	case m[len(m)-1] == '\r':
+		out = append(out, '\n')
+	default:
+		out = append(out, '\r', '\n')
+	}
+	return out
+}
