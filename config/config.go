@@ -460,10 +460,13 @@ func fieldFor(t reflect.Type, name string) (reflect.Type, bool) {
 
 // describeType words what a value of type t is, for key.
 func describeType(t reflect.Type, key string) string {
+	// The value type, never a pointer: the zero of *Size is nil, and
+	// describe is a value method.
+	t = deref(t)
 	if t.Implements(describerType) {
 		return reflect.Zero(t).Interface().(describer).describe()
 	}
-	switch t = deref(t); t.Kind() {
+	switch t.Kind() {
 	case reflect.String:
 		return "a string in quotes"
 	case reflect.Bool:

@@ -425,6 +425,9 @@ func TestDecodeErrorsPlain(t *testing.T) {
 		{"[intake]\nmax_message_size = {}\n", `2: intake.max_message_size: expected a size such as 1048576, "512K" or "50M", found a table`},
 		{"data_dir = [\"a\"]\n", `1: data_dir: expected a string in quotes, found a list`},
 		{"[intake]\nmax_message_size = true\n", `2: intake.max_message_size: expected a size such as 1048576, "512K" or "50M", found a boolean (true or false)`},
+		// A pointer field (*Size): its zero is nil, and describing it
+		// panicked (found by FuzzLoad).
+		{"[intake]\nquota_overrides = {a = {bytes = true}}\n", `2: intake.quota_overrides.a.bytes: expected a size such as 1048576, "512K" or "50M", found a boolean (true or false)`},
 		{"[pop3]\nmax_connections = false\n", `2: pop3.max_connections: expected a whole number, found a boolean (true or false)`},
 		{"[server]\nuser = 1000\n", `2: server.user: expected a string in quotes, found an integer`},
 		{"[log]\nlevel = 1979-05-27\n", `2: log.level: expected a string in quotes, found a date or time`},
