@@ -64,8 +64,13 @@ func (c *Config) webProblems(bad func(key, format string, args ...any)) {
 		}
 	}
 	for _, s := range w.TrustedProxies {
-		if _, ok := tracePrefix(s); !ok {
+		switch p, ok := tracePrefix(s); {
+		case !ok:
 			bad("web.trusted_proxies", "%q is not an address or a CIDR prefix such as 192.0.2.0/24", s)
+		case p.Bits() == 0:
+			// X-Forwarded-For names the address that the web login's
+			// delays and bans count against.
+			bad("web.trusted_proxies", "%q trusts every address: any client could then claim any address", s)
 		}
 	}
 	if w.BehindTLSProxy && len(w.TrustedProxies) == 0 {

@@ -17,6 +17,7 @@ func TestWebProblems(t *testing.T) {
 		{tlsOn + "[web]\nmail_host = \"m.example.org/x\"", `web.mail_host: "m.example.org/x" is not a host name`},
 		{"[web]\nlisten = [\"0.0.0.0:8080\"]\nmail_host = \"m.example.org\"\nbehind_tls_proxy = true", "web.trusted_proxies: must name the proxy when web.behind_tls_proxy is set"},
 		{"[web]\ntrusted_proxies = [\"proxy.example.org\"]", `web.trusted_proxies: "proxy.example.org" is not an address or a CIDR prefix`},
+		{"[web]\ntrusted_proxies = [\"::/0\"]", `web.trusted_proxies: "::/0" trusts every address`},
 		{"[web]\nadmin_passwd_file = \"passwd\"", "web.admin_passwd_file: must not be auth.passwd_file: admins are not mail users"},
 	} {
 		_, _, err := load(t, tc.body+"\n")
