@@ -112,9 +112,16 @@ func (d *Dovecot) Deliver(t testing.TB, user string, msg []byte) {
 	t.Helper()
 	md := d.Maildir(user)
 	name := fmt.Sprintf("%d.M%06dP%d.test", 1700000000+d.seq.Add(1), 0, os.Getpid())
+	mdaDeliver(t, md, name, msg, d.uid, d.gid)
+}
+
+// mdaDeliver writes msg to the Maildir md's tmp/ as uid:gid and renames
+// it into new/ under name, as an MDA does.
+func mdaDeliver(t testing.TB, md, name string, msg []byte, uid, gid int) {
+	t.Helper()
 	tmp := filepath.Join(md, "tmp", name)
 	write(t, tmp, msg, 0o600)
-	if err := os.Chown(tmp, d.uid, d.gid); err != nil {
+	if err := os.Chown(tmp, uid, gid); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(tmp, filepath.Join(md, "new", name)); err != nil {
@@ -123,8 +130,11 @@ func (d *Dovecot) Deliver(t testing.TB, user string, msg []byte) {
 }
 
 // Log returns Dovecot's log so far.
-func (d *Dovecot) Log() string {
-	b, _ := os.ReadFile(filepath.Join(d.Root, "log/dovecot.log"))
+func (d *Dovecot) Log() string { return dovecotLog(d.Root) }
+
+// dovecotLog reads the log of the Dovecot instance under root.
+func dovecotLog(root string) string {
+	b, _ := os.ReadFile(filepath.Join(root, "log/dovecot.log"))
 	return string(b)
 }
 

@@ -144,19 +144,8 @@ func (d *DovecotMail) Maildir(user string) string {
 // Dovecot would: written to tmp/ as vmail, renamed into new/ under name.
 func (d *DovecotMail) DeliverFile(t testing.TB, user, name string, msg []byte) {
 	t.Helper()
-	md := d.Maildir(user)
-	tmp := filepath.Join(md, "tmp", name)
-	write(t, tmp, msg, 0o600)
-	if err := os.Chown(tmp, d.UID, d.GID); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(md, "new", name)); err != nil {
-		t.Fatal(err)
-	}
+	mdaDeliver(t, d.Maildir(user), name, msg, d.UID, d.GID)
 }
 
 // Log returns Dovecot's log so far.
-func (d *DovecotMail) Log() string {
-	b, _ := os.ReadFile(filepath.Join(d.Root, "log/dovecot.log"))
-	return string(b)
-}
+func (d *DovecotMail) Log() string { return dovecotLog(d.Root) }
