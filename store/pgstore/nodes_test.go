@@ -671,7 +671,11 @@ func TestBigMessageStreams(t *testing.T) {
 		t.Errorf("read %d octets, want %d", total, size)
 	}
 	t.Logf("heap peak +%d KiB delivering, +%d KiB reading a %d KiB message", deliverPeak>>10, readPeak>>10, size>>10)
-	if deliverPeak > size/3 || readPeak > size/3 {
+	// Holding the message whole would add at least its size; what
+	// streaming holds is a few chunks and the protocol's buffers, seen at
+	// 2–3.6 MiB (more under -race, and HeapAlloc also counts garbage the
+	// collector has not reached yet), so the bound is half the message.
+	if deliverPeak > size/2 || readPeak > size/2 {
 		t.Errorf("heap grew by %d octets delivering and %d reading a %d octet message: not streamed", deliverPeak, readPeak, size)
 	}
 }
