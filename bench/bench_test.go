@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -311,5 +313,42 @@ func TestCorpus(t *testing.T) {
 	x, _ := os.ReadFile(filepath.Join(c, "new", ents[0].Name()))
 	if n := strconv.Itoa(len(x)); !strings.Contains(ents[0].Name(), ",S="+n+",W="+n+",D=") || bytes.Count(x, []byte("\n")) != bytes.Count(x, []byte("\r\n")) {
 		t.Errorf("the big message with CRLF: %s", ents[0].Name())
+	}
+}
+
+// TestCorpusOwners: Owners gives each Maildir its owner, and leaves the
+// others the caller's: postie trusts the ",D=" field of a name only in a
+// file of its own, so a postie layout given to Dovecot's user would be
+// sent the slow way and the big RETR figures would not be postie's.
+func TestCorpusOwners(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files away")
+	}
+	mine, theirs := t.TempDir(), t.TempDir()
+	other := &bench.Owner{UID: 4242, GID: 4243}
+	corpus(t, bench.CorpusOptions{Dirs: []string{mine, theirs}, Owners: []*bench.Owner{nil, other}, Count: 3, Seed: 7, Profile: "small"})
+	for _, c := range []struct {
+		dir      string
+		uid, gid int
+	}{{mine, 0, 0}, {theirs, other.UID, other.GID}} {
+		n := 0
+		err := filepath.WalkDir(c.dir, func(p string, _ fs.DirEntry, err error) error {
+			if err != nil || p == c.dir {
+				return err
+			}
+			st, err := os.Lstat(p)
+			if err != nil {
+				return err
+			}
+			sys := st.Sys().(*syscall.Stat_t)
+			if int(sys.Uid) != c.uid || int(sys.Gid) != c.gid {
+				t.Errorf("%s: owner %d:%d, want %d:%d", p, sys.Uid, sys.Gid, c.uid, c.gid)
+			}
+			n++
+			return nil
+		})
+		if err != nil || n != 3+3 { // cur, new, tmp and 3 messages
+			t.Errorf("%s: %d entries, %v", c.dir, n, err)
+		}
 	}
 }

@@ -35,9 +35,11 @@ type CorpusOptions struct {
 	// BigCRLF, as LMTP and SMTP intake store mail).
 	BigSize int64
 	BigCRLF bool
-	// Chown, when set, gives the directories and files to this owner
-	// (Dovecot's mail user).
-	Chown *Owner
+	// Owners, when Owners[i] is set, gives the directories and files of
+	// Dirs[i] to that owner (Dovecot's mail user). The others stay the
+	// caller's: postie's, which trusts the ",D=" field of a name only in a
+	// file of its own (a file of another owner is sent the slow way).
+	Owners []*Owner
 	// NoSizes leaves ",S=", ",W=" and ",D=" (the lines beginning with
 	// '.', as postie's delivery records them) out of the file names, so
 	// that a server has to read each message once to learn its size.
@@ -70,8 +72,14 @@ func GenerateCorpus(o CorpusOptions) (CorpusStats, error) {
 	default:
 		return st, fmt.Errorf("bench: corpus: unknown profile %q (mixed or small)", o.Profile)
 	}
-	for _, d := range o.Dirs {
-		if err := makeMaildir(d, o.Chown); err != nil {
+	owner := func(i int) *Owner {
+		if i < len(o.Owners) {
+			return o.Owners[i]
+		}
+		return nil
+	}
+	for i, d := range o.Dirs {
+		if err := makeMaildir(d, owner(i)); err != nil {
 			return st, err
 		}
 	}
@@ -114,8 +122,8 @@ func GenerateCorpus(o CorpusOptions) (CorpusStats, error) {
 			dc.Write(data)
 			name += fmt.Sprintf(",S=%d,W=%d", len(data), ws) + dc.Field()
 		}
-		for _, d := range o.Dirs {
-			if err := deliverFile(d, name, data, o.Chown); err != nil {
+		for i, d := range o.Dirs {
+			if err := deliverFile(d, name, data, owner(i)); err != nil {
 				return st, err
 			}
 		}

@@ -294,6 +294,7 @@ owned by --chown (default vmail).`,
 					j.Seed = seed + uint64(n)
 					if postieRoot != "" {
 						j.Dirs = append(j.Dirs, filepath.Join(postieRoot, name))
+						j.Owners = append(j.Owners, nil)
 					}
 					if dovecotRoot != "" {
 						home := filepath.Join(dovecotRoot, "mail", name)
@@ -304,7 +305,7 @@ owned by --chown (default vmail).`,
 							return withCode(exitcode.Failure, err)
 						}
 						j.Dirs = append(j.Dirs, filepath.Join(home, "Maildir"))
-						j.Chown = owner
+						j.Owners = append(j.Owners, owner)
 					}
 					jobs = append(jobs, j)
 				}
