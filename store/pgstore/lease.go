@@ -2,6 +2,9 @@ package pgstore
 
 import (
 	"context"
+	"maps"
+	"slices"
+	"sync"
 	"time"
 )
 
@@ -65,5 +68,124 @@ func (s *Store) renewOnce() {
 			s.stats.leasesLost.Add(1)
 			s.log.Warn("pgstore: maildrop lock lost (expired and taken over); the session will delete nothing", "user", md.user)
 		}
+	}
+}
+
+// Releases. A session that ends gives up its lease without waiting for
+// the database: Close queues the lease and returns, and the leases queued
+// while one statement deletes others go together in the next (one DELETE
+// for all, a round trip shared by every session that ended meanwhile).
+// The lease is therefore still in the database for about one round trip
+// after QUIT's reply. A login of the same maildrop on this node in that
+// time takes the queued lease over (acquireSQL's $5), so a client that
+// logs in again at once never meets its own old lock here; on another
+// node, Open waits a little and tries again (openRetries).
+
+// releaseSQL gives up the leases of maildrops $1 held by sessions $2
+// (lists of the same length).
+const releaseSQL = `
+DELETE FROM postie_leases l
+USING (SELECT set_config('synchronous_commit', 'off', true)) AS async, unnest($1::text[], $2::text[]) AS v(mailbox, token)
+WHERE l.mailbox = v.mailbox AND l.token = v.token`
+
+// maxReleaseBatch bounds the leases of one release statement.
+const maxReleaseBatch = 1000
+
+// releaser holds the leases given up and not yet deleted.
+type releaser struct {
+	mu       sync.Mutex
+	queued   map[string]string // mailbox → token, waiting for the next statement
+	inflight map[string]string // mailbox → token, in the statement under way
+	running  bool              // a goroutine is writing batches
+	idle     chan struct{}     // closed when running ends; nil while idle
+}
+
+// releaseLater queues the lease of session token on mailbox for deletion.
+func (s *Store) releaseLater(mailbox, token string) {
+	r := &s.releases
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.queued == nil {
+		r.queued = map[string]string{}
+	}
+	r.queued[mailbox] = token
+	if !r.running {
+		r.running = true
+		r.idle = make(chan struct{})
+		go s.releaseLoop()
+	}
+}
+
+// releasing returns the token of mailbox's lease if it is queued or being
+// deleted ("" if not): a lease this node gave up, that acquireSQL may take
+// over.
+func (s *Store) releasing(mailbox string) string {
+	r := &s.releases
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if tok, ok := r.queued[mailbox]; ok {
+		return tok
+	}
+	return r.inflight[mailbox]
+}
+
+// tookOver forgets the queued release of mailbox's lease token, which a
+// new session took over: deleting it would delete nothing.
+func (s *Store) tookOver(mailbox, token string) {
+	r := &s.releases
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.queued[mailbox] == token {
+		delete(r.queued, mailbox)
+	}
+}
+
+// releaseLoop deletes the queued leases, a batch at a time, until none is
+// left. A failed statement is logged: its leases expire by themselves.
+func (s *Store) releaseLoop() {
+	r := &s.releases
+	for {
+		r.mu.Lock()
+		r.inflight = nil
+		if len(r.queued) == 0 {
+			r.running = false
+			close(r.idle)
+			r.idle = nil
+			r.mu.Unlock()
+			return
+		}
+		// In the order of the names, as every statement that locks
+		// several leases, so that two of them never wait for each other.
+		boxes := slices.Sorted(maps.Keys(r.queued))
+		boxes = boxes[:min(len(boxes), maxReleaseBatch)]
+		tokens := make([]string, len(boxes))
+		batch := make(map[string]string, len(boxes))
+		for i, box := range boxes {
+			tokens[i] = r.queued[box]
+			batch[box] = tokens[i]
+			delete(r.queued, box)
+		}
+		r.inflight = batch
+		r.mu.Unlock()
+		ctx, cancel := s.op(context.Background())
+		if _, err := s.pool.Exec(ctx, releaseSQL, boxes, tokens); err != nil {
+			s.log.Warn("pgstore: releasing maildrop locks failed; they expire by themselves", "err", dbError("release", err), "sessions", len(boxes))
+		}
+		cancel()
+	}
+}
+
+// waitReleases waits until the queued releases are written, or ctx ends.
+func (s *Store) waitReleases(ctx context.Context) {
+	r := &s.releases
+	r.mu.Lock()
+	idle := r.idle
+	r.mu.Unlock()
+	if idle == nil {
+		return
+	}
+	select {
+	case <-idle:
+	case <-ctx.Done():
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -22,23 +23,21 @@ import (
 // runs before its write, so the setting costs no statement of its own.
 
 // acquireSQL takes the lease of maildrop $1 for session $3 of node $2,
-// unless another session holds an unexpired one: no row then. It returns
-// whether it took over an expired row (xmax is set on the row an ON
-// CONFLICT update wrote, 0 on a fresh insert): a session of a node that
-// died or lost the database, since a session that ends deletes its row.
+// unless another session holds an unexpired one: no row then. A lease of
+// this node's whose release is queued (token $5, "" if none: see
+// releaseLater) is taken over as an expired one is. It returns whether it
+// took over a row (xmax is set on the row an ON CONFLICT update wrote, 0
+// on a fresh insert): a session of a node that died or lost the database,
+// since a session that ends deletes its row, or a released one of this
+// node's.
 const acquireSQL = `
 INSERT INTO postie_leases AS l (mailbox, node, token, acquired, expires)
 SELECT $1, $2, $3, clock_timestamp(), clock_timestamp() + make_interval(secs => $4)
 FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async
 ON CONFLICT (mailbox) DO UPDATE
 	SET node = EXCLUDED.node, token = EXCLUDED.token, acquired = EXCLUDED.acquired, expires = EXCLUDED.expires
-	WHERE l.expires < clock_timestamp()
+	WHERE l.expires < clock_timestamp() OR l.token = $5
 RETURNING token, NOT (xmax = 0)`
-
-// releaseSQL gives up session $2's lease of maildrop $1.
-const releaseSQL = `
-DELETE FROM postie_leases USING (SELECT set_config('synchronous_commit', 'off', true)) AS async
-WHERE mailbox = $1 AND token = $2`
 
 // snapshotSQL lists the maildrop, provided the lease is the session's (in
 // the same round trip as acquireSQL, it reads nothing otherwise), unless
@@ -91,14 +90,29 @@ type maildrop struct {
 var _ store.Maildrop = (*maildrop)(nil)
 
 // Open takes the maildrop's lease and its snapshot in one round trip. A
-// maildrop that never had a delivery is empty.
+// maildrop that never had a delivery is empty. A lease held by another
+// session is tried again after each pause of openRetries (a session that
+// just ended on another node may not have released it yet) before
+// ErrInUse.
 func (s *Store) Open(ctx context.Context, user string) (store.Maildrop, error) {
 	if err := checkUser(user); err != nil {
 		return nil, err
 	}
-	md := &maildrop{s: s, user: user, token: newToken()}
-	if err := md.load(ctx); err != nil {
-		return nil, err
+	var md *maildrop
+	for i := 0; ; i++ {
+		md = &maildrop{s: s, user: user, token: newToken()}
+		err := md.load(ctx)
+		if err == nil {
+			break
+		}
+		if i == len(s.openRetries) || !errors.Is(err, store.ErrInUse) {
+			return nil, err
+		}
+		select {
+		case <-time.After(s.openRetries[i]):
+		case <-ctx.Done():
+			return nil, err
+		}
 	}
 	s.mu.Lock()
 	s.held[md.token] = md
@@ -106,12 +120,20 @@ func (s *Store) Open(ctx context.Context, user string) (store.Maildrop, error) {
 	return md, nil
 }
 
+// openRetries are the pauses of Open before it tries again to take a
+// lease held by another session: a session's lease stays in the database
+// for a round trip after it ended (see releaseLater), longer when the
+// database is slow. About a second in all.
+var openRetries = []time.Duration{2 * time.Millisecond, 10 * time.Millisecond, 40 * time.Millisecond,
+	150 * time.Millisecond, 300 * time.Millisecond, 500 * time.Millisecond}
+
 func (md *maildrop) load(ctx context.Context) error {
 	s := md.s
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	b := &pgx.Batch{}
-	b.Queue(acquireSQL, md.user, s.node, md.token, s.lease.Seconds())
+	released := s.releasing(md.user)
+	b.Queue(acquireSQL, md.user, s.node, md.token, s.lease.Seconds(), released)
 	cached := s.snaps.get(md.user)
 	var cachedGen, cachedBox int64 // 0: none (both start at 1)
 	if cached != nil {
@@ -131,13 +153,16 @@ func (md *maildrop) load(ctx context.Context) error {
 	if err != nil {
 		return dbError("open", err)
 	}
-	if takenOver {
+	switch {
+	case released != "" && takenOver:
+		s.tookOver(md.user, released) // most likely (or an expired row)
+	case takenOver:
 		s.stats.leasesTakenOver.Add(1)
 		s.log.Info("pgstore: took over an expired maildrop lock", "user", md.user)
 	}
 	rows, err := br.Query()
 	if err != nil {
-		md.release()
+		s.releaseLater(md.user, md.token)
 		return dbError("open: snapshot", err)
 	}
 	var (
@@ -159,7 +184,7 @@ func (md *maildrop) load(ctx context.Context) error {
 		err = br.Close()
 	}
 	if err != nil {
-		md.release()
+		s.releaseLater(md.user, md.token)
 		return dbError("open: snapshot", err)
 	}
 	md.mailbox = mbox.Int64
@@ -168,16 +193,6 @@ func (md *maildrop) load(ctx context.Context) error {
 		md.msgs, md.infos = cached.msgs, cached.infos
 	case gen.Valid:
 		s.snaps.put(md.user, &snapshot{gen: gen.Int64, mailbox: mbox.Int64, msgs: md.msgs, infos: md.infos})
-	}
-	return nil
-}
-
-// release gives up the lease (best effort: an unreleased lease expires).
-func (md *maildrop) release() error {
-	ctx, cancel := md.s.op(context.Background())
-	defer cancel()
-	if _, err := md.s.pool.Exec(ctx, releaseSQL, md.user, md.token); err != nil {
-		return dbError("releasing the lock (it expires by itself)", err)
 	}
 	return nil
 }
@@ -320,7 +335,8 @@ func (md *maildrop) Commit(ctx context.Context, deleted []int) error {
 	return nil
 }
 
-// Close releases the lease. It deletes nothing.
+// Close releases the lease (queued: see releaseLater). It deletes
+// nothing.
 func (md *maildrop) Close() error {
 	md.mu.Lock()
 	if md.closed {
@@ -337,5 +353,6 @@ func (md *maildrop) Close() error {
 		return nil // the Store was closed, or the lease is someone else's
 	}
 	md.saveRetrieved(context.Background())
-	return md.release()
+	md.s.releaseLater(md.user, md.token)
+	return nil
 }

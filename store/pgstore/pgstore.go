@@ -136,6 +136,9 @@ type Store struct {
 	uidPrefix string     // "<8 hex>."
 	snaps     *snapCache // nil when disabled
 	stats     counters
+	releases  releaser
+	// openRetries are Open's pauses before it tries a lease again.
+	openRetries []time.Duration
 
 	mu       sync.Mutex
 	held     map[string]*maildrop // token → open session
@@ -180,13 +183,14 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		}
 	}
 	s := &Store{
-		log:     opts.Logger,
-		node:    opts.Node,
-		lease:   opts.LeaseDuration,
-		timeout: opts.Timeout,
-		held:    map[string]*maildrop{},
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		log:         opts.Logger,
+		node:        opts.Node,
+		lease:       opts.LeaseDuration,
+		timeout:     opts.Timeout,
+		held:        map[string]*maildrop{},
+		openRetries: openRetries,
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
 	}
 	if s.lease <= 0 {
 		s.lease = DefaultLeaseDuration
@@ -279,6 +283,9 @@ func (s *Store) connect(ctx context.Context, cfg *pgxpool.Config) error {
 func (s *Store) Close() error {
 	s.once.Do(func() {
 		s.stopRenewing()
+		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		s.waitReleases(ctx)
+		cancel()
 		s.mu.Lock()
 		tokens := make([]string, 0, len(s.held))
 		for tok, md := range s.held {

@@ -78,6 +78,7 @@ func TestLoginRoundTrips(t *testing.T) {
 		if err := md.Close(); err != nil {
 			t.Fatal(err)
 		}
+		s.waitReleases(t.Context())
 		return c.trips.Load() - t0, c.stmts.Load() - s0
 	}
 	login(3) // prepares the statements
