@@ -19,7 +19,27 @@ type Abuse struct {
 	lastSweep time.Time
 	next      *forgetBatch  // forgets waiting for the flush in progress
 	flushing  chan struct{} // holds a token while a batch of forgets is flushed
+	failing   failingSet    // who has failures to forget (see forget)
 }
+
+// failingSet is what a node knows of the addresses and users with failures
+// in the database: those read by the last Bans (at read; nil when unknown:
+// never read, or too many), and those this node recorded since (local,
+// with the time each was recorded).
+type failingSet struct {
+	read         time.Time
+	addrs, users map[string]bool
+	local        map[string]time.Time // "a" + address, "u" + user name
+}
+
+// failingFresh is how old the last read of the failing set may be for a
+// login to skip forgetting (Bans runs about once a second while the node
+// has connections).
+const failingFresh = 2 * time.Second
+
+// maxFailing bounds the addresses and users read as failing: beyond it
+// (an attack under way), every login forgets.
+const maxFailing = 10000
 
 // forgetBatch is a set of logins whose failures are forgotten in one
 // statement (see LoginSuccess).
@@ -59,6 +79,16 @@ func (a *Abuse) LoginFailure(ctx context.Context, addr netip.Addr, user string, 
 	if err != nil {
 		return 0, 0, 0, dbError("login failure", err)
 	}
+	a.mu.Lock()
+	if a.failing.local == nil {
+		a.failing.local = map[string]time.Time{}
+	}
+	now := time.Now()
+	a.failing.local["a"+addr.String()] = now
+	if user != "" {
+		a.failing.local["u"+user] = now
+	}
+	a.mu.Unlock()
 	return addrFails, userFails, fromSeconds(left), nil
 }
 
@@ -122,14 +152,69 @@ func (a *Abuse) Bans(ctx context.Context) (map[netip.Addr]time.Duration, error) 
 	if err := rows.Err(); err != nil {
 		return nil, dbError("bans", err)
 	}
+	a.readFailing(ctx)
 	return bans, nil
+}
+
+// readFailing reads the addresses and users with failures that a login
+// could forget. On error, or with more than maxFailing of either, the set
+// is unknown and every login forgets.
+func (a *Abuse) readFailing(ctx context.Context) {
+	start := time.Now()
+	var addrs, users []string
+	err := a.s.pool.QueryRow(ctx, `SELECT
+		ARRAY(SELECT host(addr) FROM postie_abuse_addrs WHERE expires > now() OR banned_until > now() LIMIT $1),
+		ARRAY(SELECT name FROM postie_abuse_users WHERE expires > now() LIMIT $1)`, maxFailing+1).Scan(&addrs, &users)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f := &a.failing
+	if err != nil || len(addrs) > maxFailing || len(users) > maxFailing {
+		f.read, f.addrs, f.users = time.Time{}, nil, nil
+		return
+	}
+	f.read = start
+	f.addrs, f.users = make(map[string]bool, len(addrs)), make(map[string]bool, len(users))
+	for _, x := range addrs {
+		if ip, err := netip.ParseAddr(x); err == nil {
+			f.addrs[ip.String()] = true // as LoginSuccess spells it
+		}
+	}
+	for _, x := range users {
+		f.users[x] = true
+	}
+	for k, at := range f.local {
+		if at.Before(start) { // recorded before the read began: in it
+			delete(f.local, k)
+		}
+	}
+}
+
+// mayHaveFailed reports whether a login from addr as user may have
+// failures to forget: true unless a recent read of the database and this
+// node's own records since show none for either.
+func (a *Abuse) mayHaveFailed(addr, user string, now time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f := &a.failing
+	if f.addrs == nil || now.Sub(f.read) > failingFresh || now.Before(f.read) {
+		return true
+	}
+	_, la := f.local["a"+addr]
+	_, lu := f.local["u"+user]
+	return la || lu || f.addrs[addr] || f.users[user]
 }
 
 // forget forgets the failures that a login from addr as user makes good,
 // in a batch with the other logins that arrive while the previous batch is
-// written. The first login of a batch writes it, once the previous one is
+// written. A login that has none to forget, as far as the node knows
+// (mayHaveFailed), writes nothing: most logins. A failure recorded by
+// another node after the node's last read (at most failingFresh ago) can
+// so be left to expire by itself instead of being forgotten. The first login of a batch writes it, once the previous one is
 // done; the others wait for it.
 func (a *Abuse) forget(ctx context.Context, addr, user string) error {
+	if !a.mayHaveFailed(addr, user, time.Now()) {
+		return nil
+	}
 	a.mu.Lock()
 	b, leader := a.next, false
 	if b == nil || len(b.addrs) >= maxForgetBatch {

@@ -274,3 +274,68 @@ func BenchmarkLoginAbuse(b *testing.B) {
 		})
 	}
 }
+
+// TestAbuseForgetSkipped: a login whose address and user have no failure
+// in the database, as the node read it last (Bans) and recorded itself
+// since, writes nothing; one that has, on this node or (after a read)
+// another, forgets them. Before any read, every login forgets.
+func TestAbuseForgetSkipped(t *testing.T) {
+	t.Parallel()
+	dsn := pg.DB(t)
+	sa, c := newCountingStore(t, dsn)
+	a, b := sa.Abuse(), newTestStore(t, dsn, "node-b").Abuse()
+	ip := func(i byte) netip.Addr { return netip.AddrFrom4([4]byte{198, 51, 100, i}) }
+	login := func(addr netip.Addr, user string) int64 {
+		t.Helper()
+		t0 := c.trips.Load()
+		if _, err := a.LoginSuccess(t.Context(), addr, user, user, 0); err != nil {
+			t.Fatal(err)
+		}
+		return c.trips.Load() - t0
+	}
+	failures := func() (n int) {
+		t.Helper()
+		if err := sa.pool.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM postie_abuse_addrs) + (SELECT count(*) FROM postie_abuse_users)`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if got := login(ip(1), "u1"); got != 1 {
+		t.Errorf("a login before any read made %d round trips, want 1", got)
+	}
+	if _, _, _, err := a.LoginFailure(t.Context(), ip(2), "u2", time.Hour, 0, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Bans(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := login(ip(1), "u1"); got != 0 {
+		t.Errorf("a login with nothing to forget made %d round trips, want 0", got)
+	}
+	if _, _, _, err := b.LoginFailure(t.Context(), ip(3), "u3", time.Hour, 0, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := a.LoginFailure(t.Context(), ip(4), "u4", time.Hour, 0, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got := failures(); got != 6 {
+		t.Fatalf("%d failure rows, want 6", got)
+	}
+	// Recorded on this node since the read: forgotten.
+	if got := login(ip(4), "u4"); got != 1 {
+		t.Errorf("a login after this node's failure made %d round trips, want 1", got)
+	}
+	// Recorded by node b: forgotten once node a has read it.
+	if _, err := a.Bans(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := login(ip(3), "u3"); got != 1 {
+		t.Errorf("a login after node b's failure made %d round trips, want 1", got)
+	}
+	if got := login(ip(2), "u2"); got != 1 {
+		t.Errorf("a login after a failure read from the database made %d round trips, want 1", got)
+	}
+	if got := failures(); got != 0 {
+		t.Errorf("%d failure rows left, want 0", got)
+	}
+}
