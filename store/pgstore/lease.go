@@ -39,8 +39,11 @@ func (s *Store) renewOnce() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), min(s.timeout, s.lease/3))
 	defer cancel()
-	rows, err := s.pool.Query(ctx, `UPDATE postie_leases SET expires = clock_timestamp() + make_interval(secs => $2)
-		WHERE token = ANY($1) RETURNING token`, tokens, s.lease.Seconds())
+	// Locked in the order of the names first, as the logins' statements
+	// lock them (see open.go), so that neither waits for the other.
+	rows, err := s.pool.Query(ctx, `UPDATE postie_leases l SET expires = clock_timestamp() + make_interval(secs => $2)
+		FROM (SELECT mailbox FROM postie_leases WHERE token = ANY($1) ORDER BY mailbox FOR UPDATE) AS o
+		WHERE l.mailbox = o.mailbox AND l.token = ANY($1) RETURNING l.token`, tokens, s.lease.Seconds())
 	if err != nil {
 		s.stats.renewalFailures.Add(1)
 		s.log.Warn("pgstore: renewing maildrop locks failed", "err", err, "sessions", len(tokens))

@@ -22,34 +22,6 @@ import (
 // its own transaction (set_config's third argument) in a subquery that
 // runs before its write, so the setting costs no statement of its own.
 
-// acquireSQL takes the lease of maildrop $1 for session $3 of node $2,
-// unless another session holds an unexpired one: no row then. A lease of
-// this node's whose release is queued (token $5, "" if none: see
-// releaseLater) is taken over as an expired one is. It returns whether it
-// took over a row (xmax is set on the row an ON CONFLICT update wrote, 0
-// on a fresh insert): a session of a node that died or lost the database,
-// since a session that ends deletes its row, or a released one of this
-// node's.
-const acquireSQL = `
-INSERT INTO postie_leases AS l (mailbox, node, token, acquired, expires)
-SELECT $1, $2, $3, clock_timestamp(), clock_timestamp() + make_interval(secs => $4)
-FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async
-ON CONFLICT (mailbox) DO UPDATE
-	SET node = EXCLUDED.node, token = EXCLUDED.token, acquired = EXCLUDED.acquired, expires = EXCLUDED.expires
-	WHERE l.expires < clock_timestamp() OR l.token = $5
-RETURNING token, NOT (xmax = 0)`
-
-// snapshotSQL lists the maildrop, provided the lease is the session's (in
-// the same round trip as acquireSQL, it reads nothing otherwise), unless
-// its row and generation are still $4 and $3, those of the node's cached
-// snapshot: then it returns one row with them and no message. No row: the
-// maildrop has never had mail.
-const snapshotSQL = `
-SELECT b.generation, b.id, m.id, m.uid, m.wire_size, m.chunks
-FROM postie_mailboxes b LEFT JOIN postie_messages m ON m.mailbox_id = b.id AND (b.generation, b.id) <> ($3, $4)
-WHERE b.name = $1 AND EXISTS (SELECT 1 FROM postie_leases WHERE mailbox = $1 AND token = $2)
-ORDER BY m.id`
-
 // commitSQL is UPDATE: it deletes messages $4 of mailbox $3 (a trigger
 // counts them out of its row), only if session $2 still holds the lease
 // of maildrop $1 (then renewed). It returns whether the lease was held
@@ -126,76 +98,6 @@ func (s *Store) Open(ctx context.Context, user string) (store.Maildrop, error) {
 // database is slow. About a second in all.
 var openRetries = []time.Duration{2 * time.Millisecond, 10 * time.Millisecond, 40 * time.Millisecond,
 	150 * time.Millisecond, 300 * time.Millisecond, 500 * time.Millisecond}
-
-func (md *maildrop) load(ctx context.Context) error {
-	s := md.s
-	ctx, cancel := s.op(ctx)
-	defer cancel()
-	b := &pgx.Batch{}
-	released := s.releasing(md.user)
-	b.Queue(acquireSQL, md.user, s.node, md.token, s.lease.Seconds(), released)
-	cached := s.snaps.get(md.user)
-	var cachedGen, cachedBox int64 // 0: none (both start at 1)
-	if cached != nil {
-		cachedGen, cachedBox = cached.gen, cached.mailbox
-	}
-	b.Queue(snapshotSQL, md.user, md.token, cachedGen, cachedBox)
-	br := s.pool.SendBatch(ctx, b)
-	defer br.Close()
-	var (
-		tok       string
-		takenOver bool
-	)
-	err := br.QueryRow().Scan(&tok, &takenOver)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("pgstore: %s: %w", md.user, store.ErrInUse)
-	}
-	if err != nil {
-		return dbError("open", err)
-	}
-	switch {
-	case released != "" && takenOver:
-		s.tookOver(md.user, released) // most likely (or an expired row)
-	case takenOver:
-		s.stats.leasesTakenOver.Add(1)
-		s.log.Info("pgstore: took over an expired maildrop lock", "user", md.user)
-	}
-	rows, err := br.Query()
-	if err != nil {
-		s.releaseLater(md.user, md.token)
-		return dbError("open: snapshot", err)
-	}
-	var (
-		gen, mbox, id, size pgtype.Int8
-		uid                 pgtype.Text
-		chunks              pgtype.Int4
-		hit                 bool
-	)
-	_, err = pgx.ForEachRow(rows, []any{&gen, &mbox, &id, &uid, &size, &chunks}, func() error {
-		if !id.Valid { // no message: unchanged or empty
-			hit = gen.Int64 == cachedGen && mbox.Int64 == cachedBox
-			return nil
-		}
-		md.msgs = append(md.msgs, message{id: id.Int64, chunks: int(chunks.Int32)})
-		md.infos = append(md.infos, store.MessageInfo{UID: uid.String, Size: size.Int64})
-		return nil
-	})
-	if err == nil {
-		err = br.Close()
-	}
-	if err != nil {
-		s.releaseLater(md.user, md.token)
-		return dbError("open: snapshot", err)
-	}
-	md.mailbox = mbox.Int64
-	switch {
-	case hit:
-		md.msgs, md.infos = cached.msgs, cached.infos
-	case gen.Valid:
-		s.snaps.put(md.user, &snapshot{gen: gen.Int64, mailbox: mbox.Int64, msgs: md.msgs, infos: md.infos})
-	}
-	return nil
-}
 
 func (md *maildrop) Messages() []store.MessageInfo { return md.infos }
 

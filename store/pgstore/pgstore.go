@@ -137,6 +137,7 @@ type Store struct {
 	snaps     *snapCache // nil when disabled
 	stats     counters
 	releases  releaser
+	opens     opener
 	// openRetries are Open's pauses before it tries a lease again.
 	openRetries []time.Duration
 
@@ -189,6 +190,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		timeout:     opts.Timeout,
 		held:        map[string]*maildrop{},
 		openRetries: openRetries,
+		opens:       opener{flushing: make(chan struct{}, 1)},
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
 	}

@@ -154,3 +154,84 @@ func TestOpenWaitsForReleaseElsewhere(t *testing.T) {
 		t.Fatalf("Open on node b after node a's logout: %v", err)
 	}
 }
+
+// TestOpensGrouped: the logins that arrive while a group is in the
+// database go together in the next round trip, each with its own
+// outcome: a maildrop with mail, one unchanged since the node's cached
+// snapshot, one that never had mail, one held on another node
+// ([IN-USE]), and a second login of a maildrop already in the group
+// ([IN-USE], the first gets it).
+func TestOpensGrouped(t *testing.T) {
+	t.Parallel()
+	dsn := pg.DB(t)
+	s, c := newCountingStore(t, dsn)
+	other := newTestStore(t, dsn, "node-b")
+	s.openRetries = nil
+	for i := range 3 {
+		deliverT(t, s, "full", fmt.Sprintf("message %d\n", i))
+	}
+	deliverT(t, s, "cached", "one\n")
+	deliverT(t, s, "busy", "one\n")
+	openT(t, s, "cached").Close() // the node's snapshot of it
+	s.waitReleases(t.Context())
+	held := openT(t, other, "busy")
+	defer held.Close()
+
+	users := []string{"full", "cached", "never", "busy", "full"}
+	want := map[string]int{"full": 3, "cached": 1, "never": 0}
+	s.opens.flushing <- struct{}{} // a group in the database: the logins gather
+	type result struct {
+		user string
+		md   store.Maildrop
+		err  error
+	}
+	results := make(chan result, len(users))
+	for i, u := range users {
+		if i == len(users)-1 { // the second login of "full" after the first joined
+			for !queued(s, 4) {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		go func() {
+			md, err := s.Open(t.Context(), u)
+			results <- result{u, md, err}
+		}()
+	}
+	// The duplicate is refused without joining: four requests wait.
+	dup := <-results
+	if dup.user != "full" || !errors.Is(dup.err, store.ErrInUse) {
+		t.Fatalf("first outcome: %s %v, want the second login of full refused with ErrInUse", dup.user, dup.err)
+	}
+	t0 := c.trips.Load()
+	<-s.opens.flushing
+	var rs []result
+	for range len(users) - 1 {
+		rs = append(rs, <-results)
+	}
+	if got := c.trips.Load() - t0; got != 1 {
+		t.Errorf("4 logins took %d round trips, want 1", got)
+	}
+	for _, r := range rs {
+		n, ok := want[r.user]
+		switch {
+		case !ok:
+			if !errors.Is(r.err, store.ErrInUse) {
+				t.Errorf("%s: %v, want ErrInUse", r.user, r.err)
+			}
+		case r.err != nil:
+			t.Errorf("%s: %v", r.user, r.err)
+		default:
+			if got := len(r.md.Messages()); got != n {
+				t.Errorf("%s: %d messages, want %d", r.user, got, n)
+			}
+			r.md.Close()
+		}
+	}
+}
+
+// queued reports whether n logins wait in s's next group.
+func queued(s *Store, n int) bool {
+	s.opens.mu.Lock()
+	defer s.opens.mu.Unlock()
+	return s.opens.next != nil && len(s.opens.next.reqs) == n
+}
