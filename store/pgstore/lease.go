@@ -85,11 +85,15 @@ func (s *Store) renewOnce() {
 // node, Open waits a little and tries again (openRetries).
 
 // releaseSQL gives up the leases of maildrops $1 held by sessions $2
-// (lists of the same length).
+// (lists of the same length). The rows are locked first, in the order of
+// the names, as every statement that locks several leases (see open.go).
 const releaseSQL = `
-DELETE FROM postie_leases l
-USING (SELECT set_config('synchronous_commit', 'off', true)) AS async, unnest($1::text[], $2::text[]) AS v(mailbox, token)
-WHERE l.mailbox = v.mailbox AND l.token = v.token`
+DELETE FROM postie_leases
+USING (SELECT set_config('synchronous_commit', 'off', true)) AS async
+WHERE token = ANY($2::text[]) AND mailbox IN (
+	SELECT l.mailbox FROM postie_leases l JOIN unnest($1::text[], $2::text[]) AS v(mailbox, token)
+		ON l.mailbox = v.mailbox AND l.token = v.token
+	ORDER BY l.mailbox FOR UPDATE OF l)`
 
 // maxReleaseBatch bounds the leases of one release statement.
 const maxReleaseBatch = 1000
