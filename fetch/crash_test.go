@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/postie-mail/postie/pop3server"
 )
 
 // crashCorpus has its big message third, so that a kill in the middle of
@@ -246,4 +248,80 @@ func subtract(a, b []string) []string {
 		}
 	}
 	return out
+}
+
+// TestCrashExpireZeroCleanup: a postie POP3 server with EXPIRE 0 and an
+// MDA that refuses the message "two" for good (exit 1). The run that
+// retrieved it ends that session without QUIT and deletes the messages
+// it delivered in a second session. fetch is killed (SIGKILL) between the
+// two sessions, or in the second between DELE and QUIT, or not at all;
+// after one more run, the server holds "two" only, the MDA got each other
+// message exactly once, and a further run delivers and deletes nothing.
+func TestCrashExpireZeroCleanup(t *testing.T) {
+	zero := 0
+	p := startPostie(t, func(o *pop3server.Options) { o.Limits.Expire = &zero })
+	for i, point := range []string{"", "between-sessions:0", "after-cleanup-dele:0"} {
+		user := fmt.Sprintf("user%d", i+1)
+		t.Run("kill="+point, func(t *testing.T) {
+			t.Parallel()
+			p.deliver(t, user, crashCorpus...)
+			dir := t.TempDir()
+			dest := filepath.Join(dir, "dest")
+			os.Mkdir(dest, 0o700)
+			mda := fmt.Sprintf(`f=%[1]s/msg.$$; cat > "$f" || exit 75; if grep -q "^Subject: two" "$f"; then rm "$f"; exit 1; fi; mv "$f" %[2]s/$(date +%%s%%N).$$`, dir, dest)
+			pass := filepath.Join(dir, "pass")
+			os.WriteFile(pass, []byte("pass"+user[4:]+"\n"), 0o600)
+			cfg := fmt.Sprintf("state_dir = %q\n", filepath.Join(dir, "state")) +
+				account("exp", p.addr, fmt.Sprintf("user = %q", user), "password_env =", fmt.Sprintf("password_file = %q", pass), fmt.Sprintf("mda = %q", mda))
+			cfgPath := filepath.Join(dir, "fetch.toml")
+			os.WriteFile(cfgPath, []byte(cfg), 0o600)
+
+			if point != "" {
+				out, killed := runChild(t, cfgPath, point)
+				if !killed {
+					t.Fatalf("the child was not killed at %s:\n%s", point, out)
+				}
+				if n := p.count(t, user); n != len(crashCorpus) {
+					t.Errorf("after the kill the server has %d messages, want all %d", n, len(crashCorpus))
+				}
+			}
+			finish(t, cfgPath)
+
+			var want []string
+			for _, m := range wantLF(crashCorpus) {
+				if !strings.Contains(m, "Subject: two\n") {
+					want = append(want, m)
+				}
+			}
+			check := func(when string) {
+				t.Helper()
+				var got []string
+				ents, _ := os.ReadDir(dest)
+				for _, e := range ents {
+					b, _ := os.ReadFile(filepath.Join(dest, e.Name()))
+					got = append(got, string(b))
+				}
+				slices.Sort(got)
+				slices.Sort(want)
+				if !slices.Equal(got, want) {
+					t.Errorf("%s: the MDA got %d messages, want each of %d exactly once\nextra: %q\nmissing: %q",
+						when, len(got), len(want), subtract(got, want), subtract(want, got))
+				}
+				var left []string
+				for _, m := range maildirContents(t, filepath.Join(p.root, user)) {
+					_, subj, _ := strings.Cut(m, "Subject: ")
+					subj, _, _ = strings.Cut(subj, "\n")
+					left = append(left, strings.TrimSuffix(subj, "\r"))
+				}
+				if !slices.Equal(left, []string{"two"}) {
+					t.Errorf("%s: the server has the messages %q, want [\"two\"]", when, left)
+				}
+			}
+			check("after the run")
+			if out := finish(t, cfgPath); !strings.Contains(out, "exp: fetched 0 (0 B), deleted 0, skipped 0, errors 1\n") {
+				t.Errorf("a further run: %s", out)
+			}
+			check("after a further run")
+		})
+	}
 }

@@ -39,14 +39,17 @@
 // destination refused or failed, the run was stopped) it closes the
 // connection without QUIT, and the server, in no UPDATE state, deletes
 // nothing (RFC 1939 §6). That also drops the session's DELEs, but the
-// messages delivered are recorded: the next run does not fetch them
-// again and deletes them, so each is still delivered once. RETR is not
-// pipelined there, so that a run never retrieves more than it reaches.
-// Without EXPIRE 0 a run always ends with QUIT: RETR deletes nothing, and
-// only what is recorded was marked with DELE. A message the destination
-// refuses for good keeps an EXPIRE 0 mailbox from being emptied (each run
-// retrieves it again and ends without QUIT) until the destination takes
-// it or it is removed on the server; each such run logs a warning.
+// messages delivered are recorded, and the run then deletes them in a
+// second session that retrieves nothing (cleanup.go): UIDL, DELE of the
+// messages recorded as delivered, QUIT. A run stopped or killed before
+// that leaves them to the next run, which does not fetch them again and
+// deletes them, so each is still delivered once. RETR is not pipelined
+// there, so that a run never retrieves more than it reaches. Without
+// EXPIRE 0 a run always ends with QUIT: RETR deletes nothing, and only
+// what is recorded was marked with DELE. A message the destination
+// refuses for good is retrieved again by each run (with a warning), as
+// without EXPIRE 0, and stays on the server until the destination takes
+// it or it is removed there; the others do not stay with it.
 //
 // A run killed between the write and the record leaves a delivered but
 // unrecorded message. Maildir names carry a hash of the account and the

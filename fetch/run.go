@@ -35,7 +35,9 @@ type Options struct {
 
 	// crash, when set (tests only), is called at the named points of a
 	// run: "retr" (half of a message read), "after-write" (delivered, not
-	// recorded), "after-record", "after-dele" (before QUIT).
+	// recorded), "after-record", "after-dele" (before QUIT); with EXPIRE
+	// 0, "between-sessions" (the first closed without QUIT) and
+	// "after-cleanup-dele" (the second's DELEs sent, before its QUIT).
 	crash func(point string, n int)
 	// batch bounds how many messages are flushed together (default 64).
 	batch int
@@ -194,6 +196,9 @@ type run struct {
 	// session ends with QUIT only if each of them is delivered and
 	// recorded (see deleteAndQuit).
 	exposed map[*message]bool
+	// unquit: the session was closed without QUIT because of EXPIRE 0
+	// (see deleteAndQuit); cleanup then deletes in a second session.
+	unquit bool
 }
 
 // Run fetches the account once: it logs in, delivers what is new, deletes
@@ -315,6 +320,10 @@ func (r *run) do(fresh bool) *Error {
 	}
 	if err := r.deleteAndQuit(); err != nil && stop == nil {
 		stop = err
+	}
+	if r.unquit && r.ctx.Err() == nil {
+		r.hook("between-sessions", 0)
+		r.cleanup()
 	}
 	// Forget what the server no longer has: its UIDLs are never reused.
 	for id := range r.st.entries {
@@ -804,44 +813,58 @@ func (r *run) flush() *Error {
 // refused it, failed, or the run was stopped), the session ends without
 // DELE and QUIT: the connection is closed, and a server that gets no QUIT
 // enters no UPDATE state and deletes nothing (RFC 1939 §6). The messages
-// delivered are recorded in the state: the next run does not fetch them
-// again, and deletes them (unless kept).
+// delivered are recorded in the state, and cleanup deletes them (unless
+// kept) in a second session that retrieves nothing; if that does not
+// happen (the run is stopped or killed, the server is busy), the next run
+// does not fetch them again, and deletes them.
 func (r *run) deleteAndQuit() *Error {
 	a := r.acct
 	if r.expire0 {
 		if n := r.undelivered(); n > 0 {
-			r.log().Warn("ending the session without QUIT: the server deletes every retrieved message at QUIT (EXPIRE 0) and some were not delivered; they stay on the server for the next run, and no message is deleted in this run",
+			r.log().Warn("ending the session without QUIT: the server deletes every retrieved message at QUIT (EXPIRE 0) and some were not delivered; they stay on the server, and the messages delivered are deleted in a second session that retrieves nothing",
 				"account", a.Name, "undelivered", n)
 			r.c.Close()
 			r.c = nil
+			r.unquit = true
 			return nil
 		}
 	}
-	nums := make([]int, len(r.dele))
-	for i, m := range r.dele {
+	err := r.deleteThenQuit(r.c, r.dele, "after-dele")
+	r.c = nil
+	return err
+}
+
+// deleteThenQuit marks msgs deleted on c, with the crash point hook
+// after the DELEs, and ends the session with QUIT; once the QUIT is
+// answered +OK, the messages whose DELE was accepted are counted and
+// their state entries removed. c is closed in every case.
+func (r *run) deleteThenQuit(c *pop3client.Client, msgs []*message, hook string) *Error {
+	a := r.acct
+	defer c.Close()
+	nums := make([]int, len(msgs))
+	for i, m := range msgs {
 		nums[i] = m.num
 	}
 	var derr error
 	if len(nums) > 0 {
-		derr = r.c.DeleMany(r.ctx, nums)
+		derr = c.DeleMany(r.ctx, nums)
 		var perr *pop3client.Error
 		if derr != nil && !errors.As(derr, &perr) {
 			return classifyConn(a, derr)
 		}
-		r.hook("after-dele", len(nums))
+		r.hook(hook, len(nums))
 	}
-	if err := r.c.Quit(r.ctx); err != nil {
+	if err := c.Quit(r.ctx); err != nil {
 		if len(nums) > 0 {
 			r.log().Warn("QUIT failed: the messages marked for deletion may still be on the server; the next run deletes them", "account", a.Name, "err", err)
 		}
 		return classifyConn(a, err)
 	}
-	r.c = nil
 	if derr != nil {
 		r.log().Warn("the server refused to delete some messages", "account", a.Name, "err", derr)
 	}
 	refused := refusedNumbers(derr)
-	for _, m := range r.dele {
+	for _, m := range msgs {
 		if !refused[m.num] {
 			r.res.Deleted++
 			delete(r.st.entries, m.id)

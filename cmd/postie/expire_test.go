@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -145,20 +146,36 @@ func readDelivered(t *testing.T, dir string) string {
 	return string(b)
 }
 
+// sessions waits for the server to log the end of its session n and
+// returns, for each session so far, "retr=R top=T dele=D reason".
+func (e *expireFetch) sessions(t *testing.T, n int) []string {
+	t.Helper()
+	e.srv.WaitLog(t, `msg="session end" session=`+strconv.Itoa(n)+` `)
+	re := regexp.MustCompile(`msg="session end" session=\d+ .* retr=(\d+) retr_bytes=\d+ top=(\d+) dele=(\d+) duration=\S+ reason=("[^"]*"|\S+)`)
+	var out []string
+	for _, m := range re.FindAllStringSubmatch(e.srv.Log(), -1) {
+		out = append(out, fmt.Sprintf("retr=%s top=%s dele=%s %s", m[1], m[2], m[3], strings.Trim(m[4], `"`)))
+	}
+	return out
+}
+
 // TestFetchExpireZeroDeliveryFails: postie fetch against a postie serve
 // that deletes at QUIT every message it sent (EXPIRE 0), with an MDA that
-// refuses the second of three messages. The run delivers one and three
-// and ends the session without QUIT, so the server deletes nothing; the
-// next run, the MDA fixed, delivers two only (one and three are recorded
-// as delivered), deletes all three, and leaves the server empty.
+// refuses the second of three messages for good (exit 1). The first run
+// delivers one and three and ends that session without QUIT, so that the
+// server keeps two; then, in a second session that retrieves nothing, it
+// deletes one and three by UIDL and QUITs. The next run, the MDA still
+// refusing, retrieves two only and has nothing to delete (no second
+// session); the run after it, the MDA fixed, delivers two and leaves the
+// server empty. Each message is delivered once.
 func TestFetchExpireZeroDeliveryFails(t *testing.T) {
 	t.Parallel()
 	mdaDir := t.TempDir()
 	e := startExpireFetch(t, fmt.Sprintf("mda = %q", mdaScript(t, mdaDir)))
 
 	r := postie(t, nil, "", "fetch", "--once", "--config", e.cfg)
-	if r.code == 0 || !strings.Contains(r.stdout, "acct: fetched 2 ") || !strings.Contains(r.stdout, "deleted 0") {
-		t.Errorf("first run: exit %d, stdout %q", r.code, r.stdout)
+	if want := "acct: fetched 2 (346 B), deleted 2, skipped 0, errors 1\n"; r.code != 1 || r.stdout != want {
+		t.Errorf("first run: exit %d, stdout %q, want exit 1, %q", r.code, r.stdout, want)
 	}
 	if !strings.Contains(r.stderr, "without QUIT") {
 		t.Errorf("first run: no warning of the session ended without QUIT: %q", r.stderr)
@@ -166,22 +183,44 @@ func TestFetchExpireZeroDeliveryFails(t *testing.T) {
 	if got := readDelivered(t, mdaDir); got != "Subject: one\nSubject: three\n" {
 		t.Errorf("first run delivered %q", got)
 	}
-	if got, want := e.onServer(t), []string{"one", "three", "two"}; !slices.Equal(got, want) {
+	if got, want := e.onServer(t), []string{"two"}; !slices.Equal(got, want) {
 		t.Fatalf("on the server after the first run: %q, want %q", got, want)
+	}
+	want := []string{"retr=3 top=0 dele=0 client disconnected", "retr=0 top=0 dele=2 quit"}
+	if got := e.sessions(t, 2); !slices.Equal(got, want) {
+		t.Errorf("first run's sessions:\n%q\nwant\n%q", got, want)
+	}
+
+	// Still refused: retrieved again, the others not.
+	r = postie(t, nil, "", "fetch", "--once", "--config", e.cfg)
+	if want := "acct: fetched 0 (0 B), deleted 0, skipped 0, errors 1\n"; r.code != 1 || r.stdout != want {
+		t.Errorf("second run: exit %d, stdout %q, want exit 1, %q", r.code, r.stdout, want)
+	}
+	if got := readDelivered(t, mdaDir); got != "Subject: one\nSubject: three\n" {
+		t.Errorf("after the second run, delivered %q", got)
+	}
+	if got, want := e.onServer(t), []string{"two"}; !slices.Equal(got, want) {
+		t.Fatalf("on the server after the second run: %q, want %q", got, want)
 	}
 
 	if err := os.WriteFile(filepath.Join(mdaDir, "fixed"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	r = mustPostie(t, 0, "", "fetch", "--once", "--config", e.cfg)
-	if !strings.HasPrefix(r.stdout, "acct: fetched 1 ") || !strings.Contains(r.stdout, "deleted 3,") {
-		t.Errorf("second run: stdout %q", r.stdout)
+	if want := "acct: fetched 1 (171 B), deleted 1, skipped 0, errors 0\n"; r.stdout != want {
+		t.Errorf("third run: stdout %q, want %q", r.stdout, want)
 	}
 	if got := readDelivered(t, mdaDir); got != "Subject: one\nSubject: three\nSubject: two\n" {
-		t.Errorf("after the second run, delivered %q", got)
+		t.Errorf("after the third run, delivered %q", got)
 	}
 	if got := e.onServer(t); len(got) != 0 {
-		t.Errorf("on the server after the second run: %q", got)
+		t.Errorf("on the server after the third run: %q", got)
+	}
+	// Session 3 is the second run's only one: no second session when
+	// nothing is to be deleted.
+	want = append(want, "retr=1 top=0 dele=0 client disconnected", "retr=1 top=0 dele=1 quit")
+	if got := e.sessions(t, 4); !slices.Equal(got, want) {
+		t.Errorf("sessions:\n%q\nwant\n%q", got, want)
 	}
 }
 
