@@ -145,7 +145,7 @@ func (f *Fetcher) login(ctx context.Context, c *pop3client.Client, fresh bool) e
 			if i > 0 && f.mech == "" {
 				f.log().Warn(fmt.Sprintf("%s was refused and %s worked: the runs of the next %d days use %s (set auth = %q for this account to make it for good)",
 					strings.ToUpper(mechs[0]), strings.ToUpper(mech), int(scramMemory/(24*time.Hour)), strings.ToUpper(mech), mech), "account", a.Name)
-				f.scramRefused, f.scramRefusedFor, f.remembered = f.opts.now().UTC().Truncate(time.Second), scramKey(a), true
+				f.scramRefused, f.scramRefusedFor, f.scramFallback, f.remembered = f.opts.now().UTC().Truncate(time.Second), scramKey(a), mech, true
 			}
 			f.mech = mech
 			f.log().Debug("logged in", "account", a.Name, "mechanism", mech)
@@ -156,7 +156,7 @@ func (f *Fetcher) login(ctx context.Context, c *pop3client.Client, fresh bool) e
 		if isAuth && len(mechs) == 1 && f.scramRefusedFor != "" {
 			// The password may have changed (and have SCRAM keys now):
 			// the next run tries everything again.
-			f.scramRefused, f.scramRefusedFor, f.remembered = time.Time{}, "", true
+			f.scramRefused, f.scramRefusedFor, f.scramFallback, f.remembered = time.Time{}, "", "", true
 		}
 		// SCRAM needs keys the server may not have for this user
 		// (Dovecot and postie announce it for every user, and cannot
@@ -321,6 +321,6 @@ func (f *Fetcher) recall() {
 	}
 	f.remembered = true
 	if old, err := f.cfg.LastStatus(f.acct); err == nil && old != nil && f.scramRefused.IsZero() {
-		f.scramRefused, f.scramRefusedFor = old.SCRAMRefused, old.SCRAMRefusedFor
+		f.scramRefused, f.scramRefusedFor, f.scramFallback = old.SCRAMRefused, old.SCRAMRefusedFor, old.SCRAMFallback
 	}
 }

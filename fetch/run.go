@@ -150,7 +150,8 @@ type Fetcher struct {
 	// file, so that a later run does not try SCRAM again (see login).
 	scramRefused    time.Time
 	scramRefusedFor string
-	remembered      bool // scramRefused was read from the status file
+	scramFallback   string // the mechanism that worked then ("plain", "user", "login")
+	remembered      bool   // scramRefused was read from the status file
 }
 
 // New returns a Fetcher for account a of cfg.

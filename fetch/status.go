@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/postie-mail/postie/internal/fsutil"
@@ -34,6 +35,9 @@ type Status struct {
 	// server): later runs skip SCRAM for scramMemory (see login).
 	SCRAMRefused    time.Time `json:"scram_refused,omitzero"`
 	SCRAMRefusedFor string    `json:"scram_refused_for,omitempty"`
+	// SCRAMFallback is the mechanism that worked then ("plain", "user",
+	// "login"); empty in status files written before it was recorded.
+	SCRAMFallback string `json:"scram_fallback,omitempty"`
 }
 
 func (c *Config) statusFile(a *Account) string { return filepath.Join(c.StateDir, a.Name+".status") }
@@ -75,7 +79,7 @@ func (f *Fetcher) saveStatus(res *Result) {
 		s.LastOK = s.Time
 	}
 	f.recall()
-	s.SCRAMRefused, s.SCRAMRefusedFor = f.scramRefused, f.scramRefusedFor
+	s.SCRAMRefused, s.SCRAMRefusedFor, s.SCRAMFallback = f.scramRefused, f.scramRefusedFor, f.scramFallback
 	data, _ := json.Marshal(s)
 	if err := fsutil.WriteFileAtomic(f.cfg.statusFile(f.acct), append(data, '\n'), fsutil.WriteOptions{Perm: 0o600}); err != nil {
 		f.log().Warn("could not record the run's status", "account", f.acct.Name, "err", err)
@@ -105,4 +109,30 @@ func (s *Status) Summary(now time.Time) string {
 		}
 	}
 	return line
+}
+
+// SASL describes, for postie fetch status, a SCRAM refusal that the runs
+// of account a remember at now (see login): "SASL: SCRAM refused on …,
+// using PLAIN until …". It is empty when none is in effect: none was
+// recorded, it is scramMemory old, or it was for another user or server
+// than a's.
+func (s *Status) SASL(a *Account, now time.Time) string {
+	if s.SCRAMRefused.IsZero() || s.SCRAMRefusedFor != scramKey(a) {
+		return ""
+	}
+	until := s.SCRAMRefused.Add(scramMemory)
+	if now.Before(s.SCRAMRefused) || !now.Before(until) {
+		return ""
+	}
+	// The status file is only read: a value that fetch does not write
+	// (an older file, or one edited) is not printed.
+	using := "the next mechanism"
+	switch s.SCRAMFallback {
+	case "user":
+		using = "USER/PASS"
+	case "plain", "login":
+		using = strings.ToUpper(s.SCRAMFallback)
+	}
+	return fmt.Sprintf("SASL: SCRAM refused on %s, using %s until %s",
+		s.SCRAMRefused.Local().Format(time.DateTime), using, until.Local().Format(time.DateTime))
 }

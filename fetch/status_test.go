@@ -58,3 +58,38 @@ func TestStatusSummary(t *testing.T) {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
+
+// TestStatusSASL: the SCRAM refusal that postie fetch status shows, only
+// while the runs of that account remember it.
+func TestStatusSASL(t *testing.T) {
+	c := config(t, account("a", "pop.example.org:995", "maildir = \""+t.TempDir()+"/M\""))
+	a := c.Accounts[0]
+	at := time.Date(2026, 5, 1, 10, 0, 0, 0, time.Local)
+	s := &Status{Time: at, SCRAMRefused: at, SCRAMRefusedFor: scramKey(a), SCRAMFallback: "plain"}
+	for _, tc := range []struct {
+		fallback, key string
+		now           time.Time
+		want          string
+	}{
+		{"plain", scramKey(a), at, "SASL: SCRAM refused on 2026-05-01 10:00:00, using PLAIN until 2026-05-31 10:00:00"},
+		{"user", scramKey(a), at.Add(29 * 24 * time.Hour), "SASL: SCRAM refused on 2026-05-01 10:00:00, using USER/PASS until 2026-05-31 10:00:00"},
+		{"login", scramKey(a), at, "SASL: SCRAM refused on 2026-05-01 10:00:00, using LOGIN until 2026-05-31 10:00:00"},
+		// A status file written before the mechanism was recorded, or
+		// with one fetch does not write (not printed).
+		{"", scramKey(a), at, "SASL: SCRAM refused on 2026-05-01 10:00:00, using the next mechanism until 2026-05-31 10:00:00"},
+		{"\x1b[2Jplain", scramKey(a), at, "SASL: SCRAM refused on 2026-05-01 10:00:00, using the next mechanism until 2026-05-31 10:00:00"},
+		// Forgotten after 30 days; not for another user or server; not
+		// from the future.
+		{"plain", scramKey(a), at.Add(30 * 24 * time.Hour), ""},
+		{"plain", "other@" + a.Addr(), at, ""},
+		{"plain", scramKey(a), at.Add(-time.Second), ""},
+	} {
+		s.SCRAMFallback, s.SCRAMRefusedFor = tc.fallback, tc.key
+		if got := s.SASL(a, tc.now); got != tc.want {
+			t.Errorf("%s for %s at %v:\ngot  %q\nwant %q", tc.fallback, tc.key, tc.now, got, tc.want)
+		}
+	}
+	if got := (&Status{Time: at}).SASL(a, at); got != "" {
+		t.Errorf("no refusal: %q", got)
+	}
+}

@@ -20,8 +20,9 @@ func (a *app) fetchStatusCmd() *cobra.Command {
 		Long: `Show, for each account of the fetch configuration, the result of its last
 run (not dry runs), as postie fetch recorded it in the state directory:
 when it ended, what it fetched and deleted, the error if it failed and
-when the last run without an error was; for accounts that sign in with
-OAuth, whether there is a stored sign-in. It reads files only: no server
+when the last run without an error was; when the server refused SCRAM
+and the next mechanism worked, until when the runs skip SCRAM; for
+accounts that sign in with OAuth, whether there is a stored sign-in. It reads files only: no server
 is contacted, and it works while postie fetch runs as a daemon.
 
 Exit codes: 0 done; 64 usage error; 78 configuration error.`,
@@ -52,6 +53,9 @@ func statusLine(cfg *fetch.Config, acct *fetch.Account, now time.Time) string {
 		line += "never run"
 	default:
 		line += s.Summary(now)
+		if sasl := s.SASL(acct, now); sasl != "" {
+			line += "; " + sasl
+		}
 	}
 	if acct.UsesOAuth() {
 		if _, err := os.Stat(cfg.TokenFile(acct)); errors.Is(err, fs.ErrNotExist) {

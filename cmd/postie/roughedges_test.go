@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"io"
 	"net"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postie-mail/postie/fetch"
 	"github.com/postie-mail/postie/internal/testenv"
 )
 
@@ -305,10 +307,11 @@ maildir = "Maildir"
 	}
 	const scram, plain = `msg="pop3 C: AUTH SCRAM-SHA-256 ***"`, `msg="pop3 C: AUTH PLAIN ***"`
 	failures := 0
+	var r result
 	run := func(n int, wantSCRAM bool) {
 		t.Helper()
 		mustPostie(t, 0, "Subject: "+strconv.Itoa(n)+"\n\nx\n", dev(dir, "deliver", "alice")...)
-		r := mustPostie(t, 0, "", "fetch", "--once", "--debug", "--config", cfg)
+		r = mustPostie(t, 0, "", "fetch", "--once", "--debug", "--config", cfg)
 		if got := strings.Contains(r.stderr, scram); got != wantSCRAM {
 			t.Errorf("run %d: tried SCRAM %v, want %v:\n%s", n, got, wantSCRAM, r.stderr)
 		}
@@ -328,11 +331,37 @@ maildir = "Maildir"
 			t.Errorf("run %d: the server logged %d failed logins, want %d", n, got, failures)
 		}
 	}
+	status := filepath.Join(dir, "state", "acct.status")
+	// postie fetch status says what is remembered, and until when: its
+	// line is the run's summary, then the SASL note, read from the
+	// status file (only how long ago is not known in advance).
+	checkStatus := func(when string, wantSASL bool) {
+		t.Helper()
+		data, err := os.ReadFile(status)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st fetch.Status
+		if err := json.Unmarshal(data, &st); err != nil {
+			t.Fatal(err)
+		}
+		fetched := strings.TrimSuffix(strings.TrimPrefix(r.stdout, "acct: "), ", errors 0\n")
+		want := `acct: last run ` + regexp.QuoteMeta(st.Time.Local().Format(time.DateTime)) + ` \(\S+ ago\): ` + regexp.QuoteMeta(fetched)
+		if wantSASL {
+			want += regexp.QuoteMeta("; SASL: SCRAM refused on " + st.SCRAMRefused.Local().Format(time.DateTime) +
+				", using PLAIN until " + st.SCRAMRefused.Add(30*24*time.Hour).Local().Format(time.DateTime))
+		}
+		out := mustPostie(t, 0, "", "fetch", "status", "--config", cfg).stdout
+		if !regexp.MustCompile(`^` + want + `\n$`).MatchString(out) {
+			t.Errorf("%s: postie fetch status printed\n%q\nwant (regexp)\n%q", when, out, want)
+		}
+	}
 	run(1, true)
+	checkStatus("after run 1", true)
 	run(2, false)
 	run(3, false)
+	checkStatus("after run 3", true)
 	// A refusal 31 days old is forgotten.
-	status := filepath.Join(dir, "state", "acct.status")
 	data, err := os.ReadFile(status)
 	if err != nil {
 		t.Fatal(err)
@@ -342,8 +371,10 @@ maildir = "Maildir"
 	if err := os.WriteFile(status, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	checkStatus("with a refusal 31 days old", false)
 	run(4, true)
 	run(5, false)
+	checkStatus("after run 5", true)
 }
 
 // TestServeUTF8Strict: pop3.utf8_strict reaches the server. A message
