@@ -48,6 +48,10 @@ func (r *run) cleanup() {
 	if want == 0 {
 		return
 	}
+	if r.noUIDL {
+		r.log().Info("the server has no UIDL: the messages delivered are deleted by a later run that ends with QUIT", "account", a.Name)
+		return
+	}
 	c, err := r.reconnect()
 	if err != nil {
 		r.log().Warn("could not log in again to delete the messages delivered; the next run deletes them", "account", a.Name, "err", err)
@@ -58,6 +62,11 @@ func (r *run) cleanup() {
 	// message that is not delivered, and then the session could not end
 	// with QUIT either.
 	infos, err := c.ListAndUIDL(r.ctx)
+	var perr *pop3client.Error
+	if errors.As(err, &perr) && perr.Command == "UIDL" {
+		r.log().Info("the server refused UIDL: the messages delivered are deleted by a later run that ends with QUIT", "account", a.Name)
+		return
+	}
 	if err != nil {
 		r.log().Warn("could not list the messages to delete the ones delivered; the next run deletes them", "account", a.Name, "err", err)
 		return

@@ -692,3 +692,66 @@ func TestAutoFallsBackFromSCRAM(t *testing.T) {
 		t.Errorf("%d AUTH commands, want 3 (SCRAM and PLAIN, then PLAIN only): %v", n, f.cmds)
 	}
 }
+
+// TestExpireZeroCleanupCommands: with EXPIRE 0 and an MDA that refuses
+// message "two" for good, the run's first session retrieves all five and
+// ends without QUIT; the second sends exactly these commands: a login, the
+// listing, DELE of the four delivered (by their numbers in its own
+// listing, which lacks the first message, deleted on the server in
+// between) and QUIT; nothing retrieved. Without UIDL there is no second
+// session.
+func TestExpireZeroCleanupCommands(t *testing.T) {
+	for _, noUIDL := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noUIDL=%v", noUIDL), func(t *testing.T) {
+			f := &fake{t: t, capa: []string{"USER", "UIDL", "TOP", "EXPIRE 0"}, noUIDL: noUIDL, expire0: true}
+			for _, m := range corpus {
+				f.msgs = append(f.msgs, wireForm(m))
+			}
+			addr := f.start()
+			dir := t.TempDir()
+			dest := filepath.Join(dir, "dest")
+			os.Mkdir(dest, 0o700)
+			var deletedFirst bool
+			mda := fmt.Sprintf(`f=%[1]s/msg.$$; cat > "$f" || exit 75; if grep -q "^Subject: two" "$f"; then rm "$f"; exit 1; fi; mv "$f" %[2]s/$(date +%%s%%N).$$`, dir, dest)
+			c := config(t, account("exp", addr, fmt.Sprintf("mda = %q", mda)))
+			opts := Options{Logger: quiet(), crash: func(point string, _ int) {
+				// Between the sessions, the first message goes away on
+				// the server (another client, a policy): the second
+				// session's numbers are not the first's.
+				if point == "between-sessions" && !noUIDL {
+					f.mu.Lock()
+					f.msgs[0] = ""
+					f.mu.Unlock()
+					deletedFirst = true
+				}
+			}}
+			res := runOnce(t, c, opts)[0]
+			if noUIDL {
+				if res.Err != nil || res.Fetched != 4 || res.Failed != 1 || res.Deleted != 0 || f.connCount() != 1 || len(f.live()) != 5 {
+					t.Errorf("%s; %d connections, %d messages left", res.Summary(), f.connCount(), len(f.live()))
+				}
+				return
+			}
+			if !deletedFirst || res.Err != nil || res.Fetched != 4 || res.Failed != 1 || res.Deleted != 3 {
+				t.Errorf("%s (between sessions: %v)", res.Summary(), deletedFirst)
+			}
+			f.mu.Lock()
+			cmds := slices.Clone(f.cmds)
+			f.mu.Unlock()
+			// From the CAPA before the second USER.
+			var second []string
+			if i := slices.Index(cmds, "USER"); i >= 0 {
+				if j := slices.Index(cmds[i+1:], "USER"); j >= 0 {
+					second = cmds[i+j:]
+				}
+			}
+			if want := []string{"CAPA", "USER", "PASS", "CAPA", "LIST", "UIDL", "DELE", "DELE", "DELE", "QUIT"}; !slices.Equal(second, want) {
+				t.Errorf("second session: %q\nwant %q\n(all: %q)", second, want, cmds)
+			}
+			left := f.live()
+			if len(left) != 1 || !strings.Contains(left[0], "Subject: two") {
+				t.Errorf("left on the server: %q", left)
+			}
+		})
+	}
+}

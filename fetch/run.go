@@ -200,6 +200,8 @@ type run struct {
 	// unquit: the session was closed without QUIT because of EXPIRE 0
 	// (see deleteAndQuit); cleanup then deletes in a second session.
 	unquit bool
+	// noUIDL: some message had no UIDL (fallback ids, see list).
+	noUIDL bool
 }
 
 // Run fetches the account once: it logs in, delivers what is new, deletes
@@ -408,6 +410,7 @@ func (r *run) list(caps pop3client.Caps) ([]*message, error) {
 		msgs = append(msgs, &message{num: in.Num, id: in.UID, size: in.Size})
 	}
 	if missing > 0 {
+		r.noUIDL = true
 		r.log().Warn("the server has no UIDL: messages are told apart by a hash of their Message-ID, Date, From and Subject fields and their size (found with TOP); identical messages are told apart by their order only",
 			"account", r.acct.Name, "server", r.acct.Server)
 		if err := r.fallbackIDs(msgs, caps); err != nil {
