@@ -825,7 +825,7 @@ func (r *run) deleteAndQuit() *Error {
 	a := r.acct
 	if r.expire0 {
 		if n := r.undelivered(); n > 0 {
-			r.log().Warn("ending the session without QUIT: the server deletes every retrieved message at QUIT (EXPIRE 0) and some were not delivered; they stay on the server, and the messages delivered are deleted in a second session that retrieves nothing",
+			r.log().Warn("ending the session without QUIT: the server deletes every retrieved message at QUIT (EXPIRE 0) and some were not delivered; they stay on the server; the messages delivered are deleted in a second session that retrieves nothing (or by a later run)",
 				"account", a.Name, "undelivered", n)
 			r.c.Close()
 			r.c = nil
