@@ -197,14 +197,20 @@ func FuzzParseUidlist(f *testing.F) {
 // Maildir for user "u" holding the given files (name → content).
 func dovecotStore(t *testing.T, format string, files map[string]string) (*Store, string, *bytes.Buffer) {
 	t.Helper()
+	return takeoverStore(t, Options{DovecotUIDLFormat: format}, files)
+}
+
+// takeoverStore is a store with opts (its Root, Hostname, Logger and
+// SnapshotCache set here), and a Maildir for user "u" holding the given
+// files (name → content).
+func takeoverStore(t *testing.T, opts Options, files map[string]string) (*Store, string, *bytes.Buffer) {
+	t.Helper()
 	var logs bytes.Buffer
-	s, err := New(Options{
-		Root:              t.TempDir(),
-		Hostname:          "postie.example",
-		Logger:            slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		DovecotUIDLFormat: format,
-		SnapshotCache:     -1,
-	})
+	opts.Root = t.TempDir()
+	opts.Hostname = "postie.example"
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts.SnapshotCache = -1
+	s, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

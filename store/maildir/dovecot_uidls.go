@@ -9,12 +9,13 @@ import (
 )
 
 // postie-uidls records the UIDL postie answered for each message of a
-// maildrop taken over from Dovecot, so that a message keeps it for as long
-// as it exists whatever later happens to dovecot-uidlist (Dovecot run
-// again on the Maildir, the file lost and rebuilt with a new UIDVALIDITY).
-// It exists only in maildrops that have, or had, a dovecot-uidlist, and is
-// rebuilt from that file when lost: deleting it changes no UIDL as long
-// as dovecot-uidlist is unchanged.
+// maildrop taken over from Dovecot or Courier, so that a message keeps it
+// for as long as it exists whatever later happens to dovecot-uidlist or
+// courierpop3dsizelist (the other server run again on the Maildir, the
+// file lost and rebuilt with a new UIDVALIDITY). It exists only in
+// maildrops that have, or had, one of those files, and is rebuilt from
+// them when lost: deleting it changes no UIDL as long as they are
+// unchanged.
 //
 // Format: a "postie-uidls 1" header line, then one line per message in
 // snapshot order:
@@ -90,43 +91,59 @@ func saveUIDLs(dirfd int, entries []uidlEntry) error {
 	return nil
 }
 
-// dovecotUIDLs gives the messages of snap, whose UIDLs are postie's own,
-// the UIDLs Dovecot gave them (see "Taking over from Dovecot" in the
-// package doc): the one recorded in postie-uidls, else the one
-// dovecot-uidlist implies, else postie's own; and records what it
-// answered. A dovecot-uidlist postie cannot use is logged, and then
-// messages not yet recorded keep postie's own UIDL for this session
-// without being recorded, so that the answer can still follow the file
-// once it is repaired. It reports whether it did (and then made the
-// UIDLs unique). md holds the lock.
-func (md *maildrop) dovecotUIDLs(snap *snapshot) bool {
+// takenOverUIDLs gives the messages of snap, whose UIDLs are postie's
+// own, the UIDLs Dovecot or Courier gave them (see "Taking over from
+// Dovecot" and "Taking over from Courier" in the package doc): the one
+// recorded in postie-uidls, else the one dovecot-uidlist implies, else
+// the one courierpop3dsizelist lists, else postie's own; and records what
+// it answered. A file postie cannot use is logged, and then messages not
+// yet recorded keep postie's own UIDL for this session without being
+// recorded, so that the answer can still follow the file once it is
+// repaired. It reports whether it did (and then made the UIDLs unique).
+// md holds the lock.
+func (md *maildrop) takenOverUIDLs(snap *snapshot) bool {
 	s := md.s
-	if s.dovecot == nil || len(snap.infos) == 0 {
+	if s.dovecot == nil && !s.courier || len(snap.infos) == 0 {
 		return false
 	}
 	rec, had, err := loadUIDLs(md.d.fd)
 	if err != nil {
-		s.log.Warn("maildir: ignoring postie-uidls; rebuilding it from dovecot-uidlist", "user", md.user, "err", err)
+		s.log.Warn("maildir: ignoring postie-uidls; rebuilding it from the files of the server taken over from", "user", md.user, "err", err)
 		rec = map[string]string{}
 	}
-	// dovecot-uidlist is read only when a message has no recorded answer
-	// (the first login after the takeover, new mail): usually never.
+	// The other server's files are read only when a message has no
+	// recorded answer (the first login after the takeover, new mail):
+	// usually never.
 	var dl *dovecotUidlist
+	var cl *courierSizelist
 	var derr error
 	read := false
-	readDovecot := func() {
+	readForeign := func() {
 		if read {
 			return
 		}
 		read = true
-		if dl, derr = readUidlist(md.d.fd); derr != nil {
-			s.log.Error("maildir: cannot use dovecot-uidlist; messages not yet answered keep postie's own UIDL this session", "user", md.user, "err", derr)
+		if s.dovecot != nil {
+			if dl, derr = readUidlist(md.d.fd); derr != nil {
+				s.log.Error("maildir: cannot use dovecot-uidlist; messages not yet answered keep postie's own UIDL this session", "user", md.user, "err", derr)
+				return
+			}
+		}
+		if s.courier {
+			if cl, derr = readSizelist(md.d.fd); derr != nil {
+				s.log.Error("maildir: cannot use courierpop3dsizelist; messages not yet answered keep postie's own UIDL this session", "user", md.user, "err", derr)
+				return
+			}
+			if cl != nil && cl.bad > 0 {
+				s.log.Warn("maildir: courierpop3dsizelist lines skipped; their messages get postie's own UIDL", "user", md.user, "lines", cl.bad, "first_line", cl.badLine)
+			}
 		}
 	}
 	if !had {
-		readDovecot()
-		if dl == nil && derr == nil {
-			// Never Dovecot's: postie's own UIDLs, nothing to record.
+		readForeign()
+		if dl == nil && cl == nil && derr == nil {
+			// Never Dovecot's or Courier's: postie's own UIDLs,
+			// nothing to record.
 			return false
 		}
 	}
@@ -138,7 +155,7 @@ func (md *maildrop) dovecotUIDLs(snap *snapshot) bool {
 		own := snap.infos[i].UID
 		uidl, ok := rec[m.n.unique]
 		if !ok {
-			readDovecot()
+			readForeign()
 		}
 		switch {
 		case ok:
@@ -156,12 +173,22 @@ func (md *maildrop) dovecotUIDLs(snap *snapshot) bool {
 					// postie lists what it sends.
 					s.log.Debug("maildir: size differs from Dovecot's", "user", md.user, "name", m.name, "size", snap.infos[i].Size, "dovecot_size", r.vsize)
 				}
+			} else if r, ok := cl.lookup(m.n.unique); ok {
+				uidl = r.uidl(m.n.base)
+				if r.size != snap.infos[i].Size {
+					// Courier counts a CR before a line end as an
+					// octet more, and leaves out the CRLF it adds to a
+					// message without a final line end; postie lists
+					// what it sends.
+					s.log.Debug("maildir: size differs from Courier's", "user", md.user, "name", m.name, "size", snap.infos[i].Size, "courier_size", r.size)
+				}
 			}
 		}
 		if used[uidl] {
 			// Two messages with one UIDL (a P field copied, an own
-			// UIDL that looks like Dovecot's): the later one gets one
-			// of its own that cannot be either.
+			// UIDL that looks like Dovecot's, a record copied in
+			// courierpop3dsizelist): the later one gets one of its
+			// own that cannot be either.
 			uidl = dupUIDL(m.n.unique)
 		}
 		used[uidl] = true

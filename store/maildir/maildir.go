@@ -15,9 +15,10 @@
 //	R/U/postie-update   the messages an UPDATE is removing (only while it
 //	                    runs, or after a crash until the next Open ends it)
 //	R/U/postie-uidls    the UIDLs answered in a maildrop taken over from
-//	                    Dovecot (see "Taking over from Dovecot")
+//	                    Dovecot or Courier (see "Taking over from Dovecot")
 //
-// Everything else in R/U (dovecot-uidlist, dovecot.index*, maildirfolder,
+// Everything else in R/U (dovecot-uidlist, dovecot.index*,
+// courierpop3dsizelist, courierimapuiddb, maildirfolder,
 // subfolders whose names start with '.') belongs to other programs and is
 // ignored. Directories are created with mode 0700, files with 0600.
 //
@@ -143,6 +144,22 @@
 // lists one that does not at 2 octets less than it sends). postie writes
 // none of Dovecot's files.
 //
+// # Taking over from Courier
+//
+// With Options.CourierUIDLs set, a message listed in the maildrop's
+// courierpop3dsizelist (list version 2 or 3, courier-imap 4.0 and later)
+// is answered the UIDL Courier's POP3 server gave it, "UID<n>-<v>" from
+// its record (courier_sizelist.go); a message Courier never listed keeps
+// postie's own UIDL. It is recorded in postie-uidls exactly as Dovecot's
+// are, and the file is read under the same rules (at most 64 MiB). Its
+// header is parsed strictly (one postie cannot use is logged, as a bad
+// dovecot-uidlist is); a record line postie cannot read exactly is
+// skipped, as Courier skips those it cannot read, and its message gets
+// postie's own UIDL. When both servers' files are there, dovecot-uidlist
+// is asked first. Courier's IMAP UIDs (courierimapuiddb) have nothing
+// to do with its POP3 UIDLs and are not read; postie writes none of
+// Courier's files.
+//
 // A message delivered with a UIDL of the caller's choosing (DeliverUIDL,
 // for postie migrate pop3) carries it in its name, in a ",U=" field after
 // the unique part (uidl.go). UIDLs are kept unique whatever names say.
@@ -184,6 +201,10 @@ type Options struct {
 	// Maildirs these are (see "Taking over from Dovecot"); "" answers
 	// postie's own UIDLs and never reads Dovecot's files.
 	DovecotUIDLFormat string
+	// CourierUIDLs answers the UIDLs Courier's POP3 server gave, from
+	// courierpop3dsizelist (see "Taking over from Courier"); false never
+	// reads Courier's files.
+	CourierUIDLs bool
 	// PathTemplate says where a user's Maildir is, with Dovecot's
 	// variables %u, %n, %d and %h (see path.go), relative to Root unless
 	// absolute; "" means DefaultPathTemplate (Root/U).
@@ -229,6 +250,8 @@ type Store struct {
 
 	// dovecot is the parsed Options.DovecotUIDLFormat; nil when unset.
 	dovecot *UIDLFormat
+	// courier is Options.CourierUIDLs.
+	courier bool
 
 	// snaps caches the last snapshot of each maildrop; nil when disabled.
 	snaps *snapCache
@@ -276,6 +299,7 @@ func New(opts Options) (*Store, error) {
 		}
 		s.dovecot = &f
 	}
+	s.courier = opts.CourierUIDLs
 	switch {
 	case opts.SnapshotCache == 0:
 		s.snaps = newSnapCache(DefaultSnapshotCache)

@@ -82,10 +82,11 @@ func parseUIDLField(v string) string {
 }
 
 // settleUIDLs gives the messages of a snapshot just read their final
-// UIDLs: Dovecot's where the maildrop was Dovecot's (dovecot_uidls.go),
-// and unique ones whatever names say. md holds the lock.
+// UIDLs: Dovecot's or Courier's where the maildrop was theirs
+// (dovecot_uidls.go), and unique ones whatever names say. md holds the
+// lock.
 func (md *maildrop) settleUIDLs(snap *snapshot) {
-	if md.dovecotUIDLs(snap) {
+	if md.takenOverUIDLs(snap) {
 		return
 	}
 	named := false
