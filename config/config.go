@@ -185,6 +185,12 @@ type Storage struct {
 	// dovecot-uidlist keep the UIDL Dovecot gave them. Default
 	// "%08Xu%08Xv" (Dovecot 2.x's); "" ignores Dovecot's files.
 	DovecotUIDLFormat string `toml:"dovecot_uidl_format"`
+	// CourierUIDL answers, for the messages listed in a maildrop's
+	// courierpop3dsizelist, the UIDL Courier's POP3 server gave them.
+	// Default false: Maildirs that Courier served before postie, whose
+	// users have fetched mail from postie under postie's own UIDLs,
+	// would switch once.
+	CourierUIDL bool `toml:"courier_uidl"`
 	// PostgresDSN is the connection string of backend "postgres";
 	// PostgresDSNFile names a file holding it instead (kept out of the
 	// config file, with its password).

@@ -44,6 +44,8 @@ func TestStorageValidation(t *testing.T) {
 		{"postgres_timeout = \"11m\"\n", "storage.postgres_timeout"},
 		{"postgres_lease = 30\n", "storage.postgres_lease"},
 		{"postgres_pool = 3\n", "unknown key: storage.postgres_pool"},
+		{"courier_uidl = \"yes\"\n", "storage.courier_uidl"},
+		{"backend = \"postgres\"\npostgres_dsn = \"host=x\"\ncourier_uidl = true\n", "storage.courier_uidl: applies to storage.backend = \"maildir\" only"},
 	} {
 		_, _, err := load(t, "[storage]\n"+tc.body)
 		wantErr(t, err, tc.want)
@@ -55,8 +57,8 @@ func TestStorageValidation(t *testing.T) {
 
 func TestMaildirPathAndUIDLFormat(t *testing.T) {
 	c := Default()
-	if c.Storage.MaildirPath != "%u" || c.Storage.DovecotUIDLFormat != "%08Xu%08Xv" {
-		t.Errorf("defaults %q %q", c.Storage.MaildirPath, c.Storage.DovecotUIDLFormat)
+	if c.Storage.MaildirPath != "%u" || c.Storage.DovecotUIDLFormat != "%08Xu%08Xv" || c.Storage.CourierUIDL {
+		t.Errorf("defaults %q %q %v", c.Storage.MaildirPath, c.Storage.DovecotUIDLFormat, c.Storage.CourierUIDL)
 	}
 	for _, good := range []string{"%u", "%h/Maildir", "/var/vmail/%d/%n", "%d/%n/Maildir", "x%%%u"} {
 		if msg := checkMaildirPath(good); msg != "" {

@@ -269,6 +269,7 @@ func openStore(c *config.Config, db *auth.DB, log *slog.Logger, observe func(tim
 		PathTemplate:      sc.MaildirPath,
 		Home:              func(user string) (string, bool, error) { return db.HomeContext(context.Background(), user) },
 		DovecotUIDLFormat: sc.DovecotUIDLFormat,
+		CourierUIDLs:      sc.CourierUIDL,
 	})
 	if err != nil {
 		return nil, nil, err
