@@ -4,7 +4,8 @@
 #
 # Installs the real peers the tests talk to (curl, Python, Dovecot,
 # fetchmail, mpop, getmail6, testssl.sh, swaks, Postfix, Dovecot's LMTP, the PostgreSQL
-# server, HAProxy, Chromium) with apt-get when they are missing and we are root. Postfix is
+# server, HAProxy, Chromium) with apt-get when they are missing and we are root, and
+# extracts Courier's POP3 server (which cannot be installed beside Dovecot's). Postfix is
 # installed unconfigured (the tests run private instances): no system mail
 # service is set up. The tests run their own PostgreSQL servers on Unix
 # sockets in temporary directories, whatever the package set up.
@@ -94,6 +95,42 @@ if [ ${#missing[@]} -gt 0 ]; then
 		fail "missing test peers ${missing[*]} (run as root to install them)"
 	else
 		warn "missing test peers ${missing[*]} (run as root to install them); tests that need them will skip"
+	fi
+fi
+
+# Courier's POP3 server (cmd/postie TestCourierTakeover) cannot be installed
+# beside Dovecot's (courier-pop conflicts with dovecot-pop3d): its packages
+# are downloaded and extracted into a cache directory instead, and the
+# tests find it through POSTIE_COURIER_ROOT.
+courier_pkgs=(courier-pop courier-base courier-authlib libcourier-unicode4 libidn12)
+extract_courier() { # DIR: the packages downloaded into DIR, extracted into DIR/root
+	local deb
+	(cd "$1" && apt-get download -qq "${courier_pkgs[@]}" >/dev/null 2>&1) ||
+		{ [ "$(id -u)" = 0 ] && apt-get update -qq >/dev/null &&
+			(cd "$1" && apt-get download -qq "${courier_pkgs[@]}" >/dev/null 2>&1); } || return 1
+	mkdir -p "$1/root" || return 1
+	for deb in "$1"/*.deb; do
+		dpkg -x "$deb" "$1/root" || return 1
+	done
+	[ -x "$1/root/usr/lib/courier/courier/courierpop3d" ]
+}
+if [ -z "${POSTIE_COURIER_ROOT:-}" ] && [ ! -x /usr/lib/courier/courier/courierpop3d ]; then
+	courier_root="${XDG_CACHE_HOME:-$HOME/.cache}/postie-test/courier"
+	if [ ! -x "$courier_root/usr/lib/courier/courier/courierpop3d" ]; then
+		step "extracting Courier's POP3 server: ${courier_pkgs[*]}"
+		courier_tmp=$(mktemp -d)
+		if extract_courier "$courier_tmp"; then
+			rm -rf "$courier_root"
+			mkdir -p "$(dirname "$courier_root")"
+			mv "$courier_tmp/root" "$courier_root"
+		else
+			if $ci; then fail "could not download and extract ${courier_pkgs[*]}"; fi
+			warn "could not download and extract ${courier_pkgs[*]}; TestCourierTakeover will skip"
+		fi
+		rm -rf "$courier_tmp"
+	fi
+	if [ -x "$courier_root/usr/lib/courier/courier/courierpop3d" ]; then
+		export POSTIE_COURIER_ROOT="$courier_root"
 	fi
 fi
 

@@ -97,31 +97,7 @@ dovecot_uidl_format = %q
 	asVmail := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(d.UID), Gid: uint32(d.GID)}}
 	startPostie := func() *fixedPostie {
 		t.Helper()
-		// On Dovecot's own port, which testenv.Postie does not allow.
-		p := &fixedPostie{done: make(chan struct{})}
-		p.cmd = exec.Command(bin, "serve", "--config", cfg)
-		p.cmd.Env = testenv.PostieEnv()
-		p.cmd.SysProcAttr = asVmail
-		p.cmd.Stderr = &p.stderr
-		if err := p.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { p.cmd.Wait(); close(p.done) }()
-		t.Cleanup(func() {
-			p.cmd.Process.Kill()
-			<-p.done
-			if t.Failed() {
-				t.Logf("postie serve stderr:\n%s", p.stderr.String())
-			}
-		})
-		for !strings.Contains(p.stderr.String(), `msg="postie started"`) {
-			select {
-			case <-p.done:
-				t.Fatalf("postie serve exited before it started:\n%s", p.stderr.String())
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-		return p
+		return startFixedPostie(t, bin, cfg, asVmail)
 	}
 	same := func(when string) {
 		t.Helper()
@@ -372,6 +348,38 @@ type fixedPostie struct {
 	cmd    *exec.Cmd
 	stderr syncBuffer
 	done   chan struct{}
+}
+
+// startFixedPostie runs postie serve from bin with config cfg (listening
+// where the config says, e.g. on the port of the server it takes over
+// from, which testenv.Postie does not allow), as attr says, until the test
+// ends; it returns once postie has started.
+func startFixedPostie(t *testing.T, bin, cfg string, attr *syscall.SysProcAttr) *fixedPostie {
+	t.Helper()
+	p := &fixedPostie{done: make(chan struct{})}
+	p.cmd = exec.Command(bin, "serve", "--config", cfg)
+	p.cmd.Env = testenv.PostieEnv()
+	p.cmd.SysProcAttr = attr
+	p.cmd.Stderr = &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("postie serve stderr:\n%s", p.stderr.String())
+		}
+	})
+	for !strings.Contains(p.stderr.String(), `msg="postie started"`) {
+		select {
+		case <-p.done:
+			t.Fatalf("postie serve exited before it started:\n%s", p.stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return p
 }
 
 // stop ends it with SIGTERM and waits until it has exited.

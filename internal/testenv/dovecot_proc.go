@@ -86,6 +86,20 @@ func newDovecotRoot(t testing.TB) (root string, uid, gid int) {
 	if os.Geteuid() != 0 {
 		Missing(t, "Dovecot tests need root (mail user switch)")
 	}
+	uid, gid = VmailUser(t)
+	root = OpenTempDir(t)
+	for _, sub := range []string{"etc", "run", "mail", "log"} {
+		if err := os.MkdirAll(filepath.Join(root, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root, uid, gid
+}
+
+// VmailUser finds or creates (as root) the unprivileged user "vmail" that
+// mail servers under test run as, and returns its uid and gid.
+func VmailUser(t testing.TB) (uid, gid int) {
+	t.Helper()
 	vmailMu.Lock()
 	vm, err := user.Lookup("vmail")
 	if err != nil {
@@ -98,14 +112,16 @@ func newDovecotRoot(t testing.TB) (root string, uid, gid int) {
 	vmailMu.Unlock()
 	uid, _ = strconv.Atoi(vm.Uid)
 	gid, _ = strconv.Atoi(vm.Gid)
-	root = t.TempDir()
+	return uid, gid
+}
+
+// OpenTempDir is t.TempDir made reachable by other users (its parents are
+// 0700), for processes that run as another user than the test.
+func OpenTempDir(t testing.TB) string {
+	t.Helper()
+	root := t.TempDir()
 	for p := root; p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
 		os.Chmod(p, 0o755)
 	}
-	for _, sub := range []string{"etc", "run", "mail", "log"} {
-		if err := os.MkdirAll(filepath.Join(root, sub), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root, uid, gid
+	return root
 }
