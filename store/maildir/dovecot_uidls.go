@@ -176,10 +176,10 @@ func (md *maildrop) takenOverUIDLs(snap *snapshot) bool {
 			} else if r, ok := cl.lookup(m.n.unique); ok {
 				uidl = r.uidl(m.n.base)
 				if r.size != snap.infos[i].Size {
-					// Courier counts a CR before a line end as an
-					// octet more, and leaves out the CRLF it adds to a
-					// message without a final line end; postie lists
-					// what it sends.
+					// Courier sends a CR before every LF, also after
+					// a CR, and lists a message without a final line
+					// end without the CRLF it adds; postie lists what
+					// it sends.
 					s.log.Debug("maildir: size differs from Courier's", "user", md.user, "name", m.name, "size", snap.infos[i].Size, "courier_size", r.size)
 				}
 			}
