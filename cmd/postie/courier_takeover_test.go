@@ -67,7 +67,7 @@ func TestCourierTakeover(t *testing.T) {
 		t.Fatalf("Courier's UIDLs changed between sessions:\n%s\nthen\n%s", courier.list, again.list)
 	}
 	if !strings.HasPrefix(courier.list, "1 UID1-") {
-		t.Fatalf("Courier's UIDLs are not the UID<n>-<uidvalidity> of courier-imap 4.0 and later:\n%s", courier.list)
+		t.Fatalf("Courier's UIDLs are not the UID<n>-<uidvalidity> of courier-imap 2.1 and later:\n%s", courier.list)
 	}
 	cl := newKeepClients(t, addr, "user1", "pass1")
 	cl.fetch(t, "from Courier", 5)

@@ -9,14 +9,14 @@ import (
 )
 
 // Courier's courierpop3dsizelist, read (never written) so that postie
-// answers the UIDLs Courier's POP3 server (courierpop3d, courier-imap 4.0
-// and later) gave (see "Taking over from Courier" in the package doc).
+// answers the UIDLs Courier's POP3 server (courierpop3d, courier-imap 2.1
+// of 2003 and later) gave (see "Taking over from Courier" in the package doc).
 // Courier's POP3 server keeps it in the Maildir and rewrites it whenever
 // the maildrop changed; it does not use courierimapuiddb (Courier IMAP's
 // UIDs), and has no setting for the UIDL's form.
 //
-// The file, as Courier writes it (list version 3; version 2 lacks the
-// last field of each record):
+// The file, as Courier writes it (list version 3, courier-imap 5.0 of 2018
+// and later; version 2, from 2003, lacks the last field of each record):
 //
 //	/3 <next uid> <uidvalidity>
 //	<file name> <size> <uid>:<uidvalidity>:<utf8 flag>
@@ -124,7 +124,7 @@ func parseSizelistHeader(h string) error {
 		return errors.New("not a list header")
 	}
 	if f[0] != "2" && f[0] != "3" {
-		return fmt.Errorf("list version %.10q is not supported (only 2 and 3, courier-imap 4.0 and later)", f[0])
+		return fmt.Errorf("list version %.10q is not supported (only 2 and 3, courier-imap 2.1 and later)", f[0])
 	}
 	for _, v := range f[1:] {
 		if _, ok := decimal(v); !ok {

@@ -147,7 +147,7 @@
 // # Taking over from Courier
 //
 // With Options.CourierUIDLs set, a message listed in the maildrop's
-// courierpop3dsizelist (list version 2 or 3, courier-imap 4.0 and later)
+// courierpop3dsizelist (list version 2 or 3, courier-imap 2.1 and later)
 // is answered the UIDL Courier's POP3 server gave it, "UID<n>-<v>" from
 // its record (courier_sizelist.go); a message Courier never listed keeps
 // postie's own UIDL. It is recorded in postie-uidls exactly as Dovecot's
