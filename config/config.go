@@ -185,6 +185,11 @@ type Storage struct {
 	// dovecot-uidlist keep the UIDL Dovecot gave them. Default
 	// "%08Xu%08Xv" (Dovecot 2.x's); "" ignores Dovecot's files.
 	DovecotUIDLFormat string `toml:"dovecot_uidl_format"`
+	// DovecotControlPath is where that Dovecot kept each user's
+	// dovecot-uidlist when not in the Maildir (CONTROL= in its
+	// mail_location), with the variables of MaildirPath, relative to
+	// MaildirRoot unless absolute. Default "": in the Maildir.
+	DovecotControlPath string `toml:"dovecot_control_path"`
 	// CourierUIDL answers, for the messages listed in a maildrop's
 	// courierpop3dsizelist, the UIDL Courier's POP3 server gave them.
 	// Default false: Maildirs that Courier served before postie, whose

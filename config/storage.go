@@ -57,6 +57,11 @@ func (c *Config) storageProblems(bad func(key, format string, args ...any)) {
 	if f := s.DovecotUIDLFormat; len(f) > 256 || strings.ContainsFunc(f, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
 		bad("storage.dovecot_uidl_format", "must be up to 256 printable ASCII characters without spaces (Dovecot's pop3_uidl_format, e.g. \"%%08Xu%%08Xv\"), or \"\"")
 	}
+	if s.DovecotControlPath != "" {
+		if msg := checkMaildirPath(s.DovecotControlPath); msg != "" {
+			bad("storage.dovecot_control_path", "%s", msg)
+		}
+	}
 	if s.CourierUIDL && s.Backend != BackendMaildir {
 		bad("storage.courier_uidl", "applies to storage.backend = \"maildir\" only (migrate over POP3 to keep Courier's UIDLs in PostgreSQL)")
 	}

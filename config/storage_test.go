@@ -45,6 +45,8 @@ func TestStorageValidation(t *testing.T) {
 		{"postgres_lease = 30\n", "storage.postgres_lease"},
 		{"postgres_pool = 3\n", "unknown key: storage.postgres_pool"},
 		{"courier_uidl = \"yes\"\n", "storage.courier_uidl"},
+		{"dovecot_control_path = \"control\"\n", "storage.dovecot_control_path"},
+		{"dovecot_control_path = \"%u/../x\"\n", "storage.dovecot_control_path"},
 		{"backend = \"postgres\"\npostgres_dsn = \"host=x\"\ncourier_uidl = true\n", "storage.courier_uidl: applies to storage.backend = \"maildir\" only"},
 	} {
 		_, _, err := load(t, "[storage]\n"+tc.body)

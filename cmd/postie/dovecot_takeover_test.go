@@ -32,13 +32,24 @@ import (
 func TestDovecotTakeover(t *testing.T) {
 	for _, format := range []string{"%08Xu%08Xv", "%v.%u", "%g"} {
 		t.Run(strings.ReplaceAll(format, "%", "pct"), func(t *testing.T) {
-			testDovecotTakeover(t, format)
+			testDovecotTakeover(t, format, false)
 		})
 	}
+	// dovecot-uidlist in a control directory of its own (CONTROL=),
+	// read there with dovecot_control_path.
+	t.Run("control", func(t *testing.T) { testDovecotTakeover(t, "%08Xu%08Xv", true) })
 }
 
-func testDovecotTakeover(t *testing.T, format string) {
-	d := testenv.StartDovecotMail(t, 2, format)
+func testDovecotTakeover(t *testing.T, format string, control bool) {
+	dovecotControl, controlPath := "", ""
+	if control {
+		dovecotControl, controlPath = "~/control", "%h/control"
+	}
+	d := testenv.StartDovecotMailControl(t, 2, format, dovecotControl)
+	uidlistPath := filepath.Join(d.Maildir("user1"), "dovecot-uidlist")
+	if control {
+		uidlistPath = filepath.Join(filepath.Dir(d.Maildir("user1")), "control", ".INBOX", "dovecot-uidlist")
+	}
 	for i := 1; i <= 3; i++ {
 		lmtpDeliver(t, d.LMTPAddr, "user1@example.org", fmt.Sprintf("From: a@example.net\r\nSubject: lmtp %d\r\n\r\nthrough Dovecot's LMTP, %d\r\n..dot-stuffed line\r\n", i, i))
 	}
@@ -55,13 +66,16 @@ func testDovecotTakeover(t *testing.T, format string) {
 	if len(dovecot["user1"]) != 5 || len(dovecot["user2"]) != 1 {
 		t.Fatalf("Dovecot lists %d and %d messages, want 5 and 1", len(dovecot["user1"]), len(dovecot["user2"]))
 	}
-	if _, err := os.Stat(filepath.Join(d.Maildir("user1"), "dovecot-uidlist")); err != nil {
+	if _, err := os.Stat(uidlistPath); err != nil {
 		t.Fatalf("Dovecot wrote no dovecot-uidlist: %v", err)
 	}
-	uidlist, _ := os.ReadFile(filepath.Join(d.Maildir("user1"), "dovecot-uidlist"))
+	if _, err := os.Stat(filepath.Join(d.Maildir("user1"), "dovecot-uidlist")); control && err == nil {
+		t.Fatal("Dovecot wrote dovecot-uidlist in the Maildir despite CONTROL=")
+	}
+	uidlist, _ := os.ReadFile(uidlistPath)
 	// Clients that leave mail on the server, run against Dovecot first.
 	var cl *keepClients
-	if format == "%08Xu%08Xv" {
+	if format == "%08Xu%08Xv" && !control {
 		cl = newKeepClients(t, d.Addr, "user1", "pass1")
 		cl.fetch(t, "from Dovecot", 5)
 	}
@@ -91,7 +105,8 @@ cache_ttl = "0s"
 maildir_root = %q
 maildir_path = "%%h/Maildir"
 dovecot_uidl_format = %q
-`, state, d.Addr, d.PasswdFile, filepath.Join(d.Root, "mail"), format)), 0o644); err != nil {
+dovecot_control_path = %q
+`, state, d.Addr, d.PasswdFile, filepath.Join(d.Root, "mail"), format, controlPath)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	asVmail := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(d.UID), Gid: uint32(d.GID)}}
@@ -170,7 +185,7 @@ dovecot_uidl_format = %q
 		cl.fetch(t, "from postie again", 0)
 	}
 	s.stop(t)
-	if b, _ := os.ReadFile(filepath.Join(d.Maildir("user1"), "dovecot-uidlist")); string(b) != string(uidlist) {
+	if b, _ := os.ReadFile(uidlistPath); string(b) != string(uidlist) {
 		t.Errorf("postie changed dovecot-uidlist:\n%s\nwas\n%s", b, uidlist)
 	}
 

@@ -264,12 +264,13 @@ func openStore(c *config.Config, db *auth.DB, log *slog.Logger, observe func(tim
 		return nil, nil, err
 	}
 	st, err := maildir.New(maildir.Options{
-		Root:              sc.MaildirRoot,
-		Logger:            log,
-		PathTemplate:      sc.MaildirPath,
-		Home:              func(user string) (string, bool, error) { return db.HomeContext(context.Background(), user) },
-		DovecotUIDLFormat: sc.DovecotUIDLFormat,
-		CourierUIDLs:      sc.CourierUIDL,
+		Root:               sc.MaildirRoot,
+		Logger:             log,
+		PathTemplate:       sc.MaildirPath,
+		Home:               func(user string) (string, bool, error) { return db.HomeContext(context.Background(), user) },
+		DovecotUIDLFormat:  sc.DovecotUIDLFormat,
+		CourierUIDLs:       sc.CourierUIDL,
+		DovecotControlPath: sc.DovecotControlPath,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -34,6 +34,18 @@ type DovecotMail struct {
 // or root privileges are not there.
 func StartDovecotMail(t testing.TB, n int, pop3UIDLFormat string) *DovecotMail {
 	t.Helper()
+	return StartDovecotMailControl(t, n, pop3UIDLFormat, "")
+}
+
+// StartDovecotMailControl is StartDovecotMail with Dovecot's control files
+// (dovecot-uidlist) kept in control, the CONTROL= of its mail_location
+// (e.g. "~/control"), instead of the Maildir; "" keeps them there.
+func StartDovecotMailControl(t testing.TB, n int, pop3UIDLFormat, control string) *DovecotMail {
+	t.Helper()
+	location := "maildir:~/Maildir"
+	if control != "" {
+		location += ":CONTROL=" + control
+	}
 	LookPath(t, "dovecot")
 	if _, err := os.Stat("/usr/lib/dovecot/lmtp"); err != nil {
 		Missing(t, "dovecot-lmtpd not installed (/usr/lib/dovecot/lmtp)")
@@ -66,7 +78,7 @@ log_path = %[1]s/log/dovecot.log
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
-mail_location = maildir:~/Maildir
+mail_location = %[5]s
 first_valid_uid = 1
 postmaster_address = postmaster@example.org
 auth_username_format = %%Ln
@@ -93,7 +105,7 @@ service lmtp {
 protocol pop3 {
   pop3_uidl_format = %[4]s
 }
-`, d.Root, pop3, lmtp, pop3UIDLFormat)
+`, d.Root, pop3, lmtp, pop3UIDLFormat, location)
 	d.conf = filepath.Join(d.Root, "etc/dovecot.conf")
 	write(t, d.conf, []byte(conf), 0o644)
 	t.Cleanup(func() { d.Stop(t) })

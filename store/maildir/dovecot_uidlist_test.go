@@ -444,3 +444,57 @@ func FuzzUIDLFormat(f *testing.F) {
 		}
 	})
 }
+
+// TestDovecotControlPath: with Options.DovecotControlPath, dovecot-uidlist
+// is read in the user's control directory (Dovecot's CONTROL=), in .INBOX/,
+// not in the Maildir; a missing control directory is a missing uidlist,
+// one that is a symbolic link is refused.
+func TestDovecotControlPath(t *testing.T) {
+	files := map[string]string{}
+	for k, v := range takeoverFiles {
+		files[k] = v
+	}
+	// What a Maildir without CONTROL= would have: not Dovecot's file here.
+	files[uidlistName] = "3 V5 N9\n1 :1700000001.M1P1.host,S=18\n"
+	want := []store.MessageInfo{
+		{UID: "000000056b15e6f0", Size: 21},
+		{UID: "000000036b15e6f0", Size: 21},
+		{UID: "+saved+", Size: 21},
+		{UID: "1700000004.M4P1.host", Size: 26},
+	}
+	s, dir, logs := takeoverStore(t, Options{DovecotUIDLFormat: "%08Xu%08Xv", DovecotControlPath: "control/%u"}, files)
+	control := filepath.Join(filepath.Dir(dir), "control", "u")
+	if got := uidls(t, s); got[0].UID != "1700000001.M1P1.host" || fileExists(filepath.Join(dir, uidlsName)) {
+		t.Errorf("no control directory: %v", got)
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("a missing control directory logged an error:\n%s", logs)
+	}
+	// A control directory that is a symbolic link: not followed.
+	elsewhere := t.TempDir()
+	os.Mkdir(filepath.Join(elsewhere, inboxControl), 0o700)
+	os.WriteFile(filepath.Join(elsewhere, inboxControl, uidlistName), []byte(takeoverFiles[uidlistName]), 0o600)
+	os.MkdirAll(filepath.Dir(control), 0o700)
+	if err := os.Symlink(elsewhere, control); err != nil {
+		t.Fatal(err)
+	}
+	if got := uidls(t, s); got[0].UID != "1700000001.M1P1.host" || !strings.Contains(logs.String(), "cannot use dovecot-uidlist") {
+		t.Errorf("symbolic link: %v\n%s", got, logs)
+	}
+	os.Remove(control)
+	if err := os.MkdirAll(filepath.Join(control, inboxControl), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// Only INBOX's file counts (as Dovecot 2.3 keeps it, in .INBOX/).
+	os.WriteFile(filepath.Join(control, uidlistName), []byte(files[uidlistName]), 0o600)
+	os.WriteFile(filepath.Join(control, inboxControl, uidlistName), []byte(takeoverFiles[uidlistName]), 0o600)
+	if got := uidls(t, s); !slicesEqual(got, want) {
+		t.Errorf("%v, want %v\n%s", got, want, logs)
+	}
+	if _, err := New(Options{Root: t.TempDir(), DovecotControlPath: "control"}); err == nil {
+		t.Error("a control path without a variable accepted")
+	}
+	if _, err := New(Options{Root: t.TempDir(), DovecotControlPath: "%h/control"}); err == nil {
+		t.Error("%h without home directories accepted")
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // postie-uidls records the UIDL postie answered for each message of a
@@ -124,7 +126,7 @@ func (md *maildrop) takenOverUIDLs(snap *snapshot) bool {
 		}
 		read = true
 		if s.dovecot != nil {
-			if dl, derr = readUidlist(md.d.fd); derr != nil {
+			if dl, derr = md.readDovecotUidlist(); derr != nil {
 				s.log.Error("maildir: cannot use dovecot-uidlist; messages not yet answered keep postie's own UIDL this session", "user", md.user, "err", derr)
 				return
 			}
@@ -213,4 +215,37 @@ func (l *dovecotUidlist) lookup(unique string) *dovecotRecord {
 		return nil
 	}
 	return l.byUnique[unique]
+}
+
+// inboxControl is the directory of INBOX's control files in a Dovecot
+// control directory (CONTROL=).
+const inboxControl = ".INBOX"
+
+// readDovecotUidlist reads the maildrop's dovecot-uidlist: in the Maildir,
+// or, when Options.DovecotControlPath is set, where Dovecot keeps INBOX's
+// control files below the user's control directory, .INBOX/ (Dovecot 2.3,
+// Maildir++ layout); nil, nil when it or a directory above it is missing.
+// Neither directory is opened through a symbolic link. md holds the lock.
+func (md *maildrop) readDovecotUidlist() (*dovecotUidlist, error) {
+	s := md.s
+	if s.control.raw == "" {
+		return readUidlist(md.d.fd)
+	}
+	dir, err := s.control.expand(s.root, md.user, s.home)
+	if err != nil {
+		return nil, fmt.Errorf("%w: control directory: %v", errUidlist, err)
+	}
+	fd, err := openDirAt(unix.AT_FDCWD, dir)
+	if err == nil {
+		defer unix.Close(fd)
+		fd, err = openDirAt(fd, inboxControl)
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: control directory: %v", errUidlist, err)
+	}
+	defer unix.Close(fd)
+	return readUidlist(fd)
 }

@@ -135,7 +135,10 @@
 // recorded in postie-uidls (dovecot_uidls.go), and a message keeps it for
 // as long as it exists, whatever happens to dovecot-uidlist later; the
 // record is rebuilt from dovecot-uidlist when lost. dovecot-uidlist is
-// read only when a message has no recorded UIDL, and as postie's own
+// read in the Maildir, or, with Options.DovecotControlPath set, in the
+// user's control directory (opened without following a symbolic link in
+// its last component; a missing one is a uidlist missing), only when a
+// message has no recorded UIDL, and as postie's own
 // files are (a regular file, never through a symbolic link, at most 64
 // MiB), then parsed strictly; one postie cannot use is logged, and the
 // messages not yet recorded are then answered postie's own UIDLs without
@@ -205,6 +208,12 @@ type Options struct {
 	// courierpop3dsizelist (see "Taking over from Courier"); false never
 	// reads Courier's files.
 	CourierUIDLs bool
+	// DovecotControlPath is where the Dovecot whose Maildirs these are
+	// kept each user's dovecot-uidlist, when not in the Maildir (the
+	// CONTROL= of its mail_location): a template with the variables of
+	// PathTemplate, relative to Root unless absolute. "" reads
+	// dovecot-uidlist in the Maildir.
+	DovecotControlPath string
 	// PathTemplate says where a user's Maildir is, with Dovecot's
 	// variables %u, %n, %d and %h (see path.go), relative to Root unless
 	// absolute; "" means DefaultPathTemplate (Root/U).
@@ -252,6 +261,9 @@ type Store struct {
 	dovecot *UIDLFormat
 	// courier is Options.CourierUIDLs.
 	courier bool
+	// control is the parsed Options.DovecotControlPath; its raw is ""
+	// when unset.
+	control pathTemplate
 
 	// snaps caches the last snapshot of each maildrop; nil when disabled.
 	snaps *snapCache
@@ -300,6 +312,14 @@ func New(opts Options) (*Store, error) {
 		s.dovecot = &f
 	}
 	s.courier = opts.CourierUIDLs
+	if opts.DovecotControlPath != "" {
+		if s.control, err = parsePathTemplate(opts.DovecotControlPath); err != nil {
+			return nil, fmt.Errorf("maildir: Dovecot control path %q: %w", opts.DovecotControlPath, err)
+		}
+		if s.control.usesH && opts.Home == nil {
+			return nil, fmt.Errorf("maildir: Dovecot control path %q uses %%h but no home directories are known", opts.DovecotControlPath)
+		}
+	}
 	switch {
 	case opts.SnapshotCache == 0:
 		s.snaps = newSnapCache(DefaultSnapshotCache)
