@@ -135,9 +135,10 @@
 // recorded in postie-uidls (dovecot_uidls.go), and a message keeps it for
 // as long as it exists, whatever happens to dovecot-uidlist later; the
 // record is rebuilt from dovecot-uidlist when lost. dovecot-uidlist is
-// read in the Maildir, or, with Options.DovecotControlPath set, in the
-// user's control directory (opened without following a symbolic link in
-// its last component; a missing one is a uidlist missing), only when a
+// read in the Maildir, or, with Options.DovecotControlPath set, in .INBOX/
+// of the user's control directory, as Dovecot 2.3 keeps it there (neither
+// opened through a symbolic link in its last component; a missing one is
+// a uidlist missing), only when a
 // message has no recorded UIDL, and as postie's own
 // files are (a regular file, never through a symbolic link, at most 64
 // MiB), then parsed strictly; one postie cannot use is logged, and the
