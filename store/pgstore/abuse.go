@@ -20,6 +20,7 @@ type Abuse struct {
 	next      *forgetBatch  // forgets waiting for the flush in progress
 	flushing  chan struct{} // holds a token while a batch of forgets is flushed
 	failing   failingSet    // who has failures to forget (see forget)
+	fresh     time.Duration // failingFresh, but in tests
 }
 
 // failingSet is what a node knows of the addresses and users with failures
@@ -30,12 +31,17 @@ type failingSet struct {
 	read         time.Time
 	addrs, users map[string]bool
 	local        map[string]time.Time // "a" + address, "u" + user name
+	reading      bool                 // a read is under way
 }
 
 // failingFresh is how old the last read of the failing set may be for a
-// login to skip forgetting (Bans runs about once a second while the node
-// has connections).
-const failingFresh = 2 * time.Second
+// login to skip forgetting; a login that finds it older starts a read in
+// the background (one at a time), so that a node with logins reads it
+// about once a second.
+const (
+	failingFresh   = 2 * time.Second
+	failingRefresh = time.Second
+)
 
 // maxFailing bounds the addresses and users read as failing: beyond it
 // (an attack under way), every login forgets.
@@ -63,7 +69,9 @@ DELETE FROM postie_abuse_users x USING v WHERE x.name = v.name AND NOT x.others 
 const sweepEvery = time.Minute
 
 // Abuse returns the Store's shared abuse state.
-func (s *Store) Abuse() *Abuse { return &Abuse{s: s, flushing: make(chan struct{}, 1)} }
+func (s *Store) Abuse() *Abuse {
+	return &Abuse{s: s, flushing: make(chan struct{}, 1), fresh: failingFresh}
+}
 
 func seconds(d time.Duration) float64 { return d.Seconds() }
 
@@ -152,12 +160,11 @@ func (a *Abuse) Bans(ctx context.Context) (map[netip.Addr]time.Duration, error) 
 	if err := rows.Err(); err != nil {
 		return nil, dbError("bans", err)
 	}
-	a.readFailing(ctx)
 	return bans, nil
 }
 
 // readFailing reads the addresses and users with failures that a login
-// could forget. On error, or with more than maxFailing of either, the set
+// could forget (started by mayHaveFailed). On error, or with more than maxFailing of either, the set
 // is unknown and every login forgets.
 func (a *Abuse) readFailing(ctx context.Context) {
 	start := time.Now()
@@ -168,6 +175,7 @@ func (a *Abuse) readFailing(ctx context.Context) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	f := &a.failing
+	f.reading = false
 	if err != nil || len(addrs) > maxFailing || len(users) > maxFailing {
 		f.read, f.addrs, f.users = time.Time{}, nil, nil
 		return
@@ -196,7 +204,15 @@ func (a *Abuse) mayHaveFailed(addr, user string, now time.Time) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	f := &a.failing
-	if f.addrs == nil || now.Sub(f.read) > failingFresh || now.Before(f.read) {
+	if (f.read.IsZero() || now.Sub(f.read) >= failingRefresh || now.Before(f.read)) && !f.reading {
+		f.reading = true
+		go func() {
+			ctx, cancel := a.s.op(context.Background())
+			defer cancel()
+			a.readFailing(ctx)
+		}()
+	}
+	if f.addrs == nil || now.Sub(f.read) > a.fresh || now.Before(f.read) {
 		return true
 	}
 	_, la := f.local["a"+addr]

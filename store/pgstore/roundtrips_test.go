@@ -20,11 +20,15 @@ import (
 // prepared on first use costs one more round trip that it does not count.
 type rtCounter struct {
 	trips, stmts atomic.Int64
+	forgets      atomic.Int64 // forgetSQL statements
 }
 
-func (c *rtCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+func (c *rtCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
 	c.trips.Add(1)
 	c.stmts.Add(1)
+	if d.SQL == forgetSQL {
+		c.forgets.Add(1)
+	}
 	return ctx
 }
 
