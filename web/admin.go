@@ -62,6 +62,36 @@ func (h *Handler) adminRoutes() {
 	m.Handle("POST /admin/logout", h.cop.Handler(http.HandlerFunc(h.logout)))
 }
 
+// lookuper is what Admin.Accounts may offer besides Authenticate
+// (auth.DB does): with it, the session of an admin who is one no longer
+// (deleted from the file, which was reloaded) ends at its next request.
+type lookuper interface {
+	LookupContext(ctx context.Context, user string) (canonical string, ok bool, err error)
+}
+
+// stillAdmin reports whether s is logged in as an admin who still is
+// one; a session whose admin is gone is logged out.
+func (h *Handler) stillAdmin(r *http.Request, s *session) bool {
+	if s.admin == "" {
+		return false
+	}
+	l, ok := h.opts.Admin.Accounts.(lookuper)
+	if !ok {
+		return true
+	}
+	name, found, err := l.LookupContext(r.Context(), s.admin)
+	if err != nil {
+		h.log.Error("web: looking up an admin", "admin", s.admin, "err", err)
+		return false
+	}
+	if found && name == s.admin {
+		return true
+	}
+	h.log.Info("web: admin session ended: no longer an admin", "admin", s.admin, "remote", h.clientAddr(r).String())
+	s.admin = ""
+	return false
+}
+
 type adminPage struct {
 	Overview
 	Now time.Time
@@ -72,7 +102,7 @@ func (h *Handler) admin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if s.admin == "" {
+	if !h.stillAdmin(r, s) {
 		h.render(w, http.StatusOK, "login", page{Title: "Admin log in", CSRF: s.csrf, Action: "/admin/login"})
 		return
 	}
@@ -123,7 +153,7 @@ func (h *Handler) adminDisconnect(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if s.admin == "" {
+	if !h.stillAdmin(r, s) {
 		http.Redirect(w, r, "/admin", http.StatusSeeOther)
 		return
 	}

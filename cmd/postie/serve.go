@@ -221,6 +221,7 @@ func (a *app) serve(listen, listenTLS, listenLMTP []string) error {
 				} else {
 					log.Info("users reloaded", "users", len(db.Users()))
 				}
+				webs.reload(log)
 				sec.reload(log)
 				a.reloadTrace(opts.Trace, log)
 				svc.ready(fmt.Sprintf("serving; %d users", len(db.Users())))

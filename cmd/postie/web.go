@@ -28,7 +28,25 @@ import (
 )
 
 // webServers are the running [web] listeners.
-type webServers struct{ srvs []*http.Server }
+type webServers struct {
+	srvs []*http.Server
+	// admins are the web admins (web.admin_passwd_file), reloaded on
+	// SIGHUP as the users are; nil without /admin.
+	admins *auth.DB
+}
+
+// reload re-reads the web admins' file (on SIGHUP): a deleted admin can
+// no longer log in, a new one can.
+func (ws *webServers) reload(log *slog.Logger) {
+	if ws == nil || ws.admins == nil {
+		return
+	}
+	if err := ws.admins.Reload(); err != nil {
+		log.Error("reloading the web admins failed; keeping the previous ones", "err", err)
+		return
+	}
+	log.Info("web admins reloaded", "admins", len(ws.admins.Users()))
+}
 
 // startWeb serves the web pages on lns (see bindListeners): HTTPS with
 // the [tls] certificates, or plain HTTP behind a TLS proxy or on
@@ -66,8 +84,9 @@ func startWeb(c *config.Config, lns []net.Listener, pop *pop3server.Server, db *
 			return mb, nil
 		}
 	}
+	var admins *auth.DB
 	if c.Web.AdminPasswdFile != "" {
-		if opts.Admin, err = webAdmin(c, pop, db, st, deliverer, log); err != nil {
+		if opts.Admin, admins, err = webAdmin(c, pop, db, st, deliverer, log); err != nil {
 			return nil, err
 		}
 	}
@@ -83,7 +102,7 @@ func startWeb(c *config.Config, lns []net.Listener, pop *pop3server.Server, db *
 		webTLS.ClientCAs = nil
 		webTLS.NextProtos = []string{"http/1.1"}
 	}
-	ws := &webServers{}
+	ws := &webServers{admins: admins}
 	for _, ln := range lns {
 		addr := ln.Addr().String()
 		if !https && !c.Web.BehindTLSProxy {
@@ -206,17 +225,18 @@ func mailHost(c *config.Config) (string, error) {
 }
 
 // webAdmin builds /admin: the admins' passwd-file (which must exist:
-// an empty one would be a page nobody can log in to) and the overview.
-func webAdmin(c *config.Config, pop *pop3server.Server, db *auth.DB, st store.Store, deliverer *intake.Deliverer, log *slog.Logger) (*web.Admin, error) {
+// an empty one would be a page nobody can log in to) and the overview;
+// it returns the admins' database too, for SIGHUP.
+func webAdmin(c *config.Config, pop *pop3server.Server, db *auth.DB, st store.Store, deliverer *intake.Deliverer, log *slog.Logger) (*web.Admin, *auth.DB, error) {
 	if _, err := os.Stat(c.Web.AdminPasswdFile); err != nil {
-		return nil, fmt.Errorf("web.admin_passwd_file: %w", err)
+		return nil, nil, fmt.Errorf("web.admin_passwd_file: %w", err)
 	}
 	admins, err := auth.Open(c.Web.AdminPasswdFile, auth.Options{Logger: log, CacheTTL: -1})
 	if err != nil {
-		return nil, fmt.Errorf("web.admin_passwd_file: %w", err)
+		return nil, nil, fmt.Errorf("web.admin_passwd_file: %w", err)
 	}
 	if len(admins.Users()) == 0 {
-		return nil, fmt.Errorf("web.admin_passwd_file: %s holds no account", c.Web.AdminPasswdFile)
+		return nil, nil, fmt.Errorf("web.admin_passwd_file: %s holds no account (postie user add --admin NAME adds one)", c.Web.AdminPasswdFile)
 	}
 	usager, _ := st.(store.Usager)
 	overview := func(ctx context.Context) (web.Overview, error) {
@@ -268,7 +288,7 @@ func webAdmin(c *config.Config, pop *pop3server.Server, db *auth.DB, st store.St
 		}
 		return ov, errors.Join(errs...)
 	}
-	return &web.Admin{Accounts: admins, Overview: overview, Disconnect: pop.Disconnect}, nil
+	return &web.Admin{Accounts: admins, Overview: overview, Disconnect: pop.Disconnect}, admins, nil
 }
 
 // maxAdminUsers bounds the users /admin lists (and the Usage calls of
