@@ -78,6 +78,7 @@ perl -MNet::SSLeay -MIO::Socket::SSL -e1 >/dev/null 2>&1 || missing+=(libnet-ssl
 [ -x /usr/sbin/postfix ] || missing+=(postfix)
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql) # store/pgstore, initdb'd per test binary
 command -v systemd-socket-activate >/dev/null 2>&1 || missing+=(systemd) # socket activation tests, systemd-analyze
+command -v setfacl >/dev/null 2>&1 || missing+=(acl) # internal/posixacl, config check's ACL cases
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy) # PROXY protocol and cluster tests
 command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-liberation) # browser tests of the web pages (a font for the screenshots)
 if [ ${#missing[@]} -gt 0 ]; then

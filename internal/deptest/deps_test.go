@@ -72,6 +72,7 @@ func TestLayering(t *testing.T) {
 		{"web", []string{module + "/pop3server", module + "/pop3", module + "/internal/wire", module + "/internal/lograte", module + "/store", module + "/sasl"}},
 		// Process plumbing of cmd/postie: the standard library only.
 		{"internal/privdrop", nil},
+		{"internal/posixacl", nil},
 		{"internal/systemd", []string{"golang.org/x/sys"}},
 	}
 	for _, r := range rules {
