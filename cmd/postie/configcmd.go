@@ -22,6 +22,7 @@ import (
 	"github.com/postie-mail/postie/auth"
 	"github.com/postie-mail/postie/config"
 	"github.com/postie-mail/postie/internal/exitcode"
+	"github.com/postie-mail/postie/internal/posixacl"
 	"github.com/postie-mail/postie/internal/privdrop"
 	"github.com/postie-mail/postie/store/pgstore"
 )
@@ -37,9 +38,10 @@ func (a *app) configCmd() *cobra.Command {
 		Use:   "check",
 		Short: "Check the configuration, the files it names and the database",
 		Long: `Check the configuration file as serve reads it, and what it names:
-the permissions of the config file, the passwd-file, the TLS keys and the
-secret files (who may read them, and that the account serve runs as,
-[server] user, can); the certificates (readable, matching their keys, not
+the permissions of the config file, the passwd-file, the web admins'
+file, the TLS keys and the secret files (who may read them, by their mode
+bits and POSIX ACL entries, and that the account serve runs as, [server]
+user, can); the certificates (readable, matching their keys, not
 expired; a warning within 14 days of expiry); the passwd-file's lines (bad
 ones by line number, never their text); that maildir_root and data_dir are
 writable by that account; and, with the PostgreSQL store, that the
@@ -144,6 +146,7 @@ func (a *app) configCheck(quiet bool) error {
 		ck.checkConfigFile(c, path)
 	}
 	ck.checkPasswd(c)
+	ck.checkAdminFile(c)
 	ck.checkTLS(c)
 	ck.checkSecretFile("storage.postgres_dsn_file", c.Storage.PostgresDSNFile)
 	ck.checkSecretFile("auth.postgres_dsn_file", c.Auth.PostgresDSNFile)
@@ -183,16 +186,20 @@ func (ck *checker) checkAccount(c *config.Config) {
 	ck.ok("server.user", "postie serve runs as %s (uid %d), group %s (gid %d)", acct.User, acct.UID, acct.Group, acct.GID)
 }
 
-// can reports whether the account may access fi with the permission bits
-// want (4 read, 2 write, 1 search/execute), by its mode (ACLs are not
-// read).
-func (a account) can(fi fs.FileInfo, want fs.FileMode) bool {
+// can reports whether the account may access the file at path, whose
+// info is fi, with the permission bits want (4 read, 2 write, 1
+// search/execute): by its POSIX ACL when it has extended entries (read
+// as the kernel does), else by its mode.
+func (a account) can(path string, fi fs.FileInfo, want fs.FileMode) bool {
 	if a.uid == 0 {
 		return want&1 == 0 || fi.IsDir() || fi.Mode()&0o111 != 0
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return true
+	}
+	if acl, err := posixacl.Read(path); err == nil && acl.Extended() {
+		return acl.Allows(st.Uid, st.Gid, uint32(a.uid), uint32(a.gid), uint16(want))
 	}
 	perm := fi.Mode().Perm()
 	var have fs.FileMode
@@ -212,7 +219,7 @@ func (a account) can(fi fs.FileInfo, want fs.FileMode) bool {
 func (a account) reach(path string) string {
 	dir := filepath.Dir(path)
 	for {
-		if fi, err := os.Stat(dir); err == nil && !a.can(fi, 1) {
+		if fi, err := os.Stat(dir); err == nil && !a.can(dir, fi, 1) {
 			return dir
 		}
 		parent := filepath.Dir(dir)
@@ -256,7 +263,7 @@ func (ck *checker) readable(key, path string) fs.FileInfo {
 		ck.fail(key, "%s: %s cannot enter %s (%s)", path, ck.acct.name, d, ownerOf(d))
 		return nil
 	}
-	if !ck.acct.can(fi, 4) {
+	if !ck.acct.can(path, fi, 4) {
 		ck.fail(key, "%s (%s) is not readable by %s, which postie runs as", path, owner(fi), ck.acct.name)
 		return nil
 	}
@@ -274,21 +281,83 @@ func ownerOf(path string) string {
 // checkPrivate reports a file holding secrets that others may read or
 // anyone but its owner may write: readable by every user is an error, by
 // a group other than the account's a warning (the documented setup is
-// root:postie 0640, or the account's own file 0600).
+// root:postie 0640, or the account's own file 0600). A POSIX ACL is read
+// too: an entry that lets a user or group write is an error, one that
+// lets a user or group other than the account read a warning, as the
+// mode's group bits are.
 func (ck *checker) checkPrivate(key, path string, fi fs.FileInfo, what string) bool {
 	perm := fi.Mode().Perm()
 	st, _ := fi.Sys().(*syscall.Stat_t)
+	acl, aclErr := posixacl.Read(path)
+	group := perm >> 3 & 7   // with an extended ACL, these bits are its mask
+	var wide *posixacl.Entry // a named entry that grants what it should not
+	for i, e := range acl {
+		switch {
+		case e.Tag == posixacl.GroupObj:
+			group = fs.FileMode(acl.Effective(e))
+		case e.Tag != posixacl.User && e.Tag != posixacl.Group:
+		case acl.Effective(e)&posixacl.PermWrite != 0 && !(e.Tag == posixacl.User && st != nil && e.ID == st.Uid):
+			wide = &acl[i]
+		case wide == nil && acl.Effective(e)&posixacl.PermRead != 0 && !ck.mayRead(e, st):
+			wide = &acl[i]
+		}
+	}
 	switch {
 	case perm&0o004 != 0:
 		ck.fail(key, "%s (%s) is readable by every user and holds %s: chmod o-rwx", path, owner(fi), what)
-	case perm&0o022 != 0:
+	case perm&0o002 != 0 || group&0o2 != 0 && !acl.Extended():
 		ck.fail(key, "%s (%s) is writable by others than its owner: chmod go-w", path, owner(fi))
-	case perm&0o040 != 0 && st != nil && int(st.Gid) != ck.acct.gid:
+	case group&0o2 != 0:
+		ck.fail(key, "%s (%s) is writable by its group through its ACL: setfacl -m g::r %s", path, owner(fi), path)
+	case wide != nil && acl.Effective(*wide)&posixacl.PermWrite != 0:
+		ck.fail(key, "%s (%s) is writable by %s through its ACL: setfacl -x %s %s", path, owner(fi), aclWho(*wide), aclSpec(*wide), path)
+	case group&0o4 != 0 && st != nil && int(st.Gid) != ck.acct.gid && !acl.Extended():
 		ck.warn(key, "%s (%s) is readable by its group, which postie does not run as: chmod g-r, or give it to postie's group", path, owner(fi))
+	case group&0o4 != 0 && st != nil && int(st.Gid) != ck.acct.gid:
+		ck.warn(key, "%s (%s) is readable by its group through its ACL, and postie does not run as that group: setfacl -m g::- %s, or give it to postie's group", path, owner(fi), path)
+	case wide != nil:
+		ck.warn(key, "%s (%s) is readable by %s through its ACL, and holds %s: setfacl -x %s %s", path, owner(fi), aclWho(*wide), what, aclSpec(*wide), path)
+	case aclErr != nil:
+		ck.warn(key, "%s: its ACL cannot be read, so who else may read it is not known: %v", path, aclErr)
 	default:
 		return true
 	}
 	return false
+}
+
+// mayRead reports whether the named ACL entry e is one that may read a
+// secret of a file with stat st: the account's (its user or its group),
+// the file's owner, or root.
+func (ck *checker) mayRead(e posixacl.Entry, st *syscall.Stat_t) bool {
+	if e.Tag == posixacl.Group {
+		return int(e.ID) == ck.acct.gid
+	}
+	return e.ID == 0 || int(e.ID) == ck.acct.uid || (st != nil && e.ID == st.Uid)
+}
+
+// aclWho names the user or group of a named ACL entry: "user bob (uid
+// 1001)", or "user 1001" when it has no name.
+func aclWho(e posixacl.Entry) string {
+	id := strconv.FormatUint(uint64(e.ID), 10)
+	if e.Tag == posixacl.Group {
+		if g, err := user.LookupGroupId(id); err == nil {
+			return "group " + g.Name + " (gid " + id + ")"
+		}
+		return "group " + id
+	}
+	if u, err := user.LookupId(id); err == nil {
+		return "user " + u.Username + " (uid " + id + ")"
+	}
+	return "user " + id
+}
+
+// aclSpec is the entry as setfacl -x takes it: "u:1001" or "g:4".
+func aclSpec(e posixacl.Entry) string {
+	tag := "u:"
+	if e.Tag == posixacl.Group {
+		tag = "g:"
+	}
+	return tag + strconv.FormatUint(uint64(e.ID), 10)
 }
 
 func (ck *checker) checkConfigFile(c *config.Config, path string) {
@@ -303,7 +372,7 @@ func (ck *checker) checkConfigFile(c *config.Config, path string) {
 		ck.fail("config", "%s (%s) is writable by others than its owner: chmod go-w", path, owner(fi))
 	case perm&0o004 != 0 && c.Storage.PostgresDSN != "":
 		ck.fail("config", "%s (%s) holds storage.postgres_dsn and is readable by every user: chmod o-rwx (or move the DSN to storage.postgres_dsn_file)", path, owner(fi))
-	case !ck.acct.can(fi, 4) || ck.acct.reach(path) != "":
+	case !ck.acct.can(path, fi, 4) || ck.acct.reach(path) != "":
 		ck.fail("config", "%s (%s) is not readable by %s: postie deliver and serve under systemd read it as that account", path, owner(fi), ck.acct.name)
 	default:
 		ck.ok("config", "%s (%s) loads and is valid", path, owner(fi))
@@ -346,6 +415,43 @@ func (ck *checker) checkPasswd(c *config.Config) {
 		}
 	}
 	ck.ok(key, "%s (%s): %d users", path, owner(fi), users)
+}
+
+// checkAdminFile checks web.admin_passwd_file, which serve refuses to
+// start without (missing, or without an account), and which holds
+// password hashes.
+func (ck *checker) checkAdminFile(c *config.Config) {
+	const key = "web.admin_passwd_file"
+	path := c.Web.AdminPasswdFile
+	if path == "" {
+		return
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		ck.fail(key, "%s does not exist: serve refuses to start (postie user add --admin NAME makes it)", path)
+		return
+	}
+	fi := ck.readable(key, path)
+	if fi == nil || !ck.checkPrivate(key, path, fi, "password hashes") {
+		return
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		ck.fail(key, "%v (run config check as root)", err)
+		return
+	}
+	admins, problems := auth.CheckPasswdFile(data)
+	for _, p := range problems {
+		if p.Malformed {
+			ck.fail(key, "%s: %s (skipped)", path, p)
+		} else {
+			ck.warn(key, "%s: %s", path, p)
+		}
+	}
+	if admins == 0 {
+		ck.fail(key, "%s holds no account: serve refuses to start (postie user add --admin NAME adds one)", path)
+		return
+	}
+	ck.ok(key, "%s (%s): %d admins", path, owner(fi), admins)
 }
 
 func (ck *checker) checkTLS(c *config.Config) {
@@ -451,7 +557,7 @@ func (ck *checker) checkDir(key, dir, dataDir string, private bool) {
 		for {
 			pfi, err := os.Stat(parent)
 			if err == nil {
-				if ck.acct.can(pfi, 3) && ck.acct.reach(parent) == "" {
+				if ck.acct.can(parent, pfi, 3) && ck.acct.reach(parent) == "" {
 					ck.warn(key, "%s does not exist yet: postie creates it", dir)
 				} else {
 					ck.fail(key, "%s does not exist and %s cannot create it in %s (%s)", dir, ck.acct.name, parent, owner(pfi))
@@ -473,7 +579,7 @@ func (ck *checker) checkDir(key, dir, dataDir string, private bool) {
 	case ck.acct.reach(dir) != "":
 		d := ck.acct.reach(dir)
 		ck.fail(key, "%s: %s cannot enter %s (%s)", dir, ck.acct.name, d, ownerOf(d))
-	case !ck.acct.can(fi, 7):
+	case !ck.acct.can(dir, fi, 7):
 		ck.fail(key, "%s (%s) is not writable by %s, which postie runs as", dir, owner(fi), ck.acct.name)
 	case private && fi.Mode().Perm()&0o007 != 0:
 		ck.warn(key, "%s (%s) is open to every user: chmod o-rwx (mail is private)", dir, owner(fi))
@@ -492,7 +598,7 @@ func (ck *checker) checkDataDir(c *config.Config) {
 	case err != nil:
 		ck.fail("data_dir", "%v", err)
 	case ck.checkPrivate("data_dir", path, fi, "the SCRAM secret"):
-		if !ck.acct.can(fi, 4) {
+		if !ck.acct.can(path, fi, 4) {
 			ck.fail("data_dir", "%s (%s) is not readable by %s, which postie runs as", path, owner(fi), ck.acct.name)
 		}
 	}

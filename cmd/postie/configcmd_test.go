@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"reflect"
@@ -207,12 +208,15 @@ func TestConfigCheck(t *testing.T) {
 	write("cert.pem", string(certPEM), 0o644, 0, 0)
 	write("key.pem", string(keyPEM), 0o640, 0, gid)
 	write("passwd", "alice:"+hash+"\nbob:"+hash+"\n", 0o640, 0, gid)
+	write("admins", "root:"+hash+"\n", 0o640, 0, gid)
 	cfg := write("postie.toml", `data_dir = "state"
 [auth]
 passwd_file = "../passwd"
 [tls]
 cert_file = "../cert.pem"
 key_file = "../key.pem"
+[web]
+admin_passwd_file = "../admins"
 [server]
 user = "nobody"
 `, 0o640, 0, gid)
@@ -225,6 +229,7 @@ user = "nobody"
 		`ok: server.user: postie serve runs as nobody \(uid ` + nobody.Uid + `\), group \S+ \(gid ` + nobody.Gid + `\)`,
 		`ok: config: ` + regexp.QuoteMeta(cfg) + ` \(root:\S+ 0640\) loads and is valid`,
 		`ok: auth.passwd_file: ` + regexp.QuoteMeta(filepath.Join(dir, "passwd")) + ` \(root:\S+ 0640\): 2 users`,
+		`ok: web.admin_passwd_file: ` + regexp.QuoteMeta(filepath.Join(dir, "admins")) + ` \(root:\S+ 0640\): 1 admins`,
 		`ok: tls.key_file: \S+/key.pem \(root:\S+ 0640\)`,
 		`ok: tls.cert_file: \S+/cert.pem: the certificate for localhost is valid until \S+ \((99|100) days\)`,
 		`ok: data_dir: ` + regexp.QuoteMeta(state) + ` \(nobody:\S+ 0700\) is writable by nobody`,
@@ -237,6 +242,55 @@ user = "nobody"
 	if r := postie(t, nil, "", "config", "check", "--quiet", "--config", cfg); r.code != 0 || r.stdout != "" {
 		t.Errorf("--quiet: exit %d, %q", r.code, r.stdout)
 	}
+
+	// POSIX ACLs (setfacl on the real files): an entry that lets another
+	// user or group read a secret is a warning, write it an error, as the
+	// mode bits are; one that lets the account read is what it needs.
+	t.Run("acl", func(t *testing.T) {
+		setfacl := testenv.LookPath(t, "setfacl") // Debian package acl
+		acl := func(args ...string) {
+			t.Helper()
+			if out, err := exec.Command(setfacl, args...).CombinedOutput(); err != nil {
+				t.Fatalf("setfacl %v: %v\n%s", args, err, out)
+			}
+		}
+		key, passwd, admins := filepath.Join(dir, "key.pem"), filepath.Join(dir, "passwd"), filepath.Join(dir, "admins")
+		acl("-m", "u:4242:r", key)
+		acl("-m", "g:4343:r", admins)
+		code, out := checkLines(t, cfg)
+		wantLines(t, out,
+			`warning: tls.key_file: `+regexp.QuoteMeta(key)+` \(root:\S+ 0640\) is readable by user 4242 through its ACL, and holds a private key: setfacl -x u:4242 `+regexp.QuoteMeta(key),
+			`warning: web.admin_passwd_file: `+regexp.QuoteMeta(admins)+` \(root:\S+ 0640\) is readable by group 4343 through its ACL, and holds password hashes: setfacl -x g:4343 `+regexp.QuoteMeta(admins))
+		if code != 0 {
+			t.Errorf("warnings only: exit %d\n%s", code, out)
+		}
+		acl("-b", key, admins)
+		acl("-m", "u:4242:rw", passwd)
+		code, out = checkLines(t, cfg)
+		wantLines(t, out, `error: auth.passwd_file: `+regexp.QuoteMeta(passwd)+` \(root:\S+ 0660\) is writable by user 4242 through its ACL: setfacl -x u:4242 `+regexp.QuoteMeta(passwd))
+		if code != 78 {
+			t.Errorf("exit %d, want 78\n%s", code, out)
+		}
+		acl("-b", passwd)
+		// The owning group's read through the ACL, not the mask: a
+		// group other than nobody's (root's) is named, as by the mode.
+		write("key.pem", string(keyPEM), 0o640, uid, 0)
+		acl("-m", "u:4242:r", key)
+		_, out = checkLines(t, cfg)
+		wantLines(t, out, `warning: tls.key_file: `+regexp.QuoteMeta(key)+` \(nobody:root 0640\) is readable by its group through its ACL, and postie does not run as that group: setfacl -m g::- `+regexp.QuoteMeta(key)+`, or give it to postie's group`)
+		// root:root 0600 with an entry for nobody, who serve runs as:
+		// readable by it and by nobody else (the mode shows the mask).
+		acl("-b", key)
+		write("key.pem", string(keyPEM), 0o600, 0, 0)
+		acl("-m", "u:nobody:r", key)
+		code, out = checkLines(t, cfg)
+		wantLines(t, out, `ok: tls.key_file: `+regexp.QuoteMeta(key)+` \(root:root 0640\)`)
+		if code != 0 || strings.Contains(out, "warning") {
+			t.Errorf("a key readable by nobody through its ACL: exit %d\n%s", code, out)
+		}
+		write("key.pem", string(keyPEM), 0o640, 0, gid)
+		acl("-b", key)
+	})
 
 	// Now break each of them.
 	write("passwd", "alice:"+hash+"\nbroken line "+hash+"\nalice:"+hash+"\n", 0o644, 0, gid)
