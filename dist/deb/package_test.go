@@ -52,6 +52,23 @@ func env() []string {
 	return out
 }
 
+// dpkg runs dpkg as root and returns what it printed, stdout and stderr
+// together as on a terminal; a failure ends the test with it.
+func dpkg(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("dpkg", args...)
+	cmd.Env = env()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("dpkg %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// checkWarning is the first line postinst prints when postie config
+// check finds something.
+const checkWarning = "postie: warning: postie config check finds problems in /etc/postie/postie.toml:\n"
+
 func statOf(t *testing.T, path string) string {
 	t.Helper()
 	fi, err := os.Stat(path)
@@ -129,8 +146,11 @@ func TestPackage(t *testing.T) {
 	deb1 := build("0.0.0~test1")
 	deb2 := build("0.0.0~test2")
 
-	// Install.
-	run(t, "", "dpkg", "--install", deb1)
+	// Install: the package's own config passes postie config check,
+	// which postinst runs, so dpkg prints no warning.
+	if out := dpkg(t, "--install", deb1); strings.Contains(out, "postie: warning:") {
+		t.Errorf("a new install warns:\n%s", out)
+	}
 	checkVersion(t, "0.0.0~test1")
 	pw, err := user.Lookup("postie")
 	if err != nil {
@@ -188,13 +208,31 @@ func TestPackage(t *testing.T) {
 	}
 	fmt.Fprintln(f, "# changed by the admin")
 	f.Close()
-	run(t, "", "dpkg", "--force-confold", "--install", deb2)
+	// A fault postie config check knows (the passwd-file readable by
+	// every user, an error: exit 78): postinst shows it as a warning in
+	// dpkg's output, and the upgrade succeeds all the same.
+	if err := os.Chmod("/etc/postie/passwd", 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out2 := dpkg(t, "--force-confold", "--install", deb2)
 	checkVersion(t, "0.0.0~test2")
+	want := checkWarning + "  error: auth.passwd_file: /etc/postie/passwd (root:postie 0644) is readable by every user and holds password hashes: chmod o-rwx\n"
+	if !strings.Contains(out2, want) || !strings.Contains(out2, "postie: warning: the package is configured all the same; fix them, then run: postie config check\n") {
+		t.Errorf("dpkg's output of the upgrade lacks the warning %q:\n%s", want, out2)
+	}
 	if b, _ := os.ReadFile("/etc/postie/postie.toml"); !strings.HasSuffix(string(b), "# changed by the admin\n") {
 		t.Error("the upgrade lost the admin's change to postie.toml")
 	}
-	if got := statOf(t, "/etc/postie/passwd"); got != "root:postie 0640" {
+	// postinst reports the admin's file, it does not change it.
+	if got := statOf(t, "/etc/postie/passwd"); got != "root:postie 0644" {
 		t.Errorf("passwd after the upgrade: %s", got)
+	}
+	if err := os.Chmod("/etc/postie/passwd", 0o640); err != nil {
+		t.Fatal(err)
+	}
+	// Reinstalling the same version runs postinst again: clean now.
+	if out := dpkg(t, "--force-confold", "--install", deb2); strings.Contains(out, "postie: warning:") {
+		t.Errorf("a reinstall with the fault fixed warns:\n%s", out)
 	}
 	s = startUnit(t, uid, gid)
 	readMail(t, s.pop3, "second\r\n")
