@@ -157,7 +157,7 @@ func (ss *session) cmdSTLS(c *wire.Command) error {
 	}
 	tc := tls.Server(ss.conn.raw, cfg)
 	tc.SetDeadline(time.Now().Add(ss.srv.opts.Limits.AuthTimeout))
-	if err := tc.HandshakeContext(ss.srv.ctx); err != nil {
+	if err := handshake(tc); err != nil {
 		ss.srv.stats.tlsFailures.Add(1)
 		ss.srv.log.Info("tls handshake failed", "session", ss.id, "remote", ss.conn.remote.String(), "err", err)
 		return endSession("tls handshake failed")

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -240,5 +242,58 @@ func TestRefusalsInFlightAreCapped(t *testing.T) {
 	// 256 wait for their ClientHello (up to 5 s); the rest are closed.
 	if want := int32(n - 256); closed.Load() != want {
 		t.Fatalf("%d of %d silent connections over the cap closed at once, want %d", closed.Load(), n, want)
+	}
+}
+
+// Close ends sessions still in a TLS handshake, on an implicit-TLS
+// listener and after STLS, however long the pre-login timeout: the
+// handshake has no context of its own to cancel, closing the connection
+// ends it.
+func TestCloseEndsTLSHandshakes(t *testing.T) {
+	certPEM, keyPEM, err := testenv.SelfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	s := startPostie(t, func(o *pop3server.Options) {
+		o.TLSConfig = cfg
+		o.Limits.AuthTimeout = time.Hour
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.srv.Serve(tls.NewListener(ln, cfg))
+
+	// Neither client sends a ClientHello: both sessions wait in the
+	// handshake.
+	implicit, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer implicit.Close()
+	stls := dial(t, s.addr)
+	stls.cmd("STLS", "+OK begin TLS negotiation")
+	waitSessions(t, s, 2)
+
+	closed := make(chan struct{})
+	go func() {
+		s.srv.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not end the sessions in a TLS handshake")
+	}
+	for name, c := range map[string]net.Conn{"implicit TLS": implicit, "STLS": stls.c} {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("%s: connection still open after Close: read %d, %v", name, n, err)
+		}
 	}
 }

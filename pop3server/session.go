@@ -219,12 +219,19 @@ func (ss *session) recoverPanic() {
 	}
 }
 
+// handshake runs a TLS handshake bounded by the deadline already set on
+// tc. It is tc.Handshake, not HandshakeContext with the server's context:
+// that one starts a goroutine per handshake to watch the context, and the
+// server needs none, since Close closes every session's connection
+// (abort), which ends a handshake as well (TestCloseEndsTLSHandshakes).
+func handshake(tc *tls.Conn) error { return tc.Handshake() }
+
 // greet completes an implicit-TLS handshake and sends the greeting; it
 // reports whether the session goes on.
 func (ss *session) greet() bool {
 	if tc, ok := ss.conn.nc.(*tls.Conn); ok {
 		tc.SetDeadline(time.Now().Add(ss.srv.opts.Limits.AuthTimeout))
-		if err := tc.HandshakeContext(ss.srv.ctx); err != nil {
+		if err := handshake(tc); err != nil {
 			ss.endReason = "tls handshake failed"
 			ss.srv.stats.tlsFailures.Add(1)
 			ss.srv.log.Info("tls handshake failed", "session", ss.id, "remote", ss.conn.remote.String(), "err", err)
