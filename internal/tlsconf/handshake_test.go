@@ -5,6 +5,7 @@ import (
 	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/mlkem"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
@@ -14,6 +15,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,6 +33,9 @@ import (
 // (of a SHA-256 digest, as the CertificateVerify's), one X25519 key pair
 // and one X25519 shared secret. cpu-ns/op is this process's CPU per
 // operation, which a busy machine does not inflate as it does ns/op.
+// crypto-hybrid: the same for the X25519MLKEM768 exchange that a Go
+// client offers by default, and a Go server prefers: an ML-KEM-768
+// encapsulation to the client's key on top.
 //
 // full: full handshakes over loopback against a server in another process
 // (this test binary, TestHandshakeServerProcess) serving
@@ -39,45 +44,70 @@ import (
 // does, verifies the certificate, reads a greeting and closes. server-ns/op
 // is the server process's CPU (user and system, from getrusage) per
 // handshake: the whole connection, accept to close, as postie pays it for
-// an implicit-TLS session, less the POP3 part. plain: the same without
-// TLS, what the connection itself costs the server. The server's CPU profile,
-// with TLSCONF_HANDSHAKE_CPUPROFILE=FILE in the environment (an absolute
-// path, or one relative to the package directory).
+// an implicit-TLS session, less the POP3 part. full-hybrid: the same with
+// a client offering Go's default key exchanges (X25519MLKEM768 chosen).
+// plain: the same without TLS, what the connection itself costs the
+// server. server-allocs/op and server-B/op are the server process's heap
+// allocations per connection (crypto/tls's, nearly all).
+//
+// With TLSCONF_HANDSHAKE_CPUPROFILE=FILE in the environment (an absolute
+// path, or one relative to the package directory), the server writes its
+// CPU profile of each sub-benchmark to FILE.full, FILE.full-hybrid and
+// FILE.plain.
 func BenchmarkHandshake(b *testing.B) {
-	b.Run("crypto", func(b *testing.B) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			b.Fatal(err)
-		}
-		peer, err := ecdh.X25519().GenerateKey(rand.Reader)
-		if err != nil {
-			b.Fatal(err)
-		}
-		digest := sha256.Sum256([]byte("transcript"))
-		start, n := processCPU(), 0
-		for b.Loop() {
-			n++
-			if _, err := ecdsa.SignASN1(rand.Reader, key, digest[:]); err != nil {
-				b.Fatal(err)
-			}
-			k, err := ecdh.X25519().GenerateKey(rand.Reader)
+	b.Run("crypto", func(b *testing.B) { handshakeCrypto(b, false) })
+	b.Run("crypto-hybrid", func(b *testing.B) { handshakeCrypto(b, true) })
+	b.Run("full", func(b *testing.B) { connections(b, true, false) })
+	b.Run("full-hybrid", func(b *testing.B) { connections(b, true, true) })
+	b.Run("plain", func(b *testing.B) { connections(b, false, false) })
+}
+
+// handshakeCrypto is BenchmarkHandshake's crypto, with an ML-KEM-768
+// encapsulation too when hybrid.
+func handshakeCrypto(b *testing.B, hybrid bool) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	peer, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dk, err := mlkem.GenerateKey768()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ek := dk.EncapsulationKey().Bytes() // as in a ClientHello
+	digest := sha256.Sum256([]byte("transcript"))
+	start, n := processCPU(), 0
+	for b.Loop() {
+		n++
+		if hybrid {
+			k, err := mlkem.NewEncapsulationKey768(ek)
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := k.ECDH(peer.PublicKey()); err != nil {
-				b.Fatal(err)
-			}
+			k.Encapsulate()
 		}
-		b.ReportMetric(float64(processCPU()-start)/float64(n), "cpu-ns/op")
-	})
-	b.Run("full", func(b *testing.B) { connections(b, true) })
-	b.Run("plain", func(b *testing.B) { connections(b, false) })
+		if _, err := ecdsa.SignASN1(rand.Reader, key, digest[:]); err != nil {
+			b.Fatal(err)
+		}
+		k, err := ecdh.X25519().GenerateKey(rand.Reader)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := k.ECDH(peer.PublicKey()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(processCPU()-start)/float64(n), "cpu-ns/op")
 }
 
 // connections runs BenchmarkHandshake's full (tlsOn) or plain
 // connections: plain is the same connection without TLS (accept, the
-// greeting, close), the server's cost of a connection as such.
-func connections(b *testing.B, tlsOn bool) {
+// greeting, close), the server's cost of a connection as such. With
+// hybrid, the client offers Go's default key exchanges, not X25519 only.
+func connections(b *testing.B, tlsOn, hybrid bool) {
 	dir := b.TempDir()
 	p, der := writePair(b, dir, "localhost")
 	leaf, err := x509.ParseCertificate(der)
@@ -89,7 +119,8 @@ func connections(b *testing.B, tlsOn bool) {
 
 	args := []string{"-test.run=^TestHandshakeServerProcess$"}
 	if prof := os.Getenv("TLSCONF_HANDSHAKE_CPUPROFILE"); prof != "" {
-		args = append(args, "-test.cpuprofile="+prof)
+		_, sub, _ := strings.Cut(b.Name(), "/")
+		args = append(args, "-test.cpuprofile="+prof+"."+sub)
 	}
 	srv := exec.Command(os.Args[0], args...)
 	mode := "plain"
@@ -117,12 +148,13 @@ func connections(b *testing.B, tlsOn bool) {
 	connect := func() {
 		var c net.Conn
 		var err error
+		want := tls.X25519
 		if tlsOn {
-			c, err = tls.Dial("tcp", addr, &tls.Config{
-				ServerName:       "localhost",
-				RootCAs:          roots,
-				CurvePreferences: []tls.CurveID{tls.X25519},
-			})
+			cfg := &tls.Config{ServerName: "localhost", RootCAs: roots, CurvePreferences: []tls.CurveID{want}}
+			if hybrid {
+				cfg.CurvePreferences, want = nil, tls.X25519MLKEM768
+			}
+			c, err = tls.Dial("tcp", addr, cfg)
 		} else {
 			c, err = net.Dial("tcp", addr)
 		}
@@ -134,8 +166,8 @@ func connections(b *testing.B, tlsOn bool) {
 			b.Fatalf("greeting %q: %v", line, err)
 		}
 		if tc, ok := c.(*tls.Conn); ok {
-			if st := tc.ConnectionState(); st.DidResume || st.Version != tls.VersionTLS13 {
-				b.Fatalf("resumed %v, version %x", st.DidResume, st.Version)
+			if st := tc.ConnectionState(); st.DidResume || st.Version != tls.VersionTLS13 || st.CurveID != want {
+				b.Fatalf("resumed %v, version %x, key exchange %v", st.DidResume, st.Version, st.CurveID)
 			}
 		}
 		c.Close()
@@ -143,22 +175,34 @@ func connections(b *testing.B, tlsOn bool) {
 	for range 20 { // warm up: the server's goroutines, pools, stacks
 		connect()
 	}
-	cpu := func() time.Duration {
+	// usage returns the server's CPU time (ns), heap allocations and
+	// bytes allocated so far.
+	usage := func() (u [3]float64) {
 		fmt.Fprintln(in, "cpu")
-		ns, err := strconv.ParseInt(readField(b, out, "cpu"), 10, 64)
-		if err != nil {
-			b.Fatal(err)
+		f := strings.Fields(readField(b, out, "cpu"))
+		if len(f) != len(u) {
+			b.Fatalf("server process said cpu %q", f)
 		}
-		return time.Duration(ns)
+		for i := range u {
+			v, err := strconv.ParseUint(f[i], 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			u[i] = float64(v)
+		}
+		return u
 	}
-	start := cpu()
+	start := usage()
 	n := 0
 	for b.Loop() {
 		connect()
 		n++
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(cpu()-start)/float64(n), "server-ns/op")
+	end := usage()
+	b.ReportMetric((end[0]-start[0])/float64(n), "server-ns/op")
+	b.ReportMetric((end[1]-start[1])/float64(n), "server-allocs/op")
+	b.ReportMetric((end[2]-start[2])/float64(n), "server-B/op")
 }
 
 // processCPU is the CPU time of this process so far, user and system.
@@ -185,8 +229,9 @@ func readField(b *testing.B, r *bufio.Reader, name string) string {
 // certificate of $TLSCONF_HANDSHAKE_SERVER ("certfile\nkeyfile"), or
 // plain TCP when it says "plain": a greeting after the handshake, then
 // close once the client has. It says
-// "listening ADDR", and "cpu NS" (its CPU time so far) for each line on
-// stdin; it ends when stdin does.
+// "listening ADDR", and "cpu NS MALLOCS BYTES" (its CPU time, heap
+// allocations and bytes allocated so far) for each line on stdin; it
+// ends when stdin does.
 func TestHandshakeServerProcess(t *testing.T) {
 	mode := os.Getenv("TLSCONF_HANDSHAKE_SERVER")
 	var cfg *tls.Config
@@ -227,6 +272,8 @@ func TestHandshakeServerProcess(t *testing.T) {
 	fmt.Printf("listening %s\n", ln.Addr())
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
-		fmt.Printf("cpu %d\n", processCPU())
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Printf("cpu %d %d %d\n", processCPU(), ms.Mallocs, ms.TotalAlloc)
 	}
 }
