@@ -224,3 +224,68 @@ func TestAbuseForgetBatched(t *testing.T) {
 		t.Errorf("users with failures left: %q, want %q", users, want)
 	}
 }
+
+// TestSnapshotUnchangedReadsNoMessage: a login that finds a maildrop
+// unchanged since the node's cached snapshot reads none of its messages
+// in the database (EXPLAIN ANALYZE of snapshotSQL: the scan of
+// postie_messages is never executed), however many it has; a changed
+// one reads them all.
+func TestSnapshotUnchangedReadsNoMessage(t *testing.T) {
+	s := newTestStore(t, pg.DB(t), "n")
+	for i := range 200 {
+		if _, err := s.Deliver(t.Context(), "alice", strings.NewReader(fmt.Sprintf("Subject: %d\n\nhi\n", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	md, err := s.Open(t.Context(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer md.Close()
+	var gen, box int64
+	if err := s.pool.QueryRow(t.Context(), `SELECT generation, id FROM postie_mailboxes WHERE name = 'alice'`).Scan(&gen, &box); err != nil {
+		t.Fatal(err)
+	}
+	tok := md.(*maildrop).token
+	read := func(gen int64) (rows float64) {
+		t.Helper()
+		var plan []map[string]any
+		if err := s.pool.QueryRow(t.Context(), "EXPLAIN (ANALYZE, FORMAT JSON) "+snapshotSQL,
+			[]string{"alice"}, []string{tok}, []int64{gen}, []int64{box}).Scan(&plan); err != nil {
+			t.Fatal(err)
+		}
+		var walk func(n map[string]any)
+		walk = func(n map[string]any) {
+			if n["Relation Name"] == "postie_messages" {
+				loops, _ := n["Actual Loops"].(float64)
+				r, _ := n["Actual Rows"].(float64)
+				rows += loops * r
+			}
+			if r, ok := n["Rows Removed by Join Filter"].(float64); ok {
+				rows += r
+			}
+			for _, c := range asSlice(n["Plans"]) {
+				walk(c)
+			}
+		}
+		walk(plan[0]["Plan"].(map[string]any))
+		return rows
+	}
+	if got := read(gen); got != 0 {
+		t.Errorf("an unchanged maildrop of 200 messages: %v message rows read, want 0", got)
+	}
+	if got := read(gen - 1); got != 200 {
+		t.Errorf("a changed maildrop of 200 messages: %v message rows read, want 200", got)
+	}
+}
+
+func asSlice(v any) []map[string]any {
+	xs, _ := v.([]any)
+	out := make([]map[string]any, 0, len(xs))
+	for _, x := range xs {
+		if m, ok := x.(map[string]any); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
