@@ -30,8 +30,10 @@ func (s *Store) renew() {
 func (s *Store) renewOnce() {
 	s.mu.Lock()
 	tokens := make([]string, 0, len(s.held))
-	for tok := range s.held {
+	boxes := make([]string, 0, len(s.held))
+	for tok, md := range s.held {
 		tokens = append(tokens, tok)
+		boxes = append(boxes, md.user)
 	}
 	s.mu.Unlock()
 	if len(tokens) == 0 {
@@ -41,9 +43,9 @@ func (s *Store) renewOnce() {
 	defer cancel()
 	// Locked in the order of the names first, as the logins' statements
 	// lock them (see open.go), so that neither waits for the other.
-	rows, err := s.pool.Query(ctx, `UPDATE postie_leases l SET expires = clock_timestamp() + make_interval(secs => $2)
-		FROM (SELECT mailbox FROM postie_leases WHERE token = ANY($1) ORDER BY mailbox FOR UPDATE) AS o
-		WHERE l.mailbox = o.mailbox AND l.token = ANY($1) RETURNING l.token`, tokens, s.lease.Seconds())
+	rows, err := s.pool.Query(ctx, `UPDATE postie_leases l SET expires = clock_timestamp() + make_interval(secs => $3)
+		FROM (SELECT mailbox FROM postie_leases WHERE mailbox = ANY($1) AND token = ANY($2) ORDER BY mailbox FOR UPDATE) AS o
+		WHERE l.mailbox = o.mailbox AND l.token = ANY($2) RETURNING l.token`, boxes, tokens, s.lease.Seconds())
 	if err != nil {
 		s.stats.renewalFailures.Add(1)
 		s.log.Warn("pgstore: renewing maildrop locks failed", "err", err, "sessions", len(tokens))
@@ -85,15 +87,18 @@ func (s *Store) renewOnce() {
 // node, Open waits a little and tries again (openRetries).
 
 // releaseSQL gives up the leases of maildrops $1 held by sessions $2
-// (lists of the same length). The rows are locked first, in the order of
-// the names, as every statement that locks several leases (see open.go).
+// (lists of the same length): expires '-infinity', the row kept for the
+// next login (a HOT update), the token too, so that a login of this node
+// that takes over a queued release (acquireSQL's $5) still finds it. The
+// rows are locked first, in the order of the names, as every statement
+// that locks several leases (see open.go).
 const releaseSQL = `
-DELETE FROM postie_leases
-USING (SELECT set_config('synchronous_commit', 'off', true)) AS async
-WHERE token = ANY($2::text[]) AND mailbox IN (
-	SELECT l.mailbox FROM postie_leases l JOIN unnest($1::text[], $2::text[]) AS v(mailbox, token)
-		ON l.mailbox = v.mailbox AND l.token = v.token
-	ORDER BY l.mailbox FOR UPDATE OF l)`
+UPDATE postie_leases l SET expires = '-infinity'
+FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async, (
+	SELECT x.mailbox FROM postie_leases x JOIN unnest($1::text[], $2::text[]) AS v(mailbox, token)
+		ON x.mailbox = v.mailbox AND x.token = v.token
+	ORDER BY x.mailbox FOR UPDATE OF x) AS o
+WHERE l.mailbox = o.mailbox AND l.token = ANY($2::text[])`
 
 // maxReleaseBatch bounds the leases of one release statement.
 const maxReleaseBatch = 1000

@@ -25,13 +25,13 @@ import (
 
 // acquireSQL takes the leases of maildrops $1 for sessions $3 of node $2
 // (lists of the same length, no name twice), except those another session
-// holds unexpired: no row for them. A lease of this node's whose release
-// is queued (its token in $5 at the name's place, "" if none: see
-// releaseLater) is taken over as an expired one is. It returns each lease
-// taken, and whether it took over a row (xmax is set on the row an ON
-// CONFLICT update wrote, 0 on a fresh insert): a session of a node that
-// died or lost the database, since a session that ends deletes its row,
-// or a released one of this node's.
+// holds unexpired: no row for them. A lease given up (expires
+// '-infinity', see releaseSQL) or expired is taken, and so is one of this
+// node's whose release is queued (its token in $5 at the name's place, ""
+// if none: see releaseLater). It returns each lease taken, and whether it
+// was taken over from a session that had not given it up (a node that
+// died or lost the database). The row of a maildrop is updated in place
+// after its first login (a HOT update: no index holds what changes).
 const acquireSQL = `
 INSERT INTO postie_leases AS l (mailbox, node, token, acquired, expires)
 SELECT v.mailbox, $2, v.token, clock_timestamp(), clock_timestamp() + make_interval(secs => $4)
@@ -39,9 +39,10 @@ FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async,
 	unnest($1::text[], $3::text[]) WITH ORDINALITY AS v(mailbox, token, i)
 ORDER BY v.i
 ON CONFLICT (mailbox) DO UPDATE
-	SET node = EXCLUDED.node, token = EXCLUDED.token, acquired = EXCLUDED.acquired, expires = EXCLUDED.expires
+	SET node = EXCLUDED.node, token = EXCLUDED.token, acquired = EXCLUDED.acquired, expires = EXCLUDED.expires,
+		taken_over = l.expires <> '-infinity' AND l.token <> ($5::text[])[array_position($1::text[], l.mailbox)]
 	WHERE l.expires < clock_timestamp() OR l.token = ($5::text[])[array_position($1::text[], l.mailbox)]
-RETURNING mailbox, NOT (xmax = 0)`
+RETURNING mailbox, taken_over`
 
 // snapshotSQL lists maildrops $1 (the i-th of the lists is request i),
 // those whose lease is now session $2's (in the same round trip as
@@ -49,15 +50,16 @@ RETURNING mailbox, NOT (xmax = 0)`
 // requests: for each, its row and generation, and its messages unless the
 // row and generation are still $4 and $3, those of the node's cached
 // snapshot: then one row with no message. No row: the maildrop has never
-// had mail (or its lease was not taken). The messages are a LATERAL
-// subquery kept apart (OFFSET 0) so that an unchanged maildrop's test is
+// had mail (or its lease was not taken). Each maildrop's row is read by
+// its name's index, whatever the planner thinks of the table's size. The
+// messages are a LATERAL subquery kept apart (OFFSET 0) so that an unchanged maildrop's test is
 // made once, before its messages are read (a one-time filter), not on
 // every message row read and thrown away (a join filter): a login that
 // finds a maildrop of n messages unchanged reads none of them.
 const snapshotSQL = `
 SELECT v.i, b.generation, b.id, m.id, m.uid, m.wire_size, m.chunks
 FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[]) WITH ORDINALITY AS v(name, token, gen, box, i)
-JOIN postie_mailboxes b ON b.name = v.name
+JOIN LATERAL (SELECT b.id, b.generation FROM postie_mailboxes b WHERE b.name = v.name OFFSET 0) b ON true
 LEFT JOIN LATERAL (
 	SELECT m.id, m.uid, m.wire_size, m.chunks FROM postie_messages m
 	WHERE m.mailbox_id = b.id AND (b.generation <> v.gen OR b.id <> v.box)
@@ -246,10 +248,10 @@ func (s *Store) tryOpenGroup(ctx context.Context, reqs []*openReq) error {
 			md.msgs, md.infos = nil, nil
 			continue
 		}
-		switch {
-		case r.released != "" && over:
-			s.tookOver(md.user, r.released) // most likely (or an expired row)
-		case over:
+		if r.released != "" {
+			s.tookOver(md.user, r.released)
+		}
+		if over {
 			s.stats.leasesTakenOver.Add(1)
 			s.log.Info("pgstore: took over an expired maildrop lock", "user", md.user)
 		}

@@ -40,12 +40,16 @@
 //
 // # Session lock
 //
-// Open takes the maildrop's lease row (an insert, or a takeover of an
-// expired row) and the snapshot in one round trip. Each Store caches the
+// Open takes the maildrop's lease row (an insert at its first login,
+// then an update in place of the row given up, or of an expired one) and
+// the snapshot in one round trip, shared with the other logins that
+// arrive meanwhile (open.go). Each Store caches the
 // last snapshot of each maildrop (Options.SnapshotCache) with the
 // generation of its postie_mailboxes row, which every delivery, deletion
 // and update of its messages changes in the same transaction: a login
-// that finds the generation unchanged reads no message row.
+// that finds the generation unchanged reads no message row. Close gives
+// the lease up after the session's last reply, batched with the others
+// (lease.go).
 //
 // Each Store renews the leases of all its open sessions in one statement
 // every third of Options.LeaseDuration, so a node that dies or loses the
@@ -290,15 +294,17 @@ func (s *Store) Close() error {
 		cancel()
 		s.mu.Lock()
 		tokens := make([]string, 0, len(s.held))
+		boxes := make([]string, 0, len(s.held))
 		for tok, md := range s.held {
 			tokens = append(tokens, tok)
+			boxes = append(boxes, md.user)
 			md.lost.Store(true)
 		}
 		clear(s.held)
 		s.mu.Unlock()
 		if len(tokens) > 0 {
 			ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-			if _, err := s.pool.Exec(ctx, `DELETE FROM postie_leases WHERE token = ANY($1)`, tokens); err != nil {
+			if _, err := s.pool.Exec(ctx, `UPDATE postie_leases SET expires = '-infinity' WHERE mailbox = ANY($1) AND token = ANY($2)`, boxes, tokens); err != nil {
 				s.log.Warn("pgstore: releasing leases at close", "err", err, "sessions", len(tokens))
 			}
 			cancel()

@@ -25,11 +25,11 @@ func holdReleases(t *testing.T, s *Store) (resume func()) {
 	return func() { go s.releaseLoop() }
 }
 
-// leases returns the number of leases in the database.
+// leases returns the number of leases held in the database.
 func leases(t *testing.T, s *Store) int {
 	t.Helper()
 	var n int
-	if err := s.pool.QueryRow(t.Context(), `SELECT count(*) FROM postie_leases`).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(t.Context(), `SELECT count(*) FROM postie_leases WHERE expires > clock_timestamp()`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -68,6 +68,27 @@ func TestReleasesBatched(t *testing.T) {
 	}
 	if got := leases(t, s); got != 0 {
 		t.Errorf("%d leases left after the releases", got)
+	}
+	// The rows stay, given up, for the next logins to update in place.
+	var rows, free int
+	if err := s.pool.QueryRow(t.Context(), `SELECT count(*), count(*) FILTER (WHERE expires = '-infinity') FROM postie_leases`).Scan(&rows, &free); err != nil {
+		t.Fatal(err)
+	}
+	if rows != n || free != n {
+		t.Errorf("%d lease rows, %d given up, want %d and %d", rows, free, n, n)
+	}
+	for i := range n {
+		openT(t, s, fmt.Sprintf("u%d", i)).Close()
+	}
+	s.waitReleases(t.Context())
+	if err := s.pool.QueryRow(t.Context(), `SELECT count(*), count(*) FILTER (WHERE expires = '-infinity') FROM postie_leases`).Scan(&rows, &free); err != nil {
+		t.Fatal(err)
+	}
+	if rows != n || free != n {
+		t.Errorf("after more logins: %d lease rows, %d given up, want %d and %d", rows, free, n, n)
+	}
+	if got := s.Stats().LeasesTakenOver; got != 0 {
+		t.Errorf("%d leases counted as taken over from a live session, want 0 (they were given up)", got)
 	}
 }
 
