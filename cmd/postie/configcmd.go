@@ -397,16 +397,29 @@ func (ck *checker) checkPasswd(c *config.Config) {
 		ck.warn(key, "%s does not exist: no user can log in (postie user add creates it)", path)
 		return
 	}
-	fi := ck.readable(key, path)
-	if fi == nil || !ck.checkPrivate(key, path, fi, "password hashes") {
+	fi, users, ok := ck.checkHashFile(key, path)
+	if !ok {
 		return
+	}
+	ck.ok(key, "%s (%s): %d users", path, owner(fi), users)
+}
+
+// checkHashFile checks a file of password hashes in the passwd-file
+// format (auth.passwd_file, web.admin_passwd_file): readable, private,
+// and each line well-formed. It returns the file's info and the number
+// of accounts, and ok false when it has reported a failure that leaves
+// nothing more to check.
+func (ck *checker) checkHashFile(key, path string) (fi fs.FileInfo, accounts int, ok bool) {
+	fi = ck.readable(key, path)
+	if fi == nil || !ck.checkPrivate(key, path, fi, "password hashes") {
+		return nil, 0, false
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		ck.fail(key, "%v (run config check as root)", err)
-		return
+		return nil, 0, false
 	}
-	users, problems := auth.CheckPasswdFile(data)
+	accounts, problems := auth.CheckPasswdFile(data)
 	for _, p := range problems {
 		if p.Malformed {
 			ck.fail(key, "%s: %s (skipped)", path, p)
@@ -414,7 +427,7 @@ func (ck *checker) checkPasswd(c *config.Config) {
 			ck.warn(key, "%s: %s", path, p)
 		}
 	}
-	ck.ok(key, "%s (%s): %d users", path, owner(fi), users)
+	return fi, accounts, true
 }
 
 // checkAdminFile checks web.admin_passwd_file, which serve refuses to
@@ -430,22 +443,9 @@ func (ck *checker) checkAdminFile(c *config.Config) {
 		ck.fail(key, "%s does not exist: serve refuses to start (postie user add --admin NAME makes it)", path)
 		return
 	}
-	fi := ck.readable(key, path)
-	if fi == nil || !ck.checkPrivate(key, path, fi, "password hashes") {
+	fi, admins, ok := ck.checkHashFile(key, path)
+	if !ok {
 		return
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		ck.fail(key, "%v (run config check as root)", err)
-		return
-	}
-	admins, problems := auth.CheckPasswdFile(data)
-	for _, p := range problems {
-		if p.Malformed {
-			ck.fail(key, "%s: %s (skipped)", path, p)
-		} else {
-			ck.warn(key, "%s: %s", path, p)
-		}
 	}
 	if admins == 0 {
 		ck.fail(key, "%s holds no account: serve refuses to start (postie user add --admin NAME adds one)", path)
