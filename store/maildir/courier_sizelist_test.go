@@ -1,12 +1,10 @@
 package maildir
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/postie-mail/postie/store"
@@ -113,43 +111,11 @@ func TestParseSizelistBad(t *testing.T) {
 
 func TestCourierUIDLs(t *testing.T) {
 	s, dir, logs := takeoverStore(t, Options{CourierUIDLs: true}, courierFiles)
-	want := courierWant
-	check := func(what string) {
-		t.Helper()
-		if got := uidls(t, s); !slicesEqual(got, want) {
-			t.Fatalf("%s: %v, want %v\n%s", what, got, want, logs)
-		}
-	}
-	check("first")
-	side, err := os.ReadFile(filepath.Join(dir, uidlsName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	check("again")
-	os.Remove(filepath.Join(dir, uidlsName))
-	check("side file deleted")
-	if again, _ := os.ReadFile(filepath.Join(dir, uidlsName)); !bytes.Equal(again, side) {
-		t.Errorf("rebuilt postie-uidls differs:\n%s\nwant\n%s", again, side)
-	}
 	// Courier ran again on the Maildir without its list (new UIDs,
 	// another UIDVALIDITY, the fourth message listed): what postie
 	// answered stays.
 	list := "/3 5 99\n1600000000.M3P3.host:2,S 17 1:99:0\n1700000000.M1P1.host:2, 21 2:99:0\n1700000001.M2P2.host,S=19:2, 22 3:99:0\n1700000005.M5P5.host:2, 16 4:99:0\n"
-	if err := os.WriteFile(filepath.Join(dir, sizelistName), []byte(list), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	check("list changed")
-	md := mustOpen(t, s, "u")
-	if err := md.Commit(t.Context(), []int{0}); err != nil {
-		t.Fatal(err)
-	}
-	md.Close()
-	info := mustDeliver(t, s, "u", "new\n")
-	want = append(slicesDelete(want, 0), store.MessageInfo{UID: info.UID, Size: 5})
-	check("after delete and delivery")
-	if b, _ := os.ReadFile(filepath.Join(dir, sizelistName)); string(b) != list {
-		t.Errorf("courierpop3dsizelist changed:\n%s", b)
-	}
+	checkTakeover(t, s, dir, logs, courierWant, sizelistName, list, 0)
 	if strings.Contains(logs.String(), "level=WARN") || strings.Contains(logs.String(), "level=ERROR") {
 		t.Errorf("complaints:\n%s", logs)
 	}
@@ -202,24 +168,9 @@ func TestCourierUIDLsWithDovecot(t *testing.T) {
 // and nothing is recorded until it is repaired; lines that cannot be read
 // give their messages postie's own UIDL.
 func TestCourierUIDLsHostile(t *testing.T) {
-	secret := filepath.Join(t.TempDir(), "secret")
-	os.WriteFile(secret, []byte(courierFiles[sizelistName]), 0o600)
-	for name, setup := range map[string]func(path string) error{
-		"header": func(p string) error {
-			return os.WriteFile(p, []byte("/9 1 2\n1600000000.M3P3.host:2,S 17 1:1796616186:0\n"), 0o600)
-		},
-		"symlink": func(p string) error { return os.Symlink(secret, p) },
-		"fifo":    func(p string) error { return syscall.Mkfifo(p, 0o600) },
-		"huge": func(p string) error {
-			f, err := os.Create(p)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			return f.Truncate(maxSizelist + 1)
-		},
-		"directory": func(p string) error { return os.Mkdir(p, 0o700) },
-	} {
+	// "damaged": an unknown header.
+	damaged := "/9 1 2\n1600000000.M3P3.host:2,S 17 1:1796616186:0\n"
+	for name, setup := range hostileFiles(t, damaged, courierFiles[sizelistName], maxSizelist) {
 		files := map[string]string{}
 		for k, v := range courierFiles {
 			if k != sizelistName {

@@ -256,6 +256,24 @@ func TestDovecotUIDLs(t *testing.T) {
 		{UID: "+saved+", Size: 21},
 		{UID: "1700000004.M4P1.host", Size: 26},
 	}
+	// Dovecot rebuilt its file with a new UIDVALIDITY and now lists the
+	// fourth message too: what postie answered stays.
+	uidlist := "3 V99 N3\n1 :1700000001.M1P1.host,S=18\n2 :1700000004.M4P1.host\n"
+	checkTakeover(t, s, dir, logs, want, uidlistName, uidlist, 1)
+	// A removed message leaves the record.
+	if b, _ := os.ReadFile(filepath.Join(dir, uidlsName)); bytes.Contains(b, []byte("1700000002.M2P1.host")) {
+		t.Errorf("removed message still recorded:\n%s", b)
+	}
+}
+
+// checkTakeover checks, for a store s whose maildrop "u" (in dir) takes
+// over another server's UIDLs, that they are want the first time and
+// again; that a deleted postie-uidls is rebuilt byte for byte with the
+// same answers; that they stay when the other server rewrites its file
+// (name) with list; that after message del is removed a delivery gets
+// postie's own UIDL; and that the other server's file is never written.
+func checkTakeover(t *testing.T, s *Store, dir string, logs *bytes.Buffer, want []store.MessageInfo, name, list string, del int) {
+	t.Helper()
 	check := func(what string) {
 		t.Helper()
 		if got := uidls(t, s); !slicesEqual(got, want) {
@@ -268,35 +286,49 @@ func TestDovecotUIDLs(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("again")
-	// Lost side file: rebuilt, same answers.
 	os.Remove(filepath.Join(dir, uidlsName))
 	check("side file deleted")
 	if again, _ := os.ReadFile(filepath.Join(dir, uidlsName)); !bytes.Equal(again, side) {
 		t.Errorf("rebuilt postie-uidls differs:\n%s\nwant\n%s", again, side)
 	}
-	// Dovecot rebuilt its file with a new UIDVALIDITY and now lists the
-	// fourth message too: what postie answered stays.
-	uidlist := "3 V99 N3\n1 :1700000001.M1P1.host,S=18\n2 :1700000004.M4P1.host\n"
-	if err := os.WriteFile(filepath.Join(dir, uidlistName), []byte(uidlist), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(list), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	check("uidlist changed")
-	// A delivery after the takeover gets postie's own UIDL; a removed
-	// message leaves the record.
+	check(name + " changed")
 	md := mustOpen(t, s, "u")
-	if err := md.Commit(t.Context(), []int{1}); err != nil {
+	if err := md.Commit(t.Context(), []int{del}); err != nil {
 		t.Fatal(err)
 	}
 	md.Close()
 	info := mustDeliver(t, s, "u", "new\n")
-	want = append(slicesDelete(want, 1), store.MessageInfo{UID: info.UID, Size: 5})
+	want = append(slicesDelete(want, del), store.MessageInfo{UID: info.UID, Size: 5})
 	check("after delete and delivery")
-	if b, _ := os.ReadFile(filepath.Join(dir, uidlsName)); bytes.Contains(b, []byte("1700000002.M2P1.host")) {
-		t.Errorf("removed message still recorded:\n%s", b)
+	if b, _ := os.ReadFile(filepath.Join(dir, name)); string(b) != list {
+		t.Errorf("%s changed:\n%s", name, b)
 	}
-	// Dovecot's files are never written.
-	if b, _ := os.ReadFile(filepath.Join(dir, uidlistName)); string(b) != uidlist {
-		t.Errorf("dovecot-uidlist changed:\n%s", b)
+}
+
+// hostileFiles are ways another server's file (at path) can be unusable:
+// damaged (written as it), a symbolic link (to a file holding good), a
+// FIFO, bigger than max, a directory.
+func hostileFiles(t *testing.T, damaged, good string, max int64) map[string]func(path string) error {
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return map[string]func(path string) error{
+		"damaged": func(p string) error { return os.WriteFile(p, []byte(damaged), 0o600) },
+		"symlink": func(p string) error { return os.Symlink(secret, p) },
+		"fifo":    func(p string) error { return syscall.Mkfifo(p, 0o600) },
+		"huge": func(p string) error {
+			f, err := os.Create(p)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			return f.Truncate(max + 1)
+		},
+		"directory": func(p string) error { return os.Mkdir(p, 0o700) },
 	}
 }
 
@@ -355,22 +387,7 @@ func TestDovecotUIDLsDisabled(t *testing.T) {
 // nothing is recorded, so that the answers follow the file once it is
 // repaired.
 func TestDovecotUIDLsHostile(t *testing.T) {
-	secret := filepath.Join(t.TempDir(), "secret")
-	os.WriteFile(secret, []byte(takeoverFiles["dovecot-uidlist"]), 0o600)
-	for name, setup := range map[string]func(path string) error{
-		"damaged": func(p string) error { return os.WriteFile(p, []byte("3 V1\n1 :x\nrubbish\n"), 0o600) },
-		"symlink": func(p string) error { return os.Symlink(secret, p) },
-		"fifo":    func(p string) error { return syscall.Mkfifo(p, 0o600) },
-		"huge": func(p string) error {
-			f, err := os.Create(p)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			return f.Truncate(maxUidlist + 1)
-		},
-		"directory": func(p string) error { return os.Mkdir(p, 0o700) },
-	} {
+	for name, setup := range hostileFiles(t, "3 V1\n1 :x\nrubbish\n", takeoverFiles[uidlistName], maxUidlist) {
 		files := map[string]string{}
 		for k, v := range takeoverFiles {
 			if k != uidlistName {
