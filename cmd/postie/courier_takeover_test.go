@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -93,23 +92,7 @@ func TestCourierTakeover(t *testing.T) {
 	state := filepath.Join(root, "state")
 	mkdir(state)
 	cfg := filepath.Join(root, "postie.toml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`data_dir = %q
-[pop3]
-listen = [%q]
-implementation = false
-hostname = "test"
-auth_fail_delay = "0s"
-[lmtp]
-listen = []
-[auth]
-passwd_file = %q
-cache_ttl = "0s"
-[storage]
-maildir_root = %q
-courier_uidl = true
-`, state, addr, passwd, filepath.Join(root, "mail"))), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeTakeoverConfig(t, cfg, state, addr, passwd, filepath.Join(root, "mail"), "courier_uidl = true\n")
 
 	s := startFixedPostie(t, bin, cfg, asVmail)
 	if got := uidlListing(t, addr, 6); got != courier {
@@ -137,13 +120,7 @@ courier_uidl = true
 		t.Errorf("after postie's files were deleted:\n%s\nwant\n%s", got.list, after.list)
 	}
 	cl.fetch(t, "from postie restarted without its own files", 0)
-	deliver := exec.Command(bin, "deliver", "--config", cfg, "user1")
-	deliver.Env = testenv.PostieEnv()
-	deliver.SysProcAttr = asVmail
-	deliver.Stdin = strings.NewReader("Subject: through postie\n\ndelivered by postie deliver\n")
-	if out, err := deliver.CombinedOutput(); err != nil {
-		t.Fatalf("postie deliver: %v\n%s", err, out)
-	}
+	postieDeliver(t, bin, cfg, asVmail, "user1", "Subject: through postie\n\ndelivered by postie deliver\n")
 	if got := uidlListing(t, addr, 8); !strings.HasPrefix(got.list, after.list) {
 		t.Errorf("after a delivery through postie:\n%s\nwant it to begin\n%s", got.list, after.list)
 	}

@@ -90,25 +90,10 @@ func testDovecotTakeover(t *testing.T, format string, control bool) {
 	}
 	os.Chown(state, d.UID, d.GID)
 	cfg := filepath.Join(d.Root, "etc", "postie.toml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`data_dir = %q
-[pop3]
-listen = [%q]
-implementation = false
-hostname = "test"
-auth_fail_delay = "0s"
-[lmtp]
-listen = []
-[auth]
-passwd_file = %q
-cache_ttl = "0s"
-[storage]
-maildir_root = %q
-maildir_path = "%%h/Maildir"
+	writeTakeoverConfig(t, cfg, state, d.Addr, d.PasswdFile, filepath.Join(d.Root, "mail"), fmt.Sprintf(`maildir_path = "%%h/Maildir"
 dovecot_uidl_format = %q
 dovecot_control_path = %q
-`, state, d.Addr, d.PasswdFile, filepath.Join(d.Root, "mail"), format, controlPath)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+`, format, controlPath))
 	asVmail := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(d.UID), Gid: uint32(d.GID)}}
 	startPostie := func() *fixedPostie {
 		t.Helper()
@@ -151,13 +136,7 @@ dovecot_control_path = %q
 
 	// A delivery through postie: new, with a UIDL of its own; the rest
 	// as before.
-	deliver := exec.Command(bin, "deliver", "--config", cfg, "user1")
-	deliver.Env = testenv.PostieEnv()
-	deliver.SysProcAttr = asVmail
-	deliver.Stdin = strings.NewReader("Subject: through postie\n\ndelivered by postie deliver\n")
-	if out, err := deliver.CombinedOutput(); err != nil {
-		t.Fatalf("postie deliver: %v\n%s", err, out)
-	}
+	postieDeliver(t, bin, cfg, asVmail, "user1", "Subject: through postie\n\ndelivered by postie deliver\n")
 	after := popListing(t, d.Addr, "user1", "pass1")
 	var newKey string
 	for k, l := range after {
@@ -265,6 +244,43 @@ func popListing(t *testing.T, addr, user, password string) map[string]listing {
 	}
 	p.cmd("+OK", "QUIT")
 	return out
+}
+
+// writeTakeoverConfig writes to path the configuration of a postie serve
+// taking over another server's POP3 port addr, passwd-file and Maildirs
+// under mailRoot, with state in dataDir and storage the rest of the
+// [storage] section (what to take over and how).
+func writeTakeoverConfig(t *testing.T, path, dataDir, addr, passwd, mailRoot, storage string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(`data_dir = %q
+[pop3]
+listen = [%q]
+implementation = false
+hostname = "test"
+auth_fail_delay = "0s"
+[lmtp]
+listen = []
+[auth]
+passwd_file = %q
+cache_ttl = "0s"
+[storage]
+maildir_root = %q
+`, dataDir, addr, passwd, mailRoot)+storage), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// postieDeliver delivers msg to user with postie deliver from bin and
+// config cfg, as attr says.
+func postieDeliver(t *testing.T, bin, cfg string, attr *syscall.SysProcAttr, user, msg string) {
+	t.Helper()
+	deliver := exec.Command(bin, "deliver", "--config", cfg, user)
+	deliver.Env = testenv.PostieEnv()
+	deliver.SysProcAttr = attr
+	deliver.Stdin = strings.NewReader(msg)
+	if out, err := deliver.CombinedOutput(); err != nil {
+		t.Fatalf("postie deliver: %v\n%s", err, out)
+	}
 }
 
 func copyFile(t *testing.T, from, to string, mode os.FileMode) {
