@@ -50,17 +50,9 @@ func startEnv(t *testing.T) *env {
 	corpus(t, bench.CorpusOptions{Dirs: []string{filepath.Join(root, "user5")}, BigSize: 2 << 20, Seed: 5})
 	corpus(t, bench.CorpusOptions{Dirs: []string{filepath.Join(root, "user6")}, Count: 1500, Profile: "small", Seed: 6})
 
-	certPEM, keyPEM, err := testenv.SelfSigned()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tcfg, certPEM := testenv.ServerTLSConfig(t)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(certPEM)
-	tcfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st, err := maildir.New(maildir.Options{Root: root, Logger: quiet})

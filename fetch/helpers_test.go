@@ -145,15 +145,7 @@ func (c *captureLog) logger() *slog.Logger {
 // tlsPair makes a self-signed certificate for 127.0.0.1 and localhost.
 func tlsPair(t testing.TB) (*tls.Config, []byte) {
 	t.Helper()
-	certPEM, keyPEM, err := testenv.SelfSigned()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, certPEM
+	return testenv.ServerTLSConfig(t)
 }
 
 func certPool(pemData []byte) *x509.CertPool {

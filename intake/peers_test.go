@@ -2,7 +2,6 @@ package intake
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -129,15 +128,8 @@ func TestSwaksSMTP(t *testing.T) {
 	if _, err := e.d.Deliver(t.Context(), Envelope{Proto: "local"}, carol, Message{Body: strings.NewReader("x\n"), Size: 2, EOL: "\n"}); err != nil {
 		t.Fatal(err)
 	}
-	certPEM, keyPEM, err := testenv.SelfSigned()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, addr := e.serve(t, ServerOptions{TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
+	cfg, _ := testenv.ServerTLSConfig(t)
+	_, addr := e.serve(t, ServerOptions{TLSConfig: cfg})
 	msg := "From: swaks@example.net\r\nSubject: swaks SMTP\r\n\r\nhello\r\n"
 	replies := swaks(t, addr, "--tls", "--ehlo", "client.example.net", "--from", "swaks@example.net",
 		"--to", "victim@relay.example,nobody@example.org,carol@example.org,alice@example.org",

@@ -200,15 +200,8 @@ S~ 221 `)
 // after DATA, the Received field says ESMTPS after STARTTLS.
 func TestSMTPIntake(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.MaxMessageSize = 1 << 20 })
-	certPEM, keyPEM, err := testenv.SelfSigned()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, addr := e.serve(t, ServerOptions{TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
+	cfg, certPEM := testenv.ServerTLSConfig(t)
+	_, addr := e.serve(t, ServerOptions{TLSConfig: cfg})
 	c := dial(t, "tcp", addr)
 	c.script(`S: 220 mail.example.org ESMTP Service Ready
 C: EHLO client.example.net

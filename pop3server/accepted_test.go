@@ -39,14 +39,7 @@ func (l acceptedListener) Accept() (net.Conn, error) {
 // accepted more than LoginTimeout ago is logged out at its first command.
 // One accepted now is served.
 func TestLoginTimeoutFromAcceptance(t *testing.T) {
-	certPEM, keyPEM, err := testenv.SelfSigned()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, _ := testenv.SelfSignedCert(t)
 	s := startPostie(t, func(o *pop3server.Options) { o.Limits.LoginTimeout = time.Hour })
 	serve := func(at time.Time, implicitTLS bool) string {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

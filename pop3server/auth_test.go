@@ -138,18 +138,11 @@ func TestCleartextPolicy(t *testing.T) {
 // STLS: an untrusted client is refused USER and AUTH PLAIN before STLS
 // and may use both inside TLS, where CAPA offers them.
 func TestCleartextAfterSTLS(t *testing.T) {
-	certPEM, keyPEM, err := testenv.SelfSigned()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, _ := testenv.ServerTLSConfig(t)
 	s := startPostie(t, func(o *pop3server.Options) {
 		withSASL(o)
 		o.TrustedNets = []netip.Prefix{}
-		o.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		o.TLSConfig = cfg
 	})
 	s.deliverCorpus(t, "user1")
 	cl := dial(t, s.addr)

@@ -162,15 +162,7 @@ func benchRetrFile(b *testing.B, name string, dotEvery int) {
 	}
 	var srvTLS, cliTLS *tls.Config
 	if dotEvery == 0 {
-		certPEM, keyPEM, err := testenv.SelfSigned()
-		if err != nil {
-			b.Fatal(err)
-		}
-		cert, err := tls.X509KeyPair(certPEM, keyPEM)
-		if err != nil {
-			b.Fatal(err)
-		}
-		srvTLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		srvTLS, _ = testenv.ServerTLSConfig(b)
 		cliTLS = &tls.Config{InsecureSkipVerify: true}
 	}
 	for _, mode := range modes {

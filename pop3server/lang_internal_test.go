@@ -95,14 +95,7 @@ func TestLANGCatalogCoversEveryText(t *testing.T) {
 		}
 		uids = append(uids, info.UID)
 	}
-	certPEM, keyPEM, err := testenv.SelfSigned()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, _ := testenv.SelfSignedCert(t)
 	srv, err := New(Options{
 		Logger:    discard,
 		Store:     st,

@@ -25,15 +25,7 @@ import (
 // closed, within the pre-login timeout, instead of holding a descriptor
 // and a goroutine for as long as it likes.
 func TestRefusedTLSConnectionIsBounded(t *testing.T) {
-	certPEM, keyPEM, err := testenv.SelfSigned()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	cfg, _ := testenv.ServerTLSConfig(t)
 	s := startPostie(t, func(o *pop3server.Options) {
 		o.Limits.MaxConns = 1
 		o.Limits.AuthTimeout = time.Second
@@ -188,14 +180,7 @@ func TestRefusalsDoNotFloodTheLog(t *testing.T) {
 // over a cap are closed at once, without a reply, so that a flood of them
 // holds no descriptors.
 func TestRefusalsInFlightAreCapped(t *testing.T) {
-	certPEM, keyPEM, err := testenv.SelfSigned()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, _ := testenv.ServerTLSConfig(t)
 	s := startPostie(t, func(o *pop3server.Options) {
 		o.Limits.MaxConns = 1
 		o.Limits.AuthTimeout = 20 * time.Second
@@ -205,7 +190,7 @@ func TestRefusalsInFlightAreCapped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go s.srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
+	go s.srv.Serve(tls.NewListener(ln, cfg))
 	hold, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
 		t.Fatal(err)
@@ -250,15 +235,7 @@ func TestRefusalsInFlightAreCapped(t *testing.T) {
 // handshake has no context of its own to cancel, closing the connection
 // ends it.
 func TestCloseEndsTLSHandshakes(t *testing.T) {
-	certPEM, keyPEM, err := testenv.SelfSigned()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	cfg, _ := testenv.ServerTLSConfig(t)
 	s := startPostie(t, func(o *pop3server.Options) {
 		o.TLSConfig = cfg
 		o.Limits.AuthTimeout = time.Hour

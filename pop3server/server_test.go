@@ -344,16 +344,9 @@ func TestRetrTruncatedMessage(t *testing.T) {
 }
 
 func TestSTLS(t *testing.T) {
-	certPEM, keyPEM, err := testenv.SelfSigned()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, certPEM := testenv.ServerTLSConfig(t)
 	s := startPostie(t, func(o *pop3server.Options) {
-		o.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		o.TLSConfig = cfg
 	})
 	s.deliverCorpus(t, "user1")
 	cl := dial(t, s.addr)

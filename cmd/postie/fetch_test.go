@@ -31,14 +31,7 @@ type popServer struct {
 
 func startPOP(t *testing.T) *popServer {
 	t.Helper()
-	certPEM, keyPEM, err := testenv.SelfSigned()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert, _ := testenv.SelfSignedCert(t)
 	s := pop3test.Start(t, pop3test.Options{})
 	sum := sha256.Sum256(cert.Certificate[0])
 	return &popServer{Server: s, addr: s.Addr, root: s.Root,
