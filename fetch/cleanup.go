@@ -105,6 +105,7 @@ func (r *run) reconnect() (*pop3client.Client, error) {
 	}
 }
 
+// sleepCtx waits d, or until ctx is done (its error).
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -148,14 +148,7 @@ func sleepUntil(ctx context.Context, deadline time.Time, what string) error {
 	if time.Now().After(deadline) {
 		return fmt.Errorf("mbox: timed out waiting for the %s", what)
 	}
-	t := time.NewTimer(50 * time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return sleepCtx(ctx, 50*time.Millisecond)
 }
 
 func (d *mboxDest) deliver(ctx context.Context, m *message, r io.Reader) (bool, error) {
