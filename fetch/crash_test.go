@@ -119,11 +119,7 @@ func TestCrashMatrix(t *testing.T) {
 				data, _ := os.ReadFile(dest)
 				got = parseMboxrd(t, data)
 			case "mda":
-				ents, _ := os.ReadDir(dest)
-				for _, e := range ents {
-					b, _ := os.ReadFile(filepath.Join(dest, e.Name()))
-					got = append(got, string(b))
-				}
+				got = mdaContents(dest)
 			}
 			slices.Sort(got)
 			slices.Sort(want)
@@ -295,12 +291,7 @@ func TestCrashExpireZeroCleanup(t *testing.T) {
 			}
 			check := func(when string) {
 				t.Helper()
-				var got []string
-				ents, _ := os.ReadDir(dest)
-				for _, e := range ents {
-					b, _ := os.ReadFile(filepath.Join(dest, e.Name()))
-					got = append(got, string(b))
-				}
+				got := mdaContents(dest)
 				slices.Sort(got)
 				slices.Sort(want)
 				if !slices.Equal(got, want) {
@@ -324,4 +315,16 @@ func TestCrashExpireZeroCleanup(t *testing.T) {
 			check("after a further run")
 		})
 	}
+}
+
+// mdaContents is every message the test MDA wrote into dir, one file
+// each, in no order.
+func mdaContents(dir string) []string {
+	var got []string
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		got = append(got, string(b))
+	}
+	return got
 }
