@@ -2,7 +2,6 @@ package maildir
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -170,33 +169,7 @@ func TestCourierUIDLsWithDovecot(t *testing.T) {
 func TestCourierUIDLsHostile(t *testing.T) {
 	// "damaged": an unknown header.
 	damaged := "/9 1 2\n1600000000.M3P3.host:2,S 17 1:1796616186:0\n"
-	for name, setup := range hostileFiles(t, damaged, courierFiles[sizelistName], maxSizelist) {
-		files := map[string]string{}
-		for k, v := range courierFiles {
-			if k != sizelistName {
-				files[k] = v
-			}
-		}
-		s, dir, logs := takeoverStore(t, Options{CourierUIDLs: true}, files)
-		if err := setup(filepath.Join(dir, sizelistName)); err != nil {
-			t.Fatal(err)
-		}
-		got := uidls(t, s)
-		if len(got) != 4 || got[0].UID != "1600000000.M3P3.host" {
-			t.Errorf("%s: %v", name, got)
-		}
-		if !strings.Contains(logs.String(), "cannot use courierpop3dsizelist") {
-			t.Errorf("%s: not logged:\n%s", name, logs)
-		}
-		if fileExists(filepath.Join(dir, uidlsName)) {
-			t.Errorf("%s: postie-uidls written", name)
-		}
-		os.Remove(filepath.Join(dir, sizelistName))
-		os.WriteFile(filepath.Join(dir, sizelistName), []byte(courierFiles[sizelistName]), 0o600)
-		if got := uidls(t, s); !slicesEqual(got, courierWant) {
-			t.Errorf("%s: after repair: %v", name, got)
-		}
-	}
+	checkHostile(t, Options{CourierUIDLs: true}, courierFiles, sizelistName, damaged, maxSizelist, "1600000000.M3P3.host", courierWant)
 
 	// Bad lines, and two records claiming one UID for two messages.
 	files := map[string]string{}

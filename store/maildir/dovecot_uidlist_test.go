@@ -3,6 +3,7 @@ package maildir
 import (
 	"bytes"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -248,14 +249,18 @@ var takeoverFiles = map[string]string{
 `,
 }
 
+// dovecotWant is what Dovecot answered of takeoverFiles, with
+// pop3_uidl_format = %08Xu%08Xv.
+var dovecotWant = []store.MessageInfo{
+	{UID: "000000056b15e6f0", Size: 21},
+	{UID: "000000036b15e6f0", Size: 21},
+	{UID: "+saved+", Size: 21},
+	{UID: "1700000004.M4P1.host", Size: 26},
+}
+
 func TestDovecotUIDLs(t *testing.T) {
 	s, dir, logs := dovecotStore(t, "%08Xu%08Xv", takeoverFiles)
-	want := []store.MessageInfo{
-		{UID: "000000056b15e6f0", Size: 21},
-		{UID: "000000036b15e6f0", Size: 21},
-		{UID: "+saved+", Size: 21},
-		{UID: "1700000004.M4P1.host", Size: 26},
-	}
+	want := dovecotWant
 	// Dovecot rebuilt its file with a new UIDVALIDITY and now lists the
 	// fourth message too: what postie answered stays.
 	uidlist := "3 V99 N3\n1 :1700000001.M1P1.host,S=18\n2 :1700000004.M4P1.host\n"
@@ -332,6 +337,38 @@ func hostileFiles(t *testing.T, damaged, good string, max int64) map[string]func
 	}
 }
 
+// checkHostile checks, for each of hostileFiles in place of another
+// server's file name (whose good content is in files), a store taking
+// over with opts: the file is logged as unusable, the answers are
+// postie's own (the first being own), nothing is recorded; and once the
+// file is repaired the answers are want.
+func checkHostile(t *testing.T, opts Options, files map[string]string, name, damaged string, max int64, own string, want []store.MessageInfo) {
+	t.Helper()
+	for what, setup := range hostileFiles(t, damaged, files[name], max) {
+		without := maps.Clone(files)
+		delete(without, name)
+		s, dir, logs := takeoverStore(t, opts, without)
+		if err := setup(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+		got := uidls(t, s)
+		if len(got) != len(want) || got[0].UID != own {
+			t.Errorf("%s: %v", what, got)
+		}
+		if !strings.Contains(logs.String(), "cannot use "+name) {
+			t.Errorf("%s: not logged:\n%s", what, logs)
+		}
+		if fileExists(filepath.Join(dir, uidlsName)) {
+			t.Errorf("%s: postie-uidls written", what)
+		}
+		os.Remove(filepath.Join(dir, name))
+		os.WriteFile(filepath.Join(dir, name), []byte(files[name]), 0o600)
+		if got := uidls(t, s); !slicesEqual(got, want) {
+			t.Errorf("%s: after repair: %v, want %v", what, got, want)
+		}
+	}
+}
+
 func slicesEqual(a, b []store.MessageInfo) bool {
 	if len(a) != len(b) {
 		return false
@@ -387,34 +424,7 @@ func TestDovecotUIDLsDisabled(t *testing.T) {
 // nothing is recorded, so that the answers follow the file once it is
 // repaired.
 func TestDovecotUIDLsHostile(t *testing.T) {
-	for name, setup := range hostileFiles(t, "3 V1\n1 :x\nrubbish\n", takeoverFiles[uidlistName], maxUidlist) {
-		files := map[string]string{}
-		for k, v := range takeoverFiles {
-			if k != uidlistName {
-				files[k] = v
-			}
-		}
-		s, dir, logs := dovecotStore(t, "%08Xu%08Xv", files)
-		if err := setup(filepath.Join(dir, uidlistName)); err != nil {
-			t.Fatal(err)
-		}
-		got := uidls(t, s)
-		if len(got) != 4 || got[0].UID != "1700000001.M1P1.host" {
-			t.Errorf("%s: %v", name, got)
-		}
-		if !strings.Contains(logs.String(), "cannot use dovecot-uidlist") {
-			t.Errorf("%s: not logged:\n%s", name, logs)
-		}
-		if fileExists(filepath.Join(dir, uidlsName)) {
-			t.Errorf("%s: postie-uidls written", name)
-		}
-		// Repaired: Dovecot's UIDLs.
-		os.Remove(filepath.Join(dir, uidlistName))
-		os.WriteFile(filepath.Join(dir, uidlistName), []byte(takeoverFiles[uidlistName]), 0o600)
-		if got := uidls(t, s); got[0].UID != "000000056b15e6f0" {
-			t.Errorf("%s: after repair: %v", name, got)
-		}
-	}
+	checkHostile(t, Options{DovecotUIDLFormat: "%08Xu%08Xv"}, takeoverFiles, uidlistName, "3 V1\n1 :x\nrubbish\n", maxUidlist, "1700000001.M1P1.host", dovecotWant)
 }
 
 // TestDovecotUIDLsSideFileHostile: a damaged postie-uidls is rebuilt from
@@ -473,12 +483,7 @@ func TestDovecotControlPath(t *testing.T) {
 	}
 	// What a Maildir without CONTROL= would have: not Dovecot's file here.
 	files[uidlistName] = "3 V5 N9\n1 :1700000001.M1P1.host,S=18\n"
-	want := []store.MessageInfo{
-		{UID: "000000056b15e6f0", Size: 21},
-		{UID: "000000036b15e6f0", Size: 21},
-		{UID: "+saved+", Size: 21},
-		{UID: "1700000004.M4P1.host", Size: 26},
-	}
+	want := dovecotWant
 	s, dir, logs := takeoverStore(t, Options{DovecotUIDLFormat: "%08Xu%08Xv", DovecotControlPath: "control/%u"}, files)
 	control := filepath.Join(filepath.Dir(dir), "control", "u")
 	if got := uidls(t, s); got[0].UID != "1700000001.M1P1.host" || fileExists(filepath.Join(dir, uidlsName)) {
