@@ -30,12 +30,7 @@ func TestRefusedTLSConnectionIsBounded(t *testing.T) {
 		o.Limits.MaxConns = 1
 		o.Limits.AuthTimeout = time.Second
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.srv.Serve(tls.NewListener(ln, cfg))
-	addr := ln.Addr().String()
+	addr := s.pop.ServeTLS(t, cfg)
 	dialTLS := func() *bufio.Reader {
 		c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
 		if err != nil {
@@ -186,12 +181,8 @@ func TestRefusalsInFlightAreCapped(t *testing.T) {
 		o.Limits.AuthTimeout = 20 * time.Second
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.srv.Serve(tls.NewListener(ln, cfg))
-	hold, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	tlsAddr := s.pop.ServeTLS(t, cfg)
+	hold, err := tls.Dial("tcp", tlsAddr, &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +194,7 @@ func TestRefusalsInFlightAreCapped(t *testing.T) {
 	const n = 300
 	conns := make([]net.Conn, n)
 	for i := range conns {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", tlsAddr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -240,15 +231,11 @@ func TestCloseEndsTLSHandshakes(t *testing.T) {
 		o.TLSConfig = cfg
 		o.Limits.AuthTimeout = time.Hour
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.srv.Serve(tls.NewListener(ln, cfg))
+	tlsAddr := s.pop.ServeTLS(t, cfg)
 
 	// Neither client sends a ClientHello: both sessions wait in the
 	// handshake.
-	implicit, err := net.Dial("tcp", ln.Addr().String())
+	implicit, err := net.Dial("tcp", tlsAddr)
 	if err != nil {
 		t.Fatal(err)
 	}

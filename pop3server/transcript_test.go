@@ -63,6 +63,7 @@ func stuffed(i int) string {
 }
 
 type server struct {
+	pop   *pop3test.Server
 	addr  string
 	srv   *pop3server.Server
 	store *maildir.Store
@@ -81,7 +82,7 @@ func startPostie(t testing.TB, tweak func(*pop3server.Options)) *server {
 			tweak(o)
 		}
 	}})
-	return &server{addr: p.Addr, srv: p.Server, store: p.Store}
+	return &server{pop: p, addr: p.Addr, srv: p.Server, store: p.Store}
 }
 
 func (s *server) deliverCorpus(t testing.TB, user string) {
