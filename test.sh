@@ -116,13 +116,20 @@ extract_courier() { # DIR: the packages downloaded into DIR, extracted into DIR/
 	[ -x "$1/root/usr/lib/courier/courier/courierpop3d" ]
 }
 if [ -z "${POSTIE_COURIER_ROOT:-}" ] && [ ! -x /usr/lib/courier/courier/courierpop3d ]; then
-	courier_root="${XDG_CACHE_HOME:-$HOME/.cache}/postie-test/courier"
+	# As root, the tests run Courier as the mail user, who must reach it:
+	# not under /root.
+	if [ "$(id -u)" = 0 ]; then
+		courier_root=/var/cache/postie-test/courier
+	else
+		courier_root="${XDG_CACHE_HOME:-$HOME/.cache}/postie-test/courier"
+	fi
 	if [ ! -x "$courier_root/usr/lib/courier/courier/courierpop3d" ]; then
 		step "extracting Courier's POP3 server: ${courier_pkgs[*]}"
 		courier_tmp=$(mktemp -d)
 		if extract_courier "$courier_tmp"; then
 			rm -rf "$courier_root"
-			mkdir -p "$(dirname "$courier_root")"
+			mkdir -p -m 0755 "$(dirname "$courier_root")"
+			chmod 0755 "$courier_tmp/root"
 			mv "$courier_tmp/root" "$courier_root"
 		else
 			if $ci; then fail "could not download and extract ${courier_pkgs[*]}"; fi

@@ -61,6 +61,17 @@ func courierPOP3d(t testing.TB) (bin string, env []string) {
 	if fi, err := os.Stat(bin); err != nil || fi.Mode()&0o111 == 0 {
 		Missing(t, "Courier's POP3 server %s (courier-pop; ./test.sh extracts it and sets %s)", bin, CourierRootEnv)
 	}
+	if os.Geteuid() == 0 {
+		// As root, Courier runs as the Maildir's owner, who must reach it.
+		for d := filepath.Dir(bin); ; d = filepath.Dir(d) {
+			if fi, err := os.Stat(d); err != nil || fi.Mode()&0o001 == 0 {
+				t.Fatalf("courierpop3d %s: %s cannot be entered by other users, as whom Courier runs (extract it elsewhere, e.g. under /var/cache)", bin, d)
+			}
+			if d == "/" || d == "." {
+				break
+			}
+		}
+	}
 	env = []string{"PATH=/usr/bin:/bin", "TCPREMOTEIP=127.0.0.1"}
 	if root != "/" {
 		libs := []string{filepath.Join(root, "usr/lib")}
