@@ -15,12 +15,13 @@ import (
 	"github.com/postie-mail/postie/store"
 )
 
-// Lease changes commit without waiting for the WAL flush: they need not
-// survive a crash of the database (a lease lost with it only lets the next
-// login in, and the old session's Commit then finds the lease gone and
-// deletes nothing). Each lease statement sets synchronous_commit off for
-// its own transaction (set_config's third argument) in a subquery that
-// runs before its write, so the setting costs no statement of its own.
+// Leases need not survive a crash of the database or a failover to a
+// standby (a lease lost only lets the next login in, and the old session's
+// Commit then finds the lease gone and deletes nothing): their table is
+// UNLOGGED (schema 5), and each lease statement commits without waiting
+// for the WAL flush: it sets synchronous_commit off for its own
+// transaction (set_config's third argument) in a subquery that runs before
+// its write, so the setting costs no statement of its own.
 
 // commitSQL is UPDATE: it deletes messages $4 of mailbox $3 (a trigger
 // counts them out of its row), only if session $2 still holds the lease

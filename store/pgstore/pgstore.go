@@ -9,7 +9,7 @@
 //	postie_mailboxes   one row per maildrop: name, message count, stored octets
 //	postie_messages    one row per message: id, UIDL, stored and wire size, chunk count
 //	postie_chunks      message bodies, in pieces of at most 256 KiB (bytea)
-//	postie_leases      the session lock of each maildrop: node, token, expiry
+//	postie_leases      the session lock of each maildrop: node, token, expiry (unlogged)
 //	postie_abuse_addrs login failures and bans per client address (unlogged; see Abuse)
 //	postie_abuse_users login failures per user name (unlogged)
 //	postie_login_times the last login of each maildrop, for LOGIN-DELAY (unlogged)

@@ -87,6 +87,11 @@ func TestReleasesBatched(t *testing.T) {
 	if rows != n || free != n {
 		t.Errorf("after more logins: %d lease rows, %d given up, want %d and %d", rows, free, n, n)
 	}
+	// Unlogged: no WAL for a login's lease (schema 5).
+	var persistence string
+	if err := s.pool.QueryRow(t.Context(), `SELECT relpersistence::text FROM pg_class WHERE oid = 'postie_leases'::regclass`).Scan(&persistence); err != nil || persistence != "u" {
+		t.Errorf("postie_leases persistence %q, want u (unlogged): %v", persistence, err)
+	}
 	if got := s.Stats().LeasesTakenOver; got != 0 {
 		t.Errorf("%d leases counted as taken over from a live session, want 0 (they were given up)", got)
 	}
