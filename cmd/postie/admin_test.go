@@ -44,6 +44,8 @@ func TestAdminMetrics(t *testing.T) {
 	p.multi()
 	p.cmd("+OK", "DELE 1")
 	p.cmd("+OK bye, 1 messages deleted", "QUIT")
+	// The session's counts are added as it ends, just after QUIT's reply.
+	s.WaitLog(t, `msg="session end" session=1 `)
 
 	code, body := get("/metrics")
 	if code != 200 {
