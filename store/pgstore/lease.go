@@ -78,8 +78,9 @@ func (s *Store) renewOnce() {
 
 // Releases. A session that ends gives up its lease without waiting for
 // the database: Close queues the lease and returns, and the leases queued
-// while one statement deletes others go together in the next (one DELETE
-// for all, a round trip shared by every session that ended meanwhile).
+// while one statement gives up others go together in the next (one
+// statement for all, a round trip shared by every session that ended
+// meanwhile).
 // The lease is therefore still in the database for about one round trip
 // after QUIT's reply. A login of the same maildrop on this node in that
 // time takes the queued lease over (acquireSQL's $5), so a client that
@@ -103,7 +104,7 @@ WHERE l.mailbox = o.mailbox AND l.token = ANY($2::text[])`
 // maxReleaseBatch bounds the leases of one release statement.
 const maxReleaseBatch = 1000
 
-// releaser holds the leases given up and not yet deleted.
+// releaser holds the leases given up and not yet written free.
 type releaser struct {
 	mu       sync.Mutex
 	queued   map[string]string // mailbox → token, waiting for the next statement
@@ -112,7 +113,7 @@ type releaser struct {
 	idle     chan struct{}     // closed when running ends; nil while idle
 }
 
-// releaseLater queues the lease of session token on mailbox for deletion.
+// releaseLater queues the lease of session token on mailbox to be given up.
 func (s *Store) releaseLater(mailbox, token string) {
 	r := &s.releases
 	r.mu.Lock()
@@ -129,7 +130,7 @@ func (s *Store) releaseLater(mailbox, token string) {
 }
 
 // releasing returns the token of mailbox's lease if it is queued or being
-// deleted ("" if not): a lease this node gave up, that acquireSQL may take
+// written free ("" if not): a lease this node gave up, that acquireSQL may take
 // over.
 func (s *Store) releasing(mailbox string) string {
 	r := &s.releases
@@ -142,7 +143,7 @@ func (s *Store) releasing(mailbox string) string {
 }
 
 // tookOver forgets the queued release of mailbox's lease token, which a
-// new session took over: deleting it would delete nothing.
+// new session took over: releasing it would change nothing.
 func (s *Store) tookOver(mailbox, token string) {
 	r := &s.releases
 	r.mu.Lock()
@@ -152,7 +153,7 @@ func (s *Store) tookOver(mailbox, token string) {
 	}
 }
 
-// releaseLoop deletes the queued leases, a batch at a time, until none is
+// releaseLoop gives up the queued leases, a batch at a time, until none is
 // left. A failed statement is logged: its leases expire by themselves.
 func (s *Store) releaseLoop() {
 	r := &s.releases

@@ -303,8 +303,10 @@ func (s *Store) Close() error {
 		clear(s.held)
 		s.mu.Unlock()
 		if len(tokens) > 0 {
+			// releaseSQL locks them in name order, as every other
+			// statement on several leases does.
 			ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-			if _, err := s.pool.Exec(ctx, `UPDATE postie_leases SET expires = '-infinity' WHERE mailbox = ANY($1) AND token = ANY($2)`, boxes, tokens); err != nil {
+			if _, err := s.pool.Exec(ctx, releaseSQL, boxes, tokens); err != nil {
 				s.log.Warn("pgstore: releasing leases at close", "err", err, "sessions", len(tokens))
 			}
 			cancel()

@@ -261,3 +261,28 @@ func queued(s *Store, n int) bool {
 	defer s.opens.mu.Unlock()
 	return s.opens.next != nil && len(s.opens.next.reqs) == n
 }
+
+// TestStoreCloseReleases: closing a Store (a node shutting down) gives up
+// the leases of its sessions still open, so that another node gets their
+// maildrops at once, without waiting for them to expire.
+func TestStoreCloseReleases(t *testing.T) {
+	t.Parallel()
+	dsn := pg.DB(t)
+	a, b := newTestStore(t, dsn, "node-a"), newTestStore(t, dsn, "node-b")
+	b.openRetries = nil
+	deliverT(t, a, "alice", "hello\n")
+	deliverT(t, a, "bob", "hello\n")
+	openT(t, a, "alice")
+	openT(t, a, "bob")
+	if _, err := b.Open(t.Context(), "alice"); !errors.Is(err, store.ErrInUse) {
+		t.Fatalf("node b Open during node a's session: %v, want ErrInUse", err)
+	}
+	a.Close()
+	for _, u := range []string{"alice", "bob"} {
+		md, err := b.Open(t.Context(), u)
+		if err != nil {
+			t.Fatalf("node b Open of %s after node a closed: %v", u, err)
+		}
+		md.Close()
+	}
+}
