@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // renew extends the leases of all the Store's open sessions every third of
@@ -77,31 +79,80 @@ func (s *Store) renewOnce() {
 }
 
 // Releases. A session that ends gives up its lease without waiting for
-// the database: Close queues the lease and returns, and the leases queued
-// while one statement gives up others go together in the next (one
-// statement for all, a round trip shared by every session that ended
-// meanwhile).
-// The lease is therefore still in the database for about one round trip
+// the database: Close queues the lease and returns. The queued releases
+// ride with the next group of logins (leaseSQL gives up and takes leases
+// in one statement, in the transaction of the group's snapshots): while
+// logins keep coming, giving a lease up costs no statement and no
+// transaction of its own. When no group is in the database or gathering,
+// releaseLoop writes them at once, those queued meanwhile together.
+// The lease is therefore still in the database for a round trip or two
 // after QUIT's reply. A login of the same maildrop on this node in that
-// time takes the queued lease over (acquireSQL's $5), so a client that
-// logs in again at once never meets its own old lock here; on another
-// node, Open waits a little and tries again (openRetries).
+// time takes the queued lease over (leaseSQL's $5), so a client that logs
+// in again at once never meets its own old lock here; on another node,
+// Open waits a little and tries again (openRetries).
 
-// releaseSQL gives up the leases of maildrops $1 held by sessions $2
-// (lists of the same length): expires '-infinity', the row kept for the
-// next login (a HOT update), the token too, so that a login of this node
-// that takes over a queued release (acquireSQL's $5) still finds it. The
-// rows are locked first, in the order of the names, as every statement
-// that locks several leases (see open.go).
-const releaseSQL = `
-UPDATE postie_leases l SET expires = '-infinity'
-FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async, (
-	SELECT x.mailbox FROM postie_leases x JOIN unnest($1::text[], $2::text[]) AS v(mailbox, token)
-		ON x.mailbox = v.mailbox AND x.token = v.token
-	ORDER BY x.mailbox FOR UPDATE OF x) AS o
-WHERE l.mailbox = o.mailbox AND l.token = ANY($2::text[])`
+// leaseSQL gives up and takes leases, in one statement that locks their
+// rows in the order of the names ($1, sorted, no name twice; the other
+// lists at the same places), so that it never waits for another statement
+// that does the same. Where $6 is true, it gives up the lease of maildrop
+// $1 held by session $3: expires '-infinity', the row and its token kept
+// for the next login (a HOT update, and a login of this node that takes
+// over a queued release still finds the token); a row another session
+// took over meanwhile is left alone. Elsewhere it takes the lease of
+// maildrop $1 for session $3 of node $2, for $4 seconds, unless another
+// session holds it unexpired: a lease given up or expired is taken, and
+// so is one of this node's whose release is queued (its token in $5, ""
+// if none: see releaseLater). It returns each lease taken, and whether it
+// was taken over from a session that had not given it up (a node that
+// died or lost the database), and no row for a lease given up. The table
+// is unlogged: the statement writes no WAL, and its transaction commits
+// without waiting for a flush.
+const leaseSQL = `
+INSERT INTO postie_leases AS l (mailbox, node, token, acquired, expires)
+SELECT v.mailbox, $2, v.token, clock_timestamp(),
+	CASE WHEN v.free THEN '-infinity' ELSE clock_timestamp() + make_interval(secs => $4) END
+FROM unnest($1::text[], $3::text[], $6::bool[]) WITH ORDINALITY AS v(mailbox, token, free, i)
+ORDER BY v.i
+ON CONFLICT (mailbox) DO UPDATE
+	SET node = EXCLUDED.node, token = EXCLUDED.token, acquired = EXCLUDED.acquired, expires = EXCLUDED.expires,
+		taken_over = EXCLUDED.expires <> '-infinity' AND l.expires <> '-infinity'
+			AND l.token <> ($5::text[])[array_position($1::text[], l.mailbox)]
+	WHERE CASE WHEN EXCLUDED.expires = '-infinity' THEN l.token = EXCLUDED.token
+		ELSE l.expires < clock_timestamp() OR l.token = ($5::text[])[array_position($1::text[], l.mailbox)] END
+RETURNING mailbox, taken_over, expires = '-infinity'`
 
-// maxReleaseBatch bounds the leases of one release statement.
+// leaseArgs are leaseSQL's lists, built in the order of the names.
+type leaseArgs struct {
+	names, tokens, prev []string
+	free                []bool
+}
+
+// newLeaseArgs lists the leases to give up (maildrop → token) and those to
+// take (reqs, sorted by name, none of them in free), in the order of the
+// names.
+func newLeaseArgs(free map[string]string, reqs []*openReq) *leaseArgs {
+	n := len(free) + len(reqs)
+	a := &leaseArgs{names: make([]string, 0, n), tokens: make([]string, 0, n), prev: make([]string, 0, n), free: make([]bool, 0, n)}
+	rel := slices.Sorted(maps.Keys(free))
+	for len(rel) > 0 || len(reqs) > 0 {
+		if len(reqs) == 0 || len(rel) > 0 && rel[0] < reqs[0].md.user {
+			a.names, a.tokens, a.prev, a.free = append(a.names, rel[0]), append(a.tokens, free[rel[0]]), append(a.prev, ""), append(a.free, true)
+			rel = rel[1:]
+			continue
+		}
+		r := reqs[0]
+		a.names, a.tokens, a.prev, a.free = append(a.names, r.md.user), append(a.tokens, r.md.token), append(a.prev, r.released), append(a.free, false)
+		reqs = reqs[1:]
+	}
+	return a
+}
+
+// queue adds leaseSQL with a's lists to b.
+func (s *Store) queueLeases(b *pgx.Batch, a *leaseArgs) {
+	b.Queue(leaseSQL, a.names, s.node, a.tokens, s.lease.Seconds(), a.prev, a.free)
+}
+
+// maxReleaseBatch bounds the leases given up by one statement.
 const maxReleaseBatch = 1000
 
 // releaser holds the leases given up and not yet written free.
@@ -109,8 +160,9 @@ type releaser struct {
 	mu       sync.Mutex
 	queued   map[string]string // mailbox → token, waiting for the next statement
 	inflight map[string]string // mailbox → token, in the statement under way
-	running  bool              // a goroutine is writing batches
+	running  bool              // releaseLoop runs
 	idle     chan struct{}     // closed when running ends; nil while idle
+	paused   bool              // tests: the queued releases wait
 }
 
 // releaseLater queues the lease of session token on mailbox to be given up.
@@ -122,7 +174,14 @@ func (s *Store) releaseLater(mailbox, token string) {
 		r.queued = map[string]string{}
 	}
 	r.queued[mailbox] = token
-	if !r.running {
+	s.startReleases()
+}
+
+// startReleases starts releaseLoop unless it runs or releases are paused.
+// r.mu is held.
+func (s *Store) startReleases() {
+	r := &s.releases
+	if !r.running && !r.paused && len(r.queued) > 0 {
 		r.running = true
 		r.idle = make(chan struct{})
 		go s.releaseLoop()
@@ -130,8 +189,8 @@ func (s *Store) releaseLater(mailbox, token string) {
 }
 
 // releasing returns the token of mailbox's lease if it is queued or being
-// written free ("" if not): a lease this node gave up, that acquireSQL may take
-// over.
+// written free ("" if not): a lease this node gave up, that leaseSQL may
+// take over.
 func (s *Store) releasing(mailbox string) string {
 	r := &s.releases
 	r.mu.Lock()
@@ -153,38 +212,86 @@ func (s *Store) tookOver(mailbox, token string) {
 	}
 }
 
-// releaseLoop gives up the queued leases, a batch at a time, until none is
-// left. A failed statement is logged: its leases expire by themselves.
-func (s *Store) releaseLoop() {
+// takeReleases moves up to maxReleaseBatch queued releases, none of the
+// maildrops of reqs (those are taken over), to the statement under way,
+// and returns them (nil if none, or while paused).
+func (s *Store) takeReleases(reqs []*openReq) map[string]string {
 	r := &s.releases
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.paused || len(r.queued) == 0 {
+		return nil
+	}
+	skip := make(map[string]bool, len(reqs))
+	for _, q := range reqs {
+		skip[q.md.user] = true
+	}
+	batch := make(map[string]string, min(len(r.queued), maxReleaseBatch))
+	for _, box := range slices.Sorted(maps.Keys(r.queued)) {
+		if len(batch) == maxReleaseBatch {
+			break
+		}
+		if !skip[box] {
+			batch[box] = r.queued[box]
+			delete(r.queued, box)
+		}
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	r.inflight = batch
+	return batch
+}
+
+// releasesWritten ends the statement of batch (taken by takeReleases): a
+// failure is logged, and the leases expire by themselves.
+func (s *Store) releasesWritten(batch map[string]string, err error) {
+	if len(batch) == 0 {
+		return
+	}
+	if err != nil {
+		s.log.Warn("pgstore: releasing maildrop locks failed; they expire by themselves", "err", dbError("release", err), "sessions", len(batch))
+	}
+	r := &s.releases
+	r.mu.Lock()
+	r.inflight = nil
+	r.mu.Unlock()
+}
+
+// releaseLoop writes the queued releases that no group of logins took,
+// until none is left. It waits for the group in the database, if any, and
+// leaves the releases to the group gathering, if any: the group's
+// statement gives them up with its logins.
+func (s *Store) releaseLoop() {
+	r, o := &s.releases, &s.opens
 	for {
+		o.flushing <- struct{}{}
 		r.mu.Lock()
-		r.inflight = nil
-		if len(r.queued) == 0 {
+		if len(r.queued) == 0 || r.paused {
 			r.running = false
 			close(r.idle)
 			r.idle = nil
 			r.mu.Unlock()
+			<-o.flushing
 			return
 		}
-		// In the order of the names, as every statement that locks
-		// several leases, so that two of them never wait for each other.
-		boxes := slices.Sorted(maps.Keys(r.queued))
-		boxes = boxes[:min(len(boxes), maxReleaseBatch)]
-		tokens := make([]string, len(boxes))
-		batch := make(map[string]string, len(boxes))
-		for i, box := range boxes {
-			tokens[i] = r.queued[box]
-			batch[box] = tokens[i]
-			delete(r.queued, box)
-		}
-		r.inflight = batch
 		r.mu.Unlock()
-		ctx, cancel := s.op(context.Background())
-		if _, err := s.pool.Exec(ctx, releaseSQL, boxes, tokens); err != nil {
-			s.log.Warn("pgstore: releasing maildrop locks failed; they expire by themselves", "err", dbError("release", err), "sessions", len(boxes))
+		o.mu.Lock()
+		g := o.next
+		o.mu.Unlock()
+		if g != nil { // its leader waits for the token: the releases go with it
+			<-o.flushing
+			<-g.done
+			continue
 		}
+		batch := s.takeReleases(nil)
+		ctx, cancel := s.op(context.Background())
+		b := &pgx.Batch{}
+		s.queueLeases(b, newLeaseArgs(batch, nil))
+		err := s.pool.SendBatch(ctx, b).Close()
 		cancel()
+		s.releasesWritten(batch, err)
+		<-o.flushing
 	}
 }
 

@@ -18,10 +18,10 @@ import (
 // Leases need not survive a crash of the database or a failover to a
 // standby (a lease lost only lets the next login in, and the old session's
 // Commit then finds the lease gone and deletes nothing): their table is
-// UNLOGGED (schema 5), and each lease statement commits without waiting
-// for the WAL flush: it sets synchronous_commit off for its own
-// transaction (set_config's third argument) in a subquery that runs before
-// its write, so the setting costs no statement of its own.
+// UNLOGGED (schema 5). A transaction that writes only unlogged tables
+// commits without waiting for the WAL flush, whatever synchronous_commit
+// says (PostgreSQL's rule: it wrote no WAL before its commit record), so
+// a login's or a logout's lease statement never waits for the disk.
 
 // commitSQL is UPDATE: it deletes messages $4 of mailbox $3 (a trigger
 // counts them out of its row), only if session $2 still holds the lease

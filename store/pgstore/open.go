@@ -17,36 +17,16 @@ import (
 
 // Logins are taken in groups: the Opens that arrive while one group's
 // round trip is under way go together in the next, two statements for
-// all of them (acquireSQL, then snapshotSQL), as a database commits
-// transactions in groups. A login waits for at most the round trip under
+// all of them in one transaction (leaseSQL, which also gives up the
+// leases of the sessions that ended meanwhile, then snapshotSQL), as a
+// database commits transactions in groups. A login waits for at most the round trip under
 // way and its own; alone, it goes at once. Every statement that locks
 // several leases locks them in the order of the maildrops' names, so that
 // two never wait for each other.
 
-// acquireSQL takes the leases of maildrops $1 for sessions $3 of node $2
-// (lists of the same length, no name twice), except those another session
-// holds unexpired: no row for them. A lease given up (expires
-// '-infinity', see releaseSQL) or expired is taken, and so is one of this
-// node's whose release is queued (its token in $5 at the name's place, ""
-// if none: see releaseLater). It returns each lease taken, and whether it
-// was taken over from a session that had not given it up (a node that
-// died or lost the database). The row of a maildrop is updated in place
-// after its first login (a HOT update: no index holds what changes).
-const acquireSQL = `
-INSERT INTO postie_leases AS l (mailbox, node, token, acquired, expires)
-SELECT v.mailbox, $2, v.token, clock_timestamp(), clock_timestamp() + make_interval(secs => $4)
-FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async,
-	unnest($1::text[], $3::text[]) WITH ORDINALITY AS v(mailbox, token, i)
-ORDER BY v.i
-ON CONFLICT (mailbox) DO UPDATE
-	SET node = EXCLUDED.node, token = EXCLUDED.token, acquired = EXCLUDED.acquired, expires = EXCLUDED.expires,
-		taken_over = l.expires <> '-infinity' AND l.token <> ($5::text[])[array_position($1::text[], l.mailbox)]
-	WHERE l.expires < clock_timestamp() OR l.token = ($5::text[])[array_position($1::text[], l.mailbox)]
-RETURNING mailbox, taken_over`
-
 // snapshotSQL lists maildrops $1 (the i-th of the lists is request i),
-// those whose lease is now session $2's (in the same round trip as
-// acquireSQL, it reads nothing of the others), in the order of the
+// those whose lease is now session $2's (in the same transaction as
+// leaseSQL, it reads nothing of the others), in the order of the
 // requests: for each, its row and generation, and its messages unless the
 // row and generation are still $4 and $3, those of the node's cached
 // snapshot: then one row with no message. No row: the maildrop has never
@@ -140,16 +120,18 @@ func (md *maildrop) load(ctx context.Context) error {
 	return r.err
 }
 
-// openGroup takes the leases and snapshots of reqs in one round trip, and
-// sets each one's outcome. A deadlock (another statement locking leases
-// in another order: a renewal) is tried once more.
+// openGroup takes the leases and snapshots of reqs in one round trip, with
+// the queued releases, and sets each one's outcome. A deadlock (another
+// statement locking leases in another order) is tried once more.
 func (s *Store) openGroup(ctx context.Context, reqs []*openReq) {
 	slices.SortFunc(reqs, func(a, b *openReq) int { return cmp.Compare(a.md.user, b.md.user) })
-	err := s.tryOpenGroup(ctx, reqs)
+	free := s.takeReleases(reqs)
+	err := s.tryOpenGroup(ctx, reqs, free)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "40P01" {
-		err = s.tryOpenGroup(ctx, reqs)
+		err = s.tryOpenGroup(ctx, reqs, free)
 	}
+	s.releasesWritten(free, err)
 	if err != nil {
 		for _, r := range reqs {
 			r.err = err
@@ -157,41 +139,43 @@ func (s *Store) openGroup(ctx context.Context, reqs []*openReq) {
 	}
 }
 
-// tryOpenGroup is one try of openGroup: the error is the group's, when
-// the round trip failed; a request's own outcome is in its err.
-func (s *Store) tryOpenGroup(ctx context.Context, reqs []*openReq) error {
+// tryOpenGroup is one try of openGroup, which also gives up the leases of
+// free (maildrop → token): the error is the group's, when the round trip
+// failed; a request's own outcome is in its err.
+func (s *Store) tryOpenGroup(ctx context.Context, reqs []*openReq, free map[string]string) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	n := len(reqs)
-	users, tokens, released := make([]string, n), make([]string, n), make([]string, n)
+	users, tokens := make([]string, n), make([]string, n)
 	gens, boxes := make([]int64, n), make([]int64, n) // 0: none (both start at 1)
 	for i, r := range reqs {
 		r.err, r.md.msgs, r.md.infos = nil, nil, nil
 		users[i], tokens[i] = r.md.user, r.md.token
 		r.released = s.releasing(r.md.user)
-		released[i] = r.released
 		r.cached = s.snaps.get(r.md.user)
 		if r.cached != nil {
 			gens[i], boxes[i] = r.cached.gen, r.cached.mailbox
 		}
 	}
 	b := &pgx.Batch{}
-	b.Queue(acquireSQL, users, s.node, tokens, s.lease.Seconds(), released)
+	s.queueLeases(b, newLeaseArgs(free, reqs))
 	b.Queue(snapshotSQL, users, tokens, gens, boxes)
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
 
 	taken := make(map[string]bool, n) // name → took over a row
 	var (
-		name      string
-		takenOver bool
+		name            string
+		takenOver, gave bool
 	)
 	rows, err := br.Query()
 	if err != nil {
 		return dbError("open", err)
 	}
-	_, err = pgx.ForEachRow(rows, []any{&name, &takenOver}, func() error {
-		taken[name] = takenOver
+	_, err = pgx.ForEachRow(rows, []any{&name, &takenOver, &gave}, func() error {
+		if !gave {
+			taken[name] = takenOver
+		}
 		return nil
 	})
 	if err != nil {

@@ -293,21 +293,19 @@ func (s *Store) Close() error {
 		s.waitReleases(ctx)
 		cancel()
 		s.mu.Lock()
-		tokens := make([]string, 0, len(s.held))
-		boxes := make([]string, 0, len(s.held))
+		free := make(map[string]string, len(s.held))
 		for tok, md := range s.held {
-			tokens = append(tokens, tok)
-			boxes = append(boxes, md.user)
+			free[md.user] = tok
 			md.lost.Store(true)
 		}
 		clear(s.held)
 		s.mu.Unlock()
-		if len(tokens) > 0 {
-			// releaseSQL locks them in name order, as every other
-			// statement on several leases does.
+		if len(free) > 0 {
 			ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-			if _, err := s.pool.Exec(ctx, releaseSQL, boxes, tokens); err != nil {
-				s.log.Warn("pgstore: releasing leases at close", "err", err, "sessions", len(tokens))
+			b := &pgx.Batch{}
+			s.queueLeases(b, newLeaseArgs(free, nil))
+			if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+				s.log.Warn("pgstore: releasing leases at close", "err", err, "sessions", len(free))
 			}
 			cancel()
 		}

@@ -11,7 +11,7 @@ import (
 )
 
 // holdReleases keeps s from writing the releases queued from now on until
-// resume is called, as if a release statement were under way.
+// resume is called: neither releaseLoop nor a group of logins writes them.
 func holdReleases(t *testing.T, s *Store) (resume func()) {
 	t.Helper()
 	s.waitReleases(t.Context())
@@ -21,8 +21,13 @@ func holdReleases(t *testing.T, s *Store) (resume func()) {
 	if r.running {
 		t.Fatal("releases still being written")
 	}
-	r.running, r.idle = true, make(chan struct{})
-	return func() { go s.releaseLoop() }
+	r.paused = true
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.paused = false
+		s.startReleases()
+	}
 }
 
 // leases returns the number of leases held in the database.
@@ -284,5 +289,79 @@ func TestStoreCloseReleases(t *testing.T) {
 			t.Fatalf("node b Open of %s after node a closed: %v", u, err)
 		}
 		md.Close()
+	}
+}
+
+// TestReleasesRideWithLogins: the sessions that end while a group of
+// logins is in the database give up their leases in the next group's
+// statement (one round trip, one transaction for both), not in a round
+// trip of their own; and the next group does not give up a lease it takes
+// over.
+func TestReleasesRideWithLogins(t *testing.T) {
+	t.Parallel()
+	dsn := pg.DB(t)
+	s, c := newCountingStore(t, dsn)
+	other := newTestStore(t, dsn, "node-b")
+	other.openRetries = nil
+	s.openRetries = nil
+	users := []string{"a1", "a2", "a3", "b1", "b2"}
+	for _, u := range users {
+		deliverT(t, s, u, "hi\n")
+	}
+	mds := make(map[string]store.Maildrop)
+	for _, u := range []string{"a1", "a2", "a3", "b1"} {
+		mds[u] = openT(t, s, u)
+	}
+	s.waitReleases(t.Context())
+
+	s.opens.flushing <- struct{}{} // a group in the database
+	for _, u := range []string{"a1", "a2", "a3", "b1"} {
+		if err := mds[u].Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// b1 logs in again (it takes its queued lease over), b2 for the first time.
+	type result struct {
+		md  store.Maildrop
+		err error
+	}
+	results := make(chan result, 2)
+	for i, u := range []string{"b1", "b2"} {
+		go func() {
+			md, err := s.Open(t.Context(), u)
+			results <- result{md, err}
+		}()
+		for !queued(s, i+1) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	t0 := c.trips.Load()
+	<-s.opens.flushing
+	for range 2 {
+		r := <-results
+		if r.err != nil {
+			t.Fatalf("Open: %v", r.err)
+		}
+		defer r.md.Close()
+	}
+	s.waitReleases(t.Context())
+	if got := c.trips.Load() - t0; got != 1 {
+		t.Errorf("2 logins and 4 releases took %d round trips, want 1", got)
+	}
+	if tok := s.releasing("b1"); tok != "" {
+		t.Errorf("the release of b1's lease, taken over, is still queued")
+	}
+	// a1..a3 are free: another node gets them at once; b1 and b2 are held.
+	for _, u := range users {
+		md, err := other.Open(t.Context(), u)
+		switch {
+		case u[0] == 'a' && err != nil:
+			t.Errorf("node b Open of %s, given up: %v", u, err)
+		case u[0] == 'b' && !errors.Is(err, store.ErrInUse):
+			t.Errorf("node b Open of %s, held: %v, want ErrInUse", u, err)
+		}
+		if err == nil {
+			md.Close()
+		}
 	}
 }
