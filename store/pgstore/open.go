@@ -24,18 +24,20 @@ import (
 // several leases locks them in the order of the maildrops' names, so that
 // two never wait for each other.
 
-// snapshotSQL lists maildrops $1 (the i-th of the lists is request i),
-// those whose lease is now session $2's (in the same transaction as
-// leaseSQL, it reads nothing of the others), in the order of the
-// requests: for each, its row and generation, and its messages unless the
-// row and generation are still $4 and $3, those of the node's cached
-// snapshot: then one row with no message. No row: the maildrop has never
-// had mail (or its lease was not taken). Each maildrop's row is read by
-// its name's index, whatever the planner thinks of the table's size. The
-// messages are a LATERAL subquery kept apart (OFFSET 0) so that an unchanged maildrop's test is
-// made once, before its messages are read (a one-time filter), not on
-// every message row read and thrown away (a join filter): a login that
-// finds a maildrop of n messages unchanged reads none of them.
+// snapshotSQL lists maildrops $1 (the i-th of the lists is request i):
+// for each, its row and generation, and its messages unless the row and
+// generation are still $4 and $3, those of the node's cached snapshot:
+// then one row with no message. No row: the maildrop has never had mail.
+// Messages are read only if the lease is now session $2's (in the same
+// transaction as leaseSQL): a login refused [IN-USE] reads none. The
+// messages are a LATERAL subquery kept apart (OFFSET 0) so that these
+// tests are made once per request, before its messages are read (a
+// one-time filter, the lease's lookup only for a maildrop that changed),
+// not on every message row read and thrown away (a join filter): a login
+// that finds a maildrop of n messages unchanged reads none of them. The
+// rows come request after request, each one's messages in order, with
+// no sort in the plan (nested loops in the order of the lists); the
+// reader does not count on it (sortMessages).
 const snapshotSQL = `
 SELECT v.i, b.generation, b.id, m.id, m.uid, m.wire_size, m.chunks
 FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[]) WITH ORDINALITY AS v(name, token, gen, box, i)
@@ -43,9 +45,8 @@ JOIN LATERAL (SELECT b.id, b.generation FROM postie_mailboxes b WHERE b.name = v
 LEFT JOIN LATERAL (
 	SELECT m.id, m.uid, m.wire_size, m.chunks FROM postie_messages m
 	WHERE m.mailbox_id = b.id AND (b.generation <> v.gen OR b.id <> v.box)
-	ORDER BY m.id OFFSET 0) m ON true
-WHERE EXISTS (SELECT 1 FROM postie_leases WHERE mailbox = v.name AND token = v.token)
-ORDER BY v.i, m.id`
+		AND EXISTS (SELECT FROM postie_leases l WHERE l.mailbox = v.name AND l.token = v.token)
+	ORDER BY m.id OFFSET 0) m ON true`
 
 // maxOpenGroup bounds the logins of one group.
 const maxOpenGroup = 256
@@ -243,6 +244,7 @@ func (s *Store) tryOpenGroup(ctx context.Context, reqs []*openReq, free map[stri
 		if sn == nil {
 			continue // never had mail: empty
 		}
+		sortMessages(md)
 		md.mailbox = sn.mailbox
 		switch {
 		case hit[k]:
@@ -253,4 +255,22 @@ func (s *Store) tryOpenGroup(ctx context.Context, reqs []*openReq, free map[stri
 		}
 	}
 	return nil
+}
+
+// sortMessages puts md's messages in the order of their ids (the order of
+// delivery, which numbers them), if the rows came in another.
+func sortMessages(md *maildrop) {
+	if slices.IsSortedFunc(md.msgs, func(a, b message) int { return cmp.Compare(a.id, b.id) }) {
+		return
+	}
+	idx := make([]int, len(md.msgs))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(md.msgs[a].id, md.msgs[b].id) })
+	msgs, infos := make([]message, len(idx)), make([]store.MessageInfo, len(idx))
+	for i, j := range idx {
+		msgs[i], infos[i] = md.msgs[j], md.infos[j]
+	}
+	md.msgs, md.infos = msgs, infos
 }

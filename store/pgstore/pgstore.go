@@ -144,6 +144,8 @@ type Store struct {
 	opens     opener
 	// openRetries are Open's pauses before it tries a lease again.
 	openRetries []time.Duration
+	// releaseLinger is releaseLoop's wait for a group of logins.
+	releaseLinger time.Duration
 
 	mu       sync.Mutex
 	held     map[string]*maildrop // token → open session
@@ -188,15 +190,16 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		}
 	}
 	s := &Store{
-		log:         opts.Logger,
-		node:        opts.Node,
-		lease:       opts.LeaseDuration,
-		timeout:     opts.Timeout,
-		held:        map[string]*maildrop{},
-		openRetries: openRetries,
-		opens:       opener{flushing: make(chan struct{}, 1)},
-		stop:        make(chan struct{}),
-		done:        make(chan struct{}),
+		log:           opts.Logger,
+		node:          opts.Node,
+		lease:         opts.LeaseDuration,
+		timeout:       opts.Timeout,
+		held:          map[string]*maildrop{},
+		openRetries:   openRetries,
+		releaseLinger: releaseLinger,
+		opens:         opener{flushing: make(chan struct{}, 1)},
+		stop:          make(chan struct{}),
+		done:          make(chan struct{}),
 	}
 	if s.lease <= 0 {
 		s.lease = DefaultLeaseDuration

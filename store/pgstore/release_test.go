@@ -365,3 +365,40 @@ func TestReleasesRideWithLogins(t *testing.T) {
 		}
 	}
 }
+
+// TestReleaseLingersForLogins: a release queued while no group of logins
+// is in the database or gathering waits releaseLinger for one, and a
+// login that comes meanwhile gives it up in its own statement: one round
+// trip for both.
+func TestReleaseLingersForLogins(t *testing.T) {
+	t.Parallel()
+	dsn := pg.DB(t)
+	s, c := newCountingStore(t, dsn)
+	s.releaseLinger = time.Hour // no release goes by itself in this test
+	other := newTestStore(t, dsn, "node-b")
+	other.openRetries = nil
+	deliverT(t, s, "alice", "hi\n")
+	deliverT(t, s, "bob", "hi\n")
+	md := openT(t, s, "alice")
+	t0 := c.trips.Load()
+	if err := md.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Time for a release loop that did not linger to write alice's
+	// release by itself (a round trip more); one that lingers waits for an
+	// hour, so the outcome does not depend on the machine's speed.
+	time.Sleep(20 * time.Millisecond)
+	bob := openT(t, s, "bob")
+	defer bob.Close()
+	if got := c.trips.Load() - t0; got != 1 {
+		t.Errorf("a logout and a login took %d round trips, want 1", got)
+	}
+	if tok := s.releasing("alice"); tok != "" {
+		t.Errorf("alice's release is still queued after bob's login")
+	}
+	md, err := other.Open(t.Context(), "alice")
+	if err != nil {
+		t.Fatalf("node b Open of alice, given up: %v", err)
+	}
+	md.Close()
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/postie-mail/postie/store"
 )
 
 // rtCounter is a pgx tracer that counts round trips (a query, or a batch
@@ -229,7 +230,8 @@ func TestAbuseForgetBatched(t *testing.T) {
 // unchanged since the node's cached snapshot reads none of its messages
 // in the database (EXPLAIN ANALYZE of snapshotSQL: the scan of
 // postie_messages is never executed), however many it has; a changed
-// one reads them all.
+// one reads them all, unless the session does not hold its lease (a login
+// refused [IN-USE]).
 func TestSnapshotUnchangedReadsNoMessage(t *testing.T) {
 	s := newTestStore(t, pg.DB(t), "n")
 	for i := range 200 {
@@ -247,7 +249,7 @@ func TestSnapshotUnchangedReadsNoMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := md.(*maildrop).token
-	read := func(gen int64) (rows float64) {
+	read := func(tok string, gen int64) (rows float64) {
 		t.Helper()
 		var plan []map[string]any
 		if err := s.pool.QueryRow(t.Context(), "EXPLAIN (ANALYZE, FORMAT JSON) "+snapshotSQL,
@@ -271,11 +273,30 @@ func TestSnapshotUnchangedReadsNoMessage(t *testing.T) {
 		walk(plan[0]["Plan"].(map[string]any))
 		return rows
 	}
-	if got := read(gen); got != 0 {
+	if got := read(tok, gen); got != 0 {
 		t.Errorf("an unchanged maildrop of 200 messages: %v message rows read, want 0", got)
 	}
-	if got := read(gen - 1); got != 200 {
+	if got := read(tok, gen-1); got != 200 {
 		t.Errorf("a changed maildrop of 200 messages: %v message rows read, want 200", got)
+	}
+	if got := read(newToken(), gen-1); got != 0 {
+		t.Errorf("a changed maildrop of 200 messages, lease held by another session: %v message rows read, want 0", got)
+	}
+}
+
+// TestSortMessages: a snapshot's messages are put in the order of their
+// ids, each with its own size and UIDL, whatever order the rows came in.
+func TestSortMessages(t *testing.T) {
+	md := &maildrop{
+		msgs:  []message{{id: 7, chunks: 1}, {id: 3, chunks: 2}, {id: 5, chunks: 3}},
+		infos: []store.MessageInfo{{UID: "u7", Size: 70}, {UID: "u3", Size: 30}, {UID: "u5", Size: 50}},
+	}
+	sortMessages(md)
+	wantIDs, wantUIDs := []int64{3, 5, 7}, []string{"u3", "u5", "u7"}
+	for i := range md.msgs {
+		if md.msgs[i].id != wantIDs[i] || md.infos[i].UID != wantUIDs[i] || md.infos[i].Size != md.msgs[i].id*10 || md.msgs[i].chunks != []int{0, 0, 0, 2, 0, 3, 0, 1}[md.msgs[i].id] {
+			t.Errorf("message %d: %+v %+v, want id %d, %s", i, md.msgs[i], md.infos[i], wantIDs[i], wantUIDs[i])
+		}
 	}
 }
 
