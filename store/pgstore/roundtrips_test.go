@@ -310,3 +310,63 @@ func asSlice(v any) []map[string]any {
 	}
 	return out
 }
+
+// TestStatementsPlannedOnce: the statements of a login, a delivery and a
+// QUIT that deletes run their generic plan, made once per connection,
+// not a plan of their own at each execution (PostgreSQL's default for a
+// statement whose parameters are lists: its planner then cost the
+// database 40% of a login's CPU). A DSN that chooses plan_cache_mode
+// keeps its choice.
+func TestStatementsPlannedOnce(t *testing.T) {
+	dsn := pg.DB(t)
+	s, err := New(t.Context(), Options{DSN: dsn, LeaseDuration: testLease, Timeout: 5 * time.Second, Node: "n", MaxConns: 1,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 6 {
+		deliverT(t, s, "alice", fmt.Sprintf("message %d\n", i))
+		md := openT(t, s, "alice")
+		if err := md.Commit(t.Context(), []int{0}); err != nil {
+			t.Fatal(err)
+		}
+		md.Close()
+		s.waitReleases(t.Context())
+	}
+	// MaxConns 1: the statements above ran on the connection read here.
+	rows, err := s.pool.Query(t.Context(), `SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for rows.Next() {
+		var stmt string
+		var generic, custom int64
+		if err := rows.Scan(&stmt, &generic, &custom); err != nil {
+			t.Fatal(err)
+		}
+		for name, sql := range map[string]string{"leaseSQL": leaseSQL, "snapshotSQL": snapshotSQL, "deliverSQL": deliverSQL, "commitSQL": commitSQL} {
+			if strings.TrimSpace(stmt) == strings.TrimSpace(sql) {
+				seen[name] = true
+				if custom != 0 || generic == 0 {
+					t.Errorf("%s: %d generic plans, %d custom plans, want only generic", name, generic, custom)
+				}
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 4 {
+		t.Errorf("statements found prepared: %v, want leaseSQL, snapshotSQL, deliverSQL and commitSQL", seen)
+	}
+
+	cfg, err := PoolConfig(dsn + " plan_cache_mode=auto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; got != "auto" {
+		t.Errorf("plan_cache_mode from the DSN: %q, want auto", got)
+	}
+}
