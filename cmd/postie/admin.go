@@ -314,6 +314,7 @@ var pgMetrics = []pgMetric{
 	pgCounter("lease_renewal_failures_total", "Lease renewals that failed (the database did not answer in time).", func(s pgstore.Stats) uint64 { return s.LeaseRenewalFailures }),
 	pgCounter("leases_lost_total", "Sessions whose lease expired and was taken over by another (they delete nothing).", func(s pgstore.Stats) uint64 { return s.LeasesLost }),
 	pgCounter("leases_taken_over_total", "Logins that took over an expired lease (of a node that died or lost the database).", func(s pgstore.Stats) uint64 { return s.LeasesTakenOver }),
+	pgCounter("lease_release_failures_total", "Statements giving up the leases of ended sessions that failed (tried again until a lease has passed).", func(s pgstore.Stats) uint64 { return s.LeaseReleaseFailures }),
 }
 
 func pgGauge(name, help string, v func(pgstore.Stats) int64) pgMetric {

@@ -171,6 +171,10 @@ type releaser struct {
 	running  bool              // releaseLoop runs
 	idle     chan struct{}     // closed when running ends; nil while idle
 	paused   bool              // tests: the queued releases wait
+	// failures counts the release statements that failed in a row, since
+	// failedSince; releaseLoop waits longer after each.
+	failures    int
+	failedSince time.Time
 }
 
 // releaseLater queues the lease of session token on mailbox to be given up.
@@ -251,29 +255,72 @@ func (s *Store) takeReleases(reqs []*openReq) map[string]string {
 	return batch
 }
 
-// releasesWritten ends the statement of batch (taken by takeReleases): a
-// failure is logged, and the leases expire by themselves.
+// releasesWritten ends the statement of batch (taken by takeReleases). A
+// failure puts the releases back in the queue (but for a maildrop whose
+// newer release is queued): releaseLoop tries them again after a pause
+// (releaseBackoff), so that the maildrops are free soon after the
+// database answers again, rather than when their leases expire. Once the
+// statements have failed for a whole lease, or when the Store is closing,
+// a failed batch is given up: the leases expire by themselves.
 func (s *Store) releasesWritten(batch map[string]string, err error) {
 	if len(batch) == 0 {
 		return
 	}
-	if err != nil {
-		s.log.Warn("pgstore: releasing maildrop locks failed; they expire by themselves", "err", dbError("release", err), "sessions", len(batch))
-	}
 	r := &s.releases
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.inflight = nil
-	r.mu.Unlock()
+	if err == nil {
+		r.failures, r.failedSince = 0, time.Time{}
+		return
+	}
+	s.stats.releaseFailures.Add(1)
+	now := time.Now()
+	if r.failures == 0 {
+		r.failedSince = now
+	}
+	r.failures++
+	if s.stopping() || now.Sub(r.failedSince) >= s.lease {
+		s.log.Warn("pgstore: releasing maildrop locks failed; they expire by themselves", "err", dbError("release", err), "sessions", len(batch))
+		return
+	}
+	s.log.Warn("pgstore: releasing maildrop locks failed; trying again", "err", dbError("release", err), "sessions", len(batch))
+	if r.queued == nil {
+		r.queued = map[string]string{}
+	}
+	for box, tok := range batch {
+		if _, ok := r.queued[box]; !ok {
+			r.queued[box] = tok
+		}
+	}
+	s.startReleases()
+}
+
+// releaseBackoff is releaseLoop's pause after n failed release
+// statements in a row: 20 ms, doubled each time, at most a second (and
+// at most a third of the lease).
+func (s *Store) releaseBackoff(n int) time.Duration {
+	return min(10*time.Millisecond<<min(n, 10), time.Second, s.lease/3)
+}
+
+// stopping reports whether Close has begun.
+func (s *Store) stopping() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // releaseLoop writes the queued releases that no group of logins took,
 // until none is left. It waits for the group in the database, if any, and
 // leaves the releases to the group gathering, if any (or starting to
-// gather within releaseLinger): the group's statement gives them up with
-// its logins.
+// gather within releaseLinger, or within releaseBackoff after failed
+// statements): the group's statement gives them up with its logins.
 func (s *Store) releaseLoop() {
 	r, o := &s.releases, &s.opens
-	lingered := false
+	waited := false // the pause before this loop's own statement
 	for {
 		o.flushing <- struct{}{}
 		r.mu.Lock()
@@ -285,6 +332,10 @@ func (s *Store) releaseLoop() {
 			<-o.flushing
 			return
 		}
+		pause := s.releaseLinger
+		if r.failures > 0 {
+			pause = s.releaseBackoff(r.failures)
+		}
 		r.mu.Unlock()
 		o.mu.Lock()
 		g := o.next
@@ -294,16 +345,16 @@ func (s *Store) releaseLoop() {
 			<-g.done
 			continue
 		}
-		if !lingered && s.releaseLinger > 0 {
+		if !waited && pause > 0 {
 			<-o.flushing
-			lingered = true
+			waited = true
 			select {
-			case <-time.After(s.releaseLinger):
+			case <-time.After(pause):
 			case <-s.stop:
 			}
 			continue
 		}
-		lingered = false
+		waited = false
 		batch := s.takeReleases(nil)
 		ctx, cancel := s.op(context.Background())
 		b := &pgx.Batch{}

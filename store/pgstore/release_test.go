@@ -1,6 +1,7 @@
 package pgstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -399,6 +400,49 @@ func TestReleaseLingersForLogins(t *testing.T) {
 	md, err := other.Open(t.Context(), "alice")
 	if err != nil {
 		t.Fatalf("node b Open of alice, given up: %v", err)
+	}
+	md.Close()
+}
+
+// TestReleaseRetriedAfterFailure: a release statement that fails (here
+// another transaction holds the lease's row past lock_timeout) is tried
+// again, so that the maildrop is free as soon as the database lets it,
+// not when the lease expires; the failures are counted.
+func TestReleaseRetriedAfterFailure(t *testing.T) {
+	t.Parallel()
+	dsn := pg.DB(t)
+	s := newTestStore(t, dsn+" lock_timeout=50", "node-a")
+	other := newTestStore(t, dsn, "node-b")
+	other.openRetries = nil
+	deliverT(t, s, "alice", "hi\n")
+	md := openT(t, s, "alice")
+	tx, err := other.pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(t.Context(), `SELECT 1 FROM postie_leases WHERE mailbox = 'alice' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	if err := md.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for s.Stats().LeaseReleaseFailures == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if tok := s.releasing("alice"); tok == "" {
+		t.Fatal("the release that failed is no longer queued")
+	}
+	if err := tx.Rollback(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	s.waitReleases(t.Context())
+	if got := leases(t, s); got != 0 {
+		t.Errorf("%d leases held after the release was tried again, want 0", got)
+	}
+	md, err = other.Open(t.Context(), "alice")
+	if err != nil {
+		t.Fatalf("node b Open of alice once the release went through: %v", err)
 	}
 	md.Close()
 }

@@ -22,10 +22,13 @@ type Stats struct {
 	// LeasesTakenOver counts logins that took an expired lease over:
 	// a session of a node that died or lost the database.
 	LeasesTakenOver uint64
+	// LeaseReleaseFailures counts the statements that gave up leases of
+	// ended sessions and failed (they are tried again).
+	LeaseReleaseFailures uint64
 }
 
 type counters struct {
-	renewals, renewalFailures, leasesLost, leasesTakenOver atomic.Uint64
+	renewals, renewalFailures, leasesLost, leasesTakenOver, releaseFailures atomic.Uint64
 }
 
 // Stats returns the Store's counters and its pool's state.
@@ -40,6 +43,7 @@ func (s *Store) Stats() Stats {
 		LeaseRenewalFailures: s.stats.renewalFailures.Load(),
 		LeasesLost:           s.stats.leasesLost.Load(),
 		LeasesTakenOver:      s.stats.leasesTakenOver.Load(),
+		LeaseReleaseFailures: s.stats.releaseFailures.Load(),
 	}
 }
 
