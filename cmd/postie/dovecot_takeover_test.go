@@ -32,23 +32,33 @@ import (
 func TestDovecotTakeover(t *testing.T) {
 	for _, format := range []string{"%08Xu%08Xv", "%v.%u", "%g"} {
 		t.Run(strings.ReplaceAll(format, "%", "pct"), func(t *testing.T) {
-			testDovecotTakeover(t, format, false)
+			testDovecotTakeover(t, format, "")
 		})
 	}
 	// dovecot-uidlist in a control directory of its own (CONTROL=),
-	// read there with dovecot_control_path.
-	t.Run("control", func(t *testing.T) { testDovecotTakeover(t, "%08Xu%08Xv", true) })
+	// read there with dovecot_control_path: in .INBOX/ with Dovecot's
+	// default layout, in INBOX/ with LAYOUT=fs.
+	t.Run("control", func(t *testing.T) { testDovecotTakeover(t, "%08Xu%08Xv", ".INBOX") })
+	t.Run("control-layout-fs", func(t *testing.T) { testDovecotTakeover(t, "%08Xu%08Xv", "INBOX") })
 }
 
-func testDovecotTakeover(t *testing.T, format string, control bool) {
+// testDovecotTakeover runs the takeover with Dovecot's UIDL format, and
+// its control files in the Maildir (inbox "") or in a control directory
+// (inbox: where Dovecot keeps INBOX's there, ".INBOX" or "INBOX" with
+// LAYOUT=fs).
+func testDovecotTakeover(t *testing.T, format string, inbox string) {
+	control := inbox != ""
 	dovecotControl, controlPath := "", ""
 	if control {
 		dovecotControl, controlPath = "~/control", "%h/control"
 	}
+	if inbox == "INBOX" {
+		dovecotControl += ":LAYOUT=fs"
+	}
 	d := testenv.StartDovecotMailControl(t, 2, format, dovecotControl)
 	uidlistPath := filepath.Join(d.Maildir("user1"), "dovecot-uidlist")
 	if control {
-		uidlistPath = filepath.Join(filepath.Dir(d.Maildir("user1")), "control", ".INBOX", "dovecot-uidlist")
+		uidlistPath = filepath.Join(filepath.Dir(d.Maildir("user1")), "control", inbox, "dovecot-uidlist")
 	}
 	for i := 1; i <= 3; i++ {
 		lmtpDeliver(t, d.LMTPAddr, "user1@example.org", fmt.Sprintf("From: a@example.net\r\nSubject: lmtp %d\r\n\r\nthrough Dovecot's LMTP, %d\r\n..dot-stuffed line\r\n", i, i))

@@ -39,7 +39,8 @@ func StartDovecotMail(t testing.TB, n int, pop3UIDLFormat string) *DovecotMail {
 
 // StartDovecotMailControl is StartDovecotMail with Dovecot's control files
 // (dovecot-uidlist) kept in control, the CONTROL= of its mail_location
-// (e.g. "~/control"), instead of the Maildir; "" keeps them there.
+// (e.g. "~/control", or "~/control:LAYOUT=fs" with the rest of the
+// location), instead of the Maildir; "" keeps them there.
 func StartDovecotMailControl(t testing.TB, n int, pop3UIDLFormat, control string) *DovecotMail {
 	t.Helper()
 	location := "maildir:~/Maildir"

@@ -494,8 +494,8 @@ func TestDovecotControlPath(t *testing.T) {
 	}
 	// A control directory that is a symbolic link: not followed.
 	elsewhere := t.TempDir()
-	os.Mkdir(filepath.Join(elsewhere, inboxControl), 0o700)
-	os.WriteFile(filepath.Join(elsewhere, inboxControl, uidlistName), []byte(takeoverFiles[uidlistName]), 0o600)
+	os.Mkdir(filepath.Join(elsewhere, inboxControls[0]), 0o700)
+	os.WriteFile(filepath.Join(elsewhere, inboxControls[0], uidlistName), []byte(takeoverFiles[uidlistName]), 0o600)
 	os.MkdirAll(filepath.Dir(control), 0o700)
 	if err := os.Symlink(elsewhere, control); err != nil {
 		t.Fatal(err)
@@ -504,12 +504,12 @@ func TestDovecotControlPath(t *testing.T) {
 		t.Errorf("symbolic link: %v\n%s", got, logs)
 	}
 	os.Remove(control)
-	if err := os.MkdirAll(filepath.Join(control, inboxControl), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(control, inboxControls[0]), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	// Only INBOX's file counts (as Dovecot 2.3 keeps it, in .INBOX/).
 	os.WriteFile(filepath.Join(control, uidlistName), []byte(files[uidlistName]), 0o600)
-	os.WriteFile(filepath.Join(control, inboxControl, uidlistName), []byte(takeoverFiles[uidlistName]), 0o600)
+	os.WriteFile(filepath.Join(control, inboxControls[0], uidlistName), []byte(takeoverFiles[uidlistName]), 0o600)
 	if got := uidls(t, s); !slicesEqual(got, want) {
 		t.Errorf("%v, want %v\n%s", got, want, logs)
 	}
@@ -518,5 +518,38 @@ func TestDovecotControlPath(t *testing.T) {
 	}
 	if _, err := New(Options{Root: t.TempDir(), DovecotControlPath: "%h/control"}); err == nil {
 		t.Error("%h without home directories accepted")
+	}
+}
+
+// TestDovecotControlPathLayoutFS: with Dovecot's LAYOUT=fs, INBOX's
+// control files are in INBOX/ of the control directory, not .INBOX/:
+// dovecot-uidlist is read there when there is no .INBOX/; an INBOX that is
+// a symbolic link is refused.
+func TestDovecotControlPathLayoutFS(t *testing.T) {
+	files := map[string]string{}
+	for k, v := range takeoverFiles {
+		files[k] = v
+	}
+	delete(files, uidlistName)
+	s, dir, logs := takeoverStore(t, Options{DovecotUIDLFormat: "%08Xu%08Xv", DovecotControlPath: "control/%u"}, files)
+	control := filepath.Join(filepath.Dir(dir), "control", "u")
+	elsewhere := t.TempDir()
+	os.WriteFile(filepath.Join(elsewhere, uidlistName), []byte(takeoverFiles[uidlistName]), 0o600)
+	if err := os.MkdirAll(control, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, filepath.Join(control, "INBOX")); err != nil {
+		t.Fatal(err)
+	}
+	if got := uidls(t, s); got[0].UID != "1700000001.M1P1.host" || !strings.Contains(logs.String(), "cannot use dovecot-uidlist") {
+		t.Errorf("INBOX a symbolic link: %v\n%s", got, logs)
+	}
+	os.Remove(filepath.Join(control, "INBOX"))
+	if err := os.Mkdir(filepath.Join(control, "INBOX"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(control, "INBOX", uidlistName), []byte(takeoverFiles[uidlistName]), 0o600)
+	if got := uidls(t, s); !slicesEqual(got, dovecotWant) {
+		t.Errorf("%v, want %v\n%s", got, dovecotWant, logs)
 	}
 }

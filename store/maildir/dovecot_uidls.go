@@ -217,15 +217,18 @@ func (l *dovecotUidlist) lookup(unique string) *dovecotRecord {
 	return l.byUnique[unique]
 }
 
-// inboxControl is the directory of INBOX's control files in a Dovecot
-// control directory (CONTROL=).
-const inboxControl = ".INBOX"
+// inboxControls are the directories of INBOX's control files in a
+// Dovecot control directory (CONTROL=), tried in this order: .INBOX with
+// Dovecot's default Maildir++ layout, INBOX with LAYOUT=fs (Dovecot 2.3,
+// both checked with the real one).
+var inboxControls = []string{".INBOX", "INBOX"}
 
 // readDovecotUidlist reads the maildrop's dovecot-uidlist: in the Maildir,
 // or, when Options.DovecotControlPath is set, where Dovecot keeps INBOX's
-// control files below the user's control directory, .INBOX/ (Dovecot 2.3,
-// Maildir++ layout); nil, nil when it or a directory above it is missing.
-// Neither directory is opened through a symbolic link. md holds the lock.
+// control files below the user's control directory (the first of
+// inboxControls that exists); nil, nil when it or a directory above it is
+// missing. No directory is opened through a symbolic link. md holds the
+// lock.
 func (md *maildrop) readDovecotUidlist() (*dovecotUidlist, error) {
 	s := md.s
 	if s.control.raw == "" {
@@ -235,17 +238,24 @@ func (md *maildrop) readDovecotUidlist() (*dovecotUidlist, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: control directory: %v", errUidlist, err)
 	}
-	fd, err := openDirAt(unix.AT_FDCWD, dir)
-	if err == nil {
-		defer unix.Close(fd)
-		fd, err = openDirAt(fd, inboxControl)
-	}
+	cfd, err := openDirAt(unix.AT_FDCWD, dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: control directory: %v", errUidlist, err)
 	}
-	defer unix.Close(fd)
-	return readUidlist(fd)
+	defer unix.Close(cfd)
+	for _, sub := range inboxControls {
+		fd, err := openDirAt(cfd, sub)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: control directory: %s: %v", errUidlist, sub, err)
+		}
+		defer unix.Close(fd)
+		return readUidlist(fd)
+	}
+	return nil, nil
 }
