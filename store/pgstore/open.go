@@ -19,8 +19,9 @@ import (
 // round trip is under way go together in the next, two statements for
 // all of them in one transaction (leaseSQL, which also gives up the
 // leases of the sessions that ended meanwhile, then snapshotSQL), as a
-// database commits transactions in groups. A login waits for at most the round trip under
-// way and its own; alone, it goes at once. Every statement that locks
+// database commits transactions in groups. If the transaction fails, the
+// releases go back in the queue (releasesWritten). A login waits for at
+// most the round trip under way and its own; alone, it goes at once. Every statement that locks
 // several leases locks them in the order of the maildrops' names, so that
 // two never wait for each other.
 
