@@ -95,8 +95,8 @@ func (s *Store) Open(ctx context.Context, user string) (store.Maildrop, error) {
 
 // openRetries are the pauses of Open before it tries again to take a
 // lease held by another session: a session's lease stays in the database
-// for a round trip after it ended (see releaseLater), longer when the
-// database is slow. About a second in all.
+// for a millisecond and a round trip or two after it ended (see
+// releaseLater), longer when the database is slow. About a second in all.
 var openRetries = []time.Duration{2 * time.Millisecond, 10 * time.Millisecond, 40 * time.Millisecond,
 	150 * time.Millisecond, 300 * time.Millisecond, 500 * time.Millisecond}
 

@@ -446,3 +446,46 @@ func TestReleaseRetriedAfterFailure(t *testing.T) {
 	}
 	md.Close()
 }
+
+// TestReleaseFailingAtClose: closing a Store while its release statements
+// fail gives the releases up (their leases expire by themselves) at the
+// first failure after Close began, instead of trying them again until
+// Close's wait runs out or a whole lease has passed.
+func TestReleaseFailingAtClose(t *testing.T) {
+	t.Parallel()
+	dsn := pg.DB(t)
+	s := newTestStore(t, dsn+" lock_timeout=50", "node-a")
+	other := newTestStore(t, dsn, "node-b")
+	deliverT(t, s, "alice", "hi\n")
+	md := openT(t, s, "alice")
+	tx, err := other.pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(t.Context(), `SELECT 1 FROM postie_leases WHERE mailbox = 'alice' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	if err := md.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for s.Stats().LeaseReleaseFailures == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	s.stopRenewing() // Close's first step: from here on, the Store is closing
+	before := s.Stats().LeaseReleaseFailures
+	s.Close()
+	// At most the statement under way when the stop came: each failure
+	// takes lock_timeout (50 ms), and tried again after the stop they
+	// would go on for the test's lease (2 s).
+	if n := s.stats.releaseFailures.Load() - before; n > 1 {
+		t.Errorf("%d release statements failed after Close began, want at most 1", n)
+	}
+	r := &s.releases
+	r.mu.Lock()
+	running, queued := r.running, len(r.queued)
+	r.mu.Unlock()
+	if running || queued != 0 {
+		t.Errorf("after Close: release loop running %v, %d releases queued; want them given up", running, queued)
+	}
+}
