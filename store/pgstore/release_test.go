@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/postie-mail/postie/store"
 )
 
@@ -404,15 +406,14 @@ func TestReleaseLingersForLogins(t *testing.T) {
 	md.Close()
 }
 
-// TestReleaseRetriedAfterFailure: a release statement that fails (here
-// another transaction holds the lease's row past lock_timeout) is tried
-// again, so that the maildrop is free as soon as the database lets it,
-// not when the lease expires; the failures are counted.
-func TestReleaseRetriedAfterFailure(t *testing.T) {
-	t.Parallel()
+// failingRelease ends a session of alice on node a (s) while another
+// transaction (tx, of node b) holds her lease's row, and returns once a
+// release statement has failed: past lock_timeout, 50 ms on s.
+func failingRelease(t *testing.T) (s, other *Store, tx pgx.Tx) {
+	t.Helper()
 	dsn := pg.DB(t)
-	s := newTestStore(t, dsn+" lock_timeout=50", "node-a")
-	other := newTestStore(t, dsn, "node-b")
+	s = newTestStore(t, dsn+" lock_timeout=50", "node-a")
+	other = newTestStore(t, dsn, "node-b")
 	other.openRetries = nil
 	deliverT(t, s, "alice", "hi\n")
 	md := openT(t, s, "alice")
@@ -420,7 +421,7 @@ func TestReleaseRetriedAfterFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback(context.Background())
+	t.Cleanup(func() { tx.Rollback(context.Background()) })
 	if _, err := tx.Exec(t.Context(), `SELECT 1 FROM postie_leases WHERE mailbox = 'alice' FOR UPDATE`); err != nil {
 		t.Fatal(err)
 	}
@@ -430,6 +431,16 @@ func TestReleaseRetriedAfterFailure(t *testing.T) {
 	for s.Stats().LeaseReleaseFailures == 0 {
 		time.Sleep(time.Millisecond)
 	}
+	return s, other, tx
+}
+
+// TestReleaseRetriedAfterFailure: a release statement that fails (here
+// another transaction holds the lease's row past lock_timeout) is tried
+// again, so that the maildrop is free as soon as the database lets it,
+// not when the lease expires; the failures are counted.
+func TestReleaseRetriedAfterFailure(t *testing.T) {
+	t.Parallel()
+	s, other, tx := failingRelease(t)
 	if tok := s.releasing("alice"); tok == "" {
 		t.Fatal("the release that failed is no longer queued")
 	}
@@ -440,7 +451,7 @@ func TestReleaseRetriedAfterFailure(t *testing.T) {
 	if got := leases(t, s); got != 0 {
 		t.Errorf("%d leases held after the release was tried again, want 0", got)
 	}
-	md, err = other.Open(t.Context(), "alice")
+	md, err := other.Open(t.Context(), "alice")
 	if err != nil {
 		t.Fatalf("node b Open of alice once the release went through: %v", err)
 	}
@@ -453,25 +464,7 @@ func TestReleaseRetriedAfterFailure(t *testing.T) {
 // Close's wait runs out or a whole lease has passed.
 func TestReleaseFailingAtClose(t *testing.T) {
 	t.Parallel()
-	dsn := pg.DB(t)
-	s := newTestStore(t, dsn+" lock_timeout=50", "node-a")
-	other := newTestStore(t, dsn, "node-b")
-	deliverT(t, s, "alice", "hi\n")
-	md := openT(t, s, "alice")
-	tx, err := other.pool.Begin(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(context.Background())
-	if _, err := tx.Exec(t.Context(), `SELECT 1 FROM postie_leases WHERE mailbox = 'alice' FOR UPDATE`); err != nil {
-		t.Fatal(err)
-	}
-	if err := md.Close(); err != nil {
-		t.Fatal(err)
-	}
-	for s.Stats().LeaseReleaseFailures == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	s, _, _ := failingRelease(t)
 	s.stopRenewing() // Close's first step: from here on, the Store is closing
 	before := s.Stats().LeaseReleaseFailures
 	s.Close()
